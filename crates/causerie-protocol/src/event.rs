@@ -1,0 +1,17 @@
+//! Socket.IO event names. Each name is used in both directions unless its doc says otherwise.
+
+/// Server to client, once per connection: [`crate::Welcome`].
+pub const WELCOME: &str = "welcome";
+/// Client to server: [`crate::SendMessage`] with an ack of [`crate::Reply`]`<`[`crate::MessageAccepted`]`>`.
+/// Server to client: [`crate::Message`] (or a plain string for seed clients).
+pub const MESSAGE: &str = "message";
+/// Client to server: [`crate::HistoryRequest`], acked with [`crate::Reply`]`<`[`crate::HistoryPage`]`>`.
+pub const HISTORY: &str = "history";
+/// Client to server: [`crate::RoomRequest`], acked with [`crate::Reply`]`<`[`crate::Joined`]`>`.
+pub const JOIN: &str = "join";
+/// Client to server: [`crate::RoomRequest`], acked with [`crate::Reply`]`<`[`crate::Left`]`>`.
+pub const LEAVE: &str = "leave";
+/// Server to client: [`crate::Presence`], when the people in a room change.
+pub const PRESENCE: &str = "presence";
+/// Client to server: [`crate::TypingRequest`]. Server to client: [`crate::Typing`].
+pub const TYPING: &str = "typing";

@@ -1,0 +1,137 @@
+//! Limits the server enforces, and the validation rules shared by the server and clients, so that a
+//! client can refuse bad input before it reaches the network and both sides agree on why.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::ErrorCode;
+
+/// Longest message text by default, in Unicode scalar values (Rust `char`s).
+pub const DEFAULT_MAX_MESSAGE_CHARS: u32 = 4_000;
+/// Longest display name, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+/// Longest room name, in characters.
+pub const MAX_ROOM_CHARS: usize = 32;
+/// Longest client message id, in characters.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+/// Messages in a history page when the request names no limit, and in `welcome.history`.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+/// Most messages in one history page.
+pub const MAX_HISTORY_LIMIT: u32 = 200;
+/// Largest Socket.IO packet the server accepts by default, in bytes, on either transport.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
+
+/// The limits in force on a server, sent in `welcome` so that clients check input the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Longest message text, in Unicode scalar values.
+    pub max_message_chars: u32,
+    /// Longest display name, in characters.
+    pub max_name_chars: u32,
+    /// Longest room name, in characters.
+    pub max_room_chars: u32,
+    /// Longest client message id, in characters.
+    pub max_client_id_chars: u32,
+    /// Most messages in one history page.
+    pub max_history_limit: u32,
+    /// Largest Socket.IO packet accepted, in bytes.
+    pub max_payload_bytes: u32,
+    /// Sustained messages per second allowed per user; `null` when the server sets no limit.
+    pub rate_limit_per_second: Option<u32>,
+    /// Messages a user may send at once before the sustained rate applies; `null` without a limit.
+    pub rate_limit_burst: Option<u32>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
+            max_name_chars: MAX_NAME_CHARS as u32,
+            max_room_chars: MAX_ROOM_CHARS as u32,
+            max_client_id_chars: MAX_CLIENT_ID_CHARS as u32,
+            max_history_limit: MAX_HISTORY_LIMIT,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            rate_limit_per_second: Some(5),
+            rate_limit_burst: Some(10),
+        }
+    }
+}
+
+impl Limits {
+    /// Checks a message text: not blank, and no longer than [`Limits::max_message_chars`].
+    pub fn check_text(&self, text: &str) -> Result<(), ErrorCode> {
+        if text.trim().is_empty() {
+            return Err(ErrorCode::Empty);
+        }
+        if text.chars().count() > self.max_message_chars as usize {
+            return Err(ErrorCode::TooLong);
+        }
+        Ok(())
+    }
+}
+
+/// Returns the display name trimmed, or `None` when it is empty, longer than [`MAX_NAME_CHARS`], or
+/// holds a control character (which could forge lines in logs and seed clients' `"name: text"`).
+pub fn normalize_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let len = name.chars().count();
+    let valid = (1..=MAX_NAME_CHARS).contains(&len) && !name.chars().any(char::is_control);
+    valid.then_some(name)
+}
+
+/// Whether `room` is a valid room name: 1 to [`MAX_ROOM_CHARS`] of `a-z`, `0-9`, `-` and `_`.
+pub fn is_valid_room(room: &str) -> bool {
+    (1..=MAX_ROOM_CHARS).contains(&room.len())
+        && room
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Whether `id` is a valid client message id: 1 to [`MAX_CLIENT_ID_CHARS`] characters, none of
+/// them a control character.
+pub fn is_valid_client_id(id: &str) -> bool {
+    (1..=MAX_CLIENT_ID_CHARS).contains(&id.chars().count()) && !id.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(normalize_name("  Ada  "), Some("Ada"));
+        assert_eq!(normalize_name("   "), None);
+        assert_eq!(normalize_name(&"é".repeat(32)), Some("é".repeat(32).as_str()));
+        assert_eq!(normalize_name(&"é".repeat(33)), None);
+        assert_eq!(normalize_name("line\nbreak"), None);
+    }
+
+    #[test]
+    fn room_names_allow_only_lowercase_digits_dash_and_underscore() {
+        assert!(is_valid_room("general"));
+        assert!(is_valid_room("rust-fr_2"));
+        assert!(!is_valid_room(""));
+        assert!(!is_valid_room("General"));
+        assert!(!is_valid_room("a b"));
+        assert!(!is_valid_room(&"a".repeat(33)));
+    }
+
+    #[test]
+    fn text_is_checked_for_blankness_and_length_in_chars() {
+        let limits = Limits {
+            max_message_chars: 3,
+            ..Limits::default()
+        };
+        assert_eq!(limits.check_text(" \n\t"), Err(ErrorCode::Empty));
+        assert_eq!(limits.check_text("ééé"), Ok(()));
+        assert_eq!(limits.check_text("éééé"), Err(ErrorCode::TooLong));
+    }
+
+    #[test]
+    fn client_ids_are_bounded() {
+        assert!(is_valid_client_id("c-1"));
+        assert!(!is_valid_client_id(""));
+        assert!(!is_valid_client_id(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,254 @@
+//! The payloads of each event. Field names are camelCase on the wire.
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::Limits;
+
+/// The handshake `auth` object a client sends when it connects.
+///
+/// A client without `protocol` is a seed client of the old server (see `docs/protocol.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct HandshakeAuth {
+    /// [`crate::PROTOCOL_VERSION`] for a Causerie client; absent for a seed client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub protocol: Option<u32>,
+    /// Display name, 1 to 32 characters after trimming; absent: the server picks `guest-NNNN`
+    /// (or keeps the name the token carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub name: Option<String>,
+    /// The session token from an earlier `welcome`, to come back as the same user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub token: Option<String>,
+    /// The server's join code, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub code: Option<String>,
+}
+
+/// A person in the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, TS)]
+pub struct User {
+    /// Stable across connections for as long as the user keeps their token.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// The server's name and version, in `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ServerInfo {
+    /// Always `"causerie"` for this server.
+    pub name: String,
+    /// The server's release, semver.
+    pub version: String,
+}
+
+/// A stored chat message, as every client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// The server's id for the message; unique across rooms.
+    pub id: String,
+    /// The id the sending client gave the message; unique per author.
+    pub client_id: String,
+    /// The room the message belongs to.
+    pub room: String,
+    /// Position in the room: 1 for the first message, then up by exactly 1, with no gaps.
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// Who sent it, with the name they had then.
+    pub author: User,
+    /// The text, as sent (rendered as text, never as markup).
+    pub text: String,
+    /// When the server stored it, RFC 3339 UTC with milliseconds (`2026-11-25T09:00:00.123Z`).
+    pub sent_at: String,
+}
+
+/// Sent once to each connection: who you are, where you are, and what you missed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Welcome {
+    /// The connected user.
+    pub user: User,
+    /// Keep it and send it as `auth.token` next time to stay the same user.
+    pub token: String,
+    /// The room this connection is in: [`crate::DEFAULT_ROOM`].
+    pub room: String,
+    /// Every room on the server, by name.
+    pub rooms: Vec<String>,
+    /// The people online in `room`, one entry per user.
+    pub online: Vec<User>,
+    /// The latest messages of `room`, oldest first.
+    pub history: Vec<Message>,
+    /// The limits the server enforces.
+    pub limits: Limits,
+    /// Which server this is.
+    pub server: ServerInfo,
+}
+
+/// Client `message`: send a text to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// The client's id for this message, 1 to 64 characters. Sending the same id again is safe: the
+    /// server stores the message once and acks the stored one.
+    pub id: String,
+    /// Defaults to [`crate::DEFAULT_ROOM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// The text, 1 to `limits.maxMessageChars` characters, not blank.
+    pub text: String,
+}
+
+/// The body of a successful `message` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct MessageAccepted {
+    /// The stored message, with its server id and seq.
+    pub message: Message,
+}
+
+/// Client `history`: a page of a room's messages.
+///
+/// With `after`, the oldest messages with a higher seq; with `before`, the latest messages with a
+/// lower seq; with both, the oldest messages between them; with neither, the latest messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryRequest {
+    /// Defaults to [`crate::DEFAULT_ROOM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// Only messages with a seq greater than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub after: Option<u64>,
+    /// Only messages with a seq less than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub before: Option<u64>,
+    /// 1 to 200; defaults to 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub limit: Option<u32>,
+}
+
+/// The body of a successful `history` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    /// The room of the page.
+    pub room: String,
+    /// Oldest first.
+    pub messages: Vec<Message>,
+    /// Whether more messages match the request beyond this page (older for `before` or no bound,
+    /// newer for `after`).
+    pub has_more: bool,
+}
+
+/// Client `join` and `leave`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RoomRequest {
+    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`. Joining a room that does not exist creates it.
+    pub room: String,
+}
+
+/// The body of a successful `join` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Joined {
+    /// The room joined.
+    pub room: String,
+    /// The people online in it, the joining user included.
+    pub online: Vec<User>,
+    /// Its latest messages, oldest first, as in `welcome.history`.
+    pub history: Vec<Message>,
+}
+
+/// The body of a successful `leave` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Left {
+    /// The room left.
+    pub room: String,
+}
+
+/// Server `presence`: the people online in a room changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Presence {
+    /// The room whose people changed.
+    pub room: String,
+    /// Everyone online in the room now.
+    pub online: Vec<User>,
+    /// Who arrived, if someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub joined: Option<User>,
+    /// Who went away, if someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub left: Option<User>,
+}
+
+/// Client `typing`: the user started or stopped typing in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct TypingRequest {
+    /// A room this connection has joined.
+    pub room: String,
+    /// `true` while typing, `false` when stopped.
+    pub typing: bool,
+}
+
+/// Server `typing`: someone else in the room started or stopped typing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Typing {
+    /// The room.
+    pub room: String,
+    /// Who is typing.
+    pub user: User,
+    /// `true` while typing, `false` when stopped.
+    pub typing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_message_uses_camel_case_fields() {
+        let message = Message {
+            id: "m1".into(),
+            client_id: "c1".into(),
+            room: "general".into(),
+            seq: 1,
+            author: User {
+                id: "u1".into(),
+                name: "Ada".into(),
+            },
+            text: "hi".into(),
+            sent_at: "2026-11-25T09:00:00.123Z".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&message).expect("serializes"),
+            json!({"id": "m1", "clientId": "c1", "room": "general", "seq": 1,
+                   "author": {"id": "u1", "name": "Ada"}, "text": "hi",
+                   "sentAt": "2026-11-25T09:00:00.123Z"})
+        );
+    }
+
+    #[test]
+    fn a_send_without_room_defaults_and_unknown_fields_are_refused() {
+        let send: SendMessage =
+            serde_json::from_value(json!({"id": "c1", "text": "hi"})).expect("parses");
+        assert_eq!(send.room, None);
+        assert!(
+            serde_json::from_value::<SendMessage>(json!({"id": "c1", "text": "hi", "x": 1}))
+                .is_err()
+        );
+    }
+}
