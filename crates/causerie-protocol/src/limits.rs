@@ -102,7 +102,10 @@ mod tests {
     fn names_are_trimmed_and_bounded() {
         assert_eq!(normalize_name("  Ada  "), Some("Ada"));
         assert_eq!(normalize_name("   "), None);
-        assert_eq!(normalize_name(&"é".repeat(32)), Some("é".repeat(32).as_str()));
+        assert_eq!(
+            normalize_name(&"é".repeat(32)),
+            Some("é".repeat(32).as_str())
+        );
         assert_eq!(normalize_name(&"é".repeat(33)), None);
         assert_eq!(normalize_name("line\nbreak"), None);
     }

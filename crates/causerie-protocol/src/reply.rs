@@ -92,7 +92,10 @@ mod tests {
         });
         let value = serde_json::to_value(&reply).expect("serializes");
         assert_eq!(value, json!({"ok": true, "room": "general"}));
-        assert_eq!(serde_json::from_value::<Reply<Left>>(value).expect("parses"), reply);
+        assert_eq!(
+            serde_json::from_value::<Reply<Left>>(value).expect("parses"),
+            reply
+        );
     }
 
     #[test]
@@ -103,7 +106,10 @@ mod tests {
             value,
             json!({"ok": false, "error": {"code": "too_long", "message": "too long"}})
         );
-        assert_eq!(serde_json::from_value::<Reply<Left>>(value).expect("parses"), reply);
+        assert_eq!(
+            serde_json::from_value::<Reply<Left>>(value).expect("parses"),
+            reply
+        );
     }
 
     #[test]

@@ -1,1 +1,120 @@
-fn main(){}
+//! `causerie-server`: parses flags, sets up logging, and runs the library's server.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use causerie_server::{CorsOrigins, RateLimit, ServerConfig};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Causerie's chat server. Every flag also reads the environment variable named beside it.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address and port to listen on (port 0 picks a free port).
+    #[arg(long, env = "CAUSERIE_BIND", default_value = "127.0.0.1:3000")]
+    bind: SocketAddr,
+    /// Directory for the database and the generated secret key.
+    #[arg(long, env = "CAUSERIE_DATA_DIR", default_value = "causerie-data")]
+    data_dir: PathBuf,
+    /// Key that signs session tokens [default: generated once into DATA_DIR/secret.key].
+    #[arg(long, env = "CAUSERIE_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Code clients must send to connect [default: none, anyone may connect].
+    #[arg(long, env = "CAUSERIE_JOIN_CODE", hide_env_values = true)]
+    join_code: Option<String>,
+    /// Allowed browser origins, comma-separated [default: any origin].
+    #[arg(long, env = "CAUSERIE_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// Messages per second allowed per user; 0 turns flood control off.
+    #[arg(long, env = "CAUSERIE_RATE_LIMIT", default_value_t = 5)]
+    rate_limit: u32,
+    /// Messages a user may send at once before the rate limit applies.
+    #[arg(long, env = "CAUSERIE_RATE_BURST", default_value_t = 10)]
+    rate_burst: u32,
+    /// Longest message text, in characters.
+    #[arg(long, env = "CAUSERIE_MAX_MESSAGE_CHARS", default_value_t = causerie_protocol::limits::DEFAULT_MAX_MESSAGE_CHARS)]
+    max_message_chars: u32,
+    /// Largest Socket.IO packet, in bytes, on both transports.
+    #[arg(long, env = "CAUSERIE_MAX_PAYLOAD_BYTES", default_value_t = causerie_protocol::limits::DEFAULT_MAX_PAYLOAD_BYTES)]
+    max_payload_bytes: u32,
+    /// Verbose logs (debug level for Causerie); RUST_LOG overrides.
+    #[arg(long, env = "CAUSERIE_DEV")]
+    dev: bool,
+}
+
+impl Cli {
+    fn config(self) -> ServerConfig {
+        let rate_limit = NonZeroU32::new(self.rate_limit).map(|per_second| RateLimit {
+            per_second,
+            burst: NonZeroU32::new(self.rate_burst).unwrap_or(per_second),
+        });
+        ServerConfig {
+            secret_key: self.secret_key,
+            join_code: self.join_code,
+            cors_origins: if self.cors_origin.is_empty() {
+                CorsOrigins::Any
+            } else {
+                CorsOrigins::List(self.cors_origin)
+            },
+            rate_limit,
+            max_message_chars: self.max_message_chars,
+            max_payload_bytes: self.max_payload_bytes,
+            ..ServerConfig::new(self.data_dir)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let default_filter = if cli.dev {
+        "info,causerie_server=debug,socketioxide=debug"
+    } else {
+        "info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let listener = tokio::net::TcpListener::bind(cli.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.bind))?;
+    let address = listener.local_addr()?;
+    let data_dir = cli.data_dir.clone();
+    // On stdout, alone, so that scripts and tests started with port 0 learn the address.
+    println!("listening on http://{address}");
+    tracing::info!(%address, data_dir = %data_dir.display(), "serving chat");
+    causerie_server::run(listener, cli.config(), shutdown_signal())
+        .await
+        .context("the server stopped with an error")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,53 @@
+//! The state every handler shares: the store, identity, limits, flood control and metrics.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use causerie_protocol::{Limits, ServerInfo};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::{RateLimit, ServerConfig};
+use crate::identity::TokenSigner;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// One chat server's shared state, cheap to clone behind an [`Arc`].
+pub struct Chat {
+    /// Where messages are kept.
+    pub store: Arc<dyn Store>,
+    /// Signs and checks session tokens.
+    pub tokens: TokenSigner,
+    /// What clients may send.
+    pub limits: Limits,
+    /// The code clients must present, if any.
+    pub join_code: Option<String>,
+    /// Per-user flood control, if on.
+    pub flood: Option<DefaultKeyedRateLimiter<String>>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+    /// Announced in `welcome`.
+    pub server: ServerInfo,
+}
+
+impl Chat {
+    /// The state for `config`, over an opened store.
+    pub fn new(config: &ServerConfig, store: Arc<dyn Store>, tokens: TokenSigner) -> Self {
+        Self {
+            store,
+            tokens,
+            limits: config.limits(),
+            join_code: config.join_code.clone().filter(|code| !code.is_empty()),
+            flood: config.rate_limit.map(flood_limiter),
+            metrics: Metrics::default(),
+            server: ServerInfo {
+                name: config.server_name.clone(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        }
+    }
+}
+
+fn flood_limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {
+    let burst: NonZeroU32 = limit.burst;
+    RateLimiter::keyed(Quota::per_second(limit.per_second).allow_burst(burst))
+}

@@ -1,0 +1,147 @@
+//! `message`: validate, store (durably), ack, then broadcast to the room.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use causerie_protocol::limits::is_valid_client_id;
+use causerie_protocol::{
+    DEFAULT_ROOM, ErrorBody, ErrorCode, Message, MessageAccepted, SendMessage, event,
+};
+use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+
+use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, reply, room_key};
+use crate::chat::Chat;
+use crate::store::NewMessage;
+
+pub(super) async fn on_message(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: AckSender,
+) {
+    let received = Instant::now();
+    let (message, fresh) = match accept(&socket, &chat, &session, data).await {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            chat.metrics.rejected(error.code);
+            tracing::info!(
+                sid = %socket.id, user = %session.user.id, code = %error.code,
+                "message refused: {}", error.message
+            );
+            reply::<MessageAccepted>(ack, Err(error));
+            return;
+        }
+    };
+    reply(
+        ack,
+        Ok(MessageAccepted {
+            message: message.clone(),
+        }),
+    );
+    // A retried client id was broadcast the first time: only the ack repeats.
+    if fresh {
+        broadcast(&socket, &message).await;
+        chat.metrics.accepted(received.elapsed().as_secs_f64());
+        tracing::debug!(
+            sid = %socket.id, room = %message.room, seq = message.seq, id = %message.id,
+            "message broadcast"
+        );
+    }
+}
+
+/// Checks and stores a message; `Ok((message, true))` when it was stored now, `false` when an
+/// earlier send with the same client id stored it.
+async fn accept(
+    socket: &SocketRef,
+    chat: &Chat,
+    session: &Session,
+    data: Result<serde_json::Value, socketioxide::ParserError>,
+) -> Result<(Message, bool), ErrorBody> {
+    let request = if session.seed {
+        seed_request(data)?
+    } else {
+        parse::<SendMessage>(data, "a message")?
+    };
+    if !is_valid_client_id(&request.id) {
+        return Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            "a message id has 1 to 64 characters and no control characters",
+        ));
+    }
+    let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());
+    if !session.seed && !has_joined(socket, &room) {
+        return Err(not_joined(&room));
+    }
+    chat.limits.check_text(&request.text).map_err(|code| {
+        let explanation = match code {
+            ErrorCode::Empty => "a message needs some text".to_owned(),
+            _ => format!(
+                "a message has at most {} characters",
+                chat.limits.max_message_chars
+            ),
+        };
+        ErrorBody::new(code, explanation)
+    })?;
+    if let Some(flood) = &chat.flood
+        && let Err(not_until) = flood.check_key(&session.user.id)
+    {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(ErrorBody::new(
+            ErrorCode::RateLimited,
+            format!("slow down: retry in {} ms", wait.as_millis().max(1)),
+        ));
+    }
+    let appended = chat
+        .store
+        .append(NewMessage {
+            client_id: request.id,
+            room,
+            author: session.user.clone(),
+            text: request.text,
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok((appended.message, !appended.duplicate))
+}
+
+/// A seed client sends the bare text; it has no client ids, so each send is a new message.
+fn seed_request(
+    data: Result<serde_json::Value, socketioxide::ParserError>,
+) -> Result<SendMessage, ErrorBody> {
+    match data {
+        Ok(serde_json::Value::String(text)) => Ok(SendMessage {
+            id: uuid::Uuid::new_v4().to_string(),
+            room: None,
+            text,
+        }),
+        _ => Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            "a seed client sends its message as a string",
+        )),
+    }
+}
+
+/// Sends a stored message to everyone in its room: the object to Causerie clients, and
+/// `"<name>: <text>"` to seed clients when the room is `general`.
+async fn broadcast(socket: &SocketRef, message: &Message) {
+    if let Err(e) = socket
+        .within(room_key(&message.room))
+        .emit(event::MESSAGE, message)
+        .await
+    {
+        tracing::warn!(error = %e, "broadcast to Causerie clients failed");
+    }
+    if message.room == DEFAULT_ROOM {
+        let line = format!("{}: {}", message.author.name, message.text);
+        if let Err(e) = socket
+            .within(SEED_ROOM_KEY)
+            .emit(event::MESSAGE, &line)
+            .await
+        {
+            tracing::warn!(error = %e, "broadcast to seed clients failed");
+        }
+    }
+}

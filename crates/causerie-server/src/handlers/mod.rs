@@ -1,0 +1,103 @@
+//! Socket.IO handlers, one module per event family. [`register`] wires them into a `SocketIo`.
+//!
+//! Rooms map to socketioxide rooms `room:<name>` for Causerie clients. Seed clients, which speak the
+//! old string protocol, sit in `seed:general` instead, so a broadcast can send each kind its own
+//! payload.
+
+mod connect;
+mod history;
+mod message;
+mod rooms;
+mod typing;
+
+use std::collections::BTreeMap;
+
+use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, Reply, User};
+use serde::Serialize;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::Sid;
+
+/// Who a socket is, set once when it connects.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user behind the socket.
+    pub user: User,
+    /// `true` for a seed client of the old server (plain-string messages, `general` only).
+    pub seed: bool,
+}
+
+/// Installs the chat's handlers on the default namespace.
+pub fn register(io: &SocketIo) {
+    io.ns("/", connect::on_connect.with(connect::authenticate));
+}
+
+/// The socketioxide room of chat room `room`, for Causerie clients.
+fn room_key(room: &str) -> String {
+    format!("room:{room}")
+}
+
+/// The socketioxide room of seed clients (they only know `general`).
+const SEED_ROOM_KEY: &str = "seed:general";
+
+/// Whether this socket may read and write `room`.
+fn has_joined(socket: &SocketRef, room: &str) -> bool {
+    let key = room_key(room);
+    socket.rooms().iter().any(|r| *r == key)
+}
+
+/// The people online in `room`, one entry per user, sorted by name, leaving out socket `except`.
+fn online(io: &SocketIo, room: &str, except: Option<Sid>) -> Vec<User> {
+    let sockets = if room == DEFAULT_ROOM {
+        io.within(vec![room_key(room), SEED_ROOM_KEY.to_owned()])
+            .sockets()
+    } else {
+        io.within(room_key(room)).sockets()
+    };
+    let users: BTreeMap<String, User> = sockets
+        .into_iter()
+        .filter(|s| Some(s.id) != except)
+        .filter_map(|s| s.extensions.get::<Session>())
+        .map(|session| (session.user.id.clone(), session.user))
+        .collect();
+    let mut users: Vec<User> = users.into_values().collect();
+    users.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+    users
+}
+
+/// Answers a request's ack callback, if the client asked for one.
+fn reply<T: Serialize>(ack: AckSender, result: Result<T, ErrorBody>) {
+    if let Err(e) = ack.send(&Reply::from(result)) {
+        tracing::debug!(error = %e, "could not send an ack");
+    }
+}
+
+/// Parses a request payload, refusing a wrong shape with `invalid`.
+fn parse<T: serde::de::DeserializeOwned>(
+    data: Result<serde_json::Value, socketioxide::ParserError>,
+    what: &str,
+) -> Result<T, ErrorBody> {
+    data.ok()
+        .and_then(|value| serde_json::from_value(value).ok())
+        .ok_or_else(|| {
+            ErrorBody::new(
+                ErrorCode::Invalid,
+                format!("{what} does not have the documented shape"),
+            )
+        })
+}
+
+/// `not_joined`, for a room this socket has not joined (or that does not exist).
+fn not_joined(room: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::NotJoined,
+        format!("join room {room:?} before using it"),
+    )
+}
+
+/// `internal`, after logging the cause (which is not sent).
+fn internal(error: &dyn std::fmt::Display) -> ErrorBody {
+    tracing::error!(%error, "request failed");
+    ErrorBody::new(ErrorCode::Internal, "the server failed; try again")
+}

@@ -1,0 +1,32 @@
+//! `typing`: relay "is typing" to the others in a room. Fire and forget: no ack, no storage.
+
+use causerie_protocol::{Typing, TypingRequest, event};
+use socketioxide::extract::{Extension, SocketRef, TryData};
+
+use super::{Session, has_joined, parse, room_key};
+
+pub(super) async fn on_typing(
+    socket: SocketRef,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+) {
+    let Ok(request) = parse::<TypingRequest>(data, "a typing notice") else {
+        tracing::debug!(sid = %socket.id, "ignored a malformed typing notice");
+        return;
+    };
+    if !has_joined(&socket, &request.room) {
+        return;
+    }
+    let notice = Typing {
+        room: request.room,
+        user: session.user,
+        typing: request.typing,
+    };
+    if let Err(e) = socket
+        .to(room_key(&notice.room))
+        .emit(event::TYPING, &notice)
+        .await
+    {
+        tracing::debug!(error = %e, "typing relay failed");
+    }
+}

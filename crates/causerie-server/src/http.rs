@@ -1,0 +1,73 @@
+//! The HTTP face of the server: Socket.IO at `/socket.io/`, `GET /healthz`, `GET /metrics`, CORS.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use socketioxide::SocketIo;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::chat::Chat;
+use crate::config::{CorsOrigins, ServerConfig};
+use crate::handlers;
+
+/// Builds the router and the Socket.IO handle that can close every socket.
+pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
+    let max_payload = config.max_payload_bytes as usize;
+    // socketioxide's `max_payload` bounds polling bodies only; websocket messages and frames have
+    // their own limits, 64 MiB and 16 MiB by default: bound all three alike.
+    let (socket_layer, io) = SocketIo::builder()
+        .with_state(chat.clone())
+        .max_payload(max_payload as u64)
+        .ws_max_message_size(max_payload)
+        .ws_max_frame_size(max_payload)
+        .build_layer();
+    handlers::register(&io);
+    let router = Router::new()
+        .route("/", get(about))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(chat)
+        .layer(socket_layer)
+        .layer(cors(&config.cors_origins));
+    (router, io)
+}
+
+fn cors(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.iter().filter_map(|origin| {
+            HeaderValue::from_str(origin)
+                .inspect_err(|_| tracing::warn!(%origin, "ignored an unusable CORS origin"))
+                .ok()
+        })),
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+}
+
+async fn about(State(chat): State<Arc<Chat>>) -> String {
+    format!(
+        "{} {}: a Causerie chat server. Connect a Socket.IO client to this address.\n",
+        chat.server.name, chat.server.version
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(chat): State<Arc<Chat>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        chat.metrics.render(),
+    )
+}

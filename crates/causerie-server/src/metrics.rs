@@ -1,0 +1,101 @@
+//! Prometheus metrics, served at `GET /metrics`.
+//!
+//! Each server instance owns its registry (prometheus-client) rather than a process-global
+//! recorder, so that several servers embedded in one process (tests, the app) count separately.
+
+use causerie_protocol::ErrorCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+/// The server's counters.
+pub struct Metrics {
+    registry: Registry,
+    connections: Gauge,
+    connects: Counter,
+    accepted: Counter,
+    rejected: Family<CodeLabel, Counter>,
+    broadcast_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("causerie");
+        let connections = Gauge::default();
+        let connects = Counter::default();
+        let accepted = Counter::default();
+        let rejected = Family::<CodeLabel, Counter>::default();
+        // 100 µs to about 3 s.
+        let broadcast_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register("connections", "Sockets connected now", connections.clone());
+        registry.register("connects", "Sockets accepted since start", connects.clone());
+        registry.register(
+            "messages_accepted",
+            "Messages stored and broadcast",
+            accepted.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Messages refused, by error code",
+            rejected.clone(),
+        );
+        registry.register(
+            "broadcast_latency_seconds",
+            "From receiving a message to handing it to every recipient's socket, commit included",
+            broadcast_latency.clone(),
+        );
+        Self {
+            registry,
+            connections,
+            connects,
+            accepted,
+            rejected,
+            broadcast_latency,
+        }
+    }
+}
+
+impl Metrics {
+    /// A socket connected.
+    pub fn connected(&self) {
+        self.connections.inc();
+        self.connects.inc();
+    }
+
+    /// A socket went away.
+    pub fn disconnected(&self) {
+        self.connections.dec();
+    }
+
+    /// A message was stored and broadcast `seconds` after it arrived.
+    pub fn accepted(&self, seconds: f64) {
+        self.accepted.inc();
+        self.broadcast_latency.observe(seconds);
+    }
+
+    /// A message was refused with `code`.
+    pub fn rejected(&self, code: ErrorCode) {
+        self.rejected
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}

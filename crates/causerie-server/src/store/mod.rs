@@ -1,0 +1,87 @@
+//! Durable history behind the [`Store`] trait, so that the chat logic does not know which database
+//! keeps its messages. [`SqliteStore`] is the default; PostgreSQL will sit beside it.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use causerie_protocol::{Message, User};
+
+/// A message to store, as the chat logic accepted it.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The sender's id for the message; with `author.id`, the idempotency key.
+    pub client_id: String,
+    /// A room that exists.
+    pub room: String,
+    /// Who sends it.
+    pub author: User,
+    /// The validated text.
+    pub text: String,
+}
+
+/// What [`Store::append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored message: new, or the one stored earlier under the same client id.
+    pub message: Message,
+    /// `true` when the message was stored before and this call stored nothing.
+    pub duplicate: bool,
+}
+
+/// Which slice of a room's history to read (see [`causerie_protocol::HistoryRequest`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only seqs above this; the page then starts at the oldest match.
+    pub after: Option<u64>,
+    /// Only seqs below this.
+    pub before: Option<u64>,
+    /// Most messages in the page.
+    pub limit: u32,
+}
+
+/// A page of history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySlice {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Whether more messages match beyond the page.
+    pub has_more: bool,
+}
+
+/// Why the store failed. The chat logic reports every variant to clients as `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The store was closed for shutdown.
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Where messages and rooms are kept.
+///
+/// Implementations must make a message durable before `append` returns, and assign each room's
+/// seqs 1, 2, 3... with no gaps even when appends race.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a message, or returns the one already stored under the same author and client id.
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
+
+    /// Reads a page of a room's messages.
+    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError>;
+
+    /// Creates a room if it does not exist.
+    async fn create_room(&self, room: &str) -> Result<(), StoreError>;
+
+    /// Every room's name, sorted.
+    async fn rooms(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Finishes pending writes and closes the database; later calls fail with [`StoreError::Closed`].
+    async fn close(&self);
+}
