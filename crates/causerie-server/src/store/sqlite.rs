@@ -60,7 +60,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
         let mut writer = SqliteConnection::connect_with(&options).await?;
-        MIGRATOR.run(&mut writer).await?;
+        // `run_direct`, not `run`: `run` over `&mut SqliteConnection` makes this future not `Send`.
+        MIGRATOR.run_direct(&mut writer).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.read_only(true))

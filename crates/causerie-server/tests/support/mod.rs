@@ -1,0 +1,249 @@
+//! Shared fixtures: a real server on 127.0.0.1 with a temporary data dir, and a real Socket.IO
+//! client (rust_socketio) whose events arrive on a channel the test awaits with a timeout.
+#![allow(dead_code, missing_docs)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use causerie_protocol::{Message, Welcome};
+use causerie_server::ServerConfig;
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a test waits to be sure something does not happen.
+pub const QUIET: Duration = Duration::from_millis(400);
+
+/// A server running in this process on a free port, with its own data dir.
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    config: ServerConfig,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with the defaults but no rate limit.
+    pub async fn start() -> Self {
+        Self::start_with(|config| config).await
+    }
+
+    /// Starts a server with a config adjusted by `adjust`.
+    pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
+        let data_dir = tempfile::tempdir().expect("creates a temp dir");
+        let config = adjust(ServerConfig {
+            rate_limit: None,
+            ..ServerConfig::new(data_dir.path())
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let address = listener.local_addr().expect("has an address");
+        let mut server = Self {
+            address,
+            data_dir,
+            config,
+            stop: None,
+            task: None,
+        };
+        server.serve(listener);
+        server
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let config = self.config.clone();
+        self.stop = Some(stop);
+        self.task = Some(tokio::spawn(async move {
+            causerie_server::run(listener, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        }));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops the server gracefully and waits until it has closed its store.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task ends cleanly");
+        }
+    }
+
+    /// Starts the server again on the same port and data dir.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = TcpListener::bind(self.address)
+            .await
+            .expect("binds the same port again");
+        self.serve(listener);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// One event a client received: its name and its first argument.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event: String,
+    pub data: Value,
+}
+
+/// A real Socket.IO client.
+pub struct TestClient {
+    pub client: Client,
+    events: mpsc::UnboundedReceiver<Received>,
+}
+
+const EVENTS: [&str; 6] = ["welcome", "message", "presence", "typing", "error", "close"];
+
+/// The `auth` of a Causerie client named `name`.
+pub fn auth(name: &str) -> Value {
+    json!({"protocol": 1, "name": name})
+}
+
+impl TestClient {
+    /// Connects with `auth` over the default transports (polling, then upgrade).
+    pub async fn connect(url: &str, auth: Value) -> Self {
+        Self::connect_over(url, auth, TransportType::Any).await
+    }
+
+    pub async fn connect_over(url: &str, auth: Value, transport: TransportType) -> Self {
+        let (sender, events) = mpsc::unbounded_channel();
+        let mut builder = ClientBuilder::new(url)
+            .auth(auth)
+            .transport_type(transport)
+            .reconnect(false);
+        for event in EVENTS {
+            let sender = sender.clone();
+            builder = builder.on(event, move |payload, _| {
+                let sender = sender.clone();
+                async move {
+                    let _ = sender.send(Received {
+                        event: event.to_owned(),
+                        data: first_value(payload),
+                    });
+                }
+                .boxed()
+            });
+        }
+        let client = builder.connect().await.expect("connects");
+        Self { client, events }
+    }
+
+    /// Connects and returns the client with its `welcome`.
+    pub async fn join(url: &str, auth: Value) -> (Self, Welcome) {
+        let mut client = Self::connect(url, auth).await;
+        let welcome = client.expect_welcome().await;
+        (client, welcome)
+    }
+
+    pub async fn expect_welcome(&mut self) -> Welcome {
+        let data = self.next("welcome").await;
+        serde_json::from_value(data).expect("welcome has the documented shape")
+    }
+
+    /// The next event named `event`, skipping others; panics after [`PATIENCE`].
+    pub async fn next(&mut self, event: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let received = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {event:?} event within {PATIENCE:?}"))
+                .expect("the client is alive");
+            if received.event == event {
+                return received.data;
+            }
+        }
+    }
+
+    /// The next chat message (an object), skipping other events.
+    pub async fn next_message(&mut self) -> Message {
+        serde_json::from_value(self.next("message").await).expect("a message object")
+    }
+
+    /// Asserts that no event named `event` arrives within [`QUIET`].
+    pub async fn expect_no(&mut self, event: &str) {
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while let Ok(Some(received)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            assert_ne!(received.event, event, "unexpected {event}: {:?}", received.data);
+        }
+    }
+
+    /// Emits `event` with `data` and returns the ack's first argument.
+    pub async fn request(&self, event: &str, data: Value) -> Value {
+        let (reply, ack) = oneshot::channel();
+        let reply = std::sync::Mutex::new(Some(reply));
+        self.client
+            .emit_with_ack(event, data, PATIENCE, move |payload, _| {
+                if let Some(reply) = reply.lock().expect("not poisoned").take() {
+                    // rust_socketio hands an ack's arguments over as one array.
+                    let value = match first_value(payload) {
+                        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+                        other => other,
+                    };
+                    let _ = reply.send(value);
+                }
+                async {}.boxed()
+            })
+            .await
+            .expect("emits");
+        tokio::time::timeout(PATIENCE, ack)
+            .await
+            .unwrap_or_else(|_| panic!("no ack for {event:?} within {PATIENCE:?}"))
+            .expect("ack arrives")
+    }
+
+    /// Sends a message and returns the ack.
+    pub async fn send(&self, client_id: &str, room: &str, text: &str) -> Value {
+        self.request("message", json!({"id": client_id, "room": room, "text": text}))
+            .await
+    }
+
+    /// Sends a message that must be accepted and returns the stored message.
+    pub async fn send_ok(&self, client_id: &str, room: &str, text: &str) -> Message {
+        let ack = self.send(client_id, room, text).await;
+        assert_eq!(ack["ok"], true, "message refused: {ack}");
+        serde_json::from_value(ack["message"].clone()).expect("the ack carries the message")
+    }
+
+    pub async fn disconnect(self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+fn first_value(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        #[allow(deprecated)]
+        Payload::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        _ => Value::Null,
+    }
+}
+
+/// The error code of a failed ack.
+pub fn error_code(ack: &Value) -> &str {
+    assert_eq!(ack["ok"], false, "expected a refusal: {ack}");
+    ack["error"]["code"].as_str().expect("a code")
+}
