@@ -25,7 +25,11 @@ async fn a_client_is_welcomed_with_identity_rooms_history_and_limits() {
 async fn a_client_without_a_name_gets_a_guest_name() {
     let server = TestServer::start().await;
     let (_client, welcome) = TestClient::join(&server.url(), json!({"protocol": 1})).await;
-    assert!(welcome.user.name.starts_with("guest-"), "{}", welcome.user.name);
+    assert!(
+        welcome.user.name.starts_with("guest-"),
+        "{}",
+        welcome.user.name
+    );
 }
 
 #[tokio::test]
@@ -68,14 +72,23 @@ async fn concurrent_senders_get_gap_free_seqs() {
     let server = TestServer::start().await;
     let mut clients = Vec::new();
     for i in 0..10 {
-        clients.push(TestClient::join(&server.url(), auth(&format!("u{i}"))).await.0);
+        clients.push(
+            TestClient::join(&server.url(), auth(&format!("u{i}")))
+                .await
+                .0,
+        );
     }
     // Clients race each other; each sends in sequence, since rust_socketio draws ack ids at
     // random from 0..999 and many outstanding acks on one client could collide.
     let senders = clients.iter().enumerate().map(|(i, client)| async move {
         let mut seqs = Vec::new();
         for n in 0..10 {
-            seqs.push(client.send_ok(&format!("{i}-{n}"), "general", "x").await.seq);
+            seqs.push(
+                client
+                    .send_ok(&format!("{i}-{n}"), "general", "x")
+                    .await
+                    .seq,
+            );
         }
         seqs
     });
@@ -100,8 +113,8 @@ async fn a_retried_client_id_is_stored_once_and_not_broadcast_again() {
     assert_eq!(bob.next_message().await, first);
     bob.expect_no("message").await;
 
-    let page: HistoryPage = serde_json::from_value(ada.request("history", json!({})).await)
-        .expect("a history page");
+    let page: HistoryPage =
+        serde_json::from_value(ada.request("history", json!({})).await).expect("a history page");
     assert_eq!(page.messages, vec![first]);
 }
 
@@ -110,36 +123,58 @@ async fn history_pages_before_and_after_a_seq() {
     let server = TestServer::start().await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     for i in 1..=10 {
-        ada.send_ok(&format!("c-{i}"), "general", &format!("m{i}")).await;
+        ada.send_ok(&format!("c-{i}"), "general", &format!("m{i}"))
+            .await;
     }
     let page = |value: serde_json::Value| -> (Vec<u64>, bool) {
         assert_eq!(value["ok"], true, "{value}");
         let page: HistoryPage = serde_json::from_value(value).expect("a history page");
         (page.messages.iter().map(|m| m.seq).collect(), page.has_more)
     };
-    assert_eq!(page(ada.request("history", json!({"limit": 3})).await), (vec![8, 9, 10], true));
     assert_eq!(
-        page(ada.request("history", json!({"before": 8, "limit": 3})).await),
+        page(ada.request("history", json!({"limit": 3})).await),
+        (vec![8, 9, 10], true)
+    );
+    assert_eq!(
+        page(
+            ada.request("history", json!({"before": 8, "limit": 3}))
+                .await
+        ),
         (vec![5, 6, 7], true)
     );
     assert_eq!(
-        page(ada.request("history", json!({"before": 3, "limit": 3})).await),
+        page(
+            ada.request("history", json!({"before": 3, "limit": 3}))
+                .await
+        ),
         (vec![1, 2], false)
     );
     assert_eq!(
-        page(ada.request("history", json!({"after": 6, "limit": 3})).await),
+        page(
+            ada.request("history", json!({"after": 6, "limit": 3}))
+                .await
+        ),
         (vec![7, 8, 9], true)
     );
     assert_eq!(
-        page(ada.request("history", json!({"room": "general", "after": 8})).await),
+        page(
+            ada.request("history", json!({"room": "general", "after": 8}))
+                .await
+        ),
         (vec![9, 10], false)
     );
     assert_eq!(
-        page(ada.request("history", json!({"after": 2, "before": 5})).await),
+        page(
+            ada.request("history", json!({"after": 2, "before": 5}))
+                .await
+        ),
         (vec![3, 4], false)
     );
     let (_late, welcome) = TestClient::join(&server.url(), auth("Late")).await;
-    assert_eq!(welcome.history.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        welcome.history.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -171,12 +206,21 @@ async fn joining_a_room_creates_it_and_scopes_its_messages() {
     bob.expect_no("message").await;
 
     let (_cy, welcome) = TestClient::join(&server.url(), auth("Cy")).await;
-    assert_eq!(welcome.rooms, vec!["general".to_owned(), "rust-fr".to_owned()]);
+    assert_eq!(
+        welcome.rooms,
+        vec!["general".to_owned(), "rust-fr".to_owned()]
+    );
 
-    assert_eq!(error_code(&bob.send("b-1", "rust-fr", "let me in").await), "not_joined");
+    assert_eq!(
+        error_code(&bob.send("b-1", "rust-fr", "let me in").await),
+        "not_joined"
+    );
     let left = ada.request("leave", json!({"room": "rust-fr"})).await;
     assert_eq!(left, json!({"ok": true, "room": "rust-fr"}));
-    assert_eq!(error_code(&ada.send("r-2", "rust-fr", "gone").await), "not_joined");
+    assert_eq!(
+        error_code(&ada.send("r-2", "rust-fr", "gone").await),
+        "not_joined"
+    );
     assert_eq!(
         error_code(&ada.request("leave", json!({"room": "rust-fr"})).await),
         "not_joined"
@@ -197,7 +241,14 @@ async fn presence_tells_a_room_who_arrives_and_who_leaves() {
     bob.disconnect().await;
     let departed: Presence = serde_json::from_value(ada.next("presence").await).expect("presence");
     assert_eq!(departed.left.as_ref(), Some(&bob_welcome.user));
-    assert_eq!(departed.online.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Ada"]);
+    assert_eq!(
+        departed
+            .online
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
+        ["Ada"]
+    );
 }
 
 #[tokio::test]
@@ -221,12 +272,12 @@ async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
     let (ada, first) = TestClient::join(&server.url(), auth("Ada")).await;
     ada.disconnect().await;
 
-    let (_again, second) = TestClient::join(
-        &server.url(),
-        json!({"protocol": 1, "token": first.token}),
-    )
-    .await;
-    assert_eq!(second.user, first.user, "same id, and the name the token carries");
+    let (_again, second) =
+        TestClient::join(&server.url(), json!({"protocol": 1, "token": first.token})).await;
+    assert_eq!(
+        second.user, first.user,
+        "same id, and the name the token carries"
+    );
 
     let (_renamed, third) = TestClient::join(
         &server.url(),
@@ -237,9 +288,11 @@ async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
     assert_eq!(third.user.name, "Ada L.");
 
     let forged = format!("{}x", first.token);
-    let (_stranger, fourth) =
-        TestClient::join(&server.url(), json!({"protocol": 1, "token": forged, "name": "Eve"}))
-            .await;
+    let (_stranger, fourth) = TestClient::join(
+        &server.url(),
+        json!({"protocol": 1, "token": forged, "name": "Eve"}),
+    )
+    .await;
     assert_ne!(fourth.user.id, first.user.id);
 }
 
@@ -262,10 +315,22 @@ async fn metrics_count_connections_and_messages() {
     assert_eq!(error_code(&ada.send("c-2", "general", "  ").await), "empty");
     let body = reqwest_get(&format!("{}/metrics", server.url())).await;
     assert!(body.contains("causerie_connections 1"), "{body}");
-    assert!(body.contains("causerie_messages_accepted_total 1"), "{body}");
-    assert!(body.contains("causerie_messages_rejected_total{code=\"empty\"} 1"), "{body}");
-    assert!(body.contains("causerie_broadcast_latency_seconds_count 1"), "{body}");
-    assert_eq!(reqwest_get(&format!("{}/healthz", server.url())).await, "ok\n");
+    assert!(
+        body.contains("causerie_messages_accepted_total 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("causerie_messages_rejected_total{code=\"empty\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("causerie_broadcast_latency_seconds_count 1"),
+        "{body}"
+    );
+    assert_eq!(
+        reqwest_get(&format!("{}/healthz", server.url())).await,
+        "ok\n"
+    );
 }
 
 /// A plain HTTP GET over a real socket.
@@ -273,9 +338,13 @@ async fn reqwest_get(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("an http url");
     let (host, path) = rest.split_once('/').expect("a path");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connects");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connects");
     stream
-        .write_all(format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .expect("writes");
     let mut response = String::new();

@@ -78,7 +78,9 @@ fn parse<T: serde::de::DeserializeOwned>(
     data: Result<serde_json::Value, socketioxide::ParserError>,
     what: &str,
 ) -> Result<T, ErrorBody> {
+    // Every request is an object; serde alone would also accept a struct written as an array.
     data.ok()
+        .filter(serde_json::Value::is_object)
         .and_then(|value| serde_json::from_value(value).ok())
         .ok_or_else(|| {
             ErrorBody::new(

@@ -187,7 +187,11 @@ impl TestClient {
     pub async fn expect_no(&mut self, event: &str) {
         let deadline = tokio::time::Instant::now() + QUIET;
         while let Ok(Some(received)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
-            assert_ne!(received.event, event, "unexpected {event}: {:?}", received.data);
+            assert_ne!(
+                received.event, event,
+                "unexpected {event}: {:?}",
+                received.data
+            );
         }
     }
 
@@ -217,8 +221,11 @@ impl TestClient {
 
     /// Sends a message and returns the ack.
     pub async fn send(&self, client_id: &str, room: &str, text: &str) -> Value {
-        self.request("message", json!({"id": client_id, "room": room, "text": text}))
-            .await
+        self.request(
+            "message",
+            json!({"id": client_id, "room": room, "text": text}),
+        )
+        .await
     }
 
     /// Sends a message that must be accepted and returns the stored message.
@@ -246,4 +253,50 @@ fn first_value(payload: Payload) -> Value {
 pub fn error_code(ack: &Value) -> &str {
     assert_eq!(ack["ok"], false, "expected a refusal: {ack}");
     ack["error"]["code"].as_str().expect("a code")
+}
+
+/// A raw HTTP/1.1 request over a real socket; returns the status code and the body.
+pub async fn http(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: text/plain;charset=UTF-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("writes head");
+    // The server may refuse before reading the whole body: a failed write is an answer too.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_owned())
+}
+
+/// Opens an Engine.IO polling session and connects it to the default namespace with `auth`;
+/// returns the session id.
+pub async fn polling_session(address: SocketAddr, auth: &Value) -> String {
+    let (status, body) = http(address, "GET", "/socket.io/?EIO=4&transport=polling", b"").await;
+    assert_eq!(status, 200, "{body}");
+    let open: Value = serde_json::from_str(body.trim_start_matches('0')).expect("an open packet");
+    let sid = open["sid"].as_str().expect("a sid").to_owned();
+    let connect = format!("40{auth}");
+    let (status, body) = http(address, "POST", &polling_path(&sid), connect.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    sid
+}
+
+pub fn polling_path(sid: &str) -> String {
+    format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
 }
