@@ -130,11 +130,22 @@ impl TestClient {
     }
 
     pub async fn connect_over(url: &str, auth: Value, transport: TransportType) -> Self {
+        Self::connect_with(url, Some(auth), transport).await
+    }
+
+    /// Connects like a client of the old server: no `auth` at all.
+    pub async fn connect_seed(url: &str) -> Self {
+        Self::connect_with(url, None, TransportType::Any).await
+    }
+
+    async fn connect_with(url: &str, auth: Option<Value>, transport: TransportType) -> Self {
         let (sender, events) = mpsc::unbounded_channel();
         let mut builder = ClientBuilder::new(url)
-            .auth(auth)
             .transport_type(transport)
             .reconnect(false);
+        if let Some(auth) = auth {
+            builder = builder.auth(auth);
+        }
         for event in EVENTS {
             let sender = sender.clone();
             builder = builder.on(event, move |payload, _| {
@@ -197,6 +208,13 @@ impl TestClient {
 
     /// Emits `event` with `data` and returns the ack's first argument.
     pub async fn request(&self, event: &str, data: Value) -> Value {
+        self.try_request(event, data, PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("no ack for {event:?} within {PATIENCE:?}"))
+    }
+
+    /// Like [`TestClient::request`], but `None` when no ack comes within `wait`.
+    pub async fn try_request(&self, event: &str, data: Value, wait: Duration) -> Option<Value> {
         let (reply, ack) = oneshot::channel();
         let reply = std::sync::Mutex::new(Some(reply));
         self.client
@@ -212,11 +230,8 @@ impl TestClient {
                 async {}.boxed()
             })
             .await
-            .expect("emits");
-        tokio::time::timeout(PATIENCE, ack)
-            .await
-            .unwrap_or_else(|_| panic!("no ack for {event:?} within {PATIENCE:?}"))
-            .expect("ack arrives")
+            .ok()?;
+        tokio::time::timeout(wait, ack).await.ok()?.ok()
     }
 
     /// Sends a message and returns the ack.
