@@ -1,0 +1,218 @@
+// The wire contract of docs/protocol.md, checked with the official socket.io-client.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  causerie, connect, connectError, join, next, request, startServer, unconsumed,
+} from './fixture.js';
+
+describe('a Causerie server', () => {
+  let server;
+  const sockets = [];
+  const open = async (auth, options) => {
+    const joined = await join(server.url, auth, options);
+    sockets.push(joined.socket);
+    return joined;
+  };
+  before(async () => { server = await startServer(); });
+  after(() => { sockets.forEach((s) => s.close()); server.cleanup(); });
+
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`welcomes a client over ${transports[0]}`, async () => {
+      const { welcome, socket } = await open(causerie('Ada'), { transports });
+      assert.equal(socket.io.engine.transport.name, transports[0]);
+      assert.equal(welcome.user.name, 'Ada');
+      assert.equal(welcome.room, 'general');
+      assert.ok(welcome.token.startsWith('v1.'));
+      assert.ok(welcome.rooms.includes('general'));
+      assert.ok(welcome.online.some((u) => u.id === welcome.user.id));
+      assert.equal(welcome.limits.maxMessageChars, 4000);
+      assert.equal(welcome.limits.maxPayloadBytes, 65536);
+      assert.deepEqual(Object.keys(welcome.server), ['name', 'version']);
+    });
+  }
+
+  test('broadcasts a message to every client, sender included, after acking it', async () => {
+    const { socket: ada } = await open(causerie('Ada'), { transports: ['websocket'] });
+    const { socket: bob } = await open(causerie('Bob'), { transports: ['polling'] });
+    const ack = await request(ada, 'message', { id: 'js-1', room: 'general', text: 'bonjour' });
+    assert.equal(ack.ok, true);
+    const { message } = ack;
+    assert.equal(message.clientId, 'js-1');
+    assert.equal(message.text, 'bonjour');
+    assert.equal(message.author.name, 'Ada');
+    assert.match(message.sentAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(Number.isInteger(message.seq) && message.seq >= 1);
+    assert.deepEqual(await next(ada, 'message'), message);
+    assert.deepEqual(await next(bob, 'message'), message);
+  });
+
+  test('stores a retried client id once and broadcasts it once', async () => {
+    const { socket: ada } = await open(causerie('Ada'));
+    const { socket: bob } = await open(causerie('Bob'));
+    const first = await request(ada, 'message', { id: 'retry-me', text: 'once' });
+    const again = await request(ada, 'message', { id: 'retry-me', text: 'once' });
+    assert.deepEqual(again, first);
+    assert.deepEqual(await next(bob, 'message'), first.message);
+    assert.deepEqual(await unconsumed(bob, 'message'), []);
+  });
+
+  test('pages history before and after a seq', async () => {
+    const { socket: ada } = await open(causerie('Ada'));
+    assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);
+    for (let i = 1; i <= 7; i += 1) {
+      await request(ada, 'message', { id: `p-${i}`, room: 'paging', text: `m${i}` });
+    }
+    const seqs = (page) => page.messages.map((m) => m.seq);
+    const latest = await request(ada, 'history', { room: 'paging', limit: 3 });
+    assert.deepEqual([seqs(latest), latest.hasMore], [[5, 6, 7], true]);
+    const older = await request(ada, 'history', { room: 'paging', before: 5, limit: 3 });
+    assert.deepEqual([seqs(older), older.hasMore], [[2, 3, 4], true]);
+    const newer = await request(ada, 'history', { room: 'paging', after: 4 });
+    assert.deepEqual([seqs(newer), newer.hasMore], [[5, 6, 7], false]);
+  });
+
+  test('brings the same user back with the token', async () => {
+    const { socket, welcome } = await open(causerie('Ada'));
+    socket.close();
+    const { welcome: again } = await open({ protocol: 1, token: welcome.token });
+    assert.deepEqual(again.user, welcome.user);
+  });
+
+  test('keeps seed clients working both ways', async () => {
+    const { socket: ada } = await open(causerie('Ada'));
+    const { socket: seed, welcome } = await open(undefined);
+    assert.match(welcome.user.name, /^guest-\d{4}$/);
+    seed.emit('message', 'hello from the old app');
+    const stored = await next(ada, 'message');
+    assert.equal(stored.text, 'hello from the old app');
+    assert.equal(stored.author.name, welcome.user.name);
+    assert.equal(await next(seed, 'message'), `${welcome.user.name}: hello from the old app`);
+    await request(ada, 'message', { id: 'to-seed', text: 'hi old app' });
+    assert.equal(await next(seed, 'message'), 'Ada: hi old app');
+  });
+
+  test('relays presence and typing to the room', async () => {
+    const { socket: ada } = await open(causerie('Ada'));
+    assert.equal((await request(ada, 'join', { room: 'cosy' })).ok, true);
+    const { socket: bob, welcome: bobWelcome } = await open(causerie('Bob'));
+    const joined = await request(bob, 'join', { room: 'cosy' });
+    assert.deepEqual(joined.online.map((u) => u.name).sort(), ['Ada', 'Bob']);
+    const presence = await next(ada, 'presence');
+    // Ada may first see Bob arrive in general; find the notice for "cosy".
+    const cosy = presence.room === 'cosy' ? presence : await next(ada, 'presence');
+    assert.deepEqual(cosy.joined, bobWelcome.user);
+    bob.emit('typing', { room: 'cosy', typing: true });
+    const typing = await next(ada, 'typing');
+    assert.deepEqual(typing, { room: 'cosy', user: bobWelcome.user, typing: true });
+  });
+
+  test('refuses bad input with stable codes and broadcasts none of it', async () => {
+    const { socket: ada } = await open(causerie('Ada'));
+    const { socket: bob } = await open(causerie('Bob'));
+    const cases = [
+      [{ text: 'no id' }, 'invalid'],
+      ['a string from a Causerie client', 'invalid'],
+      [{ id: 'b-1', text: '   ' }, 'empty'],
+      [{ id: 'b-2', text: 'x'.repeat(4001) }, 'too_long'],
+      [{ id: 'b-3', room: 'nowhere', text: 'hi' }, 'not_joined'],
+    ];
+    for (const [payload, code] of cases) {
+      const ack = await request(ada, 'message', payload);
+      assert.equal(ack.ok, false);
+      assert.equal(ack.error.code, code, JSON.stringify(payload));
+      assert.equal(typeof ack.error.message, 'string');
+    }
+    assert.equal((await request(ada, 'join', { room: 'Not Valid' })).error.code, 'invalid_room');
+    assert.equal((await request(ada, 'history', { limit: 500 })).error.code, 'invalid');
+    assert.deepEqual(await unconsumed(bob, 'message'), []);
+    assert.equal(ada.connected, true);
+  });
+});
+
+describe('a server with a join code', () => {
+  let server;
+  before(async () => { server = await startServer(['--join-code', 'sesame']); });
+  after(() => server.cleanup());
+
+  test('refuses a missing or wrong code with "unauthorized" and no event', async () => {
+    for (const auth of [causerie('Ada'), causerie('Ada', { code: 'nope' }), undefined]) {
+      const socket = connect(server.url, auth);
+      const error = await connectError(socket);
+      assert.match(error.message, /^unauthorized: /);
+      assert.deepEqual(await unconsumed(socket, 'welcome'), []);
+      socket.close();
+    }
+  });
+
+  test('accepts the right code', async () => {
+    const { socket, welcome } = await join(server.url, causerie('Ada', { code: 'sesame' }));
+    assert.equal(welcome.user.name, 'Ada');
+    socket.close();
+  });
+
+  test('refuses an invalid name with "invalid_name"', async () => {
+    const socket = connect(server.url, causerie('x'.repeat(40), { code: 'sesame' }));
+    assert.match((await connectError(socket)).message, /^invalid_name: /);
+    socket.close();
+  });
+});
+
+describe('flood control', () => {
+  let server;
+  before(async () => { server = await startServer(['--rate-limit', '1', '--rate-burst', '2']); });
+  after(() => server.cleanup());
+
+  test('refuses a flood with "rate_limited" and keeps the connection', async () => {
+    const { socket } = await join(server.url, causerie('Ada'));
+    const acks = [];
+    for (let i = 0; i < 4; i += 1) acks.push(await request(socket, 'message', { id: `f-${i}`, text: 'x' }));
+    assert.deepEqual(acks.map((a) => a.ok), [true, true, false, false]);
+    assert.equal(acks[2].error.code, 'rate_limited');
+    assert.equal(socket.connected, true);
+    socket.close();
+  });
+});
+
+describe('payload limits', () => {
+  let server;
+  // A text limit far above 64 KiB, so that only the payload limit can refuse.
+  before(async () => { server = await startServer(['--max-message-chars', '1000000']); });
+  after(() => server.cleanup());
+
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`refuse an oversized packet over ${transports[0]} without harming others`, async () => {
+      const { socket: bob } = await join(server.url, causerie('Bob'));
+      const { socket: mallory } = await join(server.url, causerie('Mallory'), { transports });
+      const fits = await request(mallory, 'message', { id: `fits-${transports[0]}`, text: 'x'.repeat(60 * 1024) });
+      assert.equal(fits.ok, true, 'just under the limit is accepted');
+      assert.equal((await next(bob, 'message')).clientId, `fits-${transports[0]}`);
+      const dropped = new Promise((r) => mallory.on('disconnect', r));
+      mallory.emit('message', { id: 'big', text: 'x'.repeat(100 * 1024) });
+      await dropped;
+      assert.deepEqual(await unconsumed(bob, 'message'), []);
+      const history = await request(bob, 'history', {});
+      assert.ok(history.messages.every((m) => m.clientId !== 'big'));
+      assert.equal(bob.connected, true);
+      bob.close();
+    });
+  }
+});
+
+describe('a restarted server', () => {
+  test('keeps its history, and exits cleanly on SIGTERM', async () => {
+    let server = await startServer();
+    try {
+      const { socket } = await join(server.url, causerie('Ada'));
+      const ack = await request(socket, 'message', { id: 'keep', text: 'still here?' });
+      socket.close();
+      const status = await server.stop();
+      assert.deepEqual(status, { code: 0, signal: null });
+      server = await server.restart();
+      const { socket: again, welcome } = await join(server.url, causerie('Ada'));
+      assert.deepEqual(welcome.history, [ack.message]);
+      again.close();
+    } finally {
+      server.cleanup();
+    }
+  });
+});
