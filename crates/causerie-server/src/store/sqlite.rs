@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +49,7 @@ pub struct SqliteStore {
     writes: mpsc::Sender<WriteRequest>,
     reads: SqlitePool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -68,14 +71,21 @@ impl SqliteStore {
             .await?;
 
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
-        let writer = tokio::spawn(write_loop(writer, queue));
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = tokio::spawn(write_loop(writer, queue, commits.clone()));
         let store = Self {
             writes,
             reads,
             writer: Mutex::new(Some(writer)),
+            commits,
         };
         store.create_room(causerie_protocol::DEFAULT_ROOM).await?;
         Ok(store)
+    }
+
+    /// Transactions committed since the store opened: fewer than the writes when they were grouped.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     async fn write<T>(
@@ -165,7 +175,11 @@ impl Store for SqliteStore {
 }
 
 /// The writer task: batches what is queued, commits it once, then answers each request.
-async fn write_loop(mut connection: SqliteConnection, mut queue: mpsc::Receiver<WriteRequest>) {
+async fn write_loop(
+    mut connection: SqliteConnection,
+    mut queue: mpsc::Receiver<WriteRequest>,
+    commits: Arc<AtomicU64>,
+) {
     let mut next_seq: HashMap<String, u64> = HashMap::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
@@ -183,7 +197,10 @@ async fn write_loop(mut connection: SqliteConnection, mut queue: mpsc::Receiver<
             }
             queue.close();
         }
-        commit_batch(&mut connection, &mut next_seq, batch.drain(..)).await;
+        if !batch.is_empty() {
+            commit_batch(&mut connection, &mut next_seq, batch.drain(..)).await;
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
     }
     while let Ok(late) = queue.try_recv() {
         refuse(late);
