@@ -2,6 +2,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use causerie_protocol::{Limits, ServerInfo};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -45,6 +46,27 @@ impl Chat {
             },
         }
     }
+}
+
+/// How often idle users are dropped from the flood limiter, whose memory grows with each user.
+const FLOOD_HOUSEKEEPING: Duration = Duration::from_secs(60);
+
+/// Forgets, every minute, the flood state of users who have not sent for a while, until `chat`
+/// is dropped.
+pub fn spawn_housekeeping(chat: &Arc<Chat>) {
+    let chat = Arc::downgrade(chat);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FLOOD_HOUSEKEEPING);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(chat) = chat.upgrade() else { break };
+            if let Some(flood) = &chat.flood {
+                flood.retain_recent();
+                flood.shrink_to_fit();
+            }
+        }
+    });
 }
 
 fn flood_limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {

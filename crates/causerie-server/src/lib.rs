@@ -63,6 +63,7 @@ impl App {
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE)).await?);
         let chat = Arc::new(Chat::new(config, store, tokens));
+        chat::spawn_housekeeping(&chat);
         let (router, io) = http::router(config, chat.clone());
         Ok(Self { router, io, chat })
     }

@@ -43,9 +43,10 @@ pub(super) async fn on_message(
     if fresh {
         broadcast(&socket, &message).await;
         chat.metrics.accepted(received.elapsed().as_secs_f64());
-        tracing::debug!(
-            sid = %socket.id, room = %message.room, seq = message.seq, id = %message.id,
-            "message broadcast"
+        // The text stays out of the logs: they are not the place for people's conversations.
+        tracing::info!(
+            sid = %socket.id, user = %message.author.id, room = %message.room,
+            seq = message.seq, id = %message.id, "message"
         );
     }
 }
