@@ -210,18 +210,24 @@ async fn an_invalid_name_is_refused_at_connect() {
     }
 }
 
-/// A message whose websocket frame is bigger than the 64 KiB payload limit is refused by dropping
-/// that connection; the other clients and the store are unaffected.
-#[tokio::test]
-async fn an_oversized_packet_over_websocket_is_refused_without_harm() {
-    // A text limit far above the payload limit, so that only the payload limit can refuse.
+/// A server whose text limit is far above the payload limit, so that only the payload limit can
+/// refuse a big message, with two clients in it.
+async fn server_where_only_the_payload_limit_refuses() -> (TestServer, TestClient, TestClient) {
     let server = TestServer::start_with(|config| causerie_server::ServerConfig {
         max_message_chars: 1_000_000,
         ..config
     })
     .await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
-    let (mut bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    (server, ada, bob)
+}
+
+/// A message whose websocket frame is bigger than the 64 KiB payload limit is refused by dropping
+/// that connection; the other clients and the store are unaffected.
+#[tokio::test]
+async fn an_oversized_packet_over_websocket_is_refused_without_harm() {
+    let (server, ada, mut bob) = server_where_only_the_payload_limit_refuses().await;
     let mut mallory =
         TestClient::connect_over(&server.url(), auth("Mallory"), TransportType::Websocket).await;
     mallory.expect_welcome().await;
@@ -251,13 +257,7 @@ async fn an_oversized_packet_over_websocket_is_refused_without_harm() {
 /// carry frames this large, and the point is what the server does with the bytes.
 #[tokio::test]
 async fn an_oversized_polling_body_is_refused_without_harm() {
-    let server = TestServer::start_with(|config| causerie_server::ServerConfig {
-        max_message_chars: 1_000_000,
-        ..config
-    })
-    .await;
-    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
-    let (mut bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    let (server, ada, mut bob) = server_where_only_the_payload_limit_refuses().await;
     let sid = polling_session(server.address, &auth("Mallory")).await;
     let packet = |id: &str, size: usize| {
         format!(
