@@ -12,6 +12,7 @@ export const EVENTS = {
   leave: "leave",
   presence: "presence",
   typing: "typing",
+  ping: "ping",
 } as const;
 
 export const MAX_NAME_CHARS = 32;
@@ -280,6 +281,8 @@ room: string,
  * `true` while typing, `false` when stopped.
  */
 typing: boolean, };
+
+export type Pong = Record<string, never>;
 
 export type Typing = { 
 /**

@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 use crate::{
     ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
-    Message, MessageAccepted, Presence, RoomRequest, SendMessage, ServerInfo, Typing,
+    Message, MessageAccepted, Pong, Presence, RoomRequest, SendMessage, ServerInfo, Typing,
     TypingRequest, User, Welcome, event, limits,
 };
 
@@ -35,6 +35,7 @@ pub fn typescript() -> String {
         ("leave", event::LEAVE),
         ("presence", event::PRESENCE),
         ("typing", event::TYPING),
+        ("ping", event::PING),
     ] {
         out.push_str(&format!("  {key}: {name:?},\n"));
     }
@@ -77,6 +78,7 @@ pub fn typescript() -> String {
         Left::decl(),
         Presence::decl(),
         TypingRequest::decl(),
+        Pong::decl(),
         Typing::decl(),
     ] {
         out.push_str("export ");

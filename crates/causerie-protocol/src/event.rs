@@ -15,3 +15,6 @@ pub const LEAVE: &str = "leave";
 pub const PRESENCE: &str = "presence";
 /// Client to server: [`crate::TypingRequest`]. Server to client: [`crate::Typing`].
 pub const TYPING: &str = "typing";
+/// Client to server, any payload, acked with [`crate::Reply`]`<`[`crate::Pong`]`>`: a liveness check
+/// for client libraries that do not notice a dead connection by themselves.
+pub const PING: &str = "ping";

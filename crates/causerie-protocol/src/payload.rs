@@ -193,6 +193,10 @@ pub struct Presence {
     pub left: Option<User>,
 }
 
+/// The body of a `ping` ack: nothing beyond `ok: true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Pong {}
+
 /// Client `typing`: the user started or stopped typing in a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]

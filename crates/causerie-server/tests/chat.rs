@@ -267,6 +267,13 @@ async fn typing_reaches_the_others_in_the_room_only() {
 }
 
 #[tokio::test]
+async fn a_ping_is_acked_for_liveness_checks() {
+    let server = TestServer::start().await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    assert_eq!(ada.request("ping", json!({})).await, json!({"ok": true}));
+}
+
+#[tokio::test]
 async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
     let server = TestServer::start().await;
     let (ada, first) = TestClient::join(&server.url(), auth("Ada")).await;

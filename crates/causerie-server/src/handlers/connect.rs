@@ -83,6 +83,12 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
     );
 
     socket.on(event::MESSAGE, message::on_message);
+    socket.on(
+        event::PING,
+        async |ack: socketioxide::extract::AckSender| {
+            super::reply(ack, Ok(causerie_protocol::Pong {}));
+        },
+    );
     if !seed {
         socket.on(event::HISTORY, history::on_history);
         socket.on(event::JOIN, rooms::on_join);
