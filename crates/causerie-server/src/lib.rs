@@ -9,6 +9,7 @@
 //! - [`http`]: the router: Socket.IO, `/healthz`, `/metrics`, CORS.
 //! - [`metrics`]: Prometheus counters.
 //! - [`error`]: why a server could not start.
+//! - `testing` (feature `testing`): a server on a free port for tests.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), causerie_server::ServerError> {
@@ -27,6 +28,8 @@ pub mod http;
 pub mod identity;
 pub mod metrics;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;

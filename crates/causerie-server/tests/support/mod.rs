@@ -6,102 +6,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use causerie_protocol::{Message, Welcome};
-use causerie_server::ServerConfig;
+pub use causerie_server::testing::{PATIENCE, TestServer};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
-/// How long a test waits for something that should happen.
-pub const PATIENCE: Duration = Duration::from_secs(10);
 /// How long a test waits to be sure something does not happen.
 pub const QUIET: Duration = Duration::from_millis(400);
-
-/// A server running in this process on a free port, with its own data dir.
-pub struct TestServer {
-    pub address: SocketAddr,
-    pub data_dir: tempfile::TempDir,
-    config: ServerConfig,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-impl TestServer {
-    /// Starts a server with the defaults but no rate limit.
-    pub async fn start() -> Self {
-        Self::start_with(|config| config).await
-    }
-
-    /// Starts a server with a config adjusted by `adjust`.
-    pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
-        let data_dir = tempfile::tempdir().expect("creates a temp dir");
-        let config = adjust(ServerConfig {
-            rate_limit: None,
-            ..ServerConfig::new(data_dir.path())
-        });
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let address = listener.local_addr().expect("has an address");
-        let mut server = Self {
-            address,
-            data_dir,
-            config,
-            stop: None,
-            task: None,
-        };
-        server.serve(listener);
-        server
-    }
-
-    fn serve(&mut self, listener: TcpListener) {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let config = self.config.clone();
-        self.stop = Some(stop);
-        self.task = Some(tokio::spawn(async move {
-            causerie_server::run(listener, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("server runs");
-        }));
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
-    /// Stops the server gracefully and waits until it has closed its store.
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .expect("server stops in time")
-                .expect("server task ends cleanly");
-        }
-    }
-
-    /// Starts the server again on the same port and data dir.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        let listener = TcpListener::bind(self.address)
-            .await
-            .expect("binds the same port again");
-        self.serve(listener);
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
-    }
-}
 
 /// One event a client received: its name and its first argument.
 #[derive(Debug, Clone)]
