@@ -32,6 +32,7 @@ export async function startServer(args = [], { dataDir, bind = '127.0.0.1:0' } =
       if (match) { clearTimeout(timer); resolveUrl(match[1]); }
     });
     child.on('exit', () => reject(new Error(`server exited:\n${stderr}`)));
+    child.on('error', (error) => reject(new Error(`cannot start ${SERVER_BIN}: ${error.message}`)));
   });
   const server = {
     url,

@@ -1,0 +1,181 @@
+//! One Socket.IO connection through rust_socketio 0.6, turned into signals on a channel.
+//!
+//! rust_socketio speaks through callbacks; each becomes a [`Signal`] tagged with the connection's
+//! generation, so that the supervisor can ignore what a connection it already gave up on says
+//! late. Its own reconnection is off: it stops waiting after 15 minutes, and a manual disconnect
+//! does not stop it, so the supervisor reconnects instead. Its errors are turned into strings
+//! here and go no further.
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rust_socketio::Payload;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::outbox::LocalId;
+
+/// What an ack answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    Send(LocalId),
+    Join(String),
+    Leave(String),
+    /// A page asked for by the user, or one of the pages of a catch-up.
+    History { room: String, catch_up: bool },
+    Ping(u64),
+}
+
+/// Something a connection said.
+#[derive(Debug)]
+pub(crate) enum Signal {
+    Event { name: String, data: Value },
+    Ack { request: Request, data: Value },
+    /// A transport error, or a refused connection ("Received an ConnectError frame: ...").
+    Error(String),
+    /// The server closed the Socket.IO session.
+    Closed,
+}
+
+/// A signal and the generation of the connection it came from.
+#[derive(Debug)]
+pub(crate) struct Tagged {
+    pub(crate) generation: u64,
+    pub(crate) signal: Signal,
+}
+
+/// The server-to-client events the client listens to.
+const EVENTS: [&str; 4] = ["welcome", "message", "presence", "typing"];
+
+pub(crate) struct Connection {
+    client: Client,
+    generation: u64,
+    signals: mpsc::UnboundedSender<Tagged>,
+}
+
+impl Connection {
+    /// Connects to `url` with `auth`; what the connection says arrives on `signals`.
+    pub(crate) async fn open(
+        url: &str,
+        auth: Value,
+        generation: u64,
+        signals: mpsc::UnboundedSender<Tagged>,
+    ) -> Result<Self, String> {
+        let forward = |signals: &mpsc::UnboundedSender<Tagged>, make: fn(Payload) -> Signal| {
+            let signals = signals.clone();
+            move |payload: Payload, _: Client| {
+                let _ = signals.send(Tagged {
+                    generation,
+                    signal: make(payload),
+                });
+                async {}.boxed()
+            }
+        };
+        let mut builder = ClientBuilder::new(url)
+            .auth(auth)
+            .reconnect(false)
+            .on("error", forward(&signals, |p| Signal::Error(text_of(p))))
+            .on("close", forward(&signals, |_| Signal::Closed));
+        for name in EVENTS {
+            let signals = signals.clone();
+            builder = builder.on(name, move |payload, _| {
+                let _ = signals.send(Tagged {
+                    generation,
+                    signal: Signal::Event {
+                        name: name.to_owned(),
+                        data: first_value(payload),
+                    },
+                });
+                async {}.boxed()
+            });
+        }
+        let client = builder.connect().await.map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            generation,
+            signals,
+        })
+    }
+
+    /// Emits `event` and routes its ack back as [`Signal::Ack`] for `request`.
+    pub(crate) async fn request(
+        &self,
+        event: &str,
+        data: Value,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let signals = self.signals.clone();
+        let generation = self.generation;
+        let mut request = Some(request);
+        self.client
+            .emit_with_ack(event, data, timeout, move |payload, _| {
+                if let Some(request) = request.take() {
+                    // rust_socketio hands an ack's arguments over as one array.
+                    let data = match first_value(payload) {
+                        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+                        other => other,
+                    };
+                    let _ = signals.send(Tagged {
+                        generation,
+                        signal: Signal::Ack { request, data },
+                    });
+                }
+                async {}.boxed()
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Emits `event` without an ack.
+    pub(crate) async fn emit(&self, event: &str, data: Value) -> Result<(), String> {
+        self.client.emit(event, data).await.map_err(|e| e.to_string())
+    }
+
+    /// Closes the connection in the background: a dead peer can make a polite close hang.
+    pub(crate) fn close(self) {
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.client.disconnect()).await;
+        });
+    }
+}
+
+fn first_value(payload: Payload) -> Value {
+    match payload {
+        Payload::Text(mut values) if !values.is_empty() => values.swap_remove(0),
+        #[allow(deprecated)]
+        Payload::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        _ => Value::Null,
+    }
+}
+
+fn text_of(payload: Payload) -> String {
+    match first_value(payload) {
+        Value::String(text) => text,
+        other => other.to_string(),
+    }
+}
+
+/// The server's refusal in an error signal, if it is one: rust_socketio reports a refused
+/// connection as the text `Received an ConnectError frame: {"message":"<code>: <why>"}`.
+pub(crate) fn refusal(error: &str) -> Option<causerie_protocol::ErrorBody> {
+    let (_, frame) = error.split_once("ConnectError frame: ")?;
+    let frame: Value = serde_json::from_str(frame).ok()?;
+    causerie_protocol::ErrorBody::from_connect_error(frame.get("message")?.as_str()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causerie_protocol::ErrorCode;
+
+    #[test]
+    fn a_connect_error_frame_is_read_as_the_servers_refusal() {
+        let text = r#"Received an ConnectError frame: {"message":"unauthorized: wrong code"}"#;
+        let body = refusal(text).expect("a refusal");
+        assert_eq!(body.code, ErrorCode::Unauthorized);
+        assert_eq!(body.message, "wrong code");
+        assert_eq!(refusal("Network error: connection reset"), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! What the client tells its user, in one ordered stream.
+
+use std::time::Duration;
+
+use causerie_protocol::{ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, Typing, User};
+
+use crate::error::ClientError;
+use crate::outbox::{LocalId, OutboxEntry};
+
+/// Where the connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Making the first connection.
+    Connecting,
+    /// Connected and welcomed.
+    Connected,
+    /// Waiting `delay` before attempt number `attempt` (1 for the first retry).
+    Reconnecting {
+        /// Which attempt comes next.
+        attempt: u32,
+        /// How long until it starts.
+        delay: Duration,
+    },
+    /// Not connected, and not trying: the connection was lost (a reconnection follows), refused
+    /// (none follows), or closed by [`crate::ChatClient::disconnect`].
+    Disconnected {
+        /// Why.
+        reason: DisconnectReason,
+    },
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The network or the server went away; the client reconnects.
+    Lost(String),
+    /// The server refused the connection; the client stopped.
+    Refused(ErrorBody),
+    /// [`crate::ChatClient::disconnect`] was called.
+    Closed,
+}
+
+/// Who the user is on this server, from its `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The user.
+    pub user: User,
+    /// Keep it, and pass it as [`crate::ClientConfig::token`] next time.
+    pub token: String,
+    /// Every room on the server.
+    pub rooms: Vec<String>,
+    /// People online in `general`.
+    pub online: Vec<User>,
+    /// The server's limits.
+    pub limits: Limits,
+    /// Which server.
+    pub server: ServerInfo,
+}
+
+/// One thing that happened, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// The connection changed state.
+    State(ConnectionState),
+    /// The server welcomed this client (after each connect).
+    Welcome(Session),
+    /// A message entered the outbox: sent by the user, or restored from the outbox file.
+    Pending(OutboxEntry),
+    /// A message of a joined room, each exactly once and in seq order per room; `confirms` is set
+    /// when it is the server's copy of the user's own pending message.
+    Message {
+        /// The stored message.
+        message: Message,
+        /// The pending message it confirms, if any.
+        confirms: Option<LocalId>,
+    },
+    /// The server refused a pending message for good; it left the outbox.
+    Failed {
+        /// The pending message.
+        local_id: LocalId,
+        /// Why.
+        error: ErrorBody,
+    },
+    /// The room was joined; its latest messages follow as [`ClientEvent::Message`].
+    Joined {
+        /// The room.
+        room: String,
+        /// The people online in it.
+        online: Vec<User>,
+    },
+    /// The room was left.
+    Left {
+        /// The room.
+        room: String,
+    },
+    /// People came or went in a room.
+    Presence(Presence),
+    /// Someone started or stopped typing.
+    Typing(Typing),
+    /// A page of older messages asked for with [`crate::ChatClient::history`].
+    History(HistoryPage),
+    /// Something failed that the user may want to know about.
+    Error(ClientError),
+}

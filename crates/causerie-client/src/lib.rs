@@ -1,0 +1,188 @@
+//! Causerie's core chat client: it holds the connection, the user's identity, the joined rooms and
+//! the outbox, and hands its user one ordered stream of typed events. Every reliability rule of the
+//! chat lives here, once: nothing sent is lost, nothing received is shown twice.
+//!
+//! - [`ChatClient`]: the handle: send, join, leave, ask for history, disconnect. Cheap to clone;
+//!   no call waits on the network.
+//! - [`ClientEvents`]: the events, in order: connection state, welcome, messages, failures, presence.
+//! - [`ClientConfig`]: server URL, name, token, join code, outbox file, timings.
+//! - [`Backoff`]: reconnection delays (exponential, full jitter, capped).
+//! - [`ClientError`]: what can fail, with stable codes.
+//!
+//! Inside, one supervisor task owns everything (`supervisor`), talks to the server through
+//! rust_socketio (`connection`), keeps unsent messages in order (`outbox`), and orders each room's
+//! messages by seq (`timeline`).
+//!
+//! ```no_run
+//! use causerie_client::{ChatClient, ClientConfig, ClientEvent};
+//!
+//! # async fn demo() -> Result<(), causerie_client::ClientError> {
+//! let (client, mut events) = causerie_client::connect(ClientConfig {
+//!     name: Some("Ada".into()),
+//!     ..ClientConfig::new("http://127.0.0.1:3000")
+//! })?;
+//! client.send("general", "Hello!");
+//! while let Some(event) = events.next().await {
+//!     if let ClientEvent::Message { message, .. } = event {
+//!         println!("{}: {}", message.author.name, message.text);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod backoff;
+mod config;
+mod connection;
+mod error;
+mod event;
+mod outbox;
+mod supervisor;
+mod timeline;
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+pub use backoff::Backoff;
+pub use config::ClientConfig;
+pub use error::ClientError;
+pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
+pub use outbox::{LocalId, OutboxEntry};
+
+use outbox::Outbox;
+use supervisor::{Command, Supervisor};
+
+/// Starts a client: checks the URL, opens the outbox, and connects in the background, retrying
+/// until connected. Must be called inside a Tokio runtime.
+pub fn connect(config: ClientConfig) -> Result<(ChatClient, ClientEvents), ClientError> {
+    let url = socket_io_url(&config.server_url)?;
+    let outbox = Outbox::open(config.outbox_file.clone())?;
+    let (commands, command_receiver) = mpsc::unbounded_channel();
+    let (event_sender, events) = mpsc::unbounded_channel();
+    let supervisor = Supervisor::new(config, url, outbox, command_receiver, event_sender);
+    tokio::spawn(supervisor.run());
+    Ok((ChatClient { commands }, ClientEvents { events }))
+}
+
+/// Accepts `http`, `https`, `ws` and `wss` URLs, and gives the `http(s)` form rust_socketio wants.
+fn socket_io_url(server_url: &str) -> Result<String, ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidUrl {
+        url: server_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut url = url::Url::parse(server_url).map_err(|e| invalid(&e.to_string()))?;
+    let scheme = match url.scheme() {
+        "http" | "ws" => "http",
+        "https" | "wss" => "https",
+        _ => return Err(invalid("use http://, https://, ws:// or wss://")),
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("it names no host"));
+    }
+    url.set_scheme(scheme).map_err(|()| invalid("cannot use this scheme"))?;
+    Ok(url.to_string())
+}
+
+/// The handle to a running client. Every method returns at once; results arrive as events.
+#[derive(Debug, Clone)]
+pub struct ChatClient {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl ChatClient {
+    fn command(&self, command: Command) {
+        // After `disconnect` the supervisor is gone and commands have nowhere to go.
+        let _ = self.commands.send(command);
+    }
+
+    /// Queues `text` for `room` and returns its local id. The message is sent when connected,
+    /// resent until the server acks it, and confirmed by a [`ClientEvent::Message`] whose
+    /// `confirms` is this id (or refused by a [`ClientEvent::Failed`]).
+    pub fn send(&self, room: &str, text: &str) -> LocalId {
+        let entry = OutboxEntry {
+            local_id: LocalId::new(),
+            room: room.to_owned(),
+            text: text.to_owned(),
+        };
+        let local_id = entry.local_id.clone();
+        self.command(Command::Send(entry));
+        local_id
+    }
+
+    /// Asks for the page of `room`'s messages before seq `before` (the latest without it); it
+    /// arrives as [`ClientEvent::History`].
+    pub fn history(&self, room: &str, before: Option<u64>) {
+        self.command(Command::History {
+            room: room.to_owned(),
+            before,
+        });
+    }
+
+    /// Joins `room` (creating it), now and after every reconnect.
+    pub fn join(&self, room: &str) {
+        self.command(Command::Join(room.to_owned()));
+    }
+
+    /// Leaves `room`.
+    pub fn leave(&self, room: &str) {
+        self.command(Command::Leave(room.to_owned()));
+    }
+
+    /// Tells the others in `room` that the user is typing, or stopped.
+    pub fn typing(&self, room: &str, typing: bool) {
+        self.command(Command::Typing {
+            room: room.to_owned(),
+            typing,
+        });
+    }
+
+    /// Closes the connection for good; the event stream ends after a final
+    /// [`ConnectionState::Disconnected`]. Unsent messages stay in the outbox file, if any.
+    pub fn disconnect(&self) {
+        self.command(Command::Disconnect);
+    }
+}
+
+/// The client's events, in order. Ends after the client stops.
+#[derive(Debug)]
+pub struct ClientEvents {
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+}
+
+impl ClientEvents {
+    /// The next event; `None` once the client has stopped.
+    pub async fn next(&mut self) -> Option<ClientEvent> {
+        self.events.recv().await
+    }
+}
+
+impl futures_util::Stream for ClientEvents {
+    type Item = ClientEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<ClientEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_urls_become_http_urls() {
+        assert_eq!(socket_io_url("ws://10.0.2.2:3000").expect("valid"), "http://10.0.2.2:3000/");
+        assert_eq!(socket_io_url("wss://chat.example.org").expect("valid"), "https://chat.example.org/");
+        assert_eq!(socket_io_url("http://127.0.0.1:3000/").expect("valid"), "http://127.0.0.1:3000/");
+    }
+
+    #[test]
+    fn unusable_urls_are_refused_with_a_code() {
+        for url in ["", "127.0.0.1:3000", "ftp://x", "http://"] {
+            let error = socket_io_url(url).expect_err(url);
+            assert_eq!(error.code(), "invalid_url");
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! The supervisor: one task that owns the connection, the outbox and the rooms, and turns
+//! commands from [`crate::ChatClient`] and signals from the connection into [`ClientEvent`]s.
+//!
+//! Owning everything in one task makes the reliability rules plain sequential code: no locks, and
+//! each message decision (deliver, hold, drop) happens in one place, in order.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use causerie_protocol::{
+    DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, Joined, Limits, Message, MessageAccepted,
+    Pong, Reply, User, Welcome, event,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::config::ClientConfig;
+use crate::connection::{Connection, Request, Signal, Tagged, refusal};
+use crate::error::ClientError;
+use crate::event::{ClientEvent, ConnectionState, DisconnectReason, Session};
+use crate::outbox::{LocalId, Outbox, OutboxEntry};
+use crate::timeline::Timeline;
+
+/// Messages in one catch-up page: the most the server gives.
+const CATCH_UP_PAGE: u32 = causerie_protocol::limits::MAX_HISTORY_LIMIT;
+
+/// What a [`crate::ChatClient`] asks for.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(OutboxEntry),
+    History { room: String, before: Option<u64> },
+    Join(String),
+    Leave(String),
+    Typing { room: String, typing: bool },
+    Disconnect,
+}
+
+/// How a connection ended.
+enum End {
+    Lost { reason: String, was_connected: bool },
+    Refused(ErrorBody),
+    Stopped,
+}
+
+fn lost(reason: impl Into<String>, was_connected: bool) -> End {
+    End::Lost {
+        reason: reason.into(),
+        was_connected,
+    }
+}
+
+/// The state of one welcomed connection.
+struct Live {
+    connection: Connection,
+    generation: u64,
+    /// Rooms the server confirmed on this connection.
+    joined: HashSet<String>,
+    catching_up: HashSet<String>,
+    /// The message waiting for its ack, and when to give up waiting.
+    in_flight: Option<(LocalId, Instant)>,
+    /// Acked on this connection, but held back in a timeline behind a gap.
+    acked: HashSet<LocalId>,
+    /// Sending waits until then after `rate_limited` or `internal`.
+    paused_until: Option<Instant>,
+    ping: Option<(u64, Instant)>,
+    next_ping: Instant,
+    pings_sent: u64,
+}
+
+impl Live {
+    fn next_wake(&self) -> Instant {
+        [
+            Some(self.next_ping),
+            self.ping.map(|(_, deadline)| deadline),
+            self.in_flight.as_ref().map(|(_, deadline)| *deadline),
+            self.paused_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(self.next_ping)
+    }
+}
+
+pub(crate) struct Supervisor {
+    config: ClientConfig,
+    url: String,
+    commands: mpsc::UnboundedReceiver<Command>,
+    signal_sender: mpsc::UnboundedSender<Tagged>,
+    signals: mpsc::UnboundedReceiver<Tagged>,
+    events: mpsc::UnboundedSender<ClientEvent>,
+    outbox: Outbox,
+    rooms: BTreeMap<String, Timeline>,
+    me: Option<User>,
+    token: Option<String>,
+    limits: Limits,
+    generation: u64,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        config: ClientConfig,
+        url: String,
+        outbox: Outbox,
+        commands: mpsc::UnboundedReceiver<Command>,
+        events: mpsc::UnboundedSender<ClientEvent>,
+    ) -> Self {
+        let (signal_sender, signals) = mpsc::unbounded_channel();
+        let rooms = std::iter::once(DEFAULT_ROOM.to_owned())
+            .chain(config.rooms.iter().cloned())
+            .map(|room| (room, Timeline::default()))
+            .collect();
+        Self {
+            token: config.token.clone(),
+            config,
+            url,
+            commands,
+            signal_sender,
+            signals,
+            events,
+            outbox,
+            rooms,
+            me: None,
+            limits: Limits::default(),
+            generation: 0,
+        }
+    }
+
+    fn emit(&self, event: ClientEvent) {
+        let _ = self.events.send(event);
+    }
+
+    /// Connects, serves, and reconnects with backoff until refused or told to stop.
+    pub(crate) async fn run(mut self) {
+        let restored: Vec<OutboxEntry> = self.outbox.entries().cloned().collect();
+        for entry in restored {
+            self.emit(ClientEvent::Pending(entry));
+        }
+        self.emit(ClientEvent::State(ConnectionState::Connecting));
+        let mut attempt = 0;
+        loop {
+            let end = match self.connect().await {
+                Ok(live) => self.serve(live).await,
+                Err(end) => end,
+            };
+            let reason = match end {
+                End::Stopped => DisconnectReason::Closed,
+                End::Refused(body) => {
+                    self.emit(ClientEvent::Error(ClientError::Refused(body.clone())));
+                    DisconnectReason::Refused(body)
+                }
+                End::Lost {
+                    reason,
+                    was_connected,
+                } => {
+                    tracing::info!(%reason, "connection lost");
+                    if was_connected {
+                        attempt = 0;
+                        self.emit(ClientEvent::State(ConnectionState::Disconnected {
+                            reason: DisconnectReason::Lost(reason),
+                        }));
+                    }
+                    attempt += 1;
+                    let delay = self.config.backoff.delay(attempt);
+                    self.emit(ClientEvent::State(ConnectionState::Reconnecting { attempt, delay }));
+                    if self.wait_offline(delay).await {
+                        continue;
+                    }
+                    DisconnectReason::Closed
+                }
+            };
+            self.emit(ClientEvent::State(ConnectionState::Disconnected { reason }));
+            return;
+        }
+    }
+
+    /// Waits `delay` while handling commands offline; `false` when told to stop.
+    async fn wait_offline(&mut self, delay: Duration) -> bool {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return true,
+                command = self.commands.recv() => {
+                    if !self.offline(command) {
+                        return false;
+                    }
+                }
+                // Late signals of connections given up on: drop them.
+                Some(_) = self.signals.recv() => {}
+            }
+        }
+    }
+
+    /// Handles a command while not connected; `false` when told to stop.
+    fn offline(&mut self, command: Option<Command>) -> bool {
+        match command {
+            None | Some(Command::Disconnect) => return false,
+            Some(Command::Send(entry)) => self.queue(entry),
+            Some(Command::History { .. }) => self.emit(ClientEvent::Error(ClientError::NotConnected)),
+            Some(Command::Join(room)) => {
+                self.rooms.entry(room).or_default();
+            }
+            Some(Command::Leave(room)) => {
+                self.rooms.remove(&room);
+                self.emit(ClientEvent::Left { room });
+            }
+            Some(Command::Typing { .. }) => {}
+        }
+        true
+    }
+
+    fn queue(&mut self, entry: OutboxEntry) {
+        if let Err(e) = self.outbox.push(entry.clone()) {
+            self.emit(ClientEvent::Error(e));
+        }
+        self.emit(ClientEvent::Pending(entry));
+    }
+
+    fn auth(&self) -> Value {
+        let mut auth = json!({"protocol": causerie_protocol::PROTOCOL_VERSION});
+        for (key, value) in [
+            ("name", &self.config.name),
+            ("token", &self.token),
+            ("code", &self.config.join_code),
+        ] {
+            if let Some(value) = value {
+                auth[key] = json!(value);
+            }
+        }
+        auth
+    }
+
+    /// Opens a connection and waits for its `welcome`.
+    async fn connect(&mut self) -> Result<Live, End> {
+        self.generation += 1;
+        let generation = self.generation;
+        let timeout = self.config.request_timeout;
+        let opening = Connection::open(&self.url, self.auth(), generation, self.signal_sender.clone());
+        let connection = match tokio::time::timeout(timeout, opening).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => return Err(lost(e, false)),
+            Err(_) => return Err(lost("connecting timed out", false)),
+        };
+        let deadline = Instant::now() + timeout;
+        let welcome = loop {
+            tokio::select! {
+                Some(tagged) = self.signals.recv() => {
+                    if tagged.generation != generation {
+                        continue;
+                    }
+                    match tagged.signal {
+                        Signal::Event { name, data } if name == event::WELCOME => break data,
+                        Signal::Error(text) => {
+                            connection.close();
+                            return Err(refusal(&text).map_or_else(|| lost(text, false), End::Refused));
+                        }
+                        Signal::Closed => {
+                            connection.close();
+                            return Err(lost("the server closed the connection", false));
+                        }
+                        _ => {}
+                    }
+                }
+                command = self.commands.recv() => {
+                    if !self.offline(command) {
+                        connection.close();
+                        return Err(End::Stopped);
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    connection.close();
+                    return Err(lost("no welcome from the server", false));
+                }
+            }
+        };
+        let Ok(welcome) = serde_json::from_value::<Welcome>(welcome) else {
+            connection.close();
+            return Err(lost("the server's welcome has an unknown shape", false));
+        };
+        let mut live = Live {
+            connection,
+            generation,
+            joined: HashSet::from([DEFAULT_ROOM.to_owned()]),
+            catching_up: HashSet::new(),
+            in_flight: None,
+            acked: HashSet::new(),
+            paused_until: None,
+            ping: None,
+            next_ping: Instant::now() + self.config.liveness_interval,
+            pings_sent: 0,
+        };
+        self.welcomed(&mut live, welcome).await.map_err(|e| lost(e, true))?;
+        Ok(live)
+    }
+
+    async fn welcomed(&mut self, live: &mut Live, welcome: Welcome) -> Result<(), String> {
+        tracing::info!(user = %welcome.user.id, "connected");
+        self.me = Some(welcome.user.clone());
+        self.token = Some(welcome.token.clone());
+        self.limits = welcome.limits.clone();
+        self.emit(ClientEvent::State(ConnectionState::Connected));
+        self.emit(ClientEvent::Welcome(Session {
+            user: welcome.user,
+            token: welcome.token,
+            rooms: welcome.rooms,
+            online: welcome.online,
+            limits: welcome.limits,
+            server: welcome.server,
+        }));
+        self.take_page(live, DEFAULT_ROOM, welcome.history).await?;
+        let others: Vec<String> = self.rooms.keys().filter(|r| *r != DEFAULT_ROOM).cloned().collect();
+        for room in others {
+            self.request(live, event::JOIN, json!({"room": room}), Request::Join(room)).await?;
+        }
+        Ok(())
+    }
+
+    /// Serves a welcomed connection until it is lost or the client stops.
+    async fn serve(&mut self, mut live: Live) -> End {
+        loop {
+            let step = async {
+                self.dispatch(&mut live).await?;
+                let wake = live.next_wake();
+                tokio::select! {
+                    command = self.commands.recv() => self.online(&mut live, command).await,
+                    Some(tagged) = self.signals.recv() => {
+                        if tagged.generation == live.generation {
+                            self.on_signal(&mut live, tagged.signal).await?;
+                        }
+                        Ok(true)
+                    }
+                    () = tokio::time::sleep_until(wake) => self.on_timer(&mut live).await.map(|()| true),
+                }
+            };
+            match step.await {
+                Ok(true) => {}
+                Ok(false) => {
+                    live.connection.close();
+                    return End::Stopped;
+                }
+                Err(reason) => {
+                    live.connection.close();
+                    return lost(reason, true);
+                }
+            }
+        }
+    }
+
+    async fn request(&self, live: &Live, event: &str, data: Value, request: Request) -> Result<(), String> {
+        live.connection
+            .request(event, data, request, self.config.request_timeout)
+            .await
+    }
+
+    /// Sends the oldest unacked outbox entry, one at a time so that the user's messages keep the
+    /// order they were typed in.
+    async fn dispatch(&mut self, live: &mut Live) -> Result<(), String> {
+        if live.in_flight.is_some() || live.paused_until.is_some() {
+            return Ok(());
+        }
+        let Some(entry) = self.outbox.entries().find(|e| !live.acked.contains(&e.local_id)).cloned() else {
+            return Ok(());
+        };
+        if self.rooms.contains_key(&entry.room) && !live.joined.contains(&entry.room) {
+            return Ok(()); // its room's join is on its way
+        }
+        let data = json!({"id": entry.local_id, "room": entry.room, "text": entry.text});
+        self.request(live, event::MESSAGE, data, Request::Send(entry.local_id.clone())).await?;
+        live.in_flight = Some((entry.local_id, Instant::now() + self.config.request_timeout));
+        Ok(())
+    }
+
+    /// Handles a command while connected; `Ok(false)` when told to stop.
+    async fn online(&mut self, live: &mut Live, command: Option<Command>) -> Result<bool, String> {
+        match command {
+            None | Some(Command::Disconnect) => return Ok(false),
+            Some(Command::Send(entry)) => self.queue(entry),
+            Some(Command::History { room, before }) => {
+                let mut data = json!({"room": room, "limit": causerie_protocol::limits::DEFAULT_HISTORY_LIMIT});
+                if let Some(before) = before {
+                    data["before"] = json!(before);
+                }
+                self.request(live, event::HISTORY, data, Request::History { room, catch_up: false }).await?;
+            }
+            Some(Command::Join(room)) => {
+                self.rooms.entry(room.clone()).or_default();
+                self.request(live, event::JOIN, json!({"room": room}), Request::Join(room)).await?;
+            }
+            Some(Command::Leave(room)) => {
+                self.rooms.remove(&room);
+                live.joined.remove(&room);
+                self.request(live, event::LEAVE, json!({"room": room}), Request::Leave(room)).await?;
+            }
+            Some(Command::Typing { room, typing }) => {
+                live.connection.emit(event::TYPING, json!({"room": room, "typing": typing})).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn on_timer(&mut self, live: &mut Live) -> Result<(), String> {
+        let now = Instant::now();
+        if live.ping.is_some_and(|(_, deadline)| now >= deadline) {
+            return Err("the server did not answer a ping".into());
+        }
+        if live.paused_until.is_some_and(|until| now >= until) {
+            live.paused_until = None;
+        }
+        if live.in_flight.as_ref().is_some_and(|(_, deadline)| now >= *deadline) {
+            // Send it again (same id, so stored once) and check the connection meanwhile.
+            live.in_flight = None;
+            if live.ping.is_none() {
+                self.ping(live).await?;
+            }
+        }
+        if now >= live.next_ping && live.ping.is_none() {
+            self.ping(live).await?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self, live: &mut Live) -> Result<(), String> {
+        live.pings_sent += 1;
+        let id = live.pings_sent;
+        self.request(live, event::PING, json!({}), Request::Ping(id)).await?;
+        let now = Instant::now();
+        live.ping = Some((id, now + self.config.request_timeout));
+        live.next_ping = now + self.config.liveness_interval;
+        Ok(())
+    }
+
+    async fn on_signal(&mut self, live: &mut Live, signal: Signal) -> Result<(), String> {
+        match signal {
+            Signal::Event { name, data } => match name.as_str() {
+                event::MESSAGE => {
+                    if let Ok(message) = serde_json::from_value::<Message>(data) {
+                        let room = message.room.clone();
+                        self.deliver(message);
+                        self.catch_up_if_needed(live, &room).await?;
+                    }
+                }
+                event::PRESENCE => {
+                    if let Ok(presence) = serde_json::from_value(data) {
+                        self.emit(ClientEvent::Presence(presence));
+                    }
+                }
+                event::TYPING => {
+                    if let Ok(typing) = serde_json::from_value(data) {
+                        self.emit(ClientEvent::Typing(typing));
+                    }
+                }
+                _ => {}
+            },
+            // A transport hiccup may or may not have killed the connection: ask it.
+            Signal::Error(text) => {
+                tracing::debug!(%text, "transport error");
+                if live.ping.is_none() {
+                    self.ping(live).await?;
+                }
+            }
+            Signal::Closed => return Err("the server closed the connection".into()),
+            Signal::Ack { request, data } => self.on_ack(live, request, data).await?,
+        }
+        Ok(())
+    }
+
+    async fn on_ack(&mut self, live: &mut Live, request: Request, data: Value) -> Result<(), String> {
+        match request {
+            Request::Ping(id) => {
+                if live.ping.is_some_and(|(expected, _)| expected == id) && parse::<Pong>(data).is_some() {
+                    live.ping = None;
+                }
+            }
+            Request::Send(local_id) => self.on_send_ack(live, local_id, data).await?,
+            Request::Join(room) => match parse::<Joined>(data) {
+                Some(Ok(joined)) => {
+                    live.joined.insert(room.clone());
+                    self.emit(ClientEvent::Joined { room: room.clone(), online: joined.online });
+                    self.take_page(live, &room, joined.history).await?;
+                }
+                Some(Err(error)) => {
+                    self.rooms.remove(&room);
+                    self.emit(ClientEvent::Error(ClientError::Rejected(error)));
+                }
+                None => {}
+            },
+            Request::Leave(room) => self.emit(ClientEvent::Left { room }),
+            Request::History { room, catch_up: true } => {
+                live.catching_up.remove(&room);
+                if let Some(Ok(page)) = parse::<HistoryPage>(data) {
+                    for message in page.messages {
+                        self.deliver(message);
+                    }
+                    // Seqs have no gaps, so a gap left after the last page would never fill:
+                    // only `hasMore` asks for another.
+                    if page.has_more {
+                        self.catch_up(live, &room).await?;
+                    }
+                }
+            }
+            Request::History { catch_up: false, .. } => match parse::<HistoryPage>(data) {
+                Some(Ok(page)) => self.emit(ClientEvent::History(page)),
+                Some(Err(error)) => self.emit(ClientEvent::Error(ClientError::Rejected(error))),
+                None => {}
+            },
+        }
+        Ok(())
+    }
+
+    async fn on_send_ack(&mut self, live: &mut Live, local_id: LocalId, data: Value) -> Result<(), String> {
+        let Some(reply) = parse::<MessageAccepted>(data) else {
+            return Ok(()); // not this request's answer: the timeout resends it
+        };
+        if live.in_flight.as_ref().is_some_and(|(id, _)| *id == local_id) {
+            live.in_flight = None;
+        }
+        match reply {
+            Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
+                live.acked.insert(local_id.clone());
+                let delivered = self.rooms.get(&message.room).is_none_or(|t| t.is_past(message.seq));
+                if delivered {
+                    // Its seq was delivered before this client started (or its room was left):
+                    // confirm it here, since no timeline will.
+                    self.forget(&local_id);
+                    self.emit(ClientEvent::Message { message, confirms: Some(local_id) });
+                } else {
+                    let room = message.room.clone();
+                    self.deliver(message);
+                    self.catch_up_if_needed(live, &room).await?;
+                }
+            }
+            Ok(_) => {}
+            Err(error) if matches!(error.code, ErrorCode::RateLimited | ErrorCode::Internal) => {
+                live.paused_until = Some(Instant::now() + self.retry_delay());
+            }
+            Err(error) => {
+                self.forget(&local_id);
+                self.emit(ClientEvent::Failed { local_id, error });
+            }
+        }
+        Ok(())
+    }
+
+    /// How long to wait after `rate_limited` or `internal`: one token of the server's rate.
+    fn retry_delay(&self) -> Duration {
+        let per_second = self.limits.rate_limit_per_second.unwrap_or(1).max(1);
+        (Duration::from_secs(1) / per_second).max(Duration::from_millis(100))
+    }
+
+    fn forget(&mut self, local_id: &LocalId) {
+        if let Err(e) = self.outbox.remove(local_id.as_str()) {
+            self.emit(ClientEvent::Error(e));
+        }
+    }
+
+    /// Passes messages of a first page or a catch-up page through the room's timeline.
+    async fn take_page(&mut self, live: &mut Live, room: &str, messages: Vec<Message>) -> Result<(), String> {
+        let Some(timeline) = self.rooms.get_mut(room) else {
+            return Ok(());
+        };
+        timeline.start_at(messages.first().map_or(1, |m| m.seq));
+        for message in messages {
+            self.deliver(message);
+        }
+        self.catch_up_if_needed(live, room).await
+    }
+
+    /// Emits what the room's timeline lets through; each of the user's own pending messages is
+    /// confirmed by its server copy, whichever way it arrived.
+    fn deliver(&mut self, message: Message) {
+        let Some(timeline) = self.rooms.get_mut(&message.room) else {
+            return;
+        };
+        let me = self.me.as_ref().map(|u| u.id.clone());
+        for message in timeline.accept(message) {
+            let own = me.as_deref() == Some(message.author.id.as_str());
+            let confirms = (own && self.outbox.contains(&message.client_id))
+                .then(|| LocalId::from(message.client_id.as_str()));
+            if let Some(local_id) = &confirms {
+                self.forget(local_id);
+            }
+            self.emit(ClientEvent::Message { message, confirms });
+        }
+    }
+
+    async fn catch_up_if_needed(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
+        let gap = self.rooms.get(room).is_some_and(Timeline::has_gap);
+        if gap && !live.catching_up.contains(room) {
+            self.catch_up(live, room).await?;
+        }
+        Ok(())
+    }
+
+    async fn catch_up(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
+        let Some(after) = self.rooms.get(room).map(Timeline::last_delivered) else {
+            return Ok(());
+        };
+        live.catching_up.insert(room.to_owned());
+        let data = json!({"room": room, "after": after, "limit": CATCH_UP_PAGE});
+        let request = Request::History { room: room.to_owned(), catch_up: true };
+        self.request(live, event::HISTORY, data, request).await
+    }
+}
+
+/// Reads an ack as `Reply<T>`: `None` when it has neither shape (an ack routed to the wrong
+/// request: rust_socketio draws ack ids at random).
+fn parse<T: DeserializeOwned>(data: Value) -> Option<Result<T, ErrorBody>> {
+    serde_json::from_value::<Reply<T>>(data).ok().map(Into::into)
+}

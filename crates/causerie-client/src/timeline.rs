@@ -1,0 +1,135 @@
+//! Per-room ordering: every message once, in seq order, whatever order the network brings them in.
+//!
+//! Messages reach a client three ways (live broadcasts, acks of its own sends, history pages) and
+//! can repeat or overtake each other across reconnects. The server's seqs count up by exactly 1
+//! per room, so a message is delivered when its seq is the next one expected; a later one waits
+//! until the gap is filled (by a catch-up page), and an earlier one was delivered already.
+
+use std::collections::BTreeMap;
+
+use causerie_protocol::Message;
+
+/// Most messages kept waiting behind a gap; past that, the gap is given up on (see `accept`).
+const MAX_WAITING: usize = 10_000;
+
+/// One room's delivery state.
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    /// The seq to deliver next; `None` until the first message sets where this client starts.
+    next: Option<u64>,
+    waiting: BTreeMap<u64, Message>,
+}
+
+impl Timeline {
+    /// Sets where delivery starts if nothing was delivered yet: the first message a client sees of
+    /// a room is the oldest of its first history page, not necessarily seq 1.
+    pub(crate) fn start_at(&mut self, seq: u64) {
+        self.next.get_or_insert(seq);
+    }
+
+    /// Takes a message and returns those now deliverable, in seq order (possibly none).
+    pub(crate) fn accept(&mut self, message: Message) -> Vec<Message> {
+        let next = *self.next.get_or_insert(message.seq);
+        if message.seq < next {
+            return Vec::new();
+        }
+        self.waiting.entry(message.seq).or_insert(message);
+        if self.waiting.len() > MAX_WAITING {
+            // The server's seqs have no gaps, so this means catch-up keeps failing: deliver what
+            // is here rather than hold it forever.
+            let skip_to = self.waiting.keys().next().copied().unwrap_or(next);
+            self.next = Some(skip_to);
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Vec<Message> {
+        let mut next = self.next.unwrap_or(1);
+        let mut ready = Vec::new();
+        while let Some(message) = self.waiting.remove(&next) {
+            ready.push(message);
+            next += 1;
+        }
+        self.next = Some(next);
+        ready
+    }
+
+    /// Whether messages wait behind a gap that a catch-up page should fill.
+    pub(crate) fn has_gap(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// Whether `seq` was delivered already.
+    pub(crate) fn is_past(&self, seq: u64) -> bool {
+        self.next.is_some_and(|next| seq < next)
+    }
+
+    /// The highest seq delivered, 0 when none.
+    pub(crate) fn last_delivered(&self) -> u64 {
+        self.next.map_or(0, |next| next.saturating_sub(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causerie_protocol::User;
+
+    fn message(seq: u64) -> Message {
+        Message {
+            id: format!("m{seq}"),
+            client_id: format!("c{seq}"),
+            room: "general".into(),
+            seq,
+            author: User {
+                id: "u".into(),
+                name: "U".into(),
+            },
+            text: String::new(),
+            sent_at: String::new(),
+        }
+    }
+
+    fn seqs(messages: Vec<Message>) -> Vec<u64> {
+        messages.into_iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn in_order_messages_pass_straight_through() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(1);
+        assert_eq!(seqs(timeline.accept(message(1))), [1]);
+        assert_eq!(seqs(timeline.accept(message(2))), [2]);
+        assert_eq!(timeline.last_delivered(), 2);
+    }
+
+    #[test]
+    fn repeats_are_dropped() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(1);
+        timeline.accept(message(1));
+        assert!(timeline.accept(message(1)).is_empty());
+        assert!(timeline.is_past(1));
+    }
+
+    #[test]
+    fn a_message_after_a_gap_waits_until_the_gap_is_filled() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(1);
+        timeline.accept(message(1));
+        assert!(timeline.accept(message(4)).is_empty());
+        assert!(timeline.has_gap());
+        assert_eq!(timeline.last_delivered(), 1);
+        assert_eq!(seqs(timeline.accept(message(2))), [2]);
+        assert_eq!(seqs(timeline.accept(message(3))), [3, 4]);
+        assert!(!timeline.has_gap());
+    }
+
+    #[test]
+    fn delivery_starts_where_the_first_page_starts() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(51);
+        assert!(timeline.accept(message(50)).is_empty());
+        assert_eq!(seqs(timeline.accept(message(51))), [51]);
+    }
+}
