@@ -85,7 +85,10 @@ fn describe(state: &ConnectionState) -> String {
         ConnectionState::Connecting => "connecting...".into(),
         ConnectionState::Connected => "connected".into(),
         ConnectionState::Reconnecting { attempt, delay } => {
-            format!("reconnecting in {:.1} s (attempt {attempt})", delay.as_secs_f64())
+            format!(
+                "reconnecting in {:.1} s (attempt {attempt})",
+                delay.as_secs_f64()
+            )
         }
         ConnectionState::Disconnected { reason } => match reason {
             DisconnectReason::Lost(why) => format!("disconnected: {why}"),

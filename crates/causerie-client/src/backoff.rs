@@ -52,8 +52,13 @@ mod tests {
     #[test]
     fn the_ceiling_doubles_up_to_the_cap_and_stays_there() {
         let backoff = Backoff::default();
-        let ceilings: Vec<u64> = (1..=8).map(|n| backoff.ceiling(n).as_millis() as u64).collect();
-        assert_eq!(ceilings, [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        let ceilings: Vec<u64> = (1..=8)
+            .map(|n| backoff.ceiling(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            ceilings,
+            [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
+        );
         assert_eq!(backoff.ceiling(1_000_000), Duration::from_secs(30));
     }
 
@@ -63,7 +68,10 @@ mod tests {
         for attempt in [1, 2, 5, 50, u32::MAX] {
             for _ in 0..200 {
                 let delay = backoff.delay(attempt);
-                assert!(delay >= backoff.initial && delay <= backoff.ceiling(attempt), "{delay:?}");
+                assert!(
+                    delay >= backoff.initial && delay <= backoff.ceiling(attempt),
+                    "{delay:?}"
+                );
             }
         }
     }
@@ -71,7 +79,8 @@ mod tests {
     #[test]
     fn delays_are_spread_out() {
         let backoff = Backoff::default();
-        let delays: std::collections::BTreeSet<Duration> = (0..50).map(|_| backoff.delay(10)).collect();
+        let delays: std::collections::BTreeSet<Duration> =
+            (0..50).map(|_| backoff.delay(10)).collect();
         assert!(delays.len() > 40, "full jitter spreads clients apart");
     }
 }

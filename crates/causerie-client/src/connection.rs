@@ -23,15 +23,24 @@ pub(crate) enum Request {
     Join(String),
     Leave(String),
     /// A page asked for by the user, or one of the pages of a catch-up.
-    History { room: String, catch_up: bool },
+    History {
+        room: String,
+        catch_up: bool,
+    },
     Ping(u64),
 }
 
 /// Something a connection said.
 #[derive(Debug)]
 pub(crate) enum Signal {
-    Event { name: String, data: Value },
-    Ack { request: Request, data: Value },
+    Event {
+        name: String,
+        data: Value,
+    },
+    Ack {
+        request: Request,
+        data: Value,
+    },
     /// A transport error, or a refused connection ("Received an ConnectError frame: ...").
     Error(String),
     /// The server closed the Socket.IO session.
@@ -130,7 +139,10 @@ impl Connection {
 
     /// Emits `event` without an ack.
     pub(crate) async fn emit(&self, event: &str, data: Value) -> Result<(), String> {
-        self.client.emit(event, data).await.map_err(|e| e.to_string())
+        self.client
+            .emit(event, data)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Closes the connection in the background: a dead peer can make a polite close hang.

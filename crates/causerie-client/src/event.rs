@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use causerie_protocol::{ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, Typing, User};
+use causerie_protocol::{
+    ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, Typing, User,
+};
 
 use crate::error::ClientError;
 use crate::outbox::{LocalId, OutboxEntry};

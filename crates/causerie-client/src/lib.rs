@@ -82,7 +82,8 @@ fn socket_io_url(server_url: &str) -> Result<String, ClientError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it names no host"));
     }
-    url.set_scheme(scheme).map_err(|()| invalid("cannot use this scheme"))?;
+    url.set_scheme(scheme)
+        .map_err(|()| invalid("cannot use this scheme"))?;
     Ok(url.to_string())
 }
 
@@ -173,9 +174,18 @@ mod tests {
 
     #[test]
     fn websocket_urls_become_http_urls() {
-        assert_eq!(socket_io_url("ws://10.0.2.2:3000").expect("valid"), "http://10.0.2.2:3000/");
-        assert_eq!(socket_io_url("wss://chat.example.org").expect("valid"), "https://chat.example.org/");
-        assert_eq!(socket_io_url("http://127.0.0.1:3000/").expect("valid"), "http://127.0.0.1:3000/");
+        assert_eq!(
+            socket_io_url("ws://10.0.2.2:3000").expect("valid"),
+            "http://10.0.2.2:3000/"
+        );
+        assert_eq!(
+            socket_io_url("wss://chat.example.org").expect("valid"),
+            "https://chat.example.org/"
+        );
+        assert_eq!(
+            socket_io_url("http://127.0.0.1:3000/").expect("valid"),
+            "http://127.0.0.1:3000/"
+        );
     }
 
     #[test]

@@ -166,7 +166,10 @@ mod tests {
             outbox.remove(second.local_id.as_str()).expect("saves");
         }
         let outbox = Outbox::open(Some(path)).expect("reopens");
-        assert_eq!(outbox.entries().cloned().collect::<Vec<_>>(), [first, third]);
+        assert_eq!(
+            outbox.entries().cloned().collect::<Vec<_>>(),
+            [first, third]
+        );
     }
 
     #[test]
@@ -174,6 +177,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("outbox.json");
         std::fs::write(&path, b"{not json").expect("writes");
-        assert!(matches!(Outbox::open(Some(path)), Err(ClientError::Storage { .. })));
+        assert!(matches!(
+            Outbox::open(Some(path)),
+            Err(ClientError::Storage { .. })
+        ));
     }
 }

@@ -71,8 +71,9 @@ struct Live {
 
 impl Live {
     fn next_wake(&self) -> Instant {
+        // While a ping is out, its deadline matters, not the time of the next one.
         [
-            Some(self.next_ping),
+            self.ping.is_none().then_some(self.next_ping),
             self.ping.map(|(_, deadline)| deadline),
             self.in_flight.as_ref().map(|(_, deadline)| *deadline),
             self.paused_until,
@@ -164,7 +165,10 @@ impl Supervisor {
                     }
                     attempt += 1;
                     let delay = self.config.backoff.delay(attempt);
-                    self.emit(ClientEvent::State(ConnectionState::Reconnecting { attempt, delay }));
+                    self.emit(ClientEvent::State(ConnectionState::Reconnecting {
+                        attempt,
+                        delay,
+                    }));
                     if self.wait_offline(delay).await {
                         continue;
                     }
@@ -198,7 +202,9 @@ impl Supervisor {
         match command {
             None | Some(Command::Disconnect) => return false,
             Some(Command::Send(entry)) => self.queue(entry),
-            Some(Command::History { .. }) => self.emit(ClientEvent::Error(ClientError::NotConnected)),
+            Some(Command::History { .. }) => {
+                self.emit(ClientEvent::Error(ClientError::NotConnected))
+            }
             Some(Command::Join(room)) => {
                 self.rooms.entry(room).or_default();
             }
@@ -237,7 +243,12 @@ impl Supervisor {
         self.generation += 1;
         let generation = self.generation;
         let timeout = self.config.request_timeout;
-        let opening = Connection::open(&self.url, self.auth(), generation, self.signal_sender.clone());
+        let opening = Connection::open(
+            &self.url,
+            self.auth(),
+            generation,
+            self.signal_sender.clone(),
+        );
         let connection = match tokio::time::timeout(timeout, opening).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(e)) => return Err(lost(e, false)),
@@ -291,7 +302,9 @@ impl Supervisor {
             next_ping: Instant::now() + self.config.liveness_interval,
             pings_sent: 0,
         };
-        self.welcomed(&mut live, welcome).await.map_err(|e| lost(e, true))?;
+        self.welcomed(&mut live, welcome)
+            .await
+            .map_err(|e| lost(e, true))?;
         Ok(live)
     }
 
@@ -310,9 +323,20 @@ impl Supervisor {
             server: welcome.server,
         }));
         self.take_page(live, DEFAULT_ROOM, welcome.history).await?;
-        let others: Vec<String> = self.rooms.keys().filter(|r| *r != DEFAULT_ROOM).cloned().collect();
+        let others: Vec<String> = self
+            .rooms
+            .keys()
+            .filter(|r| *r != DEFAULT_ROOM)
+            .cloned()
+            .collect();
         for room in others {
-            self.request(live, event::JOIN, json!({"room": room}), Request::Join(room)).await?;
+            self.request(
+                live,
+                event::JOIN,
+                json!({"room": room}),
+                Request::Join(room),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -348,7 +372,13 @@ impl Supervisor {
         }
     }
 
-    async fn request(&self, live: &Live, event: &str, data: Value, request: Request) -> Result<(), String> {
+    async fn request(
+        &self,
+        live: &Live,
+        event: &str,
+        data: Value,
+        request: Request,
+    ) -> Result<(), String> {
         live.connection
             .request(event, data, request, self.config.request_timeout)
             .await
@@ -360,14 +390,25 @@ impl Supervisor {
         if live.in_flight.is_some() || live.paused_until.is_some() {
             return Ok(());
         }
-        let Some(entry) = self.outbox.entries().find(|e| !live.acked.contains(&e.local_id)).cloned() else {
+        let Some(entry) = self
+            .outbox
+            .entries()
+            .find(|e| !live.acked.contains(&e.local_id))
+            .cloned()
+        else {
             return Ok(());
         };
         if self.rooms.contains_key(&entry.room) && !live.joined.contains(&entry.room) {
             return Ok(()); // its room's join is on its way
         }
         let data = json!({"id": entry.local_id, "room": entry.room, "text": entry.text});
-        self.request(live, event::MESSAGE, data, Request::Send(entry.local_id.clone())).await?;
+        self.request(
+            live,
+            event::MESSAGE,
+            data,
+            Request::Send(entry.local_id.clone()),
+        )
+        .await?;
         live.in_flight = Some((entry.local_id, Instant::now() + self.config.request_timeout));
         Ok(())
     }
@@ -382,19 +423,42 @@ impl Supervisor {
                 if let Some(before) = before {
                     data["before"] = json!(before);
                 }
-                self.request(live, event::HISTORY, data, Request::History { room, catch_up: false }).await?;
+                self.request(
+                    live,
+                    event::HISTORY,
+                    data,
+                    Request::History {
+                        room,
+                        catch_up: false,
+                    },
+                )
+                .await?;
             }
             Some(Command::Join(room)) => {
                 self.rooms.entry(room.clone()).or_default();
-                self.request(live, event::JOIN, json!({"room": room}), Request::Join(room)).await?;
+                self.request(
+                    live,
+                    event::JOIN,
+                    json!({"room": room}),
+                    Request::Join(room),
+                )
+                .await?;
             }
             Some(Command::Leave(room)) => {
                 self.rooms.remove(&room);
                 live.joined.remove(&room);
-                self.request(live, event::LEAVE, json!({"room": room}), Request::Leave(room)).await?;
+                self.request(
+                    live,
+                    event::LEAVE,
+                    json!({"room": room}),
+                    Request::Leave(room),
+                )
+                .await?;
             }
             Some(Command::Typing { room, typing }) => {
-                live.connection.emit(event::TYPING, json!({"room": room, "typing": typing})).await?;
+                live.connection
+                    .emit(event::TYPING, json!({"room": room, "typing": typing}))
+                    .await?;
             }
         }
         Ok(true)
@@ -408,7 +472,11 @@ impl Supervisor {
         if live.paused_until.is_some_and(|until| now >= until) {
             live.paused_until = None;
         }
-        if live.in_flight.as_ref().is_some_and(|(_, deadline)| now >= *deadline) {
+        if live
+            .in_flight
+            .as_ref()
+            .is_some_and(|(_, deadline)| now >= *deadline)
+        {
             // Send it again (same id, so stored once) and check the connection meanwhile.
             live.in_flight = None;
             if live.ping.is_none() {
@@ -424,7 +492,8 @@ impl Supervisor {
     async fn ping(&self, live: &mut Live) -> Result<(), String> {
         live.pings_sent += 1;
         let id = live.pings_sent;
-        self.request(live, event::PING, json!({}), Request::Ping(id)).await?;
+        self.request(live, event::PING, json!({}), Request::Ping(id))
+            .await?;
         let now = Instant::now();
         live.ping = Some((id, now + self.config.request_timeout));
         live.next_ping = now + self.config.liveness_interval;
@@ -466,10 +535,17 @@ impl Supervisor {
         Ok(())
     }
 
-    async fn on_ack(&mut self, live: &mut Live, request: Request, data: Value) -> Result<(), String> {
+    async fn on_ack(
+        &mut self,
+        live: &mut Live,
+        request: Request,
+        data: Value,
+    ) -> Result<(), String> {
         match request {
             Request::Ping(id) => {
-                if live.ping.is_some_and(|(expected, _)| expected == id) && parse::<Pong>(data).is_some() {
+                if live.ping.is_some_and(|(expected, _)| expected == id)
+                    && parse::<Pong>(data).is_some()
+                {
                     live.ping = None;
                 }
             }
@@ -477,7 +553,10 @@ impl Supervisor {
             Request::Join(room) => match parse::<Joined>(data) {
                 Some(Ok(joined)) => {
                     live.joined.insert(room.clone());
-                    self.emit(ClientEvent::Joined { room: room.clone(), online: joined.online });
+                    self.emit(ClientEvent::Joined {
+                        room: room.clone(),
+                        online: joined.online,
+                    });
                     self.take_page(live, &room, joined.history).await?;
                 }
                 Some(Err(error)) => {
@@ -487,7 +566,10 @@ impl Supervisor {
                 None => {}
             },
             Request::Leave(room) => self.emit(ClientEvent::Left { room }),
-            Request::History { room, catch_up: true } => {
+            Request::History {
+                room,
+                catch_up: true,
+            } => {
                 live.catching_up.remove(&room);
                 if let Some(Ok(page)) = parse::<HistoryPage>(data) {
                     for message in page.messages {
@@ -500,7 +582,9 @@ impl Supervisor {
                     }
                 }
             }
-            Request::History { catch_up: false, .. } => match parse::<HistoryPage>(data) {
+            Request::History {
+                catch_up: false, ..
+            } => match parse::<HistoryPage>(data) {
                 Some(Ok(page)) => self.emit(ClientEvent::History(page)),
                 Some(Err(error)) => self.emit(ClientEvent::Error(ClientError::Rejected(error))),
                 None => {}
@@ -509,22 +593,37 @@ impl Supervisor {
         Ok(())
     }
 
-    async fn on_send_ack(&mut self, live: &mut Live, local_id: LocalId, data: Value) -> Result<(), String> {
+    async fn on_send_ack(
+        &mut self,
+        live: &mut Live,
+        local_id: LocalId,
+        data: Value,
+    ) -> Result<(), String> {
         let Some(reply) = parse::<MessageAccepted>(data) else {
             return Ok(()); // not this request's answer: the timeout resends it
         };
-        if live.in_flight.as_ref().is_some_and(|(id, _)| *id == local_id) {
+        if live
+            .in_flight
+            .as_ref()
+            .is_some_and(|(id, _)| *id == local_id)
+        {
             live.in_flight = None;
         }
         match reply {
             Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
                 live.acked.insert(local_id.clone());
-                let delivered = self.rooms.get(&message.room).is_none_or(|t| t.is_past(message.seq));
+                let delivered = self
+                    .rooms
+                    .get(&message.room)
+                    .is_none_or(|t| t.is_past(message.seq));
                 if delivered {
                     // Its seq was delivered before this client started (or its room was left):
                     // confirm it here, since no timeline will.
                     self.forget(&local_id);
-                    self.emit(ClientEvent::Message { message, confirms: Some(local_id) });
+                    self.emit(ClientEvent::Message {
+                        message,
+                        confirms: Some(local_id),
+                    });
                 } else {
                     let room = message.room.clone();
                     self.deliver(message);
@@ -556,7 +655,12 @@ impl Supervisor {
     }
 
     /// Passes messages of a first page or a catch-up page through the room's timeline.
-    async fn take_page(&mut self, live: &mut Live, room: &str, messages: Vec<Message>) -> Result<(), String> {
+    async fn take_page(
+        &mut self,
+        live: &mut Live,
+        room: &str,
+        messages: Vec<Message>,
+    ) -> Result<(), String> {
         let Some(timeline) = self.rooms.get_mut(room) else {
             return Ok(());
         };
@@ -599,7 +703,10 @@ impl Supervisor {
         };
         live.catching_up.insert(room.to_owned());
         let data = json!({"room": room, "after": after, "limit": CATCH_UP_PAGE});
-        let request = Request::History { room: room.to_owned(), catch_up: true };
+        let request = Request::History {
+            room: room.to_owned(),
+            catch_up: true,
+        };
         self.request(live, event::HISTORY, data, request).await
     }
 }
@@ -607,5 +714,7 @@ impl Supervisor {
 /// Reads an ack as `Reply<T>`: `None` when it has neither shape (an ack routed to the wrong
 /// request: rust_socketio draws ack ids at random).
 fn parse<T: DeserializeOwned>(data: Value) -> Option<Result<T, ErrorBody>> {
-    serde_json::from_value::<Reply<T>>(data).ok().map(Into::into)
+    serde_json::from_value::<Reply<T>>(data)
+        .ok()
+        .map(Into::into)
 }

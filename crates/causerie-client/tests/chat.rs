@@ -1,0 +1,196 @@
+//! Chatting through the client against a real server: messages, confirmations, refusals, rooms.
+
+mod support;
+
+use causerie_client::{ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
+use causerie_protocol::ErrorCode;
+use causerie_server::{RateLimit, ServerConfig};
+use std::num::NonZeroU32;
+use support::{Recorded, TestServer, messages, test_config};
+
+#[tokio::test]
+async fn two_clients_exchange_messages_each_shown_once() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+
+    let hello = ada.client.send("general", "hello Bob");
+    ada.until_confirmed(std::slice::from_ref(&hello)).await;
+    bob.until_messages("general", 1).await;
+    let reply = bob.client.send("general", "hello Ada");
+    bob.until_confirmed(std::slice::from_ref(&reply)).await;
+    ada.until_messages("general", 2).await;
+
+    for recorded in [&mut ada, &mut bob] {
+        recorded.settle(std::time::Duration::from_millis(300)).await;
+        let texts: Vec<&str> = recorded
+            .messages()
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect();
+        assert_eq!(texts, ["hello Bob", "hello Ada"]);
+    }
+    assert!(
+        ada.log
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Pending(p) if p.local_id == hello))
+    );
+    let confirmed_for_bob = bob
+        .log
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Message { confirms: Some(id), .. } if *id == hello));
+    assert!(
+        !confirmed_for_bob,
+        "only the sender's copy confirms its pending message"
+    );
+}
+
+#[tokio::test]
+async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let blank = ada.client.send("general", "   ");
+    let long = ada.client.send("general", &"x".repeat(4_001));
+    let elsewhere = ada.client.send("nowhere", "hi");
+    let fine = ada.client.send("general", "this one is fine");
+    ada.until_confirmed(std::slice::from_ref(&fine)).await;
+    ada.settle(std::time::Duration::from_millis(300)).await;
+    let failures: Vec<_> = ada
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Failed { local_id, error } => Some((local_id.clone(), error.code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            (blank, ErrorCode::Empty),
+            (long, ErrorCode::TooLong),
+            (elsewhere, ErrorCode::NotJoined)
+        ]
+    );
+    assert_eq!(ada.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn rate_limited_messages_are_retried_until_sent_in_order() {
+    let server = TestServer::start_with(|config| ServerConfig {
+        rate_limit: Some(RateLimit {
+            per_second: NonZeroU32::new(5).expect("non-zero"),
+            burst: NonZeroU32::new(2).expect("non-zero"),
+        }),
+        ..config
+    })
+    .await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let ids: Vec<_> = (0..6)
+        .map(|i| ada.client.send("general", &format!("m{i}")))
+        .collect();
+    ada.until_confirmed(&ids).await;
+    let texts: Vec<&str> = ada.messages().iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+    assert!(
+        !ada.log
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Failed { .. }))
+    );
+}
+
+#[tokio::test]
+async fn rooms_scope_messages_and_history_pages_arrive_as_events() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    ada.client.join("side");
+    ada.until("joined", |log| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::Joined { room, .. } if room == "side"))
+    })
+    .await;
+    let ids: Vec<_> = (1..=3)
+        .map(|i| ada.client.send("side", &format!("s{i}")))
+        .collect();
+    ada.until_confirmed(&ids).await;
+    bob.settle(std::time::Duration::from_millis(300)).await;
+    assert!(bob.messages().is_empty(), "Bob is not in side");
+
+    ada.client.history("side", Some(3));
+    ada.until("a history page", |log| {
+        log.iter().any(|e| matches!(e, ClientEvent::History(_)))
+    })
+    .await;
+    let page = ada.log.iter().find_map(|e| match e {
+        ClientEvent::History(page) => Some(page.clone()),
+        _ => None,
+    });
+    let page = page.expect("a page");
+    assert_eq!(
+        page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(!page.has_more);
+}
+
+#[tokio::test]
+async fn a_wrong_join_code_is_a_typed_refusal_not_a_retry_storm() {
+    let server = TestServer::start_with(|config| ServerConfig {
+        join_code: Some("sesame".into()),
+        ..config
+    })
+    .await;
+    let mut refused = Recorded::start(ClientConfig {
+        join_code: Some("wrong".into()),
+        ..test_config(&server.url(), "Ada")
+    });
+    refused.until_stopped().await;
+    let error = refused.log.iter().find_map(|e| match e {
+        ClientEvent::Error(error) => Some(error.clone()),
+        _ => None,
+    });
+    let error = error.expect("an error event");
+    assert_eq!(error.code(), "unauthorized");
+    assert!(matches!(
+        refused.log.last(),
+        Some(ClientEvent::State(ConnectionState::Disconnected { reason: DisconnectReason::Refused(body) }))
+            if body.code == ErrorCode::Unauthorized
+    ));
+    let attempts = refused
+        .log
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::State(ConnectionState::Reconnecting { .. })))
+        .count();
+    assert_eq!(attempts, 0, "a refusal is not retried");
+
+    let mut admitted = Recorded::start(ClientConfig {
+        join_code: Some("sesame".into()),
+        ..test_config(&server.url(), "Ada")
+    });
+    admitted.until_connected().await;
+}
+
+#[tokio::test]
+async fn the_token_from_the_welcome_brings_the_same_user_back() {
+    let server = TestServer::start().await;
+    let mut first = Recorded::connect(&server.url(), "Ada").await;
+    let session = first.log.iter().find_map(|e| match e {
+        ClientEvent::Welcome(session) => Some(session.clone()),
+        _ => None,
+    });
+    let session = session.expect("a welcome");
+    first.client.disconnect();
+    first.until_stopped().await;
+    let mut again = Recorded::start(ClientConfig {
+        name: None,
+        token: Some(session.token.clone()),
+        ..test_config(&server.url(), "")
+    });
+    again.until_connected().await;
+    let user = again.log.iter().find_map(|e| match e {
+        ClientEvent::Welcome(s) => Some(s.user.clone()),
+        _ => None,
+    });
+    assert_eq!(user, Some(session.user));
+    assert!(messages(&again.log).is_empty());
+}

@@ -1,0 +1,236 @@
+//! The client's promises under failure: nothing sent is lost, nothing received is shown twice,
+//! and it reconnects on its own, patiently.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use causerie_client::{Backoff, ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
+use support::{Proxy, Recorded, TestServer, assert_complete_and_ordered, messages, test_config};
+
+#[tokio::test]
+async fn a_server_restart_in_the_middle_of_200_messages_loses_and_repeats_nothing() {
+    let mut server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    let ada_ids: Vec<_> = (0..100)
+        .map(|i| ada.client.send("general", &format!("ada {i}")))
+        .collect();
+    let bob_ids: Vec<_> = (0..100)
+        .map(|i| bob.client.send("general", &format!("bob {i}")))
+        .collect();
+
+    ada.until_messages("general", 30).await;
+    server.stop().await;
+    ada.until("the outage to be noticed", |log| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::State(ConnectionState::Disconnected { .. })))
+    })
+    .await;
+    server.resume().await;
+
+    for (client, own) in [(&mut ada, &ada_ids), (&mut bob, &bob_ids)] {
+        client.until_confirmed(own).await;
+        client.until_messages("general", 200).await;
+        client.settle(Duration::from_millis(300)).await;
+        assert_complete_and_ordered(&client.messages(), 200);
+    }
+
+    let mut reader = Recorded::connect(&server.url(), "Reader").await;
+    reader.client.history("general", Some(201));
+    reader.client.history("general", Some(151));
+    reader.client.history("general", Some(101));
+    reader.client.history("general", Some(51));
+    reader
+        .until("four history pages", |log| {
+            log.iter()
+                .filter(|e| matches!(e, ClientEvent::History(_)))
+                .count()
+                == 4
+        })
+        .await;
+    let stored: HashSet<String> = reader
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::History(page) => Some(page.messages.iter().map(|m| m.client_id.clone())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(stored.len(), 200, "the store holds each message once");
+}
+
+#[tokio::test]
+async fn a_client_away_while_500_messages_pass_catches_up_on_all_of_them() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.address).await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&proxy.url(), "Bob").await;
+    let first = ada.client.send("general", "before");
+    ada.until_confirmed(std::slice::from_ref(&first)).await;
+    bob.until_messages("general", 1).await;
+
+    proxy.cut();
+    bob.until("the cut to be noticed", |log| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::State(ConnectionState::Disconnected { .. })))
+    })
+    .await;
+    let ids: Vec<_> = (0..500)
+        .map(|i| ada.client.send("general", &format!("while away {i}")))
+        .collect();
+    ada.until_confirmed(&ids).await;
+    proxy.restore();
+
+    bob.until_messages("general", 501).await;
+    bob.settle(Duration::from_millis(300)).await;
+    assert_complete_and_ordered(&bob.messages(), 501);
+}
+
+#[tokio::test]
+async fn a_silently_dead_connection_is_found_by_the_liveness_check() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.address).await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&proxy.url(), "Bob").await;
+
+    proxy.stall();
+    let ids: Vec<_> = (0..3)
+        .map(|i| ada.client.send("general", &format!("m{i}")))
+        .collect();
+    ada.until_confirmed(&ids).await;
+    bob.until("the stall to be noticed", |log| {
+        log.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::State(ConnectionState::Disconnected {
+                    reason: DisconnectReason::Lost(_)
+                })
+            )
+        })
+    })
+    .await;
+    proxy.restore();
+    bob.until_messages("general", 3).await;
+    assert_complete_and_ordered(&bob.messages(), 3);
+}
+
+#[tokio::test]
+async fn messages_sent_while_disconnected_arrive_after_the_reconnect() {
+    let mut server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    server.stop().await;
+    let ids: Vec<_> = (0..3)
+        .map(|i| ada.client.send("general", &format!("offline {i}")))
+        .collect();
+    ada.until("three pending messages", |log| {
+        log.iter()
+            .filter(|e| matches!(e, ClientEvent::Pending(_)))
+            .count()
+            == 3
+    })
+    .await;
+    server.resume().await;
+    ada.until_confirmed(&ids).await;
+    let texts: Vec<&str> = ada.messages().iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["offline 0", "offline 1", "offline 2"]);
+
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    bob.until_messages("general", 3).await;
+}
+
+#[tokio::test]
+async fn the_outbox_survives_a_restart_of_the_program() {
+    let mut server = TestServer::start().await;
+    server.stop().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox_file = dir.path().join("outbox.json");
+    let config = ClientConfig {
+        outbox_file: Some(outbox_file.clone()),
+        ..test_config(&server.url(), "Ada")
+    };
+    let ids = {
+        let mut first_run = Recorded::start(config.clone());
+        let ids: Vec<_> = (0..2)
+            .map(|i| first_run.client.send("general", &format!("kept {i}")))
+            .collect();
+        first_run
+            .until("two pending messages", |log| {
+                log.iter()
+                    .filter(|e| matches!(e, ClientEvent::Pending(_)))
+                    .count()
+                    == 2
+            })
+            .await;
+        first_run.client.disconnect();
+        first_run.until_stopped().await;
+        ids
+    };
+    assert!(outbox_file.exists());
+
+    server.resume().await;
+    let mut second_run = Recorded::start(config);
+    second_run.until_confirmed(&ids).await;
+    let restored: Vec<_> = second_run
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Pending(entry) => Some(entry.local_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restored, ids, "restored in order, with the same ids");
+    assert_eq!(messages(&second_run.log).len(), 2);
+}
+
+#[tokio::test]
+async fn a_long_outage_keeps_retrying_at_the_capped_interval() {
+    // A port with nothing behind it.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", dead.local_addr().expect("an address"));
+    drop(dead);
+    let backoff = Backoff {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(80),
+    };
+    let mut client = Recorded::start(ClientConfig {
+        backoff,
+        ..test_config(&url, "Ada")
+    });
+    client.record_for(Duration::from_secs(3)).await;
+    client.client.disconnect();
+    client.until_stopped().await;
+
+    let delays: Vec<(u32, Duration)> = client
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::State(ConnectionState::Reconnecting { attempt, delay }) => {
+                Some((*attempt, *delay))
+            }
+            _ => None,
+        })
+        .collect();
+    // About 3 s / 45 ms on average; far from a tight loop, and still trying.
+    assert!(
+        (15..=300).contains(&delays.len()),
+        "{} attempts",
+        delays.len()
+    );
+    let attempts: Vec<u32> = delays.iter().map(|(a, _)| *a).collect();
+    assert_eq!(attempts, (1..=delays.len() as u32).collect::<Vec<_>>());
+    assert!(
+        delays
+            .iter()
+            .all(|(_, d)| *d >= backoff.initial && *d <= backoff.max)
+    );
+    let late = &delays[delays.len() / 2..];
+    assert!(
+        late.iter().any(|(_, d)| *d > backoff.max / 2),
+        "late attempts wait up to the cap: {late:?}"
+    );
+}
