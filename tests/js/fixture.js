@@ -10,6 +10,8 @@ import { io } from 'socket.io-client';
 const here = new URL('.', import.meta.url).pathname;
 export const SERVER_BIN =
   process.env.CAUSERIE_SERVER_BIN ?? resolve(here, '../../target/debug/causerie-server');
+export const CHAT_EXAMPLE_BIN =
+  process.env.CAUSERIE_CHAT_BIN ?? resolve(here, '../../target/debug/examples/chat');
 export const PATIENCE_MS = 10_000;
 export const QUIET_MS = 400;
 
