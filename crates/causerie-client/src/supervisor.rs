@@ -330,13 +330,7 @@ impl Supervisor {
             .cloned()
             .collect();
         for room in others {
-            self.request(
-                live,
-                event::JOIN,
-                json!({"room": room}),
-                Request::Join(room),
-            )
-            .await?;
+            self.join(live, room).await?;
         }
         Ok(())
     }
@@ -381,6 +375,12 @@ impl Supervisor {
     ) -> Result<(), String> {
         live.connection
             .request(event, data, request, self.config.request_timeout)
+            .await
+    }
+
+    async fn join(&self, live: &Live, room: String) -> Result<(), String> {
+        let data = json!({"room": room});
+        self.request(live, event::JOIN, data, Request::Join(room))
             .await
     }
 
@@ -436,13 +436,7 @@ impl Supervisor {
             }
             Some(Command::Join(room)) => {
                 self.rooms.entry(room.clone()).or_default();
-                self.request(
-                    live,
-                    event::JOIN,
-                    json!({"room": room}),
-                    Request::Join(room),
-                )
-                .await?;
+                self.join(live, room).await?;
             }
             Some(Command::Leave(room)) => {
                 self.rooms.remove(&room);
