@@ -35,6 +35,17 @@ pub enum ClientError {
     },
 }
 
+/// Crosses to user interfaces as `{code, message}`, like the server's errors.
+impl serde::Serialize for ClientError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut body = serializer.serialize_struct("ClientError", 2)?;
+        body.serialize_field("code", self.code())?;
+        body.serialize_field("message", &self.to_string())?;
+        body.end()
+    }
+}
+
 impl ClientError {
     /// A stable code: the server's error code for refusals, else one of `not_connected`,
     /// `invalid_url`, `storage`.

@@ -6,11 +6,15 @@ use causerie_protocol::{
     ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, Typing, User,
 };
 
+use serde::{Serialize, Serializer};
+use ts_rs::TS;
+
 use crate::error::ClientError;
 use crate::outbox::{LocalId, OutboxEntry};
 
-/// Where the connection stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the connection stands. Serialized as `{status: "reconnecting", attempt, delayMs}` etc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "status", rename_all = "camelCase")]
 pub enum ConnectionState {
     /// Making the first connection.
     Connecting,
@@ -21,6 +25,8 @@ pub enum ConnectionState {
         /// Which attempt comes next.
         attempt: u32,
         /// How long until it starts.
+        #[serde(rename = "delayMs", serialize_with = "as_millis")]
+        #[ts(rename = "delayMs", type = "number")]
         delay: Duration,
     },
     /// Not connected, and not trying: the connection was lost (a reconnection follows), refused
@@ -31,8 +37,10 @@ pub enum ConnectionState {
     },
 }
 
-/// Why a connection ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a connection ended. Serialized as `{kind: "lost", detail}`, `{kind: "refused", detail}`
+/// or `{kind: "closed"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "kind", content = "detail", rename_all = "camelCase")]
 pub enum DisconnectReason {
     /// The network or the server went away; the client reconnects.
     Lost(String),
@@ -43,7 +51,7 @@ pub enum DisconnectReason {
 }
 
 /// Who the user is on this server, from its `welcome`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct Session {
     /// The user.
     pub user: User,
@@ -59,8 +67,9 @@ pub struct Session {
     pub server: ServerInfo,
 }
 
-/// One thing that happened, in the order it happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One thing that happened, in the order it happened. Serialized as `{type: "message", data: {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "type", content = "data", rename_all = "camelCase")]
 pub enum ClientEvent {
     /// The connection changed state.
     State(ConnectionState),
@@ -77,6 +86,7 @@ pub enum ClientEvent {
         confirms: Option<LocalId>,
     },
     /// The server refused a pending message for good; it left the outbox.
+    #[serde(rename_all = "camelCase")]
     Failed {
         /// The pending message.
         local_id: LocalId,
@@ -102,5 +112,9 @@ pub enum ClientEvent {
     /// A page of older messages asked for with [`crate::ChatClient::history`].
     History(HistoryPage),
     /// Something failed that the user may want to know about.
-    Error(ClientError),
+    Error(#[ts(type = "ErrorBody")] ClientError),
+}
+
+fn as_millis<S: Serializer>(delay: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
 }

@@ -8,6 +8,7 @@
 //! - [`ClientConfig`]: server URL, name, token, join code, outbox file, timings.
 //! - [`Backoff`]: reconnection delays (exponential, full jitter, capped).
 //! - [`ClientError`]: what can fail, with stable codes.
+//! - [`bindings`]: the events as TypeScript, for the app's UI.
 //!
 //! Inside, one supervisor task owns everything (`supervisor`), talks to the server through
 //! rust_socketio (`connection`), keeps unsent messages in order (`outbox`), and orders each room's
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+pub mod bindings;
 mod config;
 mod connection;
 mod error;
