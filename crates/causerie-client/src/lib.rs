@@ -142,6 +142,12 @@ impl ChatClient {
         });
     }
 
+    /// Checks the connection now instead of at the next scheduled ping, or ends a reconnection
+    /// wait early: for when the app returns to the foreground or the network changes.
+    pub fn check_connection(&self) {
+        self.command(Command::CheckNow);
+    }
+
     /// Closes the connection for good; the event stream ends after a final
     /// [`ConnectionState::Disconnected`]. Unsent messages stay in the outbox file, if any.
     pub fn disconnect(&self) {

@@ -34,6 +34,7 @@ pub(crate) enum Command {
     Join(String),
     Leave(String),
     Typing { room: String, typing: bool },
+    CheckNow,
     Disconnect,
 }
 
@@ -186,11 +187,15 @@ impl Supervisor {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(until) => return true,
-                command = self.commands.recv() => {
-                    if !self.offline(command) {
-                        return false;
+                command = self.commands.recv() => match command {
+                    // Try now rather than at the end of the backoff.
+                    Some(Command::CheckNow) => return true,
+                    command => {
+                        if !self.offline(command) {
+                            return false;
+                        }
                     }
-                }
+                },
                 // Late signals of connections given up on: drop them.
                 Some(_) = self.signals.recv() => {}
             }
@@ -212,7 +217,7 @@ impl Supervisor {
                 self.rooms.remove(&room);
                 self.emit(ClientEvent::Left { room });
             }
-            Some(Command::Typing { .. }) => {}
+            Some(Command::Typing { .. } | Command::CheckNow) => {}
         }
         true
     }
@@ -448,6 +453,11 @@ impl Supervisor {
                     Request::Leave(room),
                 )
                 .await?;
+            }
+            Some(Command::CheckNow) => {
+                if live.ping.is_none() {
+                    self.ping(live).await?;
+                }
             }
             Some(Command::Typing { room, typing }) => {
                 live.connection

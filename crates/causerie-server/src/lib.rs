@@ -81,26 +81,34 @@ impl App {
         self.io.close().await;
         self.chat.store.close().await;
     }
+
+    /// Serves chat on `listener` until `shutdown` completes, then stops gracefully: sockets are
+    /// closed, writes already queued are committed, and the database is closed. A message is
+    /// acked only once committed, so no acked message is lost.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let io = self.io.clone();
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down");
+                // Open sockets would hold the HTTP server up: close them as shutdown starts.
+                io.close().await;
+            })
+            .await;
+        self.shutdown().await;
+        served.map_err(ServerError::Serve)
+    }
 }
 
-/// Serves chat on `listener` until `shutdown` completes, then stops gracefully: sockets are
-/// closed, writes already queued are committed, and the database is closed. A message is acked only
-/// once committed, so no acked message is lost.
+/// Opens the store and serves chat on `listener` until `shutdown` completes; see [`App::serve`].
 pub async fn run(
     listener: TcpListener,
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let app = App::new(&config).await?;
-    let io = app.io.clone();
-    let served = axum::serve(listener, app.router())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            // Open sockets would hold the HTTP server up: close them as shutdown starts.
-            io.close().await;
-        })
-        .await;
-    app.shutdown().await;
-    served.map_err(ServerError::Serve)
+    App::new(&config).await?.serve(listener, shutdown).await
 }

@@ -1,0 +1,86 @@
+//! The commands the UI invokes: each delegates to [`AppCore`] or the core client.
+
+use causerie_client::{ClientEvent, LocalId};
+use tauri::State;
+use tauri::ipc::Channel;
+
+use crate::core::{AppCore, ChatInfo};
+use crate::error::AppError;
+use crate::settings::Settings;
+
+/// Starts (or restarts) the chat the settings describe; its events arrive on `events`, in order.
+#[tauri::command]
+pub async fn start_chat(
+    core: State<'_, AppCore>,
+    events: Channel<ClientEvent>,
+) -> Result<ChatInfo, AppError> {
+    core.start(move |event| {
+        let _ = events.send(event);
+    })
+    .await
+}
+
+/// Queues a message; returns its local id at once.
+#[tauri::command]
+pub async fn send_message(
+    core: State<'_, AppCore>,
+    room: String,
+    text: String,
+) -> Result<LocalId, AppError> {
+    Ok(core.client().await?.send(&room, &text))
+}
+
+/// Asks for older messages of `room`; the page arrives as a `history` event.
+#[tauri::command]
+pub async fn load_history(
+    core: State<'_, AppCore>,
+    room: String,
+    before: Option<u64>,
+) -> Result<(), AppError> {
+    core.client().await?.history(&room, before);
+    Ok(())
+}
+
+/// Joins (and creates) a room.
+#[tauri::command]
+pub async fn join_room(core: State<'_, AppCore>, room: String) -> Result<(), AppError> {
+    core.client().await?.join(&room);
+    Ok(())
+}
+
+/// Leaves a room.
+#[tauri::command]
+pub async fn leave_room(core: State<'_, AppCore>, room: String) -> Result<(), AppError> {
+    core.client().await?.leave(&room);
+    Ok(())
+}
+
+/// Tells the room the user is typing, or stopped.
+#[tauri::command]
+pub async fn set_typing(
+    core: State<'_, AppCore>,
+    room: String,
+    typing: bool,
+) -> Result<(), AppError> {
+    core.client().await?.typing(&room, typing);
+    Ok(())
+}
+
+/// The settings, with command-line overrides applied.
+#[tauri::command]
+pub fn get_settings(core: State<'_, AppCore>) -> Settings {
+    core.settings()
+}
+
+/// Keeps new settings; `start_chat` applies them.
+#[tauri::command]
+pub fn save_settings(core: State<'_, AppCore>, settings: Settings) -> Result<(), AppError> {
+    core.save_settings(settings)
+}
+
+/// Checks the connection now (the app came back to the foreground, the network changed).
+#[tauri::command]
+pub async fn check_connection(core: State<'_, AppCore>) -> Result<(), AppError> {
+    core.client().await?.check_connection();
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The app's behaviour on the host, without a window: hosting, joining, tokens, settings.
+
+use std::time::Duration;
+
+use causerie_app_lib::core::AppCore;
+use causerie_app_lib::settings::{Mode, Overrides, Settings};
+use causerie_client::{ClientConfig, ClientEvent};
+use causerie_server::testing::TestServer;
+use tokio::sync::mpsc;
+
+const PATIENCE: Duration = Duration::from_secs(15);
+
+struct Started {
+    core: AppCore,
+    events: mpsc::UnboundedReceiver<ClientEvent>,
+    info: causerie_app_lib::core::ChatInfo,
+}
+
+async fn start(data_dir: &std::path::Path, overrides: Overrides) -> Started {
+    let core = AppCore::new(data_dir.to_owned(), overrides).expect("loads settings");
+    let (sink, events) = mpsc::unbounded_channel();
+    let info = core
+        .start(move |event| {
+            let _ = sink.send(event);
+        })
+        .await
+        .expect("starts");
+    Started { core, events, info }
+}
+
+async fn next_matching<T>(
+    events: &mut mpsc::UnboundedReceiver<ClientEvent>,
+    pick: impl Fn(ClientEvent) -> Option<T>,
+) -> T {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let event = events.recv().await.expect("events flow");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event comes in time")
+}
+
+/// The client's event stream as a channel, like the app's sink.
+fn forward(mut events: causerie_client::ClientEvents) -> mpsc::UnboundedReceiver<ClientEvent> {
+    let (sink, receiver) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            let _ = sink.send(event);
+        }
+    });
+    receiver
+}
+
+fn welcome(event: ClientEvent) -> Option<causerie_client::Session> {
+    match event {
+        ClientEvent::Welcome(session) => Some(session),
+        _ => None,
+    }
+}
+
+fn message_text(event: ClientEvent) -> Option<String> {
+    match event {
+        ClientEvent::Message { message, .. } => Some(message.text),
+        _ => None,
+    }
+}
+
+fn named(name: &str) -> Overrides {
+    Overrides {
+        name: Some(name.to_owned()),
+        ..Overrides::default()
+    }
+}
+
+#[tokio::test]
+async fn with_no_server_configured_the_app_hosts_its_own_chat_and_others_can_join() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ada = start(dir.path(), named("Ada")).await;
+    assert!(ada.info.hosting.is_some());
+    let session = next_matching(&mut ada.events, welcome).await;
+    assert_eq!(session.user.name, "Ada");
+
+    let (bob, bob_events) = causerie_client::connect(ClientConfig {
+        name: Some("Bob".into()),
+        ..ClientConfig::new(ada.info.server_url.clone())
+    })
+    .expect("starts");
+    let mut bob_events = forward(bob_events);
+    next_matching(&mut bob_events, welcome).await;
+    bob.send("general", "hello host");
+    assert_eq!(
+        next_matching(&mut ada.events, message_text).await,
+        "hello host"
+    );
+
+    ada.core
+        .client()
+        .await
+        .expect("running")
+        .send("general", "hello guest");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.push(next_matching(&mut bob_events, message_text).await);
+    }
+    assert_eq!(seen, ["hello host", "hello guest"]);
+    ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn the_command_line_server_wins_over_the_settings() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let overrides = Overrides {
+        server: Some(server.url()),
+        ..named("Ada")
+    };
+    let mut ada = start(dir.path(), overrides).await;
+    assert_eq!(ada.info.hosting, None);
+    assert_eq!(ada.info.server_url, server.url());
+    next_matching(&mut ada.events, welcome).await;
+    assert_eq!(ada.core.settings().mode, Mode::Join);
+    ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn the_next_run_is_the_same_user_with_the_same_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first_user = {
+        let mut first = start(dir.path(), named("Ada")).await;
+        let session = next_matching(&mut first.events, welcome).await;
+        first
+            .core
+            .client()
+            .await
+            .expect("running")
+            .send("general", "remember me");
+        assert_eq!(
+            next_matching(&mut first.events, message_text).await,
+            "remember me"
+        );
+        first.core.stop().await;
+        session.user
+    };
+    let mut second = start(dir.path(), Overrides::default()).await;
+    let session = next_matching(&mut second.events, welcome).await;
+    assert_eq!(
+        session.user, first_user,
+        "the kept token names the same user"
+    );
+    assert_eq!(
+        next_matching(&mut second.events, message_text).await,
+        "remember me"
+    );
+    second.core.stop().await;
+}
+
+#[tokio::test]
+async fn settings_are_kept_and_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let core = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
+    assert_eq!(core.settings(), Settings::default());
+    let error = core
+        .save_settings(Settings {
+            mode: Mode::Join,
+            server_url: None,
+            ..Settings::default()
+        })
+        .expect_err("joining needs an address");
+    assert_eq!(error.code(), "invalid_settings");
+    core.save_settings(Settings {
+        name: Some("Ada".into()),
+        host_on_lan: true,
+        ..Settings::default()
+    })
+    .expect("saves");
+    let reopened = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
+    assert_eq!(reopened.settings().name.as_deref(), Some("Ada"));
+    assert!(reopened.settings().host_on_lan);
+}
+
+#[tokio::test]
+async fn a_busy_port_for_lan_hosting_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("0.0.0.0:0").expect("binds");
+    let port = taken.local_addr().expect("an address").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let core = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
+    core.save_settings(Settings {
+        name: Some("Ada".into()),
+        host_on_lan: true,
+        port,
+        ..Settings::default()
+    })
+    .expect("saves");
+    let error = core.start(|_| {}).await.expect_err("the port is taken");
+    assert_eq!(error.code(), "hosting");
+    assert!(error.to_string().contains(&port.to_string()), "{error}");
+}

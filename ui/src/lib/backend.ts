@@ -1,0 +1,18 @@
+// The one way the UI reaches the app: an interface, implemented over Tauri in tauri-backend.ts
+// and by a fake in the tests.
+import type { ChatInfo, ClientEvent, LocalId, Settings } from './types';
+
+export interface Backend {
+  /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
+  start(onEvent: (event: ClientEvent) => void): Promise<ChatInfo>;
+  send(room: string, text: string): Promise<LocalId>;
+  history(room: string, before: number | null): Promise<void>;
+  join(room: string): Promise<void>;
+  leave(room: string): Promise<void>;
+  typing(room: string, typing: boolean): Promise<void>;
+  settings(): Promise<Settings>;
+  saveSettings(settings: Settings): Promise<void>;
+  checkConnection(): Promise<void>;
+  /** Opens an http(s) link in the system browser. */
+  openUrl(url: string): Promise<void>;
+}

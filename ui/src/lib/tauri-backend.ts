@@ -1,0 +1,22 @@
+import { Channel, invoke } from '@tauri-apps/api/core';
+import { openUrl } from '@tauri-apps/plugin-opener';
+import type { Backend } from './backend';
+import type { ChatInfo, ClientEvent, LocalId, Settings } from './types';
+
+/** The backend inside the Tauri app: each method is one command of src-tauri/src/commands.rs. */
+export const tauriBackend: Backend = {
+  start(onEvent) {
+    const events = new Channel<ClientEvent>();
+    events.onmessage = onEvent;
+    return invoke<ChatInfo>('start_chat', { events });
+  },
+  send: (room, text) => invoke<LocalId>('send_message', { room, text }),
+  history: (room, before) => invoke('load_history', { room, before }),
+  join: (room) => invoke('join_room', { room }),
+  leave: (room) => invoke('leave_room', { room }),
+  typing: (room, typing) => invoke('set_typing', { room, typing }),
+  settings: () => invoke<Settings>('get_settings'),
+  saveSettings: (settings) => invoke('save_settings', { settings }),
+  checkConnection: () => invoke('check_connection'),
+  openUrl: (url) => openUrl(url),
+};

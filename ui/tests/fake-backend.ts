@@ -1,0 +1,70 @@
+// A backend for component tests: records what the UI asks, and lets a test play the core
+// client's events.
+import type { Backend } from '../src/lib/backend';
+import type { ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
+
+export class FakeBackend implements Backend {
+  calls: { method: string; args: unknown[] }[] = [];
+  stored: Settings;
+  private listener: ((event: ClientEvent) => void) | null = null;
+  private ids = 0;
+
+  constructor(settings: Partial<Settings> = {}) {
+    this.stored = { mode: 'host', serverUrl: null, hostOnLan: false, port: 3000, joinCode: null, name: 'Ada', ...settings };
+  }
+
+  private record(method: string, ...args: unknown[]) {
+    this.calls.push({ method, args });
+  }
+
+  callsTo(method: string): unknown[][] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.args);
+  }
+
+  /** Plays an event as the core client would send it. */
+  emit(event: ClientEvent) {
+    if (!this.listener) throw new Error('the chat was not started');
+    this.listener(event);
+  }
+
+  async start(onEvent: (event: ClientEvent) => void): Promise<ChatInfo> {
+    this.record('start');
+    this.listener = onEvent;
+    return { serverUrl: 'http://127.0.0.1:3000', hosting: { lanUrls: [], joinCode: null } };
+  }
+  async send(room: string, text: string) { this.record('send', room, text); this.ids += 1; return `local-${this.ids}`; }
+  async history(room: string, before: number | null) { this.record('history', room, before); }
+  async join(room: string) { this.record('join', room); }
+  async leave(room: string) { this.record('leave', room); }
+  async typing(room: string, typing: boolean) { this.record('typing', room, typing); }
+  async settings() { return { ...this.stored }; }
+  async saveSettings(settings: Settings) { this.record('saveSettings', settings); this.stored = settings; }
+  async checkConnection() { this.record('checkConnection'); }
+  async openUrl(url: string) { this.record('openUrl', url); }
+}
+
+export const ada: User = { id: 'u-ada', name: 'Ada' };
+export const bob: User = { id: 'u-bob', name: 'Bob' };
+
+export function session(user: User = ada): Session {
+  return {
+    user,
+    token: 't',
+    rooms: ['general'],
+    online: [ada, bob],
+    limits: {
+      maxMessageChars: 20, maxNameChars: 32, maxRoomChars: 32, maxClientIdChars: 64,
+      maxHistoryLimit: 200, maxPayloadBytes: 65536, rateLimitPerSecond: 5, rateLimitBurst: 10,
+    },
+    server: { name: 'causerie', version: '0.1.0' },
+  };
+}
+
+let seq = 0;
+export function message(author: User, text: string, extra: Partial<Message> = {}): Message {
+  seq += 1;
+  return {
+    id: `m-${seq}`, clientId: `c-${seq}`, room: 'general', seq, author, text,
+    sentAt: new Date(Date.UTC(2026, 10, 25, 9, 0, seq)).toISOString(), ...extra,
+  };
+}
