@@ -1,0 +1,128 @@
+// The real app, driven through WebDriver (tauri-driver + WebKitWebDriver) under Xvfb, with a real
+// causerie-server and the official socket.io-client as the other person in the chat.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join as joinPath, resolve } from 'node:path';
+import { after, before, test } from 'node:test';
+import { causerie, join, next, request, startServer } from '../js/fixture.js';
+import { WebDriver } from './webdriver.js';
+
+const here = new URL('.', import.meta.url).pathname;
+const APP = process.env.CAUSERIE_APP_BIN ?? resolve(here, '../../target/debug/causerie-app');
+const ARTIFACTS = process.env.CAUSERIE_ARTIFACTS ?? resolve(here, '../../artifacts');
+
+/** Expressions read in the app's page. */
+const page = {
+  connection: "document.querySelector('.connection')?.textContent ?? ''",
+  texts: "[...document.querySelectorAll('.messages article .text')].map((e) => e.textContent)",
+  pending: "document.querySelectorAll('.messages [data-pending]').length",
+};
+
+function freePort() {
+  return new Promise((resolvePort) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+let driver;
+let driverUrl;
+before(async () => {
+  const port = await freePort();
+  driver = spawn('tauri-driver', ['--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  driverUrl = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`tauri-driver did not start: ${error}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+after(() => driver?.kill());
+
+/** Resizes the window, lets the layout and its transitions settle, and keeps a screenshot. */
+async function screenshot(app, width, height, file) {
+  await app.resize(width, height);
+  await app.until(`a ${width} px wide layout`, `Math.abs(window.innerWidth - ${width}) < 40`);
+  await new Promise((r) => setTimeout(r, 500));
+  writeFileSync(joinPath(ARTIFACTS, file), await app.screenshot());
+}
+
+async function sendFromApp(app, text) {
+  await app.type('textarea[aria-label="Message"]', `${text}\uE007`);
+}
+
+test('the app chats with socket.io-client, survives a server restart, and delivers what was sent offline', async () => {
+  let server = await startServer();
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-app-'));
+  const app = await WebDriver.open(driverUrl, APP, ['--server', server.url, '--name', 'Appy', '--data-dir', dataDir]);
+  try {
+    await app.until('the app to connect', `${page.connection} === 'Connected'`);
+    const { socket: js } = await join(server.url, causerie('Js'));
+
+    // What the other client sends appears in the app.
+    await request(js, 'message', { id: 'from-js', text: 'hello app' });
+    await app.until('the message from socket.io-client', `${page.texts}.includes('hello app')`);
+
+    // What the user types reaches the other client.
+    await sendFromApp(app, 'hello socket.io');
+    let received;
+    do { received = await next(js, 'message'); } while (received.author.name !== 'Appy');
+    assert.equal(received.text, 'hello socket.io');
+    js.close();
+
+    // The server goes away: the app says so, and keeps what the user sends meanwhile.
+    await server.stop();
+    await app.until('the outage to show', `/^(Reconnecting|Offline)/.test(${page.connection})`);
+    await sendFromApp(app, 'sent while offline');
+    await app.until('the pending message', `${page.pending} === 1`);
+
+    // It comes back on the same port and data dir: the app reconnects, catches up, delivers.
+    server = await server.restart();
+    await app.until('the reconnection', `${page.connection} === 'Connected'`, { timeoutMs: 60_000 });
+    await app.until('the offline message to be confirmed', `${page.pending} === 0`);
+    const texts = await app.value(page.texts);
+    assert.deepEqual(texts, ['hello app', 'hello socket.io', 'sent while offline'], 'each message once, in order');
+
+    const { socket: again, welcome } = await join(server.url, causerie('Js'));
+    assert.deepEqual(welcome.history.map((m) => m.text), ['hello app', 'hello socket.io', 'sent while offline']);
+    again.close();
+
+    await screenshot(app, 1280, 800, 'app-desktop.png');
+    await screenshot(app, 390, 844, 'app-phone.png');
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('with no server given, the app hosts its own chat and another client can join it', async () => {
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-host-'));
+  const port = await freePort();
+  // Settings as the settings screen writes them: host, open to the local network on `port`.
+  writeFileSync(joinPath(dataDir, 'settings.json'), JSON.stringify({ mode: 'host', hostOnLan: true, port, name: 'Host' }));
+  const app = await WebDriver.open(driverUrl, APP, ['--data-dir', dataDir]);
+  try {
+    await app.until('the app to connect to itself', `${page.connection} === 'Connected'`);
+    await sendFromApp(app, 'welcome to my chat');
+    const { socket: guest, welcome } = await join(`http://127.0.0.1:${port}`, causerie('Guest'));
+    const history = welcome.history.map((m) => m.text);
+    const seen = history.includes('welcome to my chat') ? history : [(await next(guest, 'message')).text];
+    assert.ok(seen.includes('welcome to my chat'));
+    await request(guest, 'message', { id: 'guest-1', text: 'thanks for hosting' });
+    await app.until('the guest message', `${page.texts}.includes('thanks for hosting')`);
+    guest.close();
+  } finally {
+    await app.close().catch(() => {});
+  }
+});
