@@ -1,4 +1,23 @@
-//! Generates the Tauri context (config, capabilities, icons) at build time.
+//! Generates the Tauri context (config, capabilities, icons) at build time, and a permission for
+//! each of the app's commands, so that `capabilities/default.json` grants the window each one by
+//! name rather than all of them implicitly.
+
+const COMMANDS: &[&str] = &[
+    "start_chat",
+    "send_message",
+    "load_history",
+    "join_room",
+    "leave_room",
+    "set_typing",
+    "get_settings",
+    "save_settings",
+    "check_connection",
+];
+
 fn main() {
-    tauri_build::build()
+    let attributes = tauri_build::Attributes::new()
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(error) = tauri_build::try_build(attributes) {
+        panic!("tauri-build failed: {error:#}");
+    }
 }
