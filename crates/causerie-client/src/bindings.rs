@@ -44,17 +44,9 @@ mod tests {
     #[test]
     fn the_committed_bindings_are_fresh() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(BINDINGS_PATH);
-        let fresh = typescript();
-        if std::env::var_os("UPDATE_BINDINGS").is_some() {
-            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("creates dir");
-            std::fs::write(&path, &fresh).expect("writes bindings");
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == fresh,
-            "{} is stale: run `UPDATE_BINDINGS=1 cargo test -p causerie-client bindings`",
-            path.display()
-        );
+        let regenerate = "UPDATE_BINDINGS=1 cargo test -p causerie-client bindings";
+        causerie_protocol::bindings::check_committed(&path, &typescript(), regenerate)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -15,6 +15,31 @@ use crate::{
 /// Where the committed bindings live, relative to this crate's root.
 pub const BINDINGS_PATH: &str = "bindings/protocol.ts";
 
+/// Compares the committed bindings at `path` with `fresh`, rewriting them first when the
+/// environment variable `UPDATE_BINDINGS` is set; `Err` says how to regenerate stale ones. Every
+/// crate that generates bindings checks them with this.
+pub fn check_committed(
+    path: &std::path::Path,
+    fresh: &str,
+    regenerate: &str,
+) -> Result<(), String> {
+    if std::env::var_os("UPDATE_BINDINGS").is_some() {
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(path, fresh)
+        };
+        write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    if committed == fresh {
+        Ok(())
+    } else {
+        Err(format!("{} is stale: run `{regenerate}`", path.display()))
+    }
+}
+
 /// The whole TypeScript module: constants, the `Reply<T>` envelope, then one declaration per type.
 pub fn typescript() -> String {
     let mut out = String::from(
@@ -98,16 +123,7 @@ mod tests {
     #[test]
     fn the_committed_bindings_are_fresh() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(BINDINGS_PATH);
-        let fresh = typescript();
-        if std::env::var_os("UPDATE_BINDINGS").is_some() {
-            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("creates dir");
-            std::fs::write(&path, &fresh).expect("writes bindings");
-        }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(
-            committed == fresh,
-            "{} is stale: run `UPDATE_BINDINGS=1 cargo test -p causerie-protocol bindings`",
-            path.display()
-        );
+        let regenerate = "UPDATE_BINDINGS=1 cargo test -p causerie-protocol bindings";
+        check_committed(&path, &typescript(), regenerate).unwrap_or_else(|e| panic!("{e}"));
     }
 }
