@@ -126,3 +126,28 @@ test('with no server given, the app hosts its own chat and another client can jo
     await app.close().catch(() => {});
   }
 });
+
+test('scrolling up loads older history, and new messages wait behind a pill while scrolled up', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  for (let i = 1; i <= 70; i += 1) await request(js, 'message', { id: `old-${i}`, text: `old ${i}` });
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-scroll-'));
+  const app = await WebDriver.open(driverUrl, APP, ['--server', server.url, '--name', 'Scroller', '--data-dir', dataDir]);
+  try {
+    // The welcome brings the latest 50; the top of the list asks for the rest.
+    await app.until('the latest 50', `${page.texts}.length === 50 && ${page.texts}[0] === 'old 21'`);
+    await app.run("const list = document.querySelector('.messages'); list.scrollTop = 0; list.dispatchEvent(new Event('scroll'));");
+    await app.until('all 70, oldest first', `${page.texts}.length === 70 && ${page.texts}[0] === 'old 1'`);
+
+    // Scrolled away from the bottom, a new message does not move the view: a pill says it came.
+    await app.run("const list = document.querySelector('.messages'); list.scrollTop = 0; list.dispatchEvent(new Event('scroll'));");
+    await request(js, 'message', { id: 'fresh', text: 'something new' });
+    await app.until('the new-messages pill', "document.querySelector('.pill')?.textContent.includes('1 new message')");
+    await app.click('.pill');
+    await app.until('the view at the bottom, pill gone', "!document.querySelector('.pill') && (() => { const l = document.querySelector('.messages'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })()");
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
