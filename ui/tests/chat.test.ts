@@ -65,6 +65,18 @@ describe('the chat state', () => {
     expect(chat.typingIn('general')).toEqual([]);
   });
 
+  test('a restart (say, on another server) starts from a clean slate', async () => {
+    const { backend, chat } = await started();
+    backend.emit({ type: 'message', data: { message: message(bob, 'from the old server'), confirms: null } });
+    backend.emit({ type: 'joined', data: { room: 'side', online: [ada] } });
+    chat.current = 'side';
+    await chat.start();
+    expect(chat.linesOf('general')).toEqual([]);
+    expect(chat.rooms).toEqual(['general']);
+    expect(chat.current).toBe('general');
+    expect(chat.session).toBeNull();
+  });
+
   test('the connection label counts a reconnection down', () => {
     const state = { status: 'reconnecting', attempt: 2, delayMs: 4_000 } as const;
     expect(connectionLabel(state, 0, 1_000)).toBe('Reconnecting in 3 s');

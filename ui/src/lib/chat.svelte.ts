@@ -52,13 +52,31 @@ export class Chat {
       .map((t) => t.user);
   }
 
+  /** Starts (or restarts, perhaps on another server) the chat, from a clean slate. */
   async start(): Promise<void> {
+    this.reset();
     try {
       this.info = await this.backend.start((event) => this.apply(event));
       this.error = null;
     } catch (e) {
       this.error = describe(e);
     }
+  }
+
+  private reset(): void {
+    this.connection = { status: 'connecting' };
+    this.connectionSince = Date.now();
+    this.session = null;
+    this.info = null;
+    this.rooms = [DEFAULT_ROOM];
+    this.knownRooms = [];
+    this.current = DEFAULT_ROOM;
+    this.lines = {};
+    this.online = {};
+    this.typing = {};
+    this.complete = {};
+    this.loadingOlder = {};
+    this.error = null;
   }
 
   async send(text: string): Promise<void> {
