@@ -621,13 +621,16 @@ impl Supervisor {
                     .get(&message.room)
                     .is_none_or(|t| t.is_past(message.seq));
                 if delivered {
-                    // Its seq was delivered before this client started (or its room was left):
-                    // confirm it here, since no timeline will.
-                    self.forget(&local_id);
-                    self.emit(ClientEvent::Message {
-                        message,
-                        confirms: Some(local_id),
-                    });
+                    // Still pending means its seq went by before this client started (or its room
+                    // was left): confirm it here, since no timeline will. Not pending means a
+                    // catch-up page already delivered and confirmed it (this was a resend's ack).
+                    if self.outbox.contains(local_id.as_str()) {
+                        self.forget(&local_id);
+                        self.emit(ClientEvent::Message {
+                            message,
+                            confirms: Some(local_id),
+                        });
+                    }
                 } else {
                     let room = message.room.clone();
                     self.deliver(message);
