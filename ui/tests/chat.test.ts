@@ -25,16 +25,6 @@ describe('the chat state', () => {
     expect(chat.linesOf('general').map((l) => l.key)).toEqual([theirs.id, ours.id]);
   });
 
-  test('a message replayed by rejoining its room is shown once', async () => {
-    const { backend, chat } = await started();
-    const m = message(bob, 'once', { room: 'side' });
-    backend.emit({ type: 'message', data: { message: m, confirms: null } });
-    backend.emit({ type: 'left', data: { room: 'side' } });
-    backend.emit({ type: 'joined', data: { room: 'side', online: [ada] } });
-    backend.emit({ type: 'message', data: { message: m, confirms: null } });
-    expect(chat.linesOf('side').map((l) => l.key)).toEqual([m.id]);
-  });
-
   test('a failed message keeps its text and can be retried', async () => {
     const { backend, chat } = await started();
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'too long' } });

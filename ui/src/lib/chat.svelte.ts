@@ -143,8 +143,6 @@ export class Chat {
       }
       case 'message': {
         const { message, confirms } = event.data;
-        // Rejoining a room replays its latest messages: show each message once.
-        if (this.linesOf(message.room).some((l) => l.key === message.id)) break;
         const lines = this.linesOf(message.room).filter((l) => l.key !== confirms);
         // Stored messages stay in seq order, above our own still on their way.
         const firstPending = lines.findIndex((l) => l.kind === 'pending');
