@@ -4,7 +4,7 @@
 //! Owning everything in one task makes the reliability rules plain sequential code: no locks, and
 //! each message decision (deliver, hold, drop) happens in one place, in order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use causerie_protocol::{
@@ -94,7 +94,11 @@ pub(crate) struct Supervisor {
     signals: mpsc::UnboundedReceiver<Tagged>,
     events: mpsc::UnboundedSender<ClientEvent>,
     outbox: Outbox,
-    rooms: BTreeMap<String, Timeline>,
+    /// The rooms the user is in, joined again after every reconnect.
+    rooms: BTreeSet<String>,
+    /// Where delivery stands in each room ever joined. Kept after leaving, so that a rejoin
+    /// delivers only what is new.
+    timelines: BTreeMap<String, Timeline>,
     me: Option<User>,
     token: Option<String>,
     limits: Limits,
@@ -112,7 +116,6 @@ impl Supervisor {
         let (signal_sender, signals) = mpsc::unbounded_channel();
         let rooms = std::iter::once(DEFAULT_ROOM.to_owned())
             .chain(config.rooms.iter().cloned())
-            .map(|room| (room, Timeline::default()))
             .collect();
         Self {
             token: config.token.clone(),
@@ -124,6 +127,7 @@ impl Supervisor {
             events,
             outbox,
             rooms,
+            timelines: BTreeMap::new(),
             me: None,
             limits: Limits::default(),
             generation: 0,
@@ -211,7 +215,7 @@ impl Supervisor {
                 self.emit(ClientEvent::Error(ClientError::NotConnected))
             }
             Some(Command::Join(room)) => {
-                self.rooms.entry(room).or_default();
+                self.rooms.insert(room);
             }
             Some(Command::Leave(room)) => {
                 self.rooms.remove(&room);
@@ -330,7 +334,7 @@ impl Supervisor {
         self.take_page(live, DEFAULT_ROOM, welcome.history).await?;
         let others: Vec<String> = self
             .rooms
-            .keys()
+            .iter()
             .filter(|r| *r != DEFAULT_ROOM)
             .cloned()
             .collect();
@@ -403,7 +407,7 @@ impl Supervisor {
         else {
             return Ok(());
         };
-        if self.rooms.contains_key(&entry.room) && !live.joined.contains(&entry.room) {
+        if self.rooms.contains(&entry.room) && !live.joined.contains(&entry.room) {
             return Ok(()); // its room's join is on its way
         }
         let data = json!({"id": entry.local_id, "room": entry.room, "text": entry.text});
@@ -440,7 +444,7 @@ impl Supervisor {
                 .await?;
             }
             Some(Command::Join(room)) => {
-                self.rooms.entry(room.clone()).or_default();
+                self.rooms.insert(room.clone());
                 self.join(live, room).await?;
             }
             Some(Command::Leave(room)) => {
@@ -616,10 +620,11 @@ impl Supervisor {
         match reply {
             Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
                 live.acked.insert(local_id.clone());
-                let delivered = self
-                    .rooms
-                    .get(&message.room)
-                    .is_none_or(|t| t.is_past(message.seq));
+                let delivered = !self.rooms.contains(&message.room)
+                    || self
+                        .timelines
+                        .get(&message.room)
+                        .is_some_and(|t| t.is_past(message.seq));
                 if delivered {
                     // Still pending means its seq went by before this client started (or its room
                     // was left): confirm it here, since no timeline will. Not pending means a
@@ -668,9 +673,10 @@ impl Supervisor {
         room: &str,
         messages: Vec<Message>,
     ) -> Result<(), String> {
-        let Some(timeline) = self.rooms.get_mut(room) else {
+        if !self.rooms.contains(room) {
             return Ok(());
-        };
+        }
+        let timeline = self.timelines.entry(room.to_owned()).or_default();
         timeline.start_at(messages.first().map_or(1, |m| m.seq));
         for message in messages {
             self.deliver(message);
@@ -681,9 +687,10 @@ impl Supervisor {
     /// Emits what the room's timeline lets through; each of the user's own pending messages is
     /// confirmed by its server copy, whichever way it arrived.
     fn deliver(&mut self, message: Message) {
-        let Some(timeline) = self.rooms.get_mut(&message.room) else {
+        if !self.rooms.contains(&message.room) {
             return;
-        };
+        }
+        let timeline = self.timelines.entry(message.room.clone()).or_default();
         let me = self.me.as_ref().map(|u| u.id.clone());
         for message in timeline.accept(message) {
             let own = me.as_deref() == Some(message.author.id.as_str());
@@ -697,7 +704,8 @@ impl Supervisor {
     }
 
     async fn catch_up_if_needed(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
-        let gap = self.rooms.get(room).is_some_and(Timeline::has_gap);
+        let gap =
+            self.rooms.contains(room) && self.timelines.get(room).is_some_and(Timeline::has_gap);
         if gap && !live.catching_up.contains(room) {
             self.catch_up(live, room).await?;
         }
@@ -705,7 +713,7 @@ impl Supervisor {
     }
 
     async fn catch_up(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
-        let Some(after) = self.rooms.get(room).map(Timeline::last_delivered) else {
+        let Some(after) = self.timelines.get(room).map(Timeline::last_delivered) else {
             return Ok(());
         };
         live.catching_up.insert(room.to_owned());

@@ -134,6 +134,50 @@ async fn rooms_scope_messages_and_history_pages_arrive_as_events() {
 }
 
 #[tokio::test]
+async fn rejoining_a_room_shows_only_what_is_new() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    for client in [&ada, &bob] {
+        client.client.join("side");
+    }
+    let joined = |log: &[ClientEvent]| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::Joined { room, .. } if room == "side"))
+    };
+    ada.until("Ada in side", joined).await;
+    bob.until("Bob in side", joined).await;
+    let before: Vec<_> = (1..=2)
+        .map(|i| ada.client.send("side", &format!("s{i}")))
+        .collect();
+    ada.until_confirmed(&before).await;
+    bob.until_messages("side", 2).await;
+
+    bob.client.leave("side");
+    bob.until("Bob out of side", |log| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::Left { room } if room == "side"))
+    })
+    .await;
+    let while_away = ada.client.send("side", "s3");
+    ada.until_confirmed(std::slice::from_ref(&while_away)).await;
+    bob.client.join("side");
+    bob.until_messages("side", 3).await;
+    bob.settle(std::time::Duration::from_millis(300)).await;
+    let texts: Vec<&str> = bob
+        .messages()
+        .iter()
+        .filter(|m| m.room == "side")
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["s1", "s2", "s3"],
+        "each once, the missed one caught up"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_join_code_is_a_typed_refusal_not_a_retry_storm() {
     let server = TestServer::start_with(|config| ServerConfig {
         join_code: Some("sesame".into()),
