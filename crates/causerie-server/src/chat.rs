@@ -1,6 +1,5 @@
 //! The state every handler shares: the store, identity, limits, flood control and metrics.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +69,5 @@ pub fn spawn_housekeeping(chat: &Arc<Chat>) {
 }
 
 fn flood_limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {
-    let burst: NonZeroU32 = limit.burst;
-    RateLimiter::keyed(Quota::per_second(limit.per_second).allow_burst(burst))
+    RateLimiter::keyed(Quota::per_second(limit.per_second).allow_burst(limit.burst))
 }

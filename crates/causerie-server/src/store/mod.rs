@@ -59,6 +59,9 @@ pub enum StoreError {
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The transaction holding the write failed to begin or commit; nothing of it was stored.
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     /// The store was closed for shutdown.
     #[error("the store is closed")]
     Closed,

@@ -190,7 +190,7 @@ async fn write_loop(
         {
             // Requests queued after Close are refused below, never half-done.
             for late in batch.drain(at + 1..) {
-                refuse(late);
+                late.fail(|| StoreError::Closed);
             }
             if let Some(WriteRequest::Close(done)) = batch.pop() {
                 closing = Some(done);
@@ -203,7 +203,7 @@ async fn write_loop(
         }
     }
     while let Ok(late) = queue.try_recv() {
-        refuse(late);
+        late.fail(|| StoreError::Closed);
     }
     if let Err(e) = connection.close().await {
         tracing::warn!(error = %e, "closing the SQLite writer failed");
@@ -213,16 +213,19 @@ async fn write_loop(
     }
 }
 
-fn refuse(request: WriteRequest) {
-    match request {
-        WriteRequest::Append(_, reply) => {
-            let _ = reply.send(Err(StoreError::Closed));
-        }
-        WriteRequest::CreateRoom(_, reply) => {
-            let _ = reply.send(Err(StoreError::Closed));
-        }
-        WriteRequest::Close(done) => {
-            let _ = done.send(());
+impl WriteRequest {
+    /// Answers the request with an error (a `Close` is simply acknowledged).
+    fn fail(self, error: impl FnOnce() -> StoreError) {
+        match self {
+            Self::Append(_, reply) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::CreateRoom(_, reply) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::Close(done) => {
+                let _ = done.send(());
+            }
         }
     }
 }
@@ -238,6 +241,29 @@ enum Pending {
     ),
 }
 
+impl Pending {
+    /// Sends the write's result, or `NotCommitted` when its transaction failed to commit.
+    fn answer(self, not_committed: Option<&str>) {
+        let failed = || StoreError::NotCommitted(not_committed.unwrap_or_default().to_owned());
+        match self {
+            Self::Append(result, reply) => {
+                let _ = reply.send(if not_committed.is_some() {
+                    Err(failed())
+                } else {
+                    result
+                });
+            }
+            Self::CreateRoom(result, reply) => {
+                let _ = reply.send(if not_committed.is_some() {
+                    Err(failed())
+                } else {
+                    result
+                });
+            }
+        }
+    }
+}
+
 async fn commit_batch(
     connection: &mut SqliteConnection,
     next_seq: &mut HashMap<String, u64>,
@@ -250,7 +276,7 @@ async fn commit_batch(
             tracing::error!(error = %e, "cannot begin a write transaction");
             let reason = e.to_string();
             for request in batch {
-                fail(request, &reason);
+                request.fail(|| StoreError::NotCommitted(reason.clone()));
             }
             return;
         }
@@ -285,14 +311,7 @@ async fn commit_batch(
         Ok(()) => {
             next_seq.extend(assigned);
             for item in pending {
-                match item {
-                    Pending::Append(result, reply) => {
-                        let _ = reply.send(result);
-                    }
-                    Pending::CreateRoom(result, reply) => {
-                        let _ = reply.send(result);
-                    }
-                }
+                item.answer(None);
             }
         }
         Err(e) => {
@@ -301,33 +320,8 @@ async fn commit_batch(
             next_seq.clear();
             let reason = e.to_string();
             for item in pending {
-                match item {
-                    Pending::Append(_, reply) => {
-                        let _ = reply.send(Err(commit_failed(&reason)));
-                    }
-                    Pending::CreateRoom(_, reply) => {
-                        let _ = reply.send(Err(commit_failed(&reason)));
-                    }
-                }
+                item.answer(Some(&reason));
             }
-        }
-    }
-}
-
-fn commit_failed(reason: &str) -> StoreError {
-    StoreError::Database(sqlx::Error::Protocol(format!("commit failed: {reason}")))
-}
-
-fn fail(request: WriteRequest, reason: &str) {
-    match request {
-        WriteRequest::Append(_, reply) => {
-            let _ = reply.send(Err(commit_failed(reason)));
-        }
-        WriteRequest::CreateRoom(_, reply) => {
-            let _ = reply.send(Err(commit_failed(reason)));
-        }
-        WriteRequest::Close(done) => {
-            let _ = done.send(());
         }
     }
 }
