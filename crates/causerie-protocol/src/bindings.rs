@@ -85,7 +85,7 @@ pub fn typescript() -> String {
         "/** An ack: `{ok: true, ...body}` on success, `{ok: false, error}` on failure. */\n\
          export type Reply<T> = ({ ok: true } & T) | { ok: false; error: ErrorBody };\n\n",
     );
-    for decl in [
+    let declarations = [
         ErrorCode::decl(),
         ErrorBody::decl(),
         Limits::decl(),
@@ -105,9 +105,17 @@ pub fn typescript() -> String {
         TypingRequest::decl(),
         Pong::decl(),
         Typing::decl(),
-    ] {
+    ];
+    with_declarations(out, declarations)
+}
+
+/// Appends `export <declaration>` for each declaration to a module's `head`, one blank line apart,
+/// ending with a single newline.
+pub fn with_declarations(head: String, declarations: impl IntoIterator<Item = String>) -> String {
+    let mut out = head;
+    for declaration in declarations {
         out.push_str("export ");
-        out.push_str(&decl);
+        out.push_str(&declaration);
         out.push_str("\n\n");
     }
     out.truncate(out.trim_end().len());
