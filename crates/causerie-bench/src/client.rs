@@ -1,5 +1,5 @@
 //! One simulated user: a websocket speaking just enough Socket.IO to connect, be welcomed, send
-//! and receive `message`, and answer pings.
+//! events (with or without an ack), receive `message`, and answer pings.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,11 +9,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::frame::{self, Frame, PONG};
 use crate::probe::{self, Probe};
-use crate::stats::{Deliveries, LatencyRecorder};
+use crate::stats::Steps;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -29,12 +30,29 @@ pub enum BenchError {
     /// The server closed the connection before the handshake ended.
     #[error("closed during the handshake")]
     Closed,
+    /// The server did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The server answered a request with an error.
+    #[error("request refused: {0}")]
+    Rejected(String),
+}
+
+/// What a listening client counts: the `message` events it receives (fan-out), or the acks of the
+/// messages it sent (ingest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Every `message` carrying a probe is a delivery.
+    Messages,
+    /// Every ack carrying a probe is an acknowledged message.
+    Acks,
 }
 
 /// A connected, welcomed client.
 pub struct BenchClient {
     write: Arc<Mutex<SplitSink<Socket, WsMessage>>>,
     read: SplitStream<Socket>,
+    next_ack: u64,
     /// From opening the websocket to receiving `welcome`.
     pub welcome_after: Duration,
 }
@@ -48,7 +66,12 @@ impl BenchClient {
             "{}/socket.io/?EIO=4&transport=websocket",
             base.trim_end_matches('/').replacen("http", "ws", 1)
         );
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        // Small buffers: at 10,000 clients tungstenite's 128 KiB default read buffer alone would
+        // take over a gigabyte; chat frames are a few hundred bytes.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
             .await
             .map_err(|e| BenchError::Socket(e.to_string()))?;
         let (mut write, mut read) = socket.split();
@@ -72,8 +95,46 @@ impl BenchClient {
         Ok(Self {
             write: Arc::new(Mutex::new(write)),
             read,
+            next_ack: 0,
             welcome_after: started.elapsed(),
         })
+    }
+
+    /// Sends event `name` asking for an ack, and waits up to `timeout` for it; an ack whose
+    /// JSON has `"ok":false` is an error. Other frames meanwhile are dropped (pings answered).
+    pub async fn request(
+        &mut self,
+        name: &str,
+        data: &serde_json::Value,
+        timeout: Duration,
+    ) -> Result<(), BenchError> {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        send(
+            &mut *self.write.lock().await,
+            frame::event_with_ack(id, name, data),
+        )
+        .await?;
+        let answer = async {
+            loop {
+                let text = next_text(&mut self.read).await?.ok_or(BenchError::Closed)?;
+                match frame::parse(&text) {
+                    Frame::Ack { id: acked, data } if acked == id => {
+                        return if data.contains("\"ok\":false") {
+                            Err(BenchError::Rejected(data.to_owned()))
+                        } else {
+                            Ok(())
+                        };
+                    }
+                    Frame::Ping => send(&mut *self.write.lock().await, PONG.to_owned()).await?,
+                    Frame::Disconnect => return Err(BenchError::Closed),
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(timeout, answer)
+            .await
+            .map_err(|_| BenchError::Timeout(timeout))?
     }
 
     /// A handle that sends on this client's socket.
@@ -83,37 +144,45 @@ impl BenchClient {
         }
     }
 
-    /// Reads until the connection ends: answers pings, and records each `message` that carries a
-    /// probe as a delivery with its latency, under the number `who`.
+    /// Reads until the connection ends: answers pings, and records each probe it is counting
+    /// into the tally of the probe's step, under the number `who`.
     pub fn listen(
         self,
         who: usize,
-        latencies: Arc<LatencyRecorder>,
-        deliveries: Arc<Deliveries>,
+        steps: Arc<Steps>,
+        counting: Counting,
     ) -> tokio::task::JoinHandle<()> {
         let Self {
             write, mut read, ..
         } = self;
         tokio::spawn(async move {
             while let Ok(Some(text)) = next_text(&mut read).await {
-                match frame::parse(&text) {
-                    Frame::Event {
-                        name: "message",
-                        data,
-                    } => {
-                        if let Some(probe) = Probe::find(data) {
-                            latencies.record(who, probe.latency(probe::now_nanos()));
-                            deliveries.received();
-                        }
+                let probe_in = match (frame::parse(&text), counting) {
+                    (
+                        Frame::Event {
+                            name: "message",
+                            data,
+                        },
+                        Counting::Messages,
+                    ) => data,
+                    // A refused message is not acknowledged: only `"ok":true` acks count.
+                    (Frame::Ack { data, .. }, Counting::Acks) if data.contains("\"ok\":true") => {
+                        data
                     }
-                    Frame::Ping => {
+                    (Frame::Ping, _) => {
                         let mut write = write.lock().await;
                         if send(&mut write, PONG.to_owned()).await.is_err() {
                             return;
                         }
+                        continue;
                     }
-                    Frame::Disconnect => return,
-                    _ => {}
+                    (Frame::Disconnect, _) => return,
+                    _ => continue,
+                };
+                if let Some(probe) = Probe::find(probe_in)
+                    && let Some(tally) = steps.get(probe.step)
+                {
+                    tally.receive(who, probe.latency(probe::now_nanos()));
                 }
             }
         })
@@ -130,6 +199,17 @@ impl Sender {
     /// Sends a seed-protocol `message`: a plain string.
     pub async fn message(&self, text: &str) -> Result<(), BenchError> {
         let frame = frame::event("message", &serde_json::Value::String(text.to_owned()));
+        send(&mut *self.write.lock().await, frame).await
+    }
+
+    /// Sends event `name` asking for an ack under `ack_id`; the listener counts the ack.
+    pub async fn event_with_ack(
+        &self,
+        ack_id: u64,
+        name: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), BenchError> {
+        let frame = frame::event_with_ack(ack_id, name, data);
         send(&mut *self.write.lock().await, frame).await
     }
 }

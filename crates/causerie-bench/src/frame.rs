@@ -20,6 +20,13 @@ pub enum Frame<'a> {
         /// The first argument, as JSON text.
         data: &'a str,
     },
+    /// The answer to an event sent with an ack id: the id and the raw JSON of its first argument.
+    Ack {
+        /// The id the event was sent with.
+        id: u64,
+        /// The first argument, as JSON text.
+        data: &'a str,
+    },
     /// The server closed the Socket.IO session.
     Disconnect,
     /// Anything else (acks, binary, upgrades): not needed by the load.
@@ -40,6 +47,7 @@ pub fn parse(text: &str) -> Frame<'_> {
         [b'4', b'1', ..] => Frame::Disconnect,
         [b'4', b'4', ..] => Frame::ConnectError(&text[2..]),
         [b'4', b'2', ..] => parse_event(&text[2..]).unwrap_or(Frame::Other),
+        [b'4', b'3', ..] => parse_ack(&text[2..]).unwrap_or(Frame::Other),
         _ => Frame::Other,
     }
 }
@@ -57,6 +65,14 @@ fn parse_event(body: &str) -> Option<Frame<'_>> {
     Some(Frame::Event { name, data })
 }
 
+/// `<id>[data]` into id and data.
+fn parse_ack(body: &str) -> Option<Frame<'_>> {
+    let digits = body.find(|c: char| !c.is_ascii_digit())?;
+    let id = body[..digits].parse().ok()?;
+    let data = body[digits..].strip_prefix('[')?.strip_suffix(']')?;
+    Some(Frame::Ack { id, data })
+}
+
 /// The frame that connects to the default namespace, with an optional `auth` JSON object.
 pub fn connect(auth: Option<&serde_json::Value>) -> String {
     match auth {
@@ -68,6 +84,11 @@ pub fn connect(auth: Option<&serde_json::Value>) -> String {
 /// The frame of an event `name` with one argument.
 pub fn event(name: &str, data: &serde_json::Value) -> String {
     format!("42{}", serde_json::json!([name, data]))
+}
+
+/// The frame of an event `name` with one argument, asking for an ack under `id`.
+pub fn event_with_ack(id: u64, name: &str, data: &serde_json::Value) -> String {
+    format!("42{id}{}", serde_json::json!([name, data]))
 }
 
 #[cfg(test)]
@@ -115,6 +136,19 @@ mod tests {
     }
 
     #[test]
+    fn acks_split_into_id_and_raw_data() {
+        assert_eq!(
+            parse(r#"4317[{"ok":true,"message":{"text":"b:1:2:3"}}]"#),
+            Frame::Ack {
+                id: 17,
+                data: r#"{"ok":true,"message":{"text":"b:1:2:3"}}"#
+            }
+        );
+        assert_eq!(parse("43[{}]"), Frame::Other);
+        assert_eq!(parse("43x"), Frame::Other);
+    }
+
+    #[test]
     fn frames_are_written_as_servers_expect() {
         assert_eq!(connect(None), "40");
         assert_eq!(
@@ -122,5 +156,9 @@ mod tests {
             r#"40{"protocol":1}"#
         );
         assert_eq!(event("message", &json!("hi")), r#"42["message","hi"]"#);
+        assert_eq!(
+            event_with_ack(7, "join", &json!({"room": "a"})),
+            r#"427["join",{"room":"a"}]"#
+        );
     }
 }

@@ -1,6 +1,8 @@
-//! The text a sender sends: `b:<id>:<nanos>`, where `nanos` is the intended send time on the load
-//! generator's monotonic clock. Servers relay it (Causerie as `"<name>: b:..."` to seed clients),
-//! and the receiver finds it anywhere in the payload, so every server's format works.
+//! The text a sender sends: `b:<step>:<id>:<nanos>`, where `step` is the load step it belongs to
+//! and `nanos` its intended send time on the load generator's monotonic clock. Servers relay it
+//! (Causerie as `"<name>: b:..."` to seed clients, inside the message object in acks), and the
+//! receiver finds it anywhere in the payload, so every server's format works. Because the step
+//! travels with the message, a late delivery is counted against the step that sent it.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,28 +21,35 @@ pub fn nanos_at(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The text of probe `id`, meant to be sent at `intended_nanos`.
-pub fn text(id: u64, intended_nanos: u64) -> String {
-    format!("{MARK}{id}:{intended_nanos}")
-}
-
-/// A probe found in a received payload.
+/// A probe: which message of which step, and when it was meant to be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
-    /// Which message.
+    /// The load step that sent it.
+    pub step: usize,
+    /// Which message of the step.
     pub id: u64,
     /// When it was meant to be sent.
     pub intended_nanos: u64,
 }
 
 impl Probe {
+    /// The text that carries this probe.
+    pub fn text(&self) -> String {
+        format!("{MARK}{}:{}:{}", self.step, self.id, self.intended_nanos)
+    }
+
     /// Finds the probe in `payload` (raw JSON or text), if there is one.
     pub fn find(payload: &str) -> Option<Self> {
         let start = payload.find(MARK)? + MARK.len();
         let mut numbers = payload[start..].split(|c: char| !c.is_ascii_digit());
+        let step = numbers.next()?.parse().ok()?;
         let id = numbers.next()?.parse().ok()?;
         let intended_nanos = numbers.next()?.parse().ok()?;
-        Some(Self { id, intended_nanos })
+        Some(Self {
+            step,
+            id,
+            intended_nanos,
+        })
     }
 
     /// How long after its intended send time the probe arrived at `received_nanos`.
@@ -55,27 +64,27 @@ mod tests {
 
     #[test]
     fn a_probe_is_found_in_any_servers_format() {
-        let sent = text(42, 1_000_000);
+        let probe = Probe {
+            step: 3,
+            id: 42,
+            intended_nanos: 1_000_000,
+        };
+        let sent = probe.text();
         for payload in [
             format!("\"{sent}\""),
             format!("\"guest-0001: {sent}\""),
             format!(r#"{{"id":"x","text":"{sent}","seq":3}}"#),
         ] {
-            assert_eq!(
-                Probe::find(&payload),
-                Some(Probe {
-                    id: 42,
-                    intended_nanos: 1_000_000
-                }),
-                "{payload}"
-            );
+            assert_eq!(Probe::find(&payload), Some(probe), "{payload}");
         }
         assert_eq!(Probe::find("\"hello\""), None);
+        assert_eq!(Probe::find("\"b:1:2\""), None);
     }
 
     #[test]
     fn latency_counts_from_the_intended_time() {
         let probe = Probe {
+            step: 0,
             id: 1,
             intended_nanos: 5_000,
         };

@@ -74,29 +74,84 @@ impl LatencyRecorder {
     }
 }
 
-/// Deliveries expected (each message times the clients that should get it) and received.
-#[derive(Debug, Default)]
-pub struct Deliveries {
+/// One load step: how many deliveries (or acks) were expected and received, and the latency of each.
+pub struct Tally {
+    latencies: LatencyRecorder,
     expected: AtomicU64,
     received: AtomicU64,
 }
 
-impl Deliveries {
+/// Deliveries of one step: expected, received, and the difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Each message sent times the clients that should get it.
+    pub expected: u64,
+    /// What arrived.
+    pub received: u64,
+    /// Expected but never arrived.
+    pub lost: u64,
+}
+
+impl Tally {
+    /// An empty tally recording into `shards` histograms.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            latencies: LatencyRecorder::new(shards),
+            expected: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+        }
+    }
+
     /// A message was sent that `recipients` clients should receive.
     pub fn expect(&self, recipients: u64) {
         self.expected.fetch_add(recipients, Ordering::Relaxed);
     }
 
-    /// A client received a message.
-    pub fn received(&self) {
+    /// Client `who` received a message `latency` after it was due to be sent.
+    pub fn receive(&self, who: usize, latency: Duration) {
+        self.latencies.record(who, latency);
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// (expected, received, lost).
-    pub fn totals(&self) -> (u64, u64, u64) {
+    /// Expected, received and lost so far.
+    pub fn counts(&self) -> Counts {
         let expected = self.expected.load(Ordering::Relaxed);
         let received = self.received.load(Ordering::Relaxed);
-        (expected, received, expected.saturating_sub(received))
+        Counts {
+            expected,
+            received,
+            lost: expected.saturating_sub(received),
+        }
+    }
+
+    /// The latencies recorded so far.
+    pub fn latencies(&self) -> LatencySummary {
+        self.latencies.summary()
+    }
+}
+
+/// The tallies of a run's steps, found by the step number each probe carries, so that a late
+/// delivery counts against the step that sent it and never flatters the next one.
+pub struct Steps {
+    tallies: Vec<Tally>,
+}
+
+impl Steps {
+    /// Room for `count` steps.
+    pub fn new(count: usize, shards: usize) -> Self {
+        Self {
+            tallies: (0..count).map(|_| Tally::new(shards)).collect(),
+        }
+    }
+
+    /// The tally of step `step`, if the run has one.
+    pub fn get(&self, step: usize) -> Option<&Tally> {
+        self.tallies.get(step)
+    }
+
+    /// Deliveries received by all steps: steady once the server has nothing left to send.
+    pub fn received(&self) -> u64 {
+        self.tallies.iter().map(|t| t.counts().received).sum()
     }
 }
 
@@ -129,12 +184,35 @@ mod tests {
 
     #[test]
     fn lost_deliveries_are_expected_minus_received() {
-        let deliveries = Deliveries::default();
-        deliveries.expect(10);
-        deliveries.expect(10);
-        for _ in 0..17 {
-            deliveries.received();
+        let tally = Tally::new(2);
+        tally.expect(10);
+        tally.expect(10);
+        for who in 0..17 {
+            tally.receive(who, Duration::from_millis(1));
         }
-        assert_eq!(deliveries.totals(), (20, 17, 3));
+        let counts = tally.counts();
+        assert_eq!((counts.expected, counts.received, counts.lost), (20, 17, 3));
+        assert_eq!(tally.latencies().count, 17);
+    }
+
+    #[test]
+    fn each_step_keeps_its_own_count() {
+        let steps = Steps::new(2, 1);
+        steps
+            .get(0)
+            .expect("step 0")
+            .receive(0, Duration::from_millis(5));
+        steps
+            .get(1)
+            .expect("step 1")
+            .receive(0, Duration::from_millis(9));
+        steps
+            .get(1)
+            .expect("step 1")
+            .receive(0, Duration::from_millis(9));
+        assert_eq!(steps.get(0).expect("step 0").counts().received, 1);
+        assert_eq!(steps.get(1).expect("step 1").counts().received, 2);
+        assert_eq!(steps.received(), 3);
+        assert!(steps.get(2).is_none());
     }
 }

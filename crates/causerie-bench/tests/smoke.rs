@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use causerie_bench::client::BenchClient;
-use causerie_bench::probe;
+use causerie_bench::client::{BenchClient, Counting};
+use causerie_bench::probe::{self, Probe};
 use causerie_bench::schedule::OpenLoop;
-use causerie_bench::stats::{Deliveries, LatencyRecorder};
+use causerie_bench::stats::Steps;
 use causerie_server::testing::TestServer;
 
 #[tokio::test]
@@ -65,41 +65,44 @@ impl Drop for NodePeer {
 
 /// 20 clients; one sends 25 probes at 50 per second; every client must get every probe.
 async fn fan_out(url: &str) {
-    let latencies = Arc::new(LatencyRecorder::new(4));
-    let deliveries = Arc::new(Deliveries::default());
+    let steps = Arc::new(Steps::new(1, 4));
     let clients = 20;
     let mut sender = None;
     let mut listeners = Vec::new();
-    let mut welcomes = Vec::new();
     for who in 0..clients {
         // No `auth`: the seed protocol, which every peer speaks.
         let client = BenchClient::connect(url, None).await.expect("connects");
-        welcomes.push(client.welcome_after);
+        assert!(client.welcome_after > Duration::ZERO);
         if who == 0 {
             sender = Some(client.sender());
         }
-        listeners.push(client.listen(who, latencies.clone(), deliveries.clone()));
+        listeners.push(client.listen(who, steps.clone(), Counting::Messages));
     }
     let sender = sender.expect("a sender");
+    let tally = steps.get(0).expect("one step");
     let messages = 25;
     let schedule = OpenLoop::new(Instant::now(), 50.0);
-    for n in 0..messages {
-        let due = schedule.due(n);
+    for id in 0..messages {
+        let due = schedule.due(id);
         tokio::time::sleep_until(due.into()).await;
-        deliveries.expect(clients as u64);
-        sender
-            .message(&probe::text(n, probe::nanos_at(due)))
-            .await
-            .expect("sends");
+        tally.expect(clients as u64);
+        let probe = Probe {
+            step: 0,
+            id,
+            intended_nanos: probe::nanos_at(due),
+        };
+        sender.message(&probe.text()).await.expect("sends");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while deliveries.totals().2 > 0 && Instant::now() < deadline {
+    while tally.counts().lost > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (expected, received, lost) = deliveries.totals();
-    assert_eq!((expected, received, lost), (500, 500, 0));
-    assert_eq!(latencies.summary().count, 500);
-    assert_eq!(welcomes.len(), clients);
+    let counts = tally.counts();
+    assert_eq!(
+        (counts.expected, counts.received, counts.lost),
+        (500, 500, 0)
+    );
+    assert_eq!(tally.latencies().count, 500);
     for listener in listeners {
         listener.abort();
     }

@@ -1,0 +1,405 @@
+//! `causerie-bench`: runs Causerie and its peers one after another on this machine, under the
+//! same load, and writes the JSON, the Markdown tables and the SVG chart. See `bench/README.md`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use causerie_bench::client::Counting;
+use causerie_bench::peer::{self, Paths, Peer, RunningPeer};
+use causerie_bench::report::{self, Ingest, Machine, Report, Run};
+use causerie_bench::scenario::{
+    self, DELIVERY_LADDER, Hold, INGEST_LADDER, Load, LoadKind, Settings,
+};
+use causerie_bench::stats::Steps;
+use clap::Parser;
+use futures_util::StreamExt;
+use procfs::Current;
+
+/// Benchmarks Causerie's server against Node socket.io, Flask-SocketIO and a bare socketioxide
+/// server. Without flags it runs a quick set (100 and 1,000 clients) into target/bench/results;
+/// `--full` runs 100, 1,000 and 10,000 clients and publishes into bench/results and bench/README.md.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The full benchmark: 100, 1,000 and 10,000 clients, 5 s steps, results published.
+    #[arg(long)]
+    full: bool,
+    /// Client counts to run [default: 100,1000; with --full 100,1000,10000].
+    #[arg(long, value_delimiter = ',')]
+    clients: Vec<usize>,
+    /// Servers to run, in this order.
+    #[arg(long, value_delimiter = ',', default_values_t = Peer::ALL.map(|p| format!("{p:?}").to_lowercase()))]
+    peers: Vec<String>,
+    /// Seconds each load step sends [default: 2; with --full 5].
+    #[arg(long)]
+    step_secs: Option<f64>,
+    /// Senders in the durable-ingest scenario (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    ingest_senders: usize,
+    /// Leave every process on every core (by default the server gets the last core and the load
+    /// generator the others, so neither starves the other).
+    #[arg(long)]
+    no_pin: bool,
+    /// Where to write the results [default: target/bench/results; with --full bench/results].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let peers = cli
+        .peers
+        .iter()
+        .map(|p| <Peer as clap::ValueEnum>::from_str(p, true).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Pin before the runtime starts: its threads inherit the main thread's cores.
+    let (server_cpus, load_cores) = pin(cli.no_pin);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(load_cores)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(cli, peers, server_cpus, load_cores))
+}
+
+/// Gives the server the last core and the load generator the rest; returns the server's cores
+/// (as a `taskset` list) and how many cores the load generator has.
+fn pin(no_pin: bool) -> (Option<String>, usize) {
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let all = cores.len().max(1);
+    if no_pin || cores.len() < 2 {
+        return (None, all);
+    }
+    let (load, server) = cores.split_at(cores.len() - 1);
+    // Pinning the main thread now pins the runtime's threads, which inherit it when created.
+    let list = load
+        .iter()
+        .map(|c| c.id.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let pinned = std::process::Command::new("taskset")
+        .args(["-p", "-c", &list, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !pinned {
+        return (None, all);
+    }
+    (Some(server[0].id.to_string()), load.len())
+}
+
+async fn run(
+    cli: Cli,
+    peers: Vec<Peer>,
+    server_cpus: Option<String>,
+    load_cores: usize,
+) -> anyhow::Result<()> {
+    let paths = Paths::discover()?;
+    let sizes = match (&cli.clients[..], cli.full) {
+        ([], false) => vec![100, 1000],
+        ([], true) => vec![100, 1000, 10_000],
+        (sizes, _) => sizes.to_vec(),
+    };
+    let step = Duration::from_secs_f64(cli.step_secs.unwrap_or(if cli.full { 5.0 } else { 2.0 }));
+    let settings = Settings {
+        step,
+        drain: Duration::from_secs(3),
+        settle: Duration::from_secs(if cli.full { 5 } else { 2 }),
+        connect_concurrency: 100,
+        connect_timeout: Duration::from_secs(20),
+        min_messages: 10,
+        load_cores,
+    };
+    let out = cli.out.clone().unwrap_or_else(|| {
+        if cli.full {
+            paths.repo.join("bench/results")
+        } else {
+            paths.work.join("results")
+        }
+    });
+
+    for &peer in &peers {
+        eprintln!("installing {}", peer.label());
+        peer::install(peer, &paths)
+            .await
+            .with_context(|| format!("installing {}", peer.label()))?;
+    }
+    let machine = machine(&paths, &peers, server_cpus.as_deref(), load_cores).await;
+    let started = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+
+    let mut runs = Vec::new();
+    // Interleaved: every server at one size before the next size, so a drift in the machine's
+    // speed touches them alike.
+    let mut gave_up: Vec<Peer> = Vec::new();
+    for &clients in &sizes {
+        for &peer in &peers {
+            if gave_up.contains(&peer) {
+                eprintln!(
+                    "{} at {clients} clients: skipped, it did not hold fewer",
+                    peer.label()
+                );
+                continue;
+            }
+            eprintln!("{} at {clients} clients", peer.label());
+            let run = run_one(peer, clients, &paths, server_cpus.as_deref(), &settings).await?;
+            if run.hold.connected < clients {
+                gave_up.push(peer);
+            }
+            runs.push(run);
+        }
+    }
+    let ingest = if peers.contains(&Peer::Causerie) && cli.ingest_senders > 0 {
+        eprintln!("Causerie durable ingest, {} senders", cli.ingest_senders);
+        Some(
+            ingest(
+                cli.ingest_senders,
+                &paths,
+                server_cpus.as_deref(),
+                &settings,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
+    let report = Report {
+        started,
+        machine,
+        settings,
+        runs,
+        ingest,
+    };
+    tokio::fs::create_dir_all(&out).await?;
+    let markdown = report::markdown(&report);
+    tokio::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&report)?,
+    )
+    .await?;
+    tokio::fs::write(out.join("results.md"), &markdown).await?;
+    report::chart(&report, &out.join("fan-out.svg"))?;
+    if cli.full {
+        publish(&paths, &markdown).await?;
+    }
+    println!("{markdown}");
+    eprintln!("results in {}", out.display());
+    Ok(())
+}
+
+/// One server at one client count: hold, then the fan-out and storm ladders on the same clients.
+async fn run_one(
+    peer: Peer,
+    clients: usize,
+    paths: &Paths,
+    cpus: Option<&str>,
+    settings: &Settings,
+) -> anyhow::Result<Run> {
+    let server = RunningPeer::start(peer, paths, cpus).await?;
+    let (hold, connected) = hold(&server, clients, None, settings).await;
+    let mut run = Run {
+        peer,
+        clients,
+        hold,
+        fan_out: None,
+        storm: None,
+    };
+    if connected.len() == clients {
+        let steps = Arc::new(Steps::new(2 * DELIVERY_LADDER.len(), 4));
+        let (senders, listeners) = scenario::listen_all(connected, &steps, Counting::Messages);
+        let rates: Vec<f64> = DELIVERY_LADDER.iter().map(|d| d / clients as f64).collect();
+        eprintln!("  fan-out");
+        let fan_out = Load {
+            pid: server.pid,
+            senders: &senders[..1],
+            recipients: clients,
+            steps: steps.clone(),
+            first_step: 0,
+            kind: LoadKind::Broadcast,
+        };
+        run.fan_out =
+            Some(scenario::ladder(&fan_out, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
+        eprintln!("  storm");
+        let storm = Load {
+            senders: &senders,
+            first_step: DELIVERY_LADDER.len(),
+            ..fan_out
+        };
+        run.storm =
+            Some(scenario::ladder(&storm, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
+        for listener in listeners {
+            listener.abort();
+        }
+    }
+    server.stop().await;
+    Ok(run)
+}
+
+async fn hold(
+    server: &RunningPeer,
+    clients: usize,
+    auth: Option<serde_json::Value>,
+    settings: &Settings,
+) -> (Hold, Vec<causerie_bench::client::BenchClient>) {
+    let (hold, connected) = scenario::hold(&server.url, server.pid, clients, auth, settings).await;
+    eprintln!(
+        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection{}",
+        hold.connected,
+        clients,
+        hold.connects_per_s,
+        hold.welcome_p99_ms,
+        hold.rss_per_connection_kb,
+        hold.first_error
+            .as_deref()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default()
+    );
+    (hold, connected)
+}
+
+/// Causerie alone: senders each in a room of their own, acked messages at rising rates.
+async fn ingest(
+    senders: usize,
+    paths: &Paths,
+    cpus: Option<&str>,
+    settings: &Settings,
+) -> anyhow::Result<Ingest> {
+    let server = RunningPeer::start(Peer::Causerie, paths, cpus).await?;
+    let (hold, connected) = hold(
+        &server,
+        senders,
+        Some(serde_json::json!({"protocol": 1})),
+        settings,
+    )
+    .await;
+    anyhow::ensure!(
+        connected.len() == senders,
+        "Causerie welcomed {} of {senders} ingest senders",
+        connected.len()
+    );
+    let failures = AtomicUsize::new(0);
+    let prepared: Vec<_> = futures_util::stream::iter(connected.into_iter().enumerate())
+        .map(|(who, mut client)| {
+            let failures = &failures;
+            async move {
+                if scenario::prepare_ingest_sender(&mut client, who)
+                    .await
+                    .is_err()
+                {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                client
+            }
+        })
+        .buffered(50)
+        .collect()
+        .await;
+    anyhow::ensure!(
+        failures.load(Ordering::Relaxed) == 0,
+        "{} ingest senders could not join their rooms",
+        failures.load(Ordering::Relaxed)
+    );
+    let steps = Arc::new(Steps::new(INGEST_LADDER.len(), 4));
+    let (senders, listeners) = scenario::listen_all(prepared, &steps, Counting::Acks);
+    let load = Load {
+        pid: server.pid,
+        senders: &senders,
+        recipients: 1,
+        steps,
+        first_step: 0,
+        kind: LoadKind::Acked,
+    };
+    let ladder =
+        scenario::ladder(&load, &INGEST_LADDER, scenario::INGEST_P99_LIMIT, settings).await;
+    for listener in listeners {
+        listener.abort();
+    }
+    server.stop().await;
+    Ok(Ingest { hold, ladder })
+}
+
+async fn machine(
+    paths: &Paths,
+    peers: &[Peer],
+    server_cpus: Option<&str>,
+    load_cores: usize,
+) -> Machine {
+    let cpu = procfs::CpuInfo::current()
+        .ok()
+        .and_then(|info| info.model_name(0).map(str::to_owned))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = procfs::CpuInfo::current()
+        .map(|info| info.num_cores())
+        .unwrap_or(0);
+    let memory_gib = procfs::Meminfo::current()
+        .map(|m| m.mem_total as f64 / (1u64 << 30) as f64)
+        .unwrap_or(f64::NAN);
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let distro = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .unwrap_or("Linux")
+        .trim_matches('"')
+        .to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let pinning = match server_cpus {
+        Some(cpus) => format!(
+            "each server pinned to core {cpus}, the load generator to the other {load_cores}"
+        ),
+        None => "no pinning".to_owned(),
+    };
+    let mut software = Vec::new();
+    for &peer in peers {
+        software.push((peer.label().to_owned(), peer::version(peer, paths).await));
+    }
+    for (name, program, arg) in [
+        ("node", "node", "--version"),
+        ("python", "python3", "--version"),
+    ] {
+        if let Ok(out) = tokio::process::Command::new(program)
+            .arg(arg)
+            .output()
+            .await
+        {
+            let printed = String::from_utf8_lossy(&out.stdout);
+            let printed = printed.trim();
+            let version = printed
+                .strip_prefix('v')
+                .or_else(|| printed.strip_prefix("Python "))
+                .unwrap_or(printed);
+            software.push((name.to_owned(), version.to_owned()));
+        }
+    }
+    Machine {
+        cpu,
+        cores,
+        memory_gib,
+        os: format!("{distro}, Linux {}", kernel.trim()),
+        pinning,
+        software,
+    }
+}
+
+/// Replaces the results section of `bench/README.md` with this run's.
+async fn publish(paths: &Paths, markdown: &str) -> anyhow::Result<()> {
+    const START: &str = "<!-- results:start -->";
+    const END: &str = "<!-- results:end -->";
+    let readme = paths.repo.join("bench/README.md");
+    let text = tokio::fs::read_to_string(&readme).await?;
+    let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
+        anyhow::bail!("bench/README.md has no {START} ... {END} section");
+    };
+    let updated = format!(
+        "{}{START}\n{markdown}\n![p99 fan-out latency against load](results/fan-out.svg)\n{}",
+        &text[..start],
+        &text[end..]
+    );
+    tokio::fs::write(&readme, updated).await?;
+    Ok(())
+}
