@@ -15,6 +15,34 @@ async fn a_seed_client_is_welcomed_as_a_guest() {
 }
 
 #[tokio::test]
+async fn a_seed_clients_welcome_is_lean_yet_causerie_clients_see_it_online() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    ada.send_ok("m-1", "general", "before the seed").await;
+    ada.next_message().await;
+    let mut seed = TestClient::connect_seed(&server.url()).await;
+    let welcome = seed.expect_welcome().await;
+    // Seed clients ignore the welcome: it carries no history and no one online, which would
+    // cost the server O(N) per connection.
+    assert!(welcome.history.is_empty(), "{welcome:?}");
+    assert!(welcome.online.is_empty(), "{welcome:?}");
+    assert_eq!(welcome.rooms, ["general"]);
+
+    let presence = ada.next("presence").await;
+    assert_eq!(presence["joined"]["id"], welcome.user.id.as_str());
+    let names: Vec<&str> = presence["online"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Ada", welcome.user.name.as_str()]);
+
+    let (_, bob) = TestClient::join(&server.url(), auth("Bob")).await;
+    assert_eq!(bob.online.len(), 3, "the seed client counts as online");
+}
+
+#[tokio::test]
 async fn a_seed_clients_string_reaches_everyone_and_is_stored() {
     let server = TestServer::start().await;
     let (mut ada, _) = TestClient::join(&server.url(), auth("Ada")).await;

@@ -97,15 +97,24 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
     }
     socket.on_disconnect(rooms::on_disconnect);
 
-    let arriving = !online(&io, DEFAULT_ROOM, None)
-        .iter()
-        .any(|u| u.id == user.id);
+    // Presence goes to the Causerie clients in `general`; with none there, nobody is told and
+    // the O(N) look at who is online is skipped (a room of seed clients only).
+    let someone_to_tell = !io.within(room_key(DEFAULT_ROOM)).sockets().is_empty();
+    let arriving = someone_to_tell
+        && !online(&io, DEFAULT_ROOM, None)
+            .iter()
+            .any(|u| u.id == user.id);
     socket.join(if seed {
         SEED_ROOM_KEY.to_owned()
     } else {
         room_key(DEFAULT_ROOM)
     });
-    let welcome = match welcome(&chat, &io, &user).await {
+    let welcome = if seed {
+        Ok(seed_welcome(&chat, &user))
+    } else {
+        welcome(&chat, &io, &user).await
+    };
+    let welcome = match welcome {
         Ok(welcome) => welcome,
         Err(e) => {
             tracing::error!(error = %e, sid = %socket.id, "cannot greet a socket; closing it");
@@ -117,16 +126,36 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
         tracing::debug!(error = %e, sid = %socket.id, "welcome not sent");
     }
     if arriving {
+        let online = if seed {
+            online(&io, DEFAULT_ROOM, None)
+        } else {
+            welcome.online
+        };
         rooms::announce(
             &socket,
             Presence {
                 room: DEFAULT_ROOM.to_owned(),
-                online: welcome.online,
+                online,
                 joined: Some(user),
                 left: None,
             },
         )
         .await;
+    }
+}
+
+/// A seed client's welcome: the same object with no history, no one online and only `general`.
+/// Seed clients ignore it; filling it would cost O(N) per connection, O(N²) for a crowd of them.
+fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
+    Welcome {
+        user: user.clone(),
+        token: chat.tokens.issue(user),
+        room: DEFAULT_ROOM.to_owned(),
+        rooms: vec![DEFAULT_ROOM.to_owned()],
+        online: Vec::new(),
+        history: Vec::new(),
+        limits: chat.limits.clone(),
+        server: chat.server.clone(),
     }
 }
 
