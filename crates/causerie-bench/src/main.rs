@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use causerie_bench::client::Counting;
+use causerie_bench::client::{BenchClient, Counting};
 use causerie_bench::peer::{self, Paths, Peer, RunningPeer};
 use causerie_bench::report::{self, Ingest, Machine, Report, Run};
 use causerie_bench::scenario::{
@@ -39,6 +38,9 @@ struct Cli {
     /// Senders in the durable-ingest scenario (0 skips it).
     #[arg(long, default_value_t = 1000)]
     ingest_senders: usize,
+    /// Scenarios to run (hold always runs before fan-out and storm).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Scenario::ALL)]
+    scenarios: Vec<Scenario>,
     /// Leave every process on every core (by default the server gets the last core and the load
     /// generator the others, so neither starves the other).
     #[arg(long)]
@@ -46,6 +48,23 @@ struct Cli {
     /// Where to write the results [default: target/bench/results; with --full bench/results].
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// A scenario of issue 5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// Connect N clients: connections/s, welcome latency, memory per connection.
+    Hold,
+    /// One sender at rising rates.
+    FanOut,
+    /// Every client sending in turn at rising rates.
+    Storm,
+    /// Causerie's acked, durable messages from many senders.
+    Ingest,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 4] = [Self::Hold, Self::FanOut, Self::Storm, Self::Ingest];
 }
 
 fn main() -> anyhow::Result<()> {
@@ -137,7 +156,12 @@ async fn run(
     // Interleaved: every server at one size before the next size, so a drift in the machine's
     // speed touches them alike.
     let mut gave_up: Vec<Peer> = Vec::new();
-    for &clients in &sizes {
+    let broadcast = [Scenario::Hold, Scenario::FanOut, Scenario::Storm];
+    let broadcast: Vec<Scenario> = broadcast
+        .into_iter()
+        .filter(|s| cli.scenarios.contains(s))
+        .collect();
+    for &clients in sizes.iter().filter(|_| !broadcast.is_empty()) {
         for &peer in &peers {
             if gave_up.contains(&peer) {
                 eprintln!(
@@ -147,14 +171,25 @@ async fn run(
                 continue;
             }
             eprintln!("{} at {clients} clients", peer.label());
-            let run = run_one(peer, clients, &paths, server_cpus.as_deref(), &settings).await?;
+            let run = run_one(
+                peer,
+                clients,
+                &broadcast,
+                &paths,
+                server_cpus.as_deref(),
+                &settings,
+            )
+            .await?;
             if run.hold.connected < clients {
                 gave_up.push(peer);
             }
             runs.push(run);
         }
     }
-    let ingest = if peers.contains(&Peer::Causerie) && cli.ingest_senders > 0 {
+    let ingest = if peers.contains(&Peer::Causerie)
+        && cli.ingest_senders > 0
+        && cli.scenarios.contains(&Scenario::Ingest)
+    {
         eprintln!("Causerie durable ingest, {} senders", cli.ingest_senders);
         Some(
             ingest(
@@ -197,6 +232,7 @@ async fn run(
 async fn run_one(
     peer: Peer,
     clients: usize,
+    scenarios: &[Scenario],
     paths: &Paths,
     cpus: Option<&str>,
     settings: &Settings,
@@ -214,7 +250,6 @@ async fn run_one(
         let steps = Arc::new(Steps::new(2 * DELIVERY_LADDER.len(), 4));
         let (senders, listeners) = scenario::listen_all(connected, &steps, Counting::Messages);
         let rates: Vec<f64> = DELIVERY_LADDER.iter().map(|d| d / clients as f64).collect();
-        eprintln!("  fan-out");
         let fan_out = Load {
             pid: server.pid,
             senders: &senders[..1],
@@ -223,16 +258,22 @@ async fn run_one(
             first_step: 0,
             kind: LoadKind::Broadcast,
         };
-        run.fan_out =
-            Some(scenario::ladder(&fan_out, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
-        eprintln!("  storm");
-        let storm = Load {
-            senders: &senders,
-            first_step: DELIVERY_LADDER.len(),
-            ..fan_out
-        };
-        run.storm =
-            Some(scenario::ladder(&storm, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
+        if scenarios.contains(&Scenario::FanOut) {
+            eprintln!("  fan-out");
+            run.fan_out = Some(
+                scenario::ladder(&fan_out, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await,
+            );
+        }
+        if scenarios.contains(&Scenario::Storm) {
+            eprintln!("  storm");
+            let storm = Load {
+                senders: &senders,
+                first_step: DELIVERY_LADDER.len(),
+                ..fan_out
+            };
+            run.storm =
+                Some(scenario::ladder(&storm, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
+        }
         for listener in listeners {
             listener.abort();
         }
@@ -246,15 +287,17 @@ async fn hold(
     clients: usize,
     auth: Option<serde_json::Value>,
     settings: &Settings,
-) -> (Hold, Vec<causerie_bench::client::BenchClient>) {
+) -> (Hold, Vec<BenchClient>) {
     let (hold, connected) = scenario::hold(&server.url, server.pid, clients, auth, settings).await;
     eprintln!(
-        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection{}",
+        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, CPU: server {:.2} load {:.2}{}",
         hold.connected,
         clients,
         hold.connects_per_s,
         hold.welcome_p99_ms,
         hold.rss_per_connection_kb,
+        hold.server_cpu_cores,
+        hold.load_cpu_cores,
         hold.first_error
             .as_deref()
             .map(|e| format!(" (first error: {e})"))
@@ -271,40 +314,25 @@ async fn ingest(
     settings: &Settings,
 ) -> anyhow::Result<Ingest> {
     let server = RunningPeer::start(Peer::Causerie, paths, cpus).await?;
-    let (hold, connected) = hold(
-        &server,
-        senders,
-        Some(serde_json::json!({"protocol": 1})),
-        settings,
-    )
-    .await;
-    anyhow::ensure!(
-        connected.len() == senders,
-        "Causerie welcomed {} of {senders} ingest senders",
-        connected.len()
-    );
-    let failures = AtomicUsize::new(0);
-    let prepared: Vec<_> = futures_util::stream::iter(connected.into_iter().enumerate())
-        .map(|(who, mut client)| {
-            let failures = &failures;
+    // Each sender leaves `general` as soon as it is welcomed, so the senders do not spend the
+    // run announcing themselves to each other.
+    let auth = serde_json::json!({"protocol": 1});
+    let connected: Vec<_> = futures_util::stream::iter(0..senders)
+        .map(|who| {
+            let (url, auth) = (&server.url, &auth);
             async move {
-                if scenario::prepare_ingest_sender(&mut client, who)
-                    .await
-                    .is_err()
-                {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-                client
+                let mut client = BenchClient::connect(url, Some(auth)).await?;
+                scenario::prepare_ingest_sender(&mut client, who).await?;
+                anyhow::Ok(client)
             }
         })
-        .buffered(50)
+        .buffered(settings.connect_concurrency)
         .collect()
         .await;
-    anyhow::ensure!(
-        failures.load(Ordering::Relaxed) == 0,
-        "{} ingest senders could not join their rooms",
-        failures.load(Ordering::Relaxed)
-    );
+    let prepared = connected
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("connecting the ingest senders")?;
     let steps = Arc::new(Steps::new(INGEST_LADDER.len(), 4));
     let (senders, listeners) = scenario::listen_all(prepared, &steps, Counting::Acks);
     let load = Load {
@@ -321,7 +349,10 @@ async fn ingest(
         listener.abort();
     }
     server.stop().await;
-    Ok(Ingest { hold, ladder })
+    Ok(Ingest {
+        senders: senders.len(),
+        ladder,
+    })
 }
 
 async fn machine(

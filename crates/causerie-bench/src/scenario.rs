@@ -64,6 +64,11 @@ pub struct Hold {
     pub welcome_p50_ms: f64,
     /// 99th percentile of the same, in ms.
     pub welcome_p99_ms: f64,
+    /// Server CPU time per second while connecting, in cores.
+    pub server_cpu_cores: f64,
+    /// The load generator's CPU time per second while connecting, in cores: near its cores, the
+    /// connection rate measures the load generator, not the server.
+    pub load_cpu_cores: f64,
     /// The server's resident memory before any client connected, in MB.
     pub idle_rss_mb: f64,
     /// The server's resident memory per connected client after the settle, in KB.
@@ -79,6 +84,7 @@ pub async fn hold(
     settings: &Settings,
 ) -> (Hold, Vec<BenchClient>) {
     let before = usage::of(pid).ok();
+    let load_before = usage::of_self().ok();
     let welcomes = LatencyRecorder::new(1);
     let started = Instant::now();
     let timeout = settings.connect_timeout;
@@ -96,6 +102,8 @@ pub async fn hold(
         .collect()
         .await;
     let elapsed = started.elapsed();
+    let server_cpu_cores = cpu_between(before, usage::of(pid).ok()) / elapsed.as_secs_f64();
+    let load_cpu_cores = cpu_between(load_before, usage::of_self().ok()) / elapsed.as_secs_f64();
     let mut connected = Vec::with_capacity(clients);
     let mut first_error = None;
     for result in results {
@@ -126,6 +134,8 @@ pub async fn hold(
         connects_per_s: connected.len() as f64 / elapsed.as_secs_f64(),
         welcome_p50_ms: millis(summary.p50),
         welcome_p99_ms: millis(summary.p99),
+        server_cpu_cores,
+        load_cpu_cores,
         idle_rss_mb,
         rss_per_connection_kb,
     };
@@ -303,12 +313,8 @@ async fn run_step(
     let wall = started.elapsed().as_secs_f64();
     let counts = tally.counts();
     let latencies = tally.latencies();
-    let cpu = |before: Option<usage::Usage>, after: Option<usage::Usage>| match (before, after) {
-        (Some(b), Some(a)) => a.cpu.saturating_sub(b.cpu).as_secs_f64(),
-        _ => f64::NAN,
-    };
-    let server_cpu = cpu(server_before, usage::of(load.pid).ok());
-    let load_cpu = cpu(load_before, usage::of_self().ok());
+    let server_cpu = cpu_between(server_before, usage::of(load.pid).ok());
+    let load_cpu = cpu_between(load_before, usage::of_self().ok());
     let send_lag_p99 = lags.summary().p99;
     let load_cpu_cores = load_cpu / wall;
     Step {
@@ -382,6 +388,14 @@ pub fn listen_all(
         .map(|(who, client)| client.listen(who, steps.clone(), counting))
         .collect();
     (senders, listeners)
+}
+
+/// CPU seconds spent between two readings (NaN when either is missing).
+fn cpu_between(before: Option<usage::Usage>, after: Option<usage::Usage>) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) => a.cpu.saturating_sub(b.cpu).as_secs_f64(),
+        _ => f64::NAN,
+    }
 }
 
 fn millis(duration: Duration) -> f64 {
