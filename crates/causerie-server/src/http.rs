@@ -24,6 +24,9 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         .max_payload(max_payload as u64)
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
+        // Each socket keeps its read buffer for life; chat frames are small, and 1 KiB rather
+        // than the default 4 KiB saved 3 KB per connection at 10,000 (causerie-bench, hold).
+        .ws_read_buffer_size(1024)
         .build_layer();
     handlers::register(&io);
     let router = Router::new()

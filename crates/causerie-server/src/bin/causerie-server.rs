@@ -75,11 +75,19 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "info"
     };
+    // Lines are written by a background thread, in batches: a write(2) per line on the socket
+    // tasks' thread cost about a fifth of the connections per second (causerie-bench, hold).
+    // Not lossy: under a flood of lines, logging waits rather than drops them.
+    let (log_writer, _flush_logs_on_exit) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let listener = tokio::net::TcpListener::bind(cli.bind)
