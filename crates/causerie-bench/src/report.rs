@@ -176,9 +176,8 @@ pub fn standing(report: &Report) -> Vec<Standing> {
                 node.rss_per_connection_kb,
                 ours.rss_per_connection_kb / node.rss_per_connection_kb
             ),
-            Some(
-                ours.rss_per_connection_kb * 3.0 <= node.rss_per_connection_kb && largest >= 10_000,
-            ),
+            (largest >= 10_000)
+                .then_some(ours.rss_per_connection_kb * 3.0 <= node.rss_per_connection_kb),
         ),
         _ => ("not measured".to_owned(), None),
     };
@@ -196,7 +195,7 @@ pub fn standing(report: &Report) -> Vec<Standing> {
                 node.connects_per_s,
                 ours.connects_per_s / node.connects_per_s
             ),
-            Some(ours.connects_per_s >= 3.0 * node.connects_per_s && largest >= 10_000),
+            (largest >= 10_000).then_some(ours.connects_per_s >= 3.0 * node.connects_per_s),
         ),
         _ => ("not measured".to_owned(), None),
     };
@@ -293,10 +292,12 @@ pub fn markdown(report: &Report) -> String {
                     continue;
                 };
                 let row = match pick(run) {
-                    None => format!(
-                        "| {n} | {} | did not hold {n} clients | | | | | |",
-                        peer.label()
+                    None if run.hold.connected < n => format!(
+                        "| {n} | {} | did not hold {n} clients ({} welcomed) | | | | | |",
+                        peer.label(),
+                        run.hold.connected
                     ),
+                    None => continue,
                     Some(ladder) => match ladder.best() {
                         None => format!(
                             "| {n} | {} | none (lowest step: {}) | | | | | |",
@@ -304,8 +305,14 @@ pub fn markdown(report: &Report) -> String {
                             ladder.steps.first().map(step_brief).unwrap_or_default()
                         ),
                         Some(s) => format!(
-                            "| {n} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} µs |",
+                            "| {n} | {} | {}{} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} µs |",
                             peer.label(),
+                            // Held at the ladder's top: the server may hold more.
+                            if ladder.steps.last().is_some_and(|last| last.held) {
+                                "≥ "
+                            } else {
+                                ""
+                            },
                             s.messages_per_s,
                             s.deliveries_per_s,
                             s.p50_ms,

@@ -32,6 +32,8 @@ pub struct Settings {
     pub min_messages: u64,
     /// CPU cores the load generator runs on.
     pub load_cores: usize,
+    /// Times the hold scenario runs, on fresh servers, for the median.
+    pub hold_trials: usize,
 }
 
 /// A load step is held when nothing is lost and the p99 latency stays under this.
@@ -45,6 +47,16 @@ pub const DELIVERY_LADDER: [f64; 18] = [
     1e3, 2e3, 5e3, 1e4, 2e4, 3e4, 5e4, 7.5e4, 1e5, 1.5e5, 2e5, 3e5, 4e5, 5e5, 7.5e5, 1e6, 1.5e6,
     2e6,
 ];
+
+/// The fan-out and storm rates for `clients` clients, in messages per second: the delivery ladder
+/// from 1 message per second up (a slower step would take minutes to send a handful).
+pub fn ladder_rates(clients: usize) -> Vec<f64> {
+    DELIVERY_LADDER
+        .iter()
+        .map(|deliveries| deliveries / clients.max(1) as f64)
+        .filter(|&rate| rate >= 1.0)
+        .collect()
+}
 
 /// The ingest ladder, in messages per second offered across all senders.
 pub const INGEST_LADDER: [f64; 9] = [2e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4, 5e4];
@@ -73,6 +85,30 @@ pub struct Hold {
     pub idle_rss_mb: f64,
     /// The server's resident memory per connected client after the settle, in KB.
     pub rss_per_connection_kb: f64,
+    /// The connection rate of each trial, when the scenario ran more than once.
+    pub trials_connects_per_s: Vec<f64>,
+}
+
+impl Hold {
+    /// The trial with the median connection rate, carrying the median memory per connection
+    /// and every trial's rate. Trials that did not welcome every client win: a failure is not
+    /// averaged away.
+    pub fn median(mut trials: Vec<Hold>) -> Hold {
+        let rates: Vec<f64> = trials.iter().map(|h| h.connects_per_s).collect();
+        if let Some(failed) = trials.iter().position(|h| h.connected < h.clients) {
+            let mut failed = trials.swap_remove(failed);
+            failed.trials_connects_per_s = rates;
+            return failed;
+        }
+        let mut memory: Vec<f64> = trials.iter().map(|h| h.rss_per_connection_kb).collect();
+        memory.sort_by(f64::total_cmp);
+        trials.sort_by(|a, b| a.connects_per_s.total_cmp(&b.connects_per_s));
+        let middle = trials.len() / 2;
+        let mut median = trials.swap_remove(middle);
+        median.rss_per_connection_kb = memory.get(middle).copied().unwrap_or(f64::NAN);
+        median.trials_connects_per_s = rates;
+        median
+    }
 }
 
 /// Connects `clients` clients to `url` (with `auth`, when given) and measures the server `pid`.
@@ -138,6 +174,7 @@ pub async fn hold(
         load_cpu_cores,
         idle_rss_mb,
         rss_per_connection_kb,
+        trials_connects_per_s: Vec::new(),
     };
     (hold, connected)
 }
@@ -400,4 +437,52 @@ fn cpu_between(before: Option<usage::Usage>, after: Option<usage::Usage>) -> f64
 
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(connected: usize, rate: f64, memory: f64) -> Hold {
+        Hold {
+            clients: 10,
+            connected,
+            first_error: None,
+            connects_per_s: rate,
+            welcome_p50_ms: 1.0,
+            welcome_p99_ms: 2.0,
+            server_cpu_cores: 1.0,
+            load_cpu_cores: 0.5,
+            idle_rss_mb: 10.0,
+            rss_per_connection_kb: memory,
+            trials_connects_per_s: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_median_trial_is_reported_with_every_rate() {
+        let median = Hold::median(vec![
+            hold(10, 300.0, 9.0),
+            hold(10, 100.0, 7.0),
+            hold(10, 200.0, 8.0),
+        ]);
+        assert_eq!(median.connects_per_s, 200.0);
+        assert_eq!(median.rss_per_connection_kb, 8.0);
+        assert_eq!(median.trials_connects_per_s, [300.0, 100.0, 200.0]);
+    }
+
+    #[test]
+    fn a_trial_that_failed_is_reported_not_averaged_away() {
+        let median = Hold::median(vec![hold(10, 300.0, 9.0), hold(4, 50.0, 7.0)]);
+        assert_eq!(median.connected, 4);
+    }
+
+    #[test]
+    fn ladders_start_at_one_message_a_second_and_keep_their_deliveries() {
+        let rates = ladder_rates(10_000);
+        assert_eq!(rates.first(), Some(&1.0));
+        assert_eq!(rates.last(), Some(&200.0));
+        assert_eq!(ladder_rates(100).first(), Some(&10.0));
+        assert_eq!(ladder_rates(100).len(), DELIVERY_LADDER.len());
+    }
 }
