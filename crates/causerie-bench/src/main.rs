@@ -268,7 +268,7 @@ async fn run_one(
         storm: None,
     };
     if connected.len() == clients {
-        let steps = Arc::new(Steps::new(2 * DELIVERY_LADDER.len(), 4));
+        let steps = Arc::new(Steps::new(4 * DELIVERY_LADDER.len(), 4));
         let (senders, listeners) = scenario::listen_all(connected, &steps, Counting::Messages);
         let rates = scenario::ladder_rates(clients);
         let fan_out = Load {
@@ -289,7 +289,7 @@ async fn run_one(
             eprintln!("  storm");
             let storm = Load {
                 senders: &senders,
-                first_step: DELIVERY_LADDER.len(),
+                first_step: 2 * DELIVERY_LADDER.len(),
                 ..fan_out
             };
             run.storm =
@@ -354,7 +354,7 @@ async fn ingest(
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()
         .context("connecting the ingest senders")?;
-    let steps = Arc::new(Steps::new(INGEST_LADDER.len(), 4));
+    let steps = Arc::new(Steps::new(2 * INGEST_LADDER.len(), 4));
     let (senders, listeners) = scenario::listen_all(prepared, &steps, Counting::Acks);
     let load = Load {
         pid: server.pid,

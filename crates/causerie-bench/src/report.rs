@@ -143,7 +143,7 @@ pub fn standing(report: &Report) -> Vec<Standing> {
             .as_ref()?
             .steps
             .iter()
-            .find(|s| s.messages_per_s == rate)
+            .rfind(|s| s.messages_per_s == rate)
     };
     let (measured, met) = match highest(Peer::Node, 1000)
         .and_then(|rate| Some((rate, at(Peer::Causerie, rate)?, at(Peer::Node, rate)?)))
@@ -439,6 +439,7 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
             let points: Vec<(f64, f64)> = ladder
                 .steps
                 .iter()
+                .filter(|s| !s.retried)
                 .map(|s| (s.deliveries_per_s.max(500.0), s.p99_ms.clamp(0.05, 5000.0)))
                 .collect();
             chart

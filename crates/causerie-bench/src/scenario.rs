@@ -212,6 +212,8 @@ pub struct Step {
     pub send_errors: u64,
     /// Nothing lost, no send failed, p99 under the scenario's limit.
     pub held: bool,
+    /// Not held, and run again: the next step is its second attempt.
+    pub retried: bool,
     /// The load generator was busy enough to distort the step (its CPU near its cores, or it sent
     /// more than 10 ms late at p99): read this step's latency with care.
     pub load_bound: bool,
@@ -258,7 +260,10 @@ pub enum LoadKind {
     Acked,
 }
 
-/// Runs `load` at each rate of `rates` (messages per second) until a step is not held.
+/// Runs `load` at each rate of `rates` (messages per second) until a step is not held. A step not
+/// held is run once more before the ladder stops, so that one stall of the machine (a disk
+/// flush, another process) does not end it; both attempts are kept. Uses at most
+/// `2 * rates.len()` step numbers from `load.first_step`.
 pub async fn ladder(
     load: &Load<'_>,
     rates: &[f64],
@@ -266,33 +271,47 @@ pub async fn ladder(
     settings: &Settings,
 ) -> Ladder {
     let mut ladder = Ladder::default();
-    for (i, &rate) in rates.iter().enumerate() {
-        let step = run_step(load, load.first_step + i, rate, limit, settings).await;
+    let mut number = load.first_step;
+    for &rate in rates {
+        let mut step = run_step(load, number, rate, limit, settings).await;
+        number += 1;
+        report_step(&step);
+        quiesce(&load.steps).await;
+        if !step.held {
+            step.retried = true;
+            ladder.steps.push(step);
+            step = run_step(load, number, rate, limit, settings).await;
+            number += 1;
+            report_step(&step);
+            quiesce(&load.steps).await;
+        }
         let held = step.held;
-        eprintln!(
-            "    {:>9.1} msg/s: p50 {:>8.2} ms  p99 {:>8.2} ms  lost {:>7}  {:>6.2} µs/delivery{}{}",
-            step.messages_per_s,
-            step.p50_ms,
-            step.p99_ms,
-            step.lost,
-            step.server_cpu_us_per_delivery,
-            if held { "" } else { "  (not held)" },
-            if step.load_bound {
-                "  (load-bound)"
-            } else {
-                ""
-            },
-        );
         if held {
             ladder.highest_held = Some(rate);
         }
         ladder.steps.push(step);
-        quiesce(&load.steps).await;
         if !held {
             break;
         }
     }
     ladder
+}
+
+fn report_step(step: &Step) {
+    eprintln!(
+        "    {:>9.1} msg/s: p50 {:>8.2} ms  p99 {:>8.2} ms  lost {:>7}  {:>6.2} µs/delivery{}{}",
+        step.messages_per_s,
+        step.p50_ms,
+        step.p99_ms,
+        step.lost,
+        step.server_cpu_us_per_delivery,
+        if step.held { "" } else { "  (not held)" },
+        if step.load_bound {
+            "  (load-bound)"
+        } else {
+            ""
+        },
+    );
 }
 
 async fn run_step(
@@ -370,6 +389,7 @@ async fn run_step(
         send_lag_p99_ms: millis(send_lag_p99),
         send_errors,
         held: counts.lost == 0 && send_errors == 0 && latencies.p99 < limit,
+        retried: false,
         load_bound: load_cpu_cores > 0.9 * settings.load_cores as f64
             || send_lag_p99 > Duration::from_millis(10),
     }

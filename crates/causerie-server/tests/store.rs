@@ -148,3 +148,30 @@ async fn the_database_runs_in_wal_mode() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn the_wal_is_copied_into_the_database_in_the_background() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("chat.sqlite3");
+    let store = SqliteStore::open(&path).await.expect("opens");
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    // Let the checkpoint of what `open` wrote pass, then write far less than SQLite's automatic
+    // checkpoint threshold (1,000 pages): only a background checkpoint moves it into the file.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let before = size();
+    for i in 0..200 {
+        store
+            .append(message("ada", &format!("c-{i}"), "general"))
+            .await
+            .expect("appends");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size() <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        size() > before,
+        "the database file grew from {before} bytes"
+    );
+    store.close().await;
+}

@@ -4,6 +4,7 @@
 //! all the requests waiting in its queue (up to [`MAX_BATCH`]) and commits them in one transaction:
 //! group commit, so that concurrent senders share one fsync instead of queueing for one each. Being
 //! the only writer also makes seq assignment simple: it keeps each room's next seq in memory.
+//! A second task checkpoints the WAL in the background, so no commit waits for a checkpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,6 +50,7 @@ pub struct SqliteStore {
     writes: mpsc::Sender<WriteRequest>,
     reads: SqlitePool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpoints: JoinHandle<()>,
     commits: Arc<AtomicU64>,
 }
 
@@ -62,13 +64,22 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let mut writer = SqliteConnection::connect_with(&options).await?;
+        // Checkpoints (copying the WAL back into the database file, with an fsync) run beside the
+        // writer rather than inside the commit that crosses the threshold, which would make every
+        // message queued behind that commit wait for them.
+        let mut writer =
+            SqliteConnection::connect_with(&options.clone().pragma("wal_autocheckpoint", "0"))
+                .await?;
         // `run_direct`, not `run`: `run` over `&mut SqliteConnection` makes this future not `Send`.
         MIGRATOR.run_direct(&mut writer).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
+
+        let checkpoints = tokio::spawn(checkpoint_loop(
+            SqliteConnection::connect_with(&options).await?,
+        ));
 
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(AtomicU64::new(0));
@@ -77,6 +88,7 @@ impl SqliteStore {
             writes,
             reads,
             writer: Mutex::new(Some(writer)),
+            checkpoints,
             commits,
         };
         store.create_room(causerie_protocol::DEFAULT_ROOM).await?;
@@ -170,7 +182,27 @@ impl Store for SqliteStore {
             let _ = closed.await;
         }
         let _ = writer.await;
+        self.checkpoints.abort();
         self.reads.close().await;
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Checkpoints the WAL in the background. PASSIVE never blocks the writer or the readers; SQLite
+/// starts the WAL over once a checkpoint has copied all of it.
+async fn checkpoint_loop(mut connection: SqliteConnection) {
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut connection)
+            .await
+        {
+            tracing::warn!(error = %e, "a WAL checkpoint failed");
+        }
     }
 }
 
