@@ -75,13 +75,14 @@ async fn main() -> anyhow::Result<()> {
     } else {
         "info"
     };
-    // Lines are written by a background thread, in batches: a write(2) per line on the socket
-    // tasks' thread cost about a fifth of the connections per second (causerie-bench, hold).
+    // Lines are written by a background thread, in batches (it flushes the buffer once it has
+    // drained what is queued): a write(2) per line on the socket tasks' thread cost about a
+    // fifth of the connections per second (causerie-bench, hold).
     // Not lossy: under a flood of lines, logging waits rather than drops them.
     let (log_writer, _flush_logs_on_exit) =
         tracing_appender::non_blocking::NonBlockingBuilder::default()
             .lossy(false)
-            .finish(std::io::stderr());
+            .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
