@@ -14,6 +14,9 @@ use crate::chat::Chat;
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::handlers;
 
+/// Packets a socket may have waiting to be written; see [`router`].
+const SOCKET_QUEUE_PACKETS: usize = 4096;
+
 /// Builds the router and the Socket.IO handle that can close every socket.
 pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
     let max_payload = config.max_payload_bytes as usize;
@@ -27,6 +30,10 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         // Each socket keeps its read buffer for life; chat frames are small, and 1 KiB rather
         // than the default 4 KiB saved 3 KB per connection at 10,000 (causerie-bench, hold).
         .ws_read_buffer_size(1024)
+        // Packets queued per socket before socketioxide drops the next one. The default, 128,
+        // dropped deliveries to clients that were merely busy for a moment (causerie-bench's
+        // fan-out at 750,000 deliveries/s); the queue grows only while it is used.
+        .max_buffer_size(SOCKET_QUEUE_PACKETS)
         .build_layer();
     handlers::register(&io);
     let router = Router::new()
