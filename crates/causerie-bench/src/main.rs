@@ -49,6 +49,10 @@ struct Cli {
     /// generator the others, so neither starves the other).
     #[arg(long)]
     no_pin: bool,
+    /// Render the tables and chart again from a run's results.json, beside it (with --full,
+    /// into bench/README.md too), without running anything.
+    #[arg(long, value_name = "RESULTS_JSON")]
+    replot: Option<PathBuf>,
     /// Where to write the results [default: target/bench/results; with --full bench/results].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -120,6 +124,12 @@ async fn run(
     load_cores: usize,
 ) -> anyhow::Result<()> {
     let paths = Paths::discover()?;
+    if let Some(json) = &cli.replot {
+        let report: Report = serde_json::from_str(&tokio::fs::read_to_string(json).await?)
+            .with_context(|| format!("reading {}", json.display()))?;
+        let out = json.parent().context("the JSON file has a directory")?;
+        return render(&report, out, cli.full.then_some(&paths)).await;
+    }
     let sizes = match (&cli.clients[..], cli.full) {
         ([], false) => vec![100, 1000],
         ([], true) => vec![100, 1000, 10_000],
@@ -217,16 +227,26 @@ async fn run(
         ingest,
     };
     tokio::fs::create_dir_all(&out).await?;
-    let markdown = report::markdown(&report);
     tokio::fs::write(
         out.join("results.json"),
         serde_json::to_string_pretty(&report)?,
     )
     .await?;
+    render(&report, &out, cli.full.then_some(&paths)).await
+}
+
+/// Writes the Markdown tables and the chart into `out`, and into `bench/README.md` when
+/// `publish_in` is given.
+async fn render(
+    report: &Report,
+    out: &std::path::Path,
+    publish_in: Option<&Paths>,
+) -> anyhow::Result<()> {
+    let markdown = report::markdown(report);
     tokio::fs::write(out.join("results.md"), &markdown).await?;
-    report::chart(&report, &out.join("fan-out.svg"))?;
-    if cli.full {
-        publish(&paths, &markdown).await?;
+    report::chart(report, &out.join("fan-out.svg"))?;
+    if let Some(paths) = publish_in {
+        publish(paths, &markdown).await?;
     }
     println!("{markdown}");
     eprintln!("results in {}", out.display());
@@ -255,6 +275,15 @@ async fn run_one(
         if !held {
             break;
         }
+    }
+    if trials.last().is_some_and(|h| h.connected < clients) {
+        return Ok(Run {
+            peer,
+            clients,
+            hold: Hold::median(trials),
+            fan_out: None,
+            storm: None,
+        });
     }
     let server = RunningPeer::start(peer, paths, cpus).await?;
     let (hold, connected) = hold(&server, clients, None, settings).await;

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::peer::Peer;
 use crate::scenario::{Hold, Ladder, Settings, Step};
 
 /// Everything one invocation measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// When the run started (UTC, RFC 3339).
     pub started: String,
@@ -26,7 +26,7 @@ pub struct Report {
 }
 
 /// The machine, so that figures are never quoted without it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// The CPU's model name.
     pub cpu: String,
@@ -43,7 +43,7 @@ pub struct Machine {
 }
 
 /// One server at one client count.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
     /// Which server.
     pub peer: Peer,
@@ -58,7 +58,7 @@ pub struct Run {
 }
 
 /// Causerie's durable ingest: many senders, each message committed before its ack.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ingest {
     /// Senders, each writing to a room of its own.
     pub senders: usize,
@@ -89,7 +89,7 @@ impl Report {
 }
 
 /// A target of issue 5 and how this run compares.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Standing {
     /// What is measured.
     pub figure: String,
@@ -420,6 +420,10 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
             .context("drawing the chart")?;
         chart
             .configure_mesh()
+            // Solid light greys rather than translucent black: not every SVG renderer honours
+            // opacity.
+            .bold_line_style(RGBColor(200, 200, 200))
+            .light_line_style(RGBColor(240, 240, 240))
             .x_desc("deliveries per second")
             .y_desc("p99 latency (ms)")
             .x_label_formatter(&|x| format!("{x:.0}"))
@@ -456,8 +460,8 @@ pub fn chart(report: &Report, path: &Path) -> anyhow::Result<()> {
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .border_style(BLACK.mix(0.4))
-            .background_style(WHITE.mix(0.9))
+            .border_style(RGBColor(150, 150, 150))
+            .background_style(WHITE)
             .draw()
             .context("drawing the chart")?;
     }

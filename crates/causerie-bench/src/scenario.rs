@@ -3,10 +3,11 @@
 //! with the CPU time and memory it used, read from `/proc`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{BenchClient, Counting, Sender};
 use crate::probe::{self, Probe};
@@ -15,7 +16,7 @@ use crate::stats::{LatencyRecorder, Steps};
 use crate::usage;
 
 /// How long each part of a run lasts, and what counts as held.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     /// How long each load step sends.
     pub step: Duration,
@@ -62,7 +63,7 @@ pub fn ladder_rates(clients: usize) -> Vec<f64> {
 pub const INGEST_LADDER: [f64; 9] = [2e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4, 5e4];
 
 /// What connecting N clients looked like.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hold {
     /// Clients asked for.
     pub clients: usize,
@@ -124,14 +125,26 @@ pub async fn hold(
     let welcomes = LatencyRecorder::new(1);
     let started = Instant::now();
     let timeout = settings.connect_timeout;
+    // A server that refuses one client in a hundred does not hold N: stop asking rather than
+    // wait out a timeout for each of the rest.
+    let failures = AtomicUsize::new(0);
+    let give_up_after = (clients / 100).max(10);
     let results: Vec<_> = futures_util::stream::iter(0..clients)
         .map(|_| {
-            let auth = auth.clone();
+            let (auth, failures) = (auth.clone(), &failures);
             async move {
-                tokio::time::timeout(timeout, BenchClient::connect(url, auth.as_ref()))
-                    .await
-                    .map_err(|_| format!("no welcome within {timeout:?}"))
-                    .and_then(|r| r.map_err(|e| e.to_string()))
+                if failures.load(Ordering::Relaxed) > give_up_after {
+                    return Err("not attempted: too many failures before".to_owned());
+                }
+                let result =
+                    tokio::time::timeout(timeout, BenchClient::connect(url, auth.as_ref()))
+                        .await
+                        .map_err(|_| format!("no welcome within {timeout:?}"))
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                if result.is_err() {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                result
             }
         })
         .buffer_unordered(settings.connect_concurrency)
@@ -180,7 +193,7 @@ pub async fn hold(
 }
 
 /// One step of a ladder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Messages offered per second, across all senders.
     pub messages_per_s: f64,
@@ -220,7 +233,7 @@ pub struct Step {
 }
 
 /// A ladder of steps, up to the first one not held.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ladder {
     /// Each step run, lowest load first.
     pub steps: Vec<Step>,
