@@ -1,109 +1,121 @@
-//! A short run of the load against a real Causerie server: every client welcomed, every message
-//! delivered to every client, each delivery timed. (The full benchmark is not part of CI.)
+//! A short run of the harness itself against real servers: connecting, a two-step fan-out
+//! ladder, the counts, the CPU readings from `/proc`, and the report and chart written from
+//! them. (The full benchmark is not part of CI; `./x bench` runs it.)
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use causerie_bench::client::{BenchClient, Counting};
-use causerie_bench::probe::{self, Probe};
-use causerie_bench::schedule::OpenLoop;
+use causerie_bench::client::Counting;
+use causerie_bench::peer::{Paths, Peer, RunningPeer};
+use causerie_bench::report::{self, Machine, Report, Run};
+use causerie_bench::scenario::{self, FAN_OUT_P99_LIMIT, Load, LoadKind, Settings};
 use causerie_bench::stats::Steps;
 use causerie_server::testing::TestServer;
 
+const CLIENTS: usize = 20;
+
 #[tokio::test]
-async fn a_fan_out_run_against_causerie_delivers_and_times_everything() {
+async fn a_short_run_against_causerie_counts_every_delivery_and_reports_it() {
     // As people run it: durable history on; flood control off for the sender.
     let server = TestServer::start().await;
-    fan_out(&server.url()).await;
+    // The server runs in this process: its CPU and memory are this process's.
+    let run = smoke(Peer::Causerie, &server.url(), std::process::id()).await;
+    write_report(run).await;
 }
 
 #[tokio::test]
-async fn a_fan_out_run_against_node_socket_io_delivers_and_times_everything() {
-    let peer = NodePeer::start().await;
-    fan_out(&peer.url).await;
+async fn a_short_run_against_node_socket_io_counts_every_delivery() {
+    let paths = Paths::discover().expect("finds the repository");
+    // `bench/peers/node/node_modules` comes from `npm ci` there (./x test runs it).
+    let peer = RunningPeer::start(Peer::Node, &paths, None)
+        .await
+        .expect("starts Node's socket.io");
+    smoke(Peer::Node, &peer.url, peer.pid).await;
+    peer.stop().await;
 }
 
-/// Node's socket.io running `bench/peers/node/server.js` (installed by `./x test`).
-struct NodePeer {
-    child: tokio::process::Child,
-    url: String,
-}
-
-impl NodePeer {
-    async fn start() -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../bench/peers/node/server.js"
-        );
-        let mut child = tokio::process::Command::new("node")
-            .arg(script)
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs the peer (npm ci in bench/peers/node first)");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-            .await
-            .expect("the peer starts in time")
-            .expect("reads stdout")
-            .expect("the peer prints its address");
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Self { child, url }
+fn settings() -> Settings {
+    Settings {
+        step: Duration::from_secs(1),
+        drain: Duration::from_secs(10),
+        settle: Duration::from_millis(200),
+        connect_concurrency: 10,
+        connect_timeout: Duration::from_secs(10),
+        min_messages: 5,
+        load_cores: 1,
+        hold_trials: 1,
     }
 }
 
-impl Drop for NodePeer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-/// 20 clients; one sends 25 probes at 50 per second; every client must get every probe.
-async fn fan_out(url: &str) {
-    let steps = Arc::new(Steps::new(1, 4));
-    let clients = 20;
-    let mut sender = None;
-    let mut listeners = Vec::new();
-    for who in 0..clients {
-        // No `auth`: the seed protocol, which every peer speaks.
-        let client = BenchClient::connect(url, None).await.expect("connects");
-        assert!(client.welcome_after > Duration::ZERO);
-        if who == 0 {
-            sender = Some(client.sender());
-        }
-        listeners.push(client.listen(who, steps.clone(), Counting::Messages));
-    }
-    let sender = sender.expect("a sender");
-    let tally = steps.get(0).expect("one step");
-    let messages = 25;
-    let schedule = OpenLoop::new(Instant::now(), 50.0);
-    for id in 0..messages {
-        let due = schedule.due(id);
-        tokio::time::sleep_until(due.into()).await;
-        tally.expect(clients as u64);
-        let probe = Probe {
-            step: 0,
-            id,
-            intended_nanos: probe::nanos_at(due),
-        };
-        sender.message(&probe.text()).await.expect("sends");
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tally.counts().lost > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let counts = tally.counts();
-    assert_eq!(
-        (counts.expected, counts.received, counts.lost),
-        (500, 500, 0)
+/// 20 clients; one sends at 20 then 40 messages a second; every client must get every message.
+async fn smoke(peer: Peer, url: &str, pid: u32) -> Run {
+    let settings = settings();
+    let (hold, clients) = scenario::hold(url, pid, CLIENTS, None, &settings).await;
+    assert_eq!(hold.connected, CLIENTS, "{hold:?}");
+    assert!(
+        hold.connects_per_s > 0.0 && hold.welcome_p99_ms > 0.0,
+        "{hold:?}"
     );
-    assert_eq!(tally.latencies().count, 500);
+
+    let steps = Arc::new(Steps::new(4, 2));
+    let (senders, listeners) = scenario::listen_all(clients, &steps, Counting::Messages);
+    let load = Load {
+        pid,
+        senders: &senders[..1],
+        recipients: CLIENTS,
+        steps,
+        first_step: 0,
+        kind: LoadKind::Broadcast,
+    };
+    let ladder = scenario::ladder(&load, &[20.0, 40.0], FAN_OUT_P99_LIMIT, &settings).await;
     for listener in listeners {
         listener.abort();
     }
+    // Whether a step is held depends on the machine's load; the counting does not.
+    let first = ladder.steps.first().expect("at least one step");
+    assert_eq!(
+        first.sent, 20,
+        "a second at 20 messages a second: {first:?}"
+    );
+    for step in &ladder.steps {
+        assert_eq!(step.expected, step.sent * CLIENTS as u64, "{step:?}");
+        assert_eq!((step.received, step.lost), (step.expected, 0), "{step:?}");
+        assert!(step.p50_ms > 0.0 && step.p99_ms >= step.p50_ms, "{step:?}");
+        assert!(step.server_cpu_us_per_delivery.is_finite(), "{step:?}");
+    }
+    Run {
+        peer,
+        clients: CLIENTS,
+        hold,
+        fan_out: Some(ladder),
+        storm: None,
+    }
+}
+
+/// The Markdown and the chart come out of a run's figures.
+async fn write_report(run: Run) {
+    let report = Report {
+        started: "2026-11-25T00:00:00Z".to_owned(),
+        machine: Machine {
+            cpu: "test".to_owned(),
+            cores: 1,
+            memory_gib: 1.0,
+            os: "test".to_owned(),
+            pinning: "no pinning".to_owned(),
+            software: Vec::new(),
+        },
+        settings: settings(),
+        runs: vec![run],
+        ingest: None,
+    };
+    let markdown = report::markdown(&report);
+    assert!(
+        markdown.contains(&format!("| {CLIENTS} | Causerie | {CLIENTS} |")),
+        "{markdown}"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let chart = dir.path().join("fan-out.svg");
+    report::chart(&report, &chart).expect("draws the chart");
+    let svg = std::fs::read_to_string(&chart).expect("reads the chart");
+    assert!(svg.contains("<svg") && svg.contains("Causerie"), "{svg}");
 }
