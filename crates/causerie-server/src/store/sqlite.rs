@@ -187,6 +187,14 @@ impl Store for SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// A store dropped without `close` still stops checkpointing; its writer ends when the last
+    /// sender of its queue goes.
+    fn drop(&mut self) {
+        self.checkpoints.abort();
+    }
+}
+
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
