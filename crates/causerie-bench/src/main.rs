@@ -82,6 +82,15 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|p| <Peer as clap::ValueEnum>::from_str(p, true).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // 10,000 clients need 10,000 descriptors, here and in the server, which inherits the limit;
+    // many systems start with a soft limit of 1,024.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 10_000 + 1_000 => {
+            eprintln!("warning: only {limit} file descriptors allowed; 10,000 clients need more");
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: cannot raise the file descriptor limit: {e}"),
+    }
     // Pin before the runtime starts: its threads inherit the main thread's cores.
     let (server_cpus, load_cores) = pin(cli.no_pin);
     let runtime = tokio::runtime::Builder::new_multi_thread()
