@@ -84,6 +84,12 @@ pub struct Welcome {
     pub online: Vec<User>,
     /// The latest messages of `room`, oldest first.
     pub history: Vec<Message>,
+    /// The latest seq of `room` when this connection joined it (0 for an empty room): every later
+    /// message reaches the connection live, so a client that has seen less catches up with
+    /// `history {after}` at once instead of waiting for a later message to show the gap.
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub head: u64,
     /// The limits the server enforces.
     pub limits: Limits,
     /// Which server this is.
@@ -167,6 +173,10 @@ pub struct Joined {
     pub online: Vec<User>,
     /// Its latest messages, oldest first, as in `welcome.history`.
     pub history: Vec<Message>,
+    /// The room's latest seq when this connection joined it, as in `welcome.head`.
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub head: u64,
 }
 
 /// The body of a successful `leave` ack.

@@ -1,4 +1,5 @@
-//! The state every handler shares: the store, identity, limits, flood control and metrics.
+//! The state every handler shares: the store, identity, limits, flood control, metrics and
+//! transports.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use causerie_protocol::{Limits, ServerInfo};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{RateLimit, ServerConfig};
+use crate::connections::Transports;
 use crate::identity::TokenSigner;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -27,6 +29,8 @@ pub struct Chat {
     pub metrics: Metrics,
     /// Announced in `welcome`.
     pub server: ServerInfo,
+    /// Which connection carries which session, to end those that fall behind.
+    pub transports: Transports,
 }
 
 impl Chat {
@@ -43,6 +47,7 @@ impl Chat {
                 name: config.server_name.clone(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
+            transports: Transports::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use causerie_protocol::limits::{DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_PAYLOAD_BYTES};
 
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     pub max_payload_bytes: u32,
     /// Name announced in `welcome.server.name`. Defaults to `"causerie"`.
     pub server_name: String,
+    /// How long a write waits for another process holding the database's lock (a backup, the
+    /// `sqlite3` shell) before it fails and the message is refused with `internal`. Defaults to
+    /// 5 s.
+    pub store_busy_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -70,6 +75,7 @@ impl ServerConfig {
             max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             server_name: "causerie".to_owned(),
+            store_busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
         }
     }
 

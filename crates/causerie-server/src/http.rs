@@ -3,19 +3,20 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderValue, Method, Uri, header};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::routing::get;
 use socketioxide::SocketIo;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::chat::Chat;
 use crate::config::{CorsOrigins, ServerConfig};
-use crate::handlers;
-
-/// Packets a socket may have waiting to be written; see [`router`].
-const SOCKET_QUEUE_PACKETS: usize = 4096;
+use crate::connections::ConnectionInfo;
+use crate::store::WriteHealth;
+use crate::{handlers, outgoing};
 
 /// Builds the router and the Socket.IO handle that can close every socket.
 pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
@@ -30,18 +31,17 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         // Each socket keeps its read buffer for life; chat frames are small, and 1 KiB rather
         // than the default 4 KiB saved 3 KB per connection at 10,000 (causerie-bench, hold).
         .ws_read_buffer_size(1024)
-        // Packets queued per socket before socketioxide drops the next one. The default, 128,
-        // dropped deliveries to clients that were merely busy for a moment (causerie-bench's
-        // fan-out at 750,000 deliveries/s); the queue grows only while it is used.
-        .max_buffer_size(SOCKET_QUEUE_PACKETS)
+        // Packets queued per socket; a socket whose queue is full is closed (`outgoing`).
+        .max_buffer_size(outgoing::MAX_QUEUED_PACKETS)
         .build_layer();
     handlers::register(&io);
     let router = Router::new()
         .route("/", get(about))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(chat)
+        .with_state(chat.clone())
         .layer(socket_layer)
+        .layer(axum::middleware::from_fn_with_state(chat, track_transport))
         .layer(axum::middleware::map_request(detach_request_head))
         .layer(cors(&config.cors_origins));
     (router, io)
@@ -68,6 +68,38 @@ async fn detach_request_head(mut request: Request) -> Request {
     request
 }
 
+/// Notes which connection carries a session upgraded to a websocket, and refuses the requests of
+/// a session the server ended (see [`crate::outgoing`]): its client then starts a new one.
+async fn track_transport(State(chat): State<Arc<Chat>>, request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query()
+        && let Some(sid) = query_value(query, "sid")
+    {
+        if chat.transports.is_ended(sid) {
+            // What an Engine.IO server answers for a session it does not know.
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"code":1,"message":"Session ID unknown"}"#,
+            )
+                .into_response();
+        }
+        if query_value(query, "transport") == Some("websocket")
+            && let Some(ConnectInfo(ConnectionInfo(connection))) = request.extensions().get()
+        {
+            chat.transports.websocket_opened(sid, connection);
+        }
+    }
+    next.run(request).await
+}
+
+/// The value of `key` in a URL query; Engine.IO's keys and values need no decoding.
+fn query_value<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find_map(|(k, v)| (k == key).then_some(v))
+}
+
 fn cors(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -90,8 +122,16 @@ async fn about(State(chat): State<Arc<Chat>>) -> String {
     )
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `ok` while the server can store messages; `503 degraded: <why>` while writes fail (the server
+/// still serves connections and history), so that a load balancer or a person can tell.
+async fn healthz(State(chat): State<Arc<Chat>>) -> (StatusCode, String) {
+    match chat.store.health() {
+        WriteHealth::Writable => (StatusCode::OK, "ok\n".to_owned()),
+        WriteHealth::Failing(failure) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("degraded: {failure}\n"),
+        ),
+    }
 }
 
 async fn metrics(State(chat): State<Arc<Chat>>) -> impl IntoResponse {
@@ -100,6 +140,6 @@ async fn metrics(State(chat): State<Arc<Chat>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        chat.metrics.render(),
+        chat.metrics.render(chat.store.health()),
     )
 }

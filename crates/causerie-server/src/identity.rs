@@ -59,7 +59,8 @@ impl TokenSigner {
             uid: user.id.clone(),
             name: user.name.clone(),
         };
-        let claims = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let claims =
+            B64.encode(serde_json::to_vec(&claims).expect("two strings always serialize as JSON"));
         let mut mac = self.mac();
         mac.update(claims.as_bytes());
         let signature = B64.encode(mac.finalize().into_bytes());
@@ -95,13 +96,18 @@ fn load_or_create_key_file(path: &Path) -> Result<Vec<u8>, ServerError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::rng().random();
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
+            // Written whole or not at all (a crash must not leave an empty key file, which would
+            // stop the next start), readable by its owner only.
+            let mut options = atomic_write_file::AtomicWriteFile::options();
             #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            {
+                use atomic_write_file::unix::OpenOptionsExt as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.preserve_mode(false).mode(0o600);
+            }
             let mut file = options.open(path).map_err(io_error)?;
             writeln!(file, "{}", encode_hex(&key)).map_err(io_error)?;
-            file.sync_all().map_err(io_error)?;
+            file.commit().map_err(io_error)?;
             Ok(key.to_vec())
         }
         Err(e) => Err(io_error(e)),

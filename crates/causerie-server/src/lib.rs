@@ -7,6 +7,8 @@
 //! - [`identity`]: the secret key, signed session tokens, guest names.
 //! - [`chat`]: the state the handlers share.
 //! - [`http`]: the router: Socket.IO, `/healthz`, `/metrics`, CORS.
+//! - [`outgoing`]: every packet sent to a socket; sockets that fall behind are closed.
+//! - [`connections`]: the TCP connections, tracked so that the server can end one.
 //! - [`metrics`]: Prometheus counters.
 //! - [`error`]: why a server could not start.
 //! - `testing` (feature `testing`): a server on a free port for tests.
@@ -22,11 +24,13 @@
 
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod handlers;
 pub mod http;
 pub mod identity;
 pub mod metrics;
+pub mod outgoing;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -35,7 +39,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 
@@ -43,6 +46,7 @@ pub use config::{CorsOrigins, RateLimit, ServerConfig};
 pub use error::ServerError;
 
 use chat::Chat;
+use connections::{ConnectionInfo, TrackedListener};
 use identity::TokenSigner;
 use store::{SqliteStore, Store};
 
@@ -59,13 +63,15 @@ pub struct App {
 impl App {
     /// Opens the data directory and the store, and builds the router.
     pub async fn new(config: &ServerConfig) -> Result<Self, ServerError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        create_data_dir(&config.data_dir)?;
         let tokens = TokenSigner::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
-        let store: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE)).await?);
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open_with_busy_timeout(
+                &config.data_dir.join(DATABASE_FILE),
+                config.store_busy_timeout,
+            )
+            .await?,
+        );
         let chat = Arc::new(Chat::new(config, store, tokens));
         chat::spawn_housekeeping(&chat);
         let (router, io) = http::router(config, chat.clone());
@@ -92,24 +98,48 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let io = self.io.clone();
-        // Chat frames are small and written back to back (the handshake, then `welcome`): with
-        // Nagle's algorithm on, the second waits for the client's delayed ACK, about 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down");
-                // Open sockets would hold the HTTP server up: close them as shutdown starts.
-                io.close().await;
-            })
-            .await;
+        let served = axum::serve(
+            TrackedListener::new(listener),
+            self.router()
+                .into_make_service_with_connect_info::<ConnectionInfo>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            // Open sockets would hold the HTTP server up: close them as shutdown starts.
+            io.close().await;
+        })
+        .await;
         self.shutdown().await;
         served.map_err(ServerError::Serve)
     }
+}
+
+/// Creates the data directory readable by the server's user only: it holds every message and the
+/// key that signs tokens. One that exists already keeps its mode, with a warning if others may
+/// read it (an operator may have chosen that, say for a backup user).
+fn create_data_dir(dir: &std::path::Path) -> Result<(), ServerError> {
+    let failed = |source| ServerError::DataDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).map_err(failed)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+                "the data directory can be read by other users; 0700 keeps messages private"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Opens the store and serves chat on `listener` until `shutdown` completes; see [`App::serve`].

@@ -4,6 +4,8 @@
 //! recorder, so that several servers embedded in one process (tests, the app) count separately.
 
 use causerie_protocol::ErrorCode;
+
+use crate::store::WriteHealth;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +18,11 @@ struct CodeLabel {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: &'static str,
+}
+
 /// The server's counters.
 pub struct Metrics {
     registry: Registry,
@@ -24,6 +31,8 @@ pub struct Metrics {
     accepted: Counter,
     rejected: Family<CodeLabel, Counter>,
     broadcast_latency: Histogram,
+    store_writable: Gauge,
+    closed_behind: Family<CauseLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -47,6 +56,18 @@ impl Default for Metrics {
             "Messages refused, by error code",
             rejected.clone(),
         );
+        let closed_behind = Family::<CauseLabel, Counter>::default();
+        registry.register(
+            "connections_closed_behind",
+            "Connections closed because they fell behind (queue full, by packets or bytes)",
+            closed_behind.clone(),
+        );
+        let store_writable = Gauge::default();
+        registry.register(
+            "store_writable",
+            "1 while the store commits writes, 0 while they fail (see /healthz for why)",
+            store_writable.clone(),
+        );
         registry.register(
             "broadcast_latency_seconds",
             "From receiving a message to handing it to every recipient's socket, commit included",
@@ -59,6 +80,8 @@ impl Default for Metrics {
             accepted,
             rejected,
             broadcast_latency,
+            store_writable,
+            closed_behind,
         }
     }
 }
@@ -81,6 +104,15 @@ impl Metrics {
         self.broadcast_latency.observe(seconds);
     }
 
+    /// A connection was closed because it fell behind.
+    pub fn closed_behind(&self, overflow: crate::outgoing::Overflow) {
+        self.closed_behind
+            .get_or_create(&CauseLabel {
+                cause: overflow.as_str(),
+            })
+            .inc();
+    }
+
     /// A message was refused with `code`.
     pub fn rejected(&self, code: ErrorCode) {
         self.rejected
@@ -90,8 +122,10 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text exposition.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text exposition, with the store's `health` as it is now.
+    pub fn render(&self, health: WriteHealth) -> String {
+        self.store_writable
+            .set(i64::from(health == WriteHealth::Writable));
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

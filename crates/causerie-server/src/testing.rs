@@ -2,6 +2,7 @@
 //! for this crate's tests and for the tests of crates that talk to it (the client, the app).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -17,8 +18,10 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct TestServer {
     /// Where it listens.
     pub address: SocketAddr,
-    /// Its data dir, removed when dropped.
-    pub data_dir: tempfile::TempDir,
+    /// Its data dir: a temporary one, removed when dropped, unless the test chose one.
+    data_dir: PathBuf,
+    /// Kept so that a temporary data dir lives as long as the server.
+    temporary: Option<tempfile::TempDir>,
     config: ServerConfig,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -32,16 +35,28 @@ impl TestServer {
 
     /// Starts a server with a config adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
-        let data_dir = tempfile::tempdir().expect("creates a temp dir");
+        let temporary = tempfile::tempdir().expect("creates a temp dir");
+        let mut server = Self::start_in(temporary.path(), adjust).await;
+        server.temporary = Some(temporary);
+        server
+    }
+
+    /// Starts a server keeping its data in `data_dir` (left in place when dropped), with a
+    /// config adjusted by `adjust`.
+    pub async fn start_in(
+        data_dir: &Path,
+        adjust: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
         let config = adjust(ServerConfig {
             rate_limit: None,
-            ..ServerConfig::new(data_dir.path())
+            ..ServerConfig::new(data_dir)
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
         let address = listener.local_addr().expect("has an address");
         let mut server = Self {
             address,
-            data_dir,
+            data_dir: data_dir.to_owned(),
+            temporary: None,
             config,
             stop: None,
             task: None,
@@ -61,6 +76,16 @@ impl TestServer {
             .await
             .expect("server runs");
         }));
+    }
+
+    /// Its data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Its database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join(crate::DATABASE_FILE)
     }
 
     /// `http://address`.

@@ -114,3 +114,20 @@ async fn a_graceful_shutdown_under_load_loses_no_acked_message() {
         );
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_data_dir_and_its_secret_key_are_readable_by_the_server_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("var").join("causerie");
+    let mut server = TestServer::start_in(&dir, |config| config).await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    ada.send_ok("c-1", "general", "private").await;
+    ada.disconnect().await;
+    server.stop().await;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("secret.key")), 0o600);
+}

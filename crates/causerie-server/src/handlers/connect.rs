@@ -7,11 +7,12 @@ use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Presence, User, Welcome, event,
 };
 use socketioxide::SocketIo;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
 use super::{SEED_ROOM_KEY, Session, history, message, online, room_key, rooms, typing};
 use crate::chat::Chat;
 use crate::identity::{guest_name, new_user_id};
+use crate::outgoing;
 use crate::store::{HistoryQuery, StoreError};
 
 /// Connect middleware: checks the join code and the name, and settles who the socket is. A refusal
@@ -82,11 +83,13 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
         transport = ?socket.transport_type(), "connected"
     );
 
+    // Before joining any room: a socket is sent room traffic only once it can be accounted for.
+    outgoing::attach(&socket, &chat);
     socket.on(event::MESSAGE, message::on_message);
     socket.on(
         event::PING,
-        async |ack: socketioxide::extract::AckSender| {
-            super::reply(ack, Ok(causerie_protocol::Pong {}));
+        async |socket: SocketRef, State(chat): State<Arc<Chat>>, ack: AckSender| {
+            outgoing::reply(&socket, &chat, ack, Ok(causerie_protocol::Pong {}));
         },
     );
     if !seed {
@@ -122,9 +125,7 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
             return;
         }
     };
-    if let Err(e) = socket.emit(event::WELCOME, &welcome) {
-        tracing::debug!(error = %e, sid = %socket.id, "welcome not sent");
-    }
+    outgoing::to_socket(&socket, &chat, event::WELCOME, &welcome);
     if arriving {
         let online = if seed {
             online(&io, DEFAULT_ROOM, None)
@@ -132,6 +133,8 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
             welcome.online
         };
         rooms::announce(
+            &io,
+            &chat,
             &socket,
             Presence {
                 room: DEFAULT_ROOM.to_owned(),
@@ -139,8 +142,7 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
                 joined: Some(user),
                 left: None,
             },
-        )
-        .await;
+        );
     }
 }
 
@@ -154,6 +156,7 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         rooms: vec![DEFAULT_ROOM.to_owned()],
         online: Vec::new(),
         history: Vec::new(),
+        head: 0,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     }
@@ -176,10 +179,16 @@ async fn welcome(chat: &Chat, io: &SocketIo, user: &User) -> Result<Welcome, Sto
         room: DEFAULT_ROOM.to_owned(),
         rooms: chat.store.rooms().await?,
         online: online(io, DEFAULT_ROOM, None),
+        head: head_of(&history.messages),
         history: history.messages,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     })
+}
+
+/// The latest seq of a room, from its latest page read after the socket joined it.
+pub(super) fn head_of(latest: &[causerie_protocol::Message]) -> u64 {
+    latest.last().map_or(0, |message| message.seq)
 }
 
 /// Compares secrets without leaking, through timing, how much of them matched.

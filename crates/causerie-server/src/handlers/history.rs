@@ -6,8 +6,9 @@ use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, HistoryRequest};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 
-use super::{has_joined, internal, not_joined, parse, reply};
+use super::{has_joined, internal, not_joined, parse};
 use crate::chat::Chat;
+use crate::outgoing;
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_history(
@@ -16,7 +17,8 @@ pub(super) async fn on_history(
     TryData(data): TryData<serde_json::Value>,
     ack: AckSender,
 ) {
-    reply(ack, page(&socket, &chat, data).await);
+    let page = page(&socket, &chat, data).await;
+    outgoing::reply(&socket, &chat, ack, page);
 }
 
 async fn page(

@@ -7,14 +7,17 @@ use causerie_protocol::limits::is_valid_client_id;
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, Message, MessageAccepted, SendMessage, event,
 };
+use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 
-use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, reply, room_key};
+use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, room_key};
 use crate::chat::Chat;
+use crate::outgoing;
 use crate::store::NewMessage;
 
 pub(super) async fn on_message(
     socket: SocketRef,
+    io: SocketIo,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
@@ -29,11 +32,13 @@ pub(super) async fn on_message(
                 sid = %socket.id, user = %session.user.id, code = %error.code,
                 "message refused: {}", error.message
             );
-            reply::<MessageAccepted>(ack, Err(error));
+            outgoing::reply::<MessageAccepted>(&socket, &chat, ack, Err(error));
             return;
         }
     };
-    reply(
+    outgoing::reply(
+        &socket,
+        &chat,
         ack,
         Ok(MessageAccepted {
             message: message.clone(),
@@ -41,7 +46,7 @@ pub(super) async fn on_message(
     );
     // A retried client id was broadcast the first time: only the ack repeats.
     if fresh {
-        broadcast(&socket, &message).await;
+        broadcast(&io, &chat, &message);
         chat.metrics.accepted(received.elapsed().as_secs_f64());
         // The text stays out of the logs: they are not the place for people's conversations.
         tracing::info!(
@@ -127,22 +132,27 @@ fn seed_request(
 
 /// Sends a stored message to everyone in its room: the object to Causerie clients, and
 /// `"<name>: <text>"` to seed clients when the room is `general`.
-async fn broadcast(socket: &SocketRef, message: &Message) {
-    if let Err(e) = socket
-        .within(room_key(&message.room))
-        .emit(event::MESSAGE, message)
-        .await
-    {
-        tracing::warn!(error = %e, "broadcast to Causerie clients failed");
+fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
+    if let Some(payload) = outgoing::encode(message) {
+        outgoing::to_rooms(
+            io,
+            chat,
+            vec![room_key(&message.room)],
+            None,
+            event::MESSAGE,
+            &payload,
+        );
     }
-    if message.room == DEFAULT_ROOM {
-        let line = format!("{}: {}", message.author.name, message.text);
-        if let Err(e) = socket
-            .within(SEED_ROOM_KEY)
-            .emit(event::MESSAGE, &line)
-            .await
-        {
-            tracing::warn!(error = %e, "broadcast to seed clients failed");
-        }
+    if message.room == DEFAULT_ROOM
+        && let Some(line) = outgoing::encode(&format!("{}: {}", message.author.name, message.text))
+    {
+        outgoing::to_rooms(
+            io,
+            chat,
+            vec![SEED_ROOM_KEY.to_owned()],
+            None,
+            event::MESSAGE,
+            &line,
+        );
     }
 }

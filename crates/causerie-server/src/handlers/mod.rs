@@ -12,10 +12,9 @@ mod typing;
 
 use std::collections::BTreeMap;
 
-use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, Reply, User};
-use serde::Serialize;
+use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, User};
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 
@@ -64,13 +63,6 @@ fn online(io: &SocketIo, room: &str, except: Option<Sid>) -> Vec<User> {
     let mut users: Vec<User> = users.into_values().collect();
     users.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     users
-}
-
-/// Answers a request's ack callback, if the client asked for one.
-fn reply<T: Serialize>(ack: AckSender, result: Result<T, ErrorBody>) {
-    if let Err(e) = ack.send(&Reply::from(result)) {
-        tracing::debug!(error = %e, "could not send an ack");
-    }
 }
 
 /// Parses a request payload, refusing a wrong shape with `invalid`.

@@ -13,10 +13,9 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::{
-    SEED_ROOM_KEY, Session, has_joined, internal, not_joined, online, parse, reply, room_key,
-};
+use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, online, parse, room_key};
 use crate::chat::Chat;
+use crate::outgoing;
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_join(
@@ -27,7 +26,8 @@ pub(super) async fn on_join(
     TryData(data): TryData<serde_json::Value>,
     ack: AckSender,
 ) {
-    reply(ack, join(&socket, &io, &chat, session, data).await);
+    let joined = join(&socket, &io, &chat, session, data).await;
+    outgoing::reply(&socket, &chat, ack, joined);
 }
 
 async fn join(
@@ -45,6 +45,14 @@ async fn join(
         .create_room(&room)
         .await
         .map_err(|e| internal(&e))?;
+    let arriving = !online(io, &room, None)
+        .iter()
+        .any(|u| u.id == session.user.id);
+    // Joined before the history is read: a message stored meanwhile is in the page or reaches
+    // the socket live (or both; clients drop repeats by seq), never neither.
+    let key = room_key(&room);
+    let already_joined = has_joined(socket, &room);
+    socket.join(key.clone());
     let history = chat
         .store
         .history(
@@ -54,16 +62,22 @@ async fn join(
                 ..HistoryQuery::default()
             },
         )
-        .await
-        .map_err(|e| internal(&e))?;
-    let arriving = !online(io, &room, None)
-        .iter()
-        .any(|u| u.id == session.user.id);
-    socket.join(room_key(&room));
+        .await;
+    let history = match history {
+        Ok(history) => history,
+        Err(e) => {
+            if !already_joined {
+                socket.leave(key);
+            }
+            return Err(internal(&e));
+        }
+    };
     let online = online(io, &room, None);
     tracing::info!(sid = %socket.id, user = %session.user.id, %room, "joined");
     if arriving {
         announce(
+            io,
+            chat,
             socket,
             Presence {
                 room: room.clone(),
@@ -71,12 +85,12 @@ async fn join(
                 joined: Some(session.user),
                 left: None,
             },
-        )
-        .await;
+        );
     }
     Ok(Joined {
         room,
         online,
+        head: super::connect::head_of(&history.messages),
         history: history.messages,
     })
 }
@@ -84,16 +98,19 @@ async fn join(
 pub(super) async fn on_leave(
     socket: SocketRef,
     io: SocketIo,
+    State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
     ack: AckSender,
 ) {
-    reply(ack, leave(&socket, &io, session, data).await);
+    let left = leave(&socket, &io, &chat, session, data);
+    outgoing::reply(&socket, &chat, ack, left);
 }
 
-async fn leave(
+fn leave(
     socket: &SocketRef,
     io: &SocketIo,
+    chat: &Chat,
     session: Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<Left, ErrorBody> {
@@ -106,7 +123,7 @@ async fn leave(
     }
     socket.leave(room_key(&room));
     tracing::info!(sid = %socket.id, user = %session.user.id, %room, "left");
-    announce_departure(socket, io, &room, session.user, None).await;
+    announce_departure(io, chat, socket, &room, session.user, None);
     Ok(Left { room })
 }
 
@@ -118,6 +135,7 @@ pub(super) async fn on_disconnect(
     Extension(session): Extension<Session>,
 ) {
     chat.metrics.disconnected();
+    chat.transports.forget(&socket.id.to_string());
     tracing::info!(
         sid = %socket.id, user = %session.user.id, name = %session.user.name, ?reason,
         "disconnected"
@@ -131,14 +149,22 @@ pub(super) async fn on_disconnect(
         } else {
             continue;
         };
-        announce_departure(&socket, &io, room, session.user.clone(), Some(socket.id)).await;
+        announce_departure(
+            &io,
+            &chat,
+            &socket,
+            room,
+            session.user.clone(),
+            Some(socket.id),
+        );
     }
 }
 
 /// Tells a room that `user` left, unless another of their sockets is still there.
-async fn announce_departure(
-    socket: &SocketRef,
+fn announce_departure(
     io: &SocketIo,
+    chat: &Chat,
+    socket: &SocketRef,
     room: &str,
     user: causerie_protocol::User,
     except: Option<socketioxide::socket::Sid>,
@@ -148,6 +174,8 @@ async fn announce_departure(
         return;
     }
     announce(
+        io,
+        chat,
         socket,
         Presence {
             room: room.to_owned(),
@@ -155,18 +183,20 @@ async fn announce_departure(
             joined: None,
             left: Some(user),
         },
-    )
-    .await;
+    );
 }
 
 /// Sends `presence` to the Causerie clients in its room, except `socket`.
-pub(super) async fn announce(socket: &SocketRef, presence: Presence) {
-    if let Err(e) = socket
-        .to(room_key(&presence.room))
-        .emit(event::PRESENCE, &presence)
-        .await
-    {
-        tracing::debug!(error = %e, "presence notice failed");
+pub(super) fn announce(io: &SocketIo, chat: &Chat, socket: &SocketRef, presence: Presence) {
+    if let Some(payload) = outgoing::encode(&presence) {
+        outgoing::to_rooms(
+            io,
+            chat,
+            vec![room_key(&presence.room)],
+            Some(socket.id),
+            event::PRESENCE,
+            &payload,
+        );
     }
 }
 

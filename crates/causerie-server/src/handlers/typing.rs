@@ -1,12 +1,19 @@
 //! `typing`: relay "is typing" to the others in a room. Fire and forget: no ack, no storage.
 
+use std::sync::Arc;
+
 use causerie_protocol::{Typing, TypingRequest, event};
-use socketioxide::extract::{Extension, SocketRef, TryData};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{Session, has_joined, parse, room_key};
+use crate::chat::Chat;
+use crate::outgoing;
 
 pub(super) async fn on_typing(
     socket: SocketRef,
+    io: SocketIo,
+    State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
 ) {
@@ -22,11 +29,14 @@ pub(super) async fn on_typing(
         user: session.user,
         typing: request.typing,
     };
-    if let Err(e) = socket
-        .to(room_key(&notice.room))
-        .emit(event::TYPING, &notice)
-        .await
-    {
-        tracing::debug!(error = %e, "typing relay failed");
+    if let Some(payload) = outgoing::encode(&notice) {
+        outgoing::to_rooms(
+            &io,
+            &chat,
+            vec![room_key(&notice.room)],
+            Some(socket.id),
+            event::TYPING,
+            &payload,
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
 use causerie_protocol::{Message, User};
@@ -50,6 +50,47 @@ pub struct HistorySlice {
     pub has_more: bool,
 }
 
+/// Whether the store can write now. Reads never depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// The last write (or probe) committed.
+    Writable,
+    /// The last write failed: new messages are refused with `internal` until a write commits
+    /// again, which the store finds out by itself.
+    Failing(WriteFailure),
+}
+
+/// Why writes fail, as far as the database says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The filesystem is full (`SQLITE_FULL`).
+    DiskFull,
+    /// Another process holds the database's write lock (`SQLITE_BUSY`, `SQLITE_LOCKED`).
+    Locked,
+    /// Reading or writing the file failed (`SQLITE_IOERR`, or the OS refused).
+    Io,
+    /// Any other database error.
+    Other,
+}
+
+impl WriteFailure {
+    /// A short phrase for people: logs and `/healthz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk full",
+            Self::Locked => "database locked by another process",
+            Self::Io => "disk I/O error",
+            Self::Other => "database error",
+        }
+    }
+}
+
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why the store failed. The chat logic reports every variant to clients as `internal`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -59,7 +100,7 @@ pub enum StoreError {
     /// A migration could not be applied.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    /// The transaction holding the write failed to begin or commit; nothing of it was stored.
+    /// The transaction holding the write failed, and was rolled back: nothing of it was stored.
     #[error("the write was not committed: {0}")]
     NotCommitted(String),
     /// The store was closed for shutdown.
@@ -69,8 +110,9 @@ pub enum StoreError {
 
 /// Where messages and rooms are kept.
 ///
-/// Implementations must make a message durable before `append` returns, and assign each room's
-/// seqs 1, 2, 3... with no gaps even when appends race.
+/// Implementations must make a message durable before `append` returns `Ok`, never return `Ok`
+/// for a write that was not committed, and assign each room's seqs 1, 2, 3... with no gaps and no
+/// repeats even when appends race or fail.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores a message, or returns the one already stored under the same author and client id.
@@ -84,6 +126,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every room's name, sorted.
     async fn rooms(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Whether writes succeed now (for `/healthz` and `/metrics`).
+    fn health(&self) -> WriteHealth;
 
     /// Finishes pending writes and closes the database; later calls fail with [`StoreError::Closed`].
     async fn close(&self);

@@ -5,6 +5,19 @@
 //! group commit, so that concurrent senders share one fsync instead of queueing for one each. Being
 //! the only writer also makes seq assignment simple: it keeps each room's next seq in memory.
 //! A second task checkpoints the WAL in the background, so no commit waits for a checkpoint.
+//!
+//! Failures are where a store earns its keep, so the writer owns its transactions itself
+//! (`BEGIN IMMEDIATE` ... `COMMIT` as plain statements) rather than through sqlx's `Transaction`:
+//! after a failed COMMIT, sqlx 0.8 keeps counting the transaction as open, and later "transactions"
+//! became savepoints inside one that was never committed, acked all the same. Here any failure
+//! (BEGIN, any statement, COMMIT) fails the whole batch: every request in it is answered
+//! `NotCommitted`, the transaction is rolled back, the connection is known to be back in
+//! autocommit or is reopened, and each room's next seq is read from the file again. A request is
+//! answered `Ok` only after its COMMIT returned success.
+//!
+//! While writes fail (a full disk, a lock held by another process), the writer reports it through
+//! [`Store::health`], logs once per change, and retries a one-row write every [`PROBE_EVERY`] when
+//! idle, so that it notices recovery by itself.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,16 +33,22 @@ use sqlx::sqlite::{
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{Appended, HistoryQuery, HistorySlice, NewMessage, Store, StoreError};
+use super::{
+    Appended, HistoryQuery, HistorySlice, NewMessage, Store, StoreError, WriteFailure, WriteHealth,
+};
 
 /// Most writes committed together; bounds the latency one commit adds to the first of them.
 const MAX_BATCH: usize = 1024;
 /// Writes waiting for the writer; senders wait (back-pressure) beyond this.
 const QUEUE_DEPTH: usize = 8192;
 const READERS: u32 = 4;
+/// How long a write waits for another process's lock on the database by default.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle writer retries while writes fail.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
@@ -52,26 +71,35 @@ pub struct SqliteStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpoints: JoinHandle<()>,
     commits: Arc<AtomicU64>,
+    health: watch::Receiver<WriteHealth>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`, applies migrations, and makes sure the
-    /// default room exists.
+    /// default room exists. Writes wait [`DEFAULT_BUSY_TIMEOUT`] for another process's lock.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_busy_timeout(path, DEFAULT_BUSY_TIMEOUT).await
+    }
+
+    /// Like [`SqliteStore::open`], with writes waiting at most `busy_timeout` for a lock held
+    /// by another process before they fail.
+    pub async fn open_with_busy_timeout(
+        path: &Path,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(busy_timeout);
         // Checkpoints (copying the WAL back into the database file, with an fsync) run beside the
         // writer rather than inside the commit that crosses the threshold, which would make every
         // message queued behind that commit wait for them.
-        let mut writer =
-            SqliteConnection::connect_with(&options.clone().pragma("wal_autocheckpoint", "0"))
-                .await?;
+        let writer_options = options.clone().pragma("wal_autocheckpoint", "0");
+        let mut connection = SqliteConnection::connect_with(&writer_options).await?;
         // `run_direct`, not `run`: `run` over `&mut SqliteConnection` makes this future not `Send`.
-        MIGRATOR.run_direct(&mut writer).await?;
+        MIGRATOR.run_direct(&mut connection).await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(options.clone().read_only(true))
@@ -83,13 +111,22 @@ impl SqliteStore {
 
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let commits = Arc::new(AtomicU64::new(0));
-        let writer = tokio::spawn(write_loop(writer, queue, commits.clone()));
+        let (health_sender, health) = watch::channel(WriteHealth::Writable);
+        let writer = Writer {
+            connection: Some(connection),
+            options: writer_options,
+            next_seq: HashMap::new(),
+            health: health_sender,
+            commits: commits.clone(),
+        };
+        let writer = tokio::spawn(writer.run(queue));
         let store = Self {
             writes,
             reads,
             writer: Mutex::new(Some(writer)),
             checkpoints,
             commits,
+            health,
         };
         store.create_room(causerie_protocol::DEFAULT_ROOM).await?;
         Ok(store)
@@ -173,6 +210,10 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    fn health(&self) -> WriteHealth {
+        *self.health.borrow()
+    }
+
     async fn close(&self) {
         let Some(writer) = self.writer.lock().await.take() else {
             return;
@@ -203,53 +244,272 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 async fn checkpoint_loop(mut connection: SqliteConnection) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
     loop {
         ticks.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&mut connection)
             .await
         {
-            tracing::warn!(error = %e, "a WAL checkpoint failed");
+            // Logged once per change: on a full disk this fails twice a second.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "WAL checkpoints fail; retrying quietly");
+            }
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("WAL checkpoints work again");
+            }
+            _ => {}
         }
     }
 }
 
-/// The writer task: batches what is queued, commits it once, then answers each request.
-async fn write_loop(
-    mut connection: SqliteConnection,
-    mut queue: mpsc::Receiver<WriteRequest>,
+/// The writer task's state.
+struct Writer {
+    /// The only writing connection; `None` after a failure that left its state unknown, until
+    /// it is reopened.
+    connection: Option<SqliteConnection>,
+    options: SqliteConnectOptions,
+    /// Each room's next seq, as committed. Emptied after any failure: the file says what is true.
+    next_seq: HashMap<String, u64>,
+    health: watch::Sender<WriteHealth>,
     commits: Arc<AtomicU64>,
-) {
-    let mut next_seq: HashMap<String, u64> = HashMap::new();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut closing = None;
-    while closing.is_none() && queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if let Some(at) = batch
-            .iter()
-            .position(|r| matches!(r, WriteRequest::Close(_)))
+}
+
+impl Writer {
+    /// Batches what is queued, commits it once, then answers each request; probes while failing.
+    async fn run(mut self, mut queue: mpsc::Receiver<WriteRequest>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut closing = None;
+        while closing.is_none() {
+            let failing = *self.health.borrow() != WriteHealth::Writable;
+            tokio::select! {
+                received = queue.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
+                () = tokio::time::sleep(PROBE_EVERY), if failing => {
+                    self.probe().await;
+                    continue;
+                }
+            }
+            if let Some(at) = batch
+                .iter()
+                .position(|r| matches!(r, WriteRequest::Close(_)))
+            {
+                // Requests queued after Close are refused below, never half-done.
+                for late in batch.drain(at + 1..) {
+                    late.fail(|| StoreError::Closed);
+                }
+                if let Some(WriteRequest::Close(done)) = batch.pop() {
+                    closing = Some(done);
+                }
+                queue.close();
+            }
+            if !batch.is_empty() {
+                self.commit_batch(std::mem::take(&mut batch)).await;
+            }
+        }
+        while let Ok(late) = queue.try_recv() {
+            late.fail(|| StoreError::Closed);
+        }
+        if let Some(connection) = self.connection.take()
+            && let Err(e) = connection.close().await
         {
-            // Requests queued after Close are refused below, never half-done.
-            for late in batch.drain(at + 1..) {
-                late.fail(|| StoreError::Closed);
-            }
-            if let Some(WriteRequest::Close(done)) = batch.pop() {
-                closing = Some(done);
-            }
-            queue.close();
+            tracing::warn!(error = %e, "closing the SQLite writer failed");
         }
-        if !batch.is_empty() {
-            commit_batch(&mut connection, &mut next_seq, batch.drain(..)).await;
-            commits.fetch_add(1, Ordering::Relaxed);
+        if let Some(done) = closing {
+            let _ = done.send(());
         }
     }
-    while let Ok(late) = queue.try_recv() {
-        late.fail(|| StoreError::Closed);
+
+    /// Commits `batch` in one transaction, or none of it.
+    async fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
+        let mut pending = Vec::with_capacity(batch.len());
+        let outcome = self.write_all(batch, &mut pending).await;
+        match outcome {
+            Ok(assigned) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.next_seq.extend(assigned);
+                self.set_health(WriteHealth::Writable, None);
+                for item in pending {
+                    item.answer();
+                }
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.set_health(WriteHealth::Failing(classify(&error)), Some(&reason));
+                self.recover().await;
+                for item in pending {
+                    item.refuse(&reason);
+                }
+            }
+        }
     }
-    if let Err(e) = connection.close().await {
-        tracing::warn!(error = %e, "closing the SQLite writer failed");
+
+    /// Runs the batch inside `BEGIN IMMEDIATE` ... `COMMIT`, moving each request into `pending`
+    /// (answered later, all alike). Returns the seqs assigned, to keep once committed.
+    async fn write_all(
+        &mut self,
+        batch: Vec<WriteRequest>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<HashMap<String, u64>, sqlx::Error> {
+        let mut batch = batch.into_iter();
+        if let Err(e) = self.open_if_closed().await {
+            pending.extend(batch.filter_map(Pending::unanswered));
+            return Err(e);
+        }
+        let connection = self
+            .connection
+            .as_mut()
+            .expect("open_if_closed leaves a connection");
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *connection)
+            .await
+        {
+            pending.extend(batch.filter_map(Pending::unanswered));
+            return Err(e);
+        }
+        // Seqs handed out in this transaction, applied to `next_seq` only once it commits.
+        let mut assigned: HashMap<String, u64> = HashMap::new();
+        while let Some(request) = batch.next() {
+            let result = match request {
+                WriteRequest::Append(message, reply) => {
+                    match append_in(connection, &self.next_seq, &mut assigned, message).await {
+                        Ok(appended) => {
+                            pending.push(Pending::Append(appended, reply));
+                            Ok(())
+                        }
+                        Err(e) => {
+                            pending.push(Pending::Unanswered(Reply::Append(reply)));
+                            Err(e)
+                        }
+                    }
+                }
+                WriteRequest::CreateRoom(room, reply) => {
+                    pending.push(Pending::CreateRoom(reply));
+                    sqlx::query(
+                        "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(&room)
+                    .bind(now())
+                    .execute(&mut *connection)
+                    .await
+                    .map(drop)
+                }
+                // Taken out of the batch before it gets here.
+                WriteRequest::Close(done) => {
+                    let _ = done.send(());
+                    Ok(())
+                }
+            };
+            // One failed statement fails the batch: SQLite may already have rolled the whole
+            // transaction back, and later statements would then commit one by one, unasked.
+            if let Err(e) = result {
+                pending.extend(batch.filter_map(Pending::unanswered));
+                return Err(e);
+            }
+        }
+        sqlx::query("COMMIT").execute(&mut *connection).await?;
+        Ok(assigned)
     }
-    if let Some(done) = closing {
-        let _ = done.send(());
+
+    /// Reopens the writing connection if a failure closed it.
+    async fn open_if_closed(&mut self) -> Result<(), sqlx::Error> {
+        if self.connection.is_none() {
+            let connection = SqliteConnection::connect_with(&self.options).await?;
+            tracing::info!("reopened the SQLite writer");
+            self.connection = Some(connection);
+        }
+        Ok(())
+    }
+
+    /// After a failure: roll back whatever is left of the transaction, so that the connection is
+    /// in autocommit again, or drop the connection if that cannot be known; forget the seqs.
+    async fn recover(&mut self) {
+        self.next_seq.clear();
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        match sqlx::query("ROLLBACK").execute(&mut *connection).await {
+            Ok(_) => {}
+            // SQLite rolled it back by itself already (it may, on SQLITE_FULL or SQLITE_IOERR).
+            Err(e) if e.to_string().contains("no transaction is active") => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot roll back; reopening the SQLite writer");
+                if let Some(connection) = self.connection.take() {
+                    // Closing a connection rolls back its open transaction, if any.
+                    let _ = connection.close().await;
+                }
+            }
+        }
+    }
+
+    /// Writes one row while writes fail, to find out when they work again.
+    async fn probe(&mut self) {
+        let result = async {
+            self.open_if_closed().await?;
+            let connection = self
+                .connection
+                .as_mut()
+                .expect("open_if_closed leaves a connection");
+            sqlx::query("BEGIN IMMEDIATE")
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("INSERT OR REPLACE INTO write_probe (id, written_at) VALUES (1, ?)")
+                .bind(now())
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("COMMIT").execute(&mut *connection).await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => self.set_health(WriteHealth::Writable, None),
+            Err(e) => {
+                let reason = e.to_string();
+                self.set_health(WriteHealth::Failing(classify(&e)), Some(&reason));
+                self.recover().await;
+            }
+        }
+    }
+
+    /// Records how writing goes, logging only changes: a full disk fails every batch.
+    fn set_health(&self, health: WriteHealth, reason: Option<&str>) {
+        let previous = self.health.send_replace(health);
+        if previous == health {
+            return;
+        }
+        match health {
+            WriteHealth::Failing(failure) => tracing::error!(
+                %failure, reason = reason.unwrap_or_default(),
+                "writes fail: new messages are refused (internal) until they work again"
+            ),
+            WriteHealth::Writable => tracing::info!("writes work again"),
+        }
+    }
+}
+
+/// Which [`WriteFailure`] a database error is, from SQLite's primary result code.
+fn classify(error: &sqlx::Error) -> WriteFailure {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    const SQLITE_IOERR: i64 = 10;
+    const SQLITE_FULL: i64 = 13;
+    match error {
+        sqlx::Error::Database(database) => {
+            let code = database
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .map(|extended| extended & 0xff);
+            match code {
+                Some(SQLITE_FULL) => WriteFailure::DiskFull,
+                Some(SQLITE_BUSY | SQLITE_LOCKED) => WriteFailure::Locked,
+                Some(SQLITE_IOERR) => WriteFailure::Io,
+                _ => WriteFailure::Other,
+            }
+        }
+        sqlx::Error::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => WriteFailure::DiskFull,
+        sqlx::Error::Io(_) => WriteFailure::Io,
+        _ => WriteFailure::Other,
     }
 }
 
@@ -270,97 +530,55 @@ impl WriteRequest {
     }
 }
 
+/// Where a request's answer goes.
+enum Reply {
+    Append(oneshot::Sender<Result<Appended, StoreError>>),
+    CreateRoom(oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// A request of the batch, waiting to learn whether the batch committed.
 enum Pending {
-    Append(
-        Result<Appended, StoreError>,
-        oneshot::Sender<Result<Appended, StoreError>>,
-    ),
-    CreateRoom(
-        Result<(), StoreError>,
-        oneshot::Sender<Result<(), StoreError>>,
-    ),
+    /// Written in the transaction; the answer if it commits.
+    Append(Appended, oneshot::Sender<Result<Appended, StoreError>>),
+    CreateRoom(oneshot::Sender<Result<(), StoreError>>),
+    /// Not written (the batch failed before it): answered with the batch's failure.
+    Unanswered(Reply),
 }
 
 impl Pending {
-    /// Sends the write's result, or `NotCommitted` when its transaction failed to commit.
-    fn answer(self, not_committed: Option<&str>) {
-        let failed = || StoreError::NotCommitted(not_committed.unwrap_or_default().to_owned());
-        match self {
-            Self::Append(result, reply) => {
-                let _ = reply.send(if not_committed.is_some() {
-                    Err(failed())
-                } else {
-                    result
-                });
-            }
-            Self::CreateRoom(result, reply) => {
-                let _ = reply.send(if not_committed.is_some() {
-                    Err(failed())
-                } else {
-                    result
-                });
-            }
-        }
-    }
-}
-
-async fn commit_batch(
-    connection: &mut SqliteConnection,
-    next_seq: &mut HashMap<String, u64>,
-    batch: impl Iterator<Item = WriteRequest>,
-) {
-    let batch: Vec<WriteRequest> = batch.collect();
-    let mut transaction = match connection.begin().await {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot begin a write transaction");
-            let reason = e.to_string();
-            for request in batch {
-                request.fail(|| StoreError::NotCommitted(reason.clone()));
-            }
-            return;
-        }
-    };
-    let mut pending = Vec::with_capacity(batch.len());
-    // Seqs handed out in this transaction, applied to `next_seq` only once it commits.
-    let mut assigned: HashMap<String, u64> = HashMap::new();
-    for request in batch {
+    fn unanswered(request: WriteRequest) -> Option<Self> {
         match request {
-            WriteRequest::Append(message, reply) => {
-                let result = append_in(&mut transaction, next_seq, &mut assigned, message).await;
-                pending.push(Pending::Append(result, reply));
-            }
-            WriteRequest::CreateRoom(room, reply) => {
-                let result = sqlx::query(
-                    "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(&room)
-                .bind(now())
-                .execute(&mut *transaction)
-                .await
-                .map(drop)
-                .map_err(StoreError::from);
-                pending.push(Pending::CreateRoom(result, reply));
-            }
+            WriteRequest::Append(_, reply) => Some(Self::Unanswered(Reply::Append(reply))),
+            WriteRequest::CreateRoom(_, reply) => Some(Self::Unanswered(Reply::CreateRoom(reply))),
             WriteRequest::Close(done) => {
                 let _ = done.send(());
+                None
             }
         }
     }
-    match transaction.commit().await {
-        Ok(()) => {
-            next_seq.extend(assigned);
-            for item in pending {
-                item.answer(None);
+
+    /// The batch committed.
+    fn answer(self) {
+        match self {
+            Self::Append(appended, reply) => {
+                let _ = reply.send(Ok(appended));
             }
+            Self::CreateRoom(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+            Self::Unanswered(_) => unreachable!("a committed batch wrote every request"),
         }
-        Err(e) => {
-            tracing::error!(error = %e, "a write transaction failed to commit");
-            // What the database holds is unknown here: read the seqs from it again next time.
-            next_seq.clear();
-            let reason = e.to_string();
-            for item in pending {
-                item.answer(Some(&reason));
+    }
+
+    /// The batch failed and was rolled back.
+    fn refuse(self, reason: &str) {
+        let error = || StoreError::NotCommitted(reason.to_owned());
+        match self {
+            Self::Append(_, reply) | Self::Unanswered(Reply::Append(reply)) => {
+                let _ = reply.send(Err(error()));
+            }
+            Self::CreateRoom(reply) | Self::Unanswered(Reply::CreateRoom(reply)) => {
+                let _ = reply.send(Err(error()));
             }
         }
     }
@@ -371,7 +589,7 @@ async fn append_in(
     next_seq: &HashMap<String, u64>,
     assigned: &mut HashMap<String, u64>,
     new: NewMessage,
-) -> Result<Appended, StoreError> {
+) -> Result<Appended, sqlx::Error> {
     let seq = match assigned.get(&new.room).or_else(|| next_seq.get(&new.room)) {
         Some(last) => last + 1,
         None => {
@@ -380,7 +598,7 @@ async fn append_in(
                     .bind(&new.room)
                     .fetch_one(&mut *connection)
                     .await?;
-            u64::try_from(last).unwrap_or(0) + 1
+            seq_from_i64(last)? + 1
         }
     };
     let message = Message {
@@ -422,17 +640,21 @@ async fn append_in(
     .fetch_one(&mut *connection)
     .await?;
     Ok(Appended {
-        message: message_from_row(&row)?,
+        message: message_row(&row)?,
         duplicate: true,
     })
 }
 
 fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+    Ok(message_row(row)?)
+}
+
+fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.try_get("id")?,
         client_id: row.try_get("client_id")?,
         room: row.try_get("room")?,
-        seq: u64::try_from(row.try_get::<i64, _>("seq")?).unwrap_or(0),
+        seq: seq_from_i64(row.try_get("seq")?)?,
         author: User {
             id: row.try_get("author_id")?,
             name: row.try_get("author_name")?,
@@ -442,6 +664,13 @@ fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
     })
 }
 
+/// A seq read from the file: never negative unless the file was damaged.
+fn seq_from_i64(seq: i64) -> Result<u64, sqlx::Error> {
+    u64::try_from(seq).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A seq bound for a query. Seqs never come near `i64::MAX`; a client's larger bound means "no
+/// bound", which `i64::MAX` also means.
 fn to_i64(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)
 }
@@ -449,5 +678,5 @@ fn to_i64(seq: u64) -> i64 {
 fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(SENT_AT_FORMAT)
-        .unwrap_or_default()
+        .expect("a UTC time always formats with this fixed description")
 }

@@ -128,23 +128,7 @@ impl TestClient {
 
     /// Like [`TestClient::request`], but `None` when no ack comes within `wait`.
     pub async fn try_request(&self, event: &str, data: Value, wait: Duration) -> Option<Value> {
-        let (reply, ack) = oneshot::channel();
-        let reply = std::sync::Mutex::new(Some(reply));
-        self.client
-            .emit_with_ack(event, data, PATIENCE, move |payload, _| {
-                if let Some(reply) = reply.lock().expect("not poisoned").take() {
-                    // rust_socketio hands an ack's arguments over as one array.
-                    let value = match first_value(payload) {
-                        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
-                        other => other,
-                    };
-                    let _ = reply.send(value);
-                }
-                async {}.boxed()
-            })
-            .await
-            .ok()?;
-        tokio::time::timeout(wait, ack).await.ok()?.ok()
+        request_on(&self.client, event, data, wait).await
     }
 
     /// Sends a message and returns the ack.
@@ -166,6 +150,33 @@ impl TestClient {
     pub async fn disconnect(self) {
         let _ = self.client.disconnect().await;
     }
+}
+
+/// Emits `event` with `data` on `client` and returns the ack's first argument, or `None` when no
+/// ack comes within `wait`. For tasks that share one connection.
+pub async fn request_on(
+    client: &Client,
+    event: &str,
+    data: Value,
+    wait: Duration,
+) -> Option<Value> {
+    let (reply, ack) = oneshot::channel();
+    let reply = std::sync::Mutex::new(Some(reply));
+    client
+        .emit_with_ack(event, data, wait, move |payload, _| {
+            if let Some(reply) = reply.lock().expect("not poisoned").take() {
+                // rust_socketio hands an ack's arguments over as one array.
+                let value = match first_value(payload) {
+                    Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+                    other => other,
+                };
+                let _ = reply.send(value);
+            }
+            async {}.boxed()
+        })
+        .await
+        .ok()?;
+    tokio::time::timeout(wait, ack).await.ok()?.ok()
 }
 
 fn first_value(payload: Payload) -> Value {
