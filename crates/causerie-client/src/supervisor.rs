@@ -103,6 +103,8 @@ pub(crate) struct Supervisor {
     token: Option<String>,
     limits: Limits,
     generation: u64,
+    /// `internal` refusals in a row, for the backoff before the next resend.
+    failed_sends: u32,
 }
 
 impl Supervisor {
@@ -131,6 +133,7 @@ impl Supervisor {
             me: None,
             limits: Limits::default(),
             generation: 0,
+            failed_sends: 0,
         }
     }
 
@@ -264,6 +267,9 @@ impl Supervisor {
             Err(_) => return Err(lost("connecting timed out", false)),
         };
         let deadline = Instant::now() + timeout;
+        // A room's messages can reach the socket before its welcome (the server subscribes it,
+        // then reads the history it puts in the welcome): kept, and handled after the welcome.
+        let mut early = Vec::new();
         let welcome = loop {
             tokio::select! {
                 Some(tagged) = self.signals.recv() => {
@@ -272,6 +278,7 @@ impl Supervisor {
                     }
                     match tagged.signal {
                         Signal::Event { name, data } if name == event::WELCOME => break data,
+                        signal @ Signal::Event { .. } => early.push(signal),
                         Signal::Error(text) => {
                             connection.close();
                             return Err(refusal(&text).map_or_else(|| lost(text, false), End::Refused));
@@ -314,6 +321,11 @@ impl Supervisor {
         self.welcomed(&mut live, welcome)
             .await
             .map_err(|e| lost(e, true))?;
+        for signal in early {
+            self.on_signal(&mut live, signal)
+                .await
+                .map_err(|e| lost(e, true))?;
+        }
         Ok(live)
     }
 
@@ -331,7 +343,8 @@ impl Supervisor {
             limits: welcome.limits,
             server: welcome.server,
         }));
-        self.take_page(live, DEFAULT_ROOM, welcome.history).await?;
+        self.take_page(live, DEFAULT_ROOM, welcome.history, welcome.head)
+            .await?;
         let others: Vec<String> = self
             .rooms
             .iter()
@@ -565,7 +578,8 @@ impl Supervisor {
                         room: room.clone(),
                         online: joined.online,
                     });
-                    self.take_page(live, &room, joined.history).await?;
+                    self.take_page(live, &room, joined.history, joined.head)
+                        .await?;
                 }
                 Some(Err(error)) => {
                     self.rooms.remove(&room);
@@ -619,6 +633,7 @@ impl Supervisor {
         }
         match reply {
             Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
+                self.failed_sends = 0;
                 live.acked.insert(local_id.clone());
                 let delivered = !self.rooms.contains(&message.room)
                     || self
@@ -643,7 +658,14 @@ impl Supervisor {
                 }
             }
             Ok(_) => {}
-            Err(error) if matches!(error.code, ErrorCode::RateLimited | ErrorCode::Internal) => {
+            // The server could not store it (a full disk, a lock): back off, as from an outage,
+            // so that a crowd of clients does not resend in lockstep while it recovers.
+            Err(error) if error.code == ErrorCode::Internal => {
+                self.failed_sends = self.failed_sends.saturating_add(1);
+                let delay = self.config.backoff.delay(self.failed_sends);
+                live.paused_until = Some(Instant::now() + delay);
+            }
+            Err(error) if error.code == ErrorCode::RateLimited => {
                 live.paused_until = Some(Instant::now() + self.retry_delay());
             }
             Err(error) => {
@@ -654,7 +676,7 @@ impl Supervisor {
         Ok(())
     }
 
-    /// How long to wait after `rate_limited` or `internal`: one token of the server's rate.
+    /// How long to wait after `rate_limited`: one token of the server's rate.
     fn retry_delay(&self) -> Duration {
         let per_second = self.limits.rate_limit_per_second.unwrap_or(1).max(1);
         (Duration::from_secs(1) / per_second).max(Duration::from_millis(100))
@@ -666,33 +688,56 @@ impl Supervisor {
         }
     }
 
-    /// Passes messages of a first page or a catch-up page through the room's timeline.
+    /// Passes the latest page of a room just (re)joined through its timeline, which starts there
+    /// if it had not started, and catches up if the room's `head` is beyond what was delivered.
     async fn take_page(
         &mut self,
         live: &mut Live,
         room: &str,
         messages: Vec<Message>,
+        head: u64,
     ) -> Result<(), String> {
         if !self.rooms.contains(room) {
             return Ok(());
         }
-        let timeline = self.timelines.entry(room.to_owned()).or_default();
-        timeline.start_at(messages.first().map_or(1, |m| m.seq));
+        let start = messages.first().map_or(head.saturating_add(1), |m| m.seq);
+        let ready = self
+            .timelines
+            .entry(room.to_owned())
+            .or_default()
+            .start_at(start);
+        self.emit_delivered(ready);
         for message in messages {
             self.deliver(message);
+        }
+        let behind = self
+            .timelines
+            .get(room)
+            .is_some_and(|t| t.last_delivered() < head);
+        if behind && !live.catching_up.contains(room) {
+            return self.catch_up(live, room).await;
         }
         self.catch_up_if_needed(live, room).await
     }
 
-    /// Emits what the room's timeline lets through; each of the user's own pending messages is
-    /// confirmed by its server copy, whichever way it arrived.
+    /// Emits what the room's timeline lets through.
     fn deliver(&mut self, message: Message) {
         if !self.rooms.contains(&message.room) {
             return;
         }
-        let timeline = self.timelines.entry(message.room.clone()).or_default();
+        let ready = self
+            .timelines
+            .entry(message.room.clone())
+            .or_default()
+            .accept(message);
+        self.emit_delivered(ready);
+    }
+
+    /// Emits delivered messages in order; each of the user's own pending messages is confirmed by
+    /// its server copy, whichever way it arrived.
+    fn emit_delivered(&mut self, ready: Vec<Message>) {
         let me = self.me.as_ref().map(|u| u.id.clone());
-        for message in timeline.accept(message) {
+        for message in ready {
             let own = me.as_deref() == Some(message.author.id.as_str());
             let confirms = (own && self.outbox.contains(&message.client_id))
                 .then(|| LocalId::from(message.client_id.as_str()));

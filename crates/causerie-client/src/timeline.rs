@@ -4,6 +4,9 @@
 //! can repeat or overtake each other across reconnects. The server's seqs count up by exactly 1
 //! per room, so a message is delivered when its seq is the next one expected; a later one waits
 //! until the gap is filled (by a catch-up page), and an earlier one was delivered already.
+//!
+//! Until the room's first page says where delivery starts, messages wait: a live message can
+//! reach the client before the page of the join that subscribed it.
 
 use std::collections::BTreeMap;
 
@@ -15,40 +18,50 @@ const MAX_WAITING: usize = 10_000;
 /// One room's delivery state.
 #[derive(Debug, Default)]
 pub(crate) struct Timeline {
-    /// The seq to deliver next; `None` until the first message sets where this client starts.
+    /// The seq to deliver next; `None` until the room's first page sets where this client starts.
     next: Option<u64>,
     waiting: BTreeMap<u64, Message>,
 }
 
 impl Timeline {
-    /// Sets where delivery starts if nothing was delivered yet: the first message a client sees of
-    /// a room is the oldest of its first history page, not necessarily seq 1.
-    pub(crate) fn start_at(&mut self, seq: u64) {
-        self.next.get_or_insert(seq);
+    /// Sets where delivery starts if nothing was delivered yet (the first message a client sees of
+    /// a room is the oldest of its first page, not necessarily seq 1), and returns what waited
+    /// for it and is now deliverable.
+    pub(crate) fn start_at(&mut self, seq: u64) -> Vec<Message> {
+        if self.next.is_some() {
+            return Vec::new();
+        }
+        self.next = Some(seq.max(1));
+        self.waiting.retain(|&waiting, _| waiting >= seq);
+        self.drain()
     }
 
     /// Takes a message and returns those now deliverable, in seq order (possibly none).
     pub(crate) fn accept(&mut self, message: Message) -> Vec<Message> {
-        let next = *self.next.get_or_insert(message.seq);
-        if message.seq < next {
+        // Seqs start at 1, and one that cannot be followed is no seq a server hands out.
+        if message.seq == 0 || message.seq == u64::MAX {
+            return Vec::new();
+        }
+        if self.next.is_some_and(|next| message.seq < next) {
             return Vec::new();
         }
         self.waiting.entry(message.seq).or_insert(message);
         if self.waiting.len() > MAX_WAITING {
             // The server's seqs have no gaps, so this means catch-up keeps failing: deliver what
             // is here rather than hold it forever.
-            let skip_to = self.waiting.keys().next().copied().unwrap_or(next);
-            self.next = Some(skip_to);
+            self.next = self.waiting.keys().next().copied();
         }
         self.drain()
     }
 
     fn drain(&mut self) -> Vec<Message> {
-        let mut next = self.next.unwrap_or(1);
+        let Some(mut next) = self.next else {
+            return Vec::new();
+        };
         let mut ready = Vec::new();
         while let Some(message) = self.waiting.remove(&next) {
             ready.push(message);
-            next += 1;
+            next += 1; // below u64::MAX: `accept` refuses that seq
         }
         self.next = Some(next);
         ready
@@ -131,5 +144,34 @@ mod tests {
         timeline.start_at(51);
         assert!(timeline.accept(message(50)).is_empty());
         assert_eq!(seqs(timeline.accept(message(51))), [51]);
+    }
+
+    #[test]
+    fn a_live_message_before_the_first_page_waits_for_it() {
+        let mut timeline = Timeline::default();
+        assert!(timeline.accept(message(53)).is_empty());
+        assert_eq!(timeline.last_delivered(), 0);
+        assert_eq!(seqs(timeline.start_at(51)), Vec::<u64>::new());
+        assert_eq!(seqs(timeline.accept(message(51))), [51]);
+        assert_eq!(seqs(timeline.accept(message(52))), [52, 53]);
+    }
+
+    #[test]
+    fn messages_older_than_the_start_are_dropped_when_it_is_set() {
+        let mut timeline = Timeline::default();
+        timeline.accept(message(3));
+        timeline.accept(message(7));
+        assert_eq!(seqs(timeline.start_at(7)), [7]);
+        assert!(!timeline.has_gap());
+    }
+
+    #[test]
+    fn hostile_seqs_are_ignored_without_panicking() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(1);
+        assert!(timeline.accept(message(0)).is_empty());
+        assert!(timeline.accept(message(u64::MAX)).is_empty());
+        assert!(timeline.accept(message(u64::MAX - 1)).is_empty());
+        assert_eq!(seqs(timeline.accept(message(1))), [1]);
     }
 }

@@ -6,6 +6,7 @@ use causerie_client::{ClientConfig, ClientEvent, ConnectionState, DisconnectReas
 use causerie_protocol::ErrorCode;
 use causerie_server::{RateLimit, ServerConfig};
 use std::num::NonZeroU32;
+use std::time::Duration;
 use support::{Recorded, TestServer, messages, test_config};
 
 #[tokio::test]
@@ -237,4 +238,48 @@ async fn the_token_from_the_welcome_brings_the_same_user_back() {
     });
     assert_eq!(user, Some(session.user));
     assert!(messages(&again.log).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_a_client_connects_is_shown_once_200_times_in_200() {
+    let server = TestServer::start().await;
+    let mut sender = Recorded::connect(&server.url(), "Sender").await;
+    // How long connecting takes here, so that the sends below sweep across the moment the
+    // server subscribes a socket, reads its history and sends its welcome.
+    let started = tokio::time::Instant::now();
+    let mut probe = Recorded::connect(&server.url(), "Probe").await;
+    let connecting = started.elapsed();
+    probe.client.disconnect();
+    probe.until_stopped().await;
+
+    let mut missed = Vec::new();
+    for run in 0..200u32 {
+        let mut joining = Recorded::start(test_config(&server.url(), "Joining"));
+        tokio::time::sleep(connecting * (120 + run) / 200).await;
+        let text = format!("run {run}");
+        let id = sender.client.send("general", &text);
+        sender.until_confirmed(std::slice::from_ref(&id)).await;
+        let shown = tokio::time::timeout(Duration::from_secs(5), async {
+            joining
+                .until("the message", |log| {
+                    messages(log).iter().any(|m| m.text == text)
+                })
+                .await;
+        })
+        .await
+        .is_ok();
+        joining.client.disconnect();
+        joining.until_stopped().await;
+        let times = messages(&joining.log)
+            .iter()
+            .filter(|m| m.text == text)
+            .count();
+        if !shown || times != 1 {
+            missed.push((run, times));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "runs that did not show the message exactly once (run, times): {missed:?}"
+    );
 }

@@ -234,3 +234,71 @@ async fn a_long_outage_keeps_retrying_at_the_capped_interval() {
         "late attempts wait up to the cap: {late:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_for_5_s_misses_nothing_once_it_reads_again() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.address).await;
+    // Its own liveness check would notice the pause and reconnect: here the server must act.
+    let mut slow = Recorded::start(ClientConfig {
+        request_timeout: Duration::from_secs(60),
+        liveness_interval: Duration::from_secs(60),
+        ..test_config(&proxy.url(), "Slow")
+    });
+    slow.until_connected().await;
+    let mut chatters = Vec::new();
+    for i in 0..4 {
+        chatters.push(Recorded::connect(&server.url(), &format!("Chatter{i}")).await);
+    }
+    let typist = Recorded::connect(&server.url(), "Typist").await;
+    let first = chatters[0].client.send("general", "before the pause");
+    chatters[0]
+        .until_confirmed(std::slice::from_ref(&first))
+        .await;
+    slow.until_messages("general", 1).await;
+
+    // On loopback the kernel buffers about 4 MB for a reader that stops: send more than that
+    // (long messages), then more packets than a socket may queue (typing notices), then the
+    // messages that must not be lost.
+    proxy.pause_reading();
+    let paused_at = tokio::time::Instant::now();
+    const LONG: usize = 300;
+    let long_text = "x".repeat(4000);
+    let mut sent = 1;
+    for chatter in &mut chatters {
+        let ids: Vec<_> = (0..LONG)
+            .map(|_| chatter.client.send("general", &long_text))
+            .collect();
+        sent += ids.len();
+        chatter.until_confirmed(&ids).await;
+    }
+    const TYPING: usize = 6000;
+    for i in 0..TYPING {
+        typist.client.typing("general", i % 2 == 0);
+    }
+    let watcher = &mut chatters[0];
+    watcher
+        .until("the typing flood to pass", |log| {
+            log.iter()
+                .filter(|e| matches!(e, ClientEvent::Typing(_)))
+                .count()
+                >= TYPING
+        })
+        .await;
+    let during: Vec<_> = (0..5)
+        .map(|i| {
+            watcher
+                .client
+                .send("general", &format!("during the pause {i}"))
+        })
+        .collect();
+    sent += during.len();
+    watcher.until_confirmed(&during).await;
+    tokio::time::sleep_until(paused_at + Duration::from_secs(5)).await;
+    proxy.restore();
+
+    slow.until_messages("general", sent).await;
+    slow.settle(Duration::from_millis(300)).await;
+
+    assert_complete_and_ordered(&slow.messages(), sent as u64);
+}

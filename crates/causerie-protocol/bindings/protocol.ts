@@ -166,6 +166,12 @@ online: Array<User>,
  */
 history: Array<Message>, 
 /**
+ * The latest seq of `room` when this connection joined it (0 for an empty room): every later
+ * message reaches the connection live, so a client that has seen less catches up with
+ * `history {after}` at once instead of waiting for a later message to show the gap.
+ */
+head: number, 
+/**
  * The limits the server enforces.
  */
 limits: Limits, 
@@ -246,7 +252,11 @@ online: Array<User>,
 /**
  * Its latest messages, oldest first, as in `welcome.history`.
  */
-history: Array<Message>, };
+history: Array<Message>, 
+/**
+ * The room's latest seq when this connection joined it, as in `welcome.head`.
+ */
+head: number, };
 
 export type Left = { 
 /**

@@ -171,6 +171,9 @@ enum Network {
     /// Bytes stop flowing but nothing is closed, as when a NAT forgets a connection: only a
     /// timeout can tell. Stalled connections are closed when the network comes back.
     Stalled,
+    /// The client stops reading what the server sends (a busy phone, a frozen tab), with small
+    /// socket buffers so that the server's queue fills; reading resumes where it stopped.
+    Paused,
 }
 
 /// A TCP proxy in front of a server.
@@ -191,7 +194,7 @@ impl Proxy {
                 }
                 let state = state.clone();
                 tokio::spawn(async move {
-                    if let Ok(outbound) = TcpStream::connect(target).await {
+                    if let Ok(outbound) = connect_with_small_buffers(target).await {
                         relay(inbound, outbound, state).await;
                     }
                 });
@@ -212,9 +215,22 @@ impl Proxy {
         self.network.send_replace(Network::Stalled);
     }
 
+    /// Stops reading what the server sends, keeping every connection open.
+    pub fn pause_reading(&self) {
+        self.network.send_replace(Network::Paused);
+    }
+
     pub fn restore(&self) {
         self.network.send_replace(Network::Up);
     }
+}
+
+/// Connects to the server with a 4 KiB receive buffer: when the proxy stops reading, the server's
+/// writes back up into its own queue at once instead of into megabytes of kernel buffers.
+async fn connect_with_small_buffers(target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    socket.connect(target).await
 }
 
 async fn relay(inbound: TcpStream, outbound: TcpStream, mut state: watch::Receiver<Network>) {
@@ -236,6 +252,17 @@ async fn relay(inbound: TcpStream, outbound: TcpStream, mut state: watch::Receiv
             }
             Network::Up if stalled_since_start => return,
             Network::Up => {}
+            Network::Paused => {
+                // Only the client's side still flows: its pings and sends reach the server.
+                tokio::select! {
+                    read = in_read.read(&mut up) => match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => if out_write.write_all(&up[..n]).await.is_err() { return },
+                    },
+                    changed = state.changed() => if changed.is_err() { return },
+                }
+                continue;
+            }
         }
         tokio::select! {
             read = in_read.read(&mut up) => match read {
