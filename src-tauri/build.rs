@@ -12,6 +12,7 @@ const COMMANDS: &[&str] = &[
     "get_settings",
     "save_settings",
     "check_connection",
+    "take_notices",
 ];
 
 fn main() {

@@ -6,7 +6,7 @@ use tauri::ipc::Channel;
 
 use crate::core::{AppCore, ChatInfo};
 use crate::error::AppError;
-use crate::settings::Settings;
+use crate::settings::{Notice, Settings};
 
 /// Starts (or restarts) the chat the settings describe; its events arrive on `events`, in order.
 #[tauri::command]
@@ -70,6 +70,13 @@ pub async fn set_typing(
 #[tauri::command]
 pub fn get_settings(core: State<'_, AppCore>) -> Settings {
     core.settings()
+}
+
+/// What the app did by itself that the user should know, such as setting aside unreadable
+/// settings; each notice is given once.
+#[tauri::command]
+pub fn take_notices(core: State<'_, AppCore>) -> Vec<Notice> {
+    core.take_notices()
 }
 
 /// Keeps new settings; `start_chat` applies them.

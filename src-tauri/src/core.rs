@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::AppError;
-use crate::settings::{Mode, Overrides, Settings};
+use crate::settings::{Mode, Notice, Overrides, Settings, create_private_dir};
 
 const SETTINGS_FILE: &str = "settings.json";
 /// The key of the embedded server in [`Settings::tokens`], whatever port it gets.
@@ -71,19 +71,32 @@ pub struct AppCore {
     overrides: Overrides,
     settings: Arc<Mutex<Settings>>,
     running: tokio::sync::Mutex<Option<Running>>,
+    notices: Mutex<Vec<Notice>>,
 }
 
 impl AppCore {
     /// Loads the settings kept in `data_dir` (or in `overrides.data_dir`, which wins).
     pub fn new(data_dir: PathBuf, overrides: Overrides) -> Result<Self, AppError> {
         let data_dir = overrides.data_dir.clone().unwrap_or(data_dir);
-        let settings = Settings::load(&data_dir.join(SETTINGS_FILE))?;
+        create_private_dir(&data_dir).map_err(|e| AppError::storage(&data_dir, &e))?;
+        let (settings, notice) = Settings::load(&data_dir.join(SETTINGS_FILE))?;
         Ok(Self {
             data_dir,
             overrides,
             settings: Arc::new(Mutex::new(settings)),
             running: tokio::sync::Mutex::new(None),
+            notices: Mutex::new(notice.into_iter().collect()),
         })
+    }
+
+    /// What the app did by itself that the user should know (each is given once).
+    pub fn take_notices(&self) -> Vec<Notice> {
+        std::mem::take(
+            &mut self
+                .notices
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// Where settings, outboxes and the embedded database live.

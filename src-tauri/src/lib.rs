@@ -44,6 +44,7 @@ pub fn run() {
             commands::set_typing,
             commands::get_settings,
             commands::save_settings,
+            commands::take_notices,
             commands::check_connection,
         ])
         .build(tauri::generate_context!());

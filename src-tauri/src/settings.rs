@@ -57,28 +57,87 @@ impl Default for Settings {
     }
 }
 
+/// Something the app did by itself that the user should know about, shown once at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// A stable code: `settings_unreadable`.
+    pub code: &'static str,
+    /// What happened and what was done, for people.
+    pub message: String,
+}
+
 impl Settings {
-    /// Reads the settings file; the defaults when there is none yet.
-    pub fn load(path: &Path) -> Result<Self, AppError> {
-        match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AppError::storage(path, &e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(AppError::storage(path, &e)),
-        }
+    /// Reads the settings file: the defaults when there is none yet. A file that cannot be read
+    /// as settings (emptied by a crash, damaged, edited by hand) is set aside under a new name
+    /// and the defaults are used, with a [`Notice`] saying so, rather than refusing to start.
+    pub fn load(path: &Path) -> Result<(Self, Option<Notice>), AppError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((Self::default(), None));
+            }
+            Err(e) => return Err(AppError::storage(path, &e)),
+        };
+        let why = match serde_json::from_slice(&bytes) {
+            Ok(settings) => return Ok((settings, None)),
+            Err(e) if bytes.iter().all(u8::is_ascii_whitespace) => {
+                format!("the file was empty ({e})")
+            }
+            Err(e) => e.to_string(),
+        };
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let aside = path.with_file_name(format!("settings-unreadable-{seconds}.json"));
+        std::fs::rename(path, &aside).map_err(|e| AppError::storage(path, &e))?;
+        tracing::warn!(%why, aside = %aside.display(), "unreadable settings set aside");
+        let notice = Notice {
+            code: "settings_unreadable",
+            message: format!(
+                "Your settings could not be read ({why}), so Causerie started with the defaults. \
+                 The unreadable file was kept as {}.",
+                aside.display()
+            ),
+        };
+        Ok((Self::default(), Some(notice)))
     }
 
-    /// Writes the settings file (through a temporary file, so a crash never leaves half of it).
+    /// Writes the settings file whole or not at all (a temporary file, synced, renamed over the
+    /// old one, the folder synced), readable by the user only: it holds tokens and join codes.
     pub fn save(&self, path: &Path) -> Result<(), AppError> {
-        let temporary = path.with_extension("tmp");
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                create_private_dir(dir)?;
             }
-            std::fs::write(&temporary, serde_json::to_vec_pretty(self)?)?;
-            std::fs::rename(&temporary, path)
+            let mut options = atomic_write_file::AtomicWriteFile::options();
+            #[cfg(unix)]
+            {
+                use atomic_write_file::unix::OpenOptionsExt as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.preserve_mode(false).mode(0o600);
+            }
+            let mut file = options.open(path)?;
+            std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(self)?)?;
+            file.commit()
         };
         write().map_err(|e| AppError::storage(path, &e))
     }
+}
+
+/// Creates the app's data folder (and its parents) for the user only, and narrows an existing
+/// one: it holds tokens, join codes, unsent messages and a hosted chat's database.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Command-line options (for scripts and tests): they win over the settings for this run only.

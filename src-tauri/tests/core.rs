@@ -199,3 +199,66 @@ async fn a_busy_port_for_lan_hosting_is_a_clear_error() {
     assert_eq!(error.code(), "hosting");
     assert!(error.to_string().contains(&port.to_string()), "{error}");
 }
+
+#[test]
+fn settings_left_half_written_are_set_aside_and_the_app_starts_with_the_defaults() {
+    for unreadable in [
+        &b""[..],
+        b"{\"mode\":\"join\",\"serverUrl\":\"http://chat.exa",
+        b"\0\0\0",
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = dir.path().join("settings.json");
+        std::fs::write(&settings, unreadable).expect("writes");
+        let core = AppCore::new(dir.path().to_owned(), Overrides::default())
+            .expect("starts despite unreadable settings");
+        assert_eq!(core.settings(), Settings::default());
+        let notices = core.take_notices();
+        assert_eq!(notices.len(), 1);
+        assert_eq!(notices[0].code, "settings_unreadable");
+        assert!(
+            notices[0].message.contains("settings-unreadable-"),
+            "{notices:?}"
+        );
+        assert!(core.take_notices().is_empty(), "said once");
+        assert!(!settings.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("lists")
+            .filter_map(Result::ok)
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("settings-unreadable-")
+            })
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).expect("reads"), unreadable);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn settings_and_the_data_folder_are_readable_by_the_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("data");
+    std::fs::create_dir(&dir).expect("creates");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmods");
+    let core = AppCore::new(dir.clone(), Overrides::default()).expect("loads");
+    core.save_settings(Settings {
+        name: Some("Ada".into()),
+        join_code: Some("sesame".into()),
+        ..Settings::default()
+    })
+    .expect("saves");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("settings.json")), 0o600);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["settings.json"], "no temporary file left behind");
+}

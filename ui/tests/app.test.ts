@@ -21,6 +21,17 @@ async function openChat() {
 }
 
 describe('the app', () => {
+  test('says so when it set aside unreadable settings, until dismissed', async () => {
+    const backend = new FakeBackend({ name: null });
+    backend.pending = [{ code: 'settings_unreadable', message: 'Your settings could not be read.' }];
+    render(App, { props: { backend } });
+    const notice = await screen.findByRole('alert');
+    expect(notice.textContent).toContain('Your settings could not be read.');
+    expect(await screen.findByLabelText('Your name')).toBeTruthy();
+    await userEvent.click(screen.getByRole('button', { name: 'Dismiss' }));
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
   test('asks a first-time user for a name, then starts hosting', async () => {
     const backend = await openApp({ name: null });
     const name = await screen.findByLabelText('Your name');

@@ -1,11 +1,13 @@
 // A backend for component tests: records what the UI asks, and lets a test play the core
 // client's events.
 import type { Backend } from '../src/lib/backend';
-import type { ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
+import type { AppNotice, ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
 
 export class FakeBackend implements Backend {
   calls: { method: string; args: unknown[] }[] = [];
   stored: Settings;
+  /** Given once by `notices()`, as the app does. */
+  pending: AppNotice[] = [];
   private listener: ((event: ClientEvent) => void) | null = null;
   private ids = 0;
 
@@ -40,6 +42,7 @@ export class FakeBackend implements Backend {
   async settings() { return { ...this.stored }; }
   async saveSettings(settings: Settings) { this.record('saveSettings', settings); this.stored = settings; }
   async checkConnection() { this.record('checkConnection'); }
+  async notices() { const given = this.pending; this.pending = []; return given; }
   async openUrl(url: string) { this.record('openUrl', url); }
 }
 

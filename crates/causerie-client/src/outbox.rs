@@ -112,8 +112,9 @@ impl Outbox {
         Ok(entry)
     }
 
-    /// Writes the whole outbox to a temporary file, syncs it, then renames it over the old one,
-    /// so that a crash leaves either the old or the new outbox, never half of one.
+    /// Writes the whole outbox to a temporary file, syncs it, renames it over the old one and
+    /// syncs the directory, so that a crash leaves either the old or the new outbox, never half
+    /// of one. Only its owner may read it: it holds what the user wrote.
     fn save(&self) -> Result<(), ClientError> {
         let Some(path) = &self.file else {
             return Ok(());
@@ -122,18 +123,32 @@ impl Outbox {
             version: 1,
             entries: self.entries.iter().cloned().collect(),
         };
-        let temporary = path.with_extension("tmp");
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                create_private_dir(dir)?;
             }
-            let mut file = std::fs::File::create(&temporary)?;
+            let mut options = atomic_write_file::AtomicWriteFile::options();
+            #[cfg(unix)]
+            {
+                use atomic_write_file::unix::OpenOptionsExt as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                options.preserve_mode(false).mode(0o600);
+            }
+            let mut file = options.open(path)?;
             file.write_all(&serde_json::to_vec(&contents)?)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, path)
+            file.commit()
         };
         write().map_err(|e| storage_error(path, &e))
     }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, where the OS has modes.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn storage_error(path: &Path, error: &dyn std::fmt::Display) -> ClientError {
@@ -171,6 +186,26 @@ mod tests {
         assert_eq!(
             outbox.entries().cloned().collect::<Vec<_>>(),
             [first, third]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_outbox_file_and_its_new_folder_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("new").join("outbox.json");
+        let mut outbox = Outbox::open(Some(path.clone())).expect("opens");
+        outbox.push(entry("secret")).expect("saves");
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("new"))
+                .expect("lists")
+                .count(),
+            1,
+            "no temporary file left behind"
         );
     }
 

@@ -1,6 +1,6 @@
 // The one way the UI reaches the app: an interface, implemented over Tauri in tauri-backend.ts
 // and by a fake in the tests.
-import type { ChatInfo, ClientEvent, LocalId, Settings } from './types';
+import type { AppNotice, ChatInfo, ClientEvent, LocalId, Settings } from './types';
 
 export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
@@ -13,6 +13,8 @@ export interface Backend {
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
   checkConnection(): Promise<void>;
+  /** What the app did by itself at start that the user should know (each is given once). */
+  notices(): Promise<AppNotice[]>;
   /** Opens an http(s) link in the system browser. */
   openUrl(url: string): Promise<void>;
 }

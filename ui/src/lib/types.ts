@@ -24,6 +24,12 @@ export interface ChatInfo {
   hosting: { lanUrls: string[]; joinCode: string | null } | null;
 }
 
+/** Something the app did by itself, such as setting aside unreadable settings (`settings_unreadable`). */
+export interface AppNotice {
+  code: string;
+  message: string;
+}
+
 /** An error of a command: a stable code and a sentence. */
 export interface AppError {
   code: string;
