@@ -2,7 +2,7 @@
 // causerie-server and the official socket.io-client as the other person in the chat.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join as joinPath, resolve } from 'node:path';
@@ -122,6 +122,24 @@ test('with no server given, the app hosts its own chat and another client can jo
     await request(guest, 'message', { id: 'guest-1', text: 'thanks for hosting' });
     await app.until('the guest message', `${page.texts}.includes('thanks for hosting')`);
     guest.close();
+  } finally {
+    await app.close().catch(() => {});
+  }
+});
+
+test('settings left half-written by a crash: the app starts anyway and says what it did', async () => {
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-crashed-'));
+  const truncated = '{"mode":"join","serverUrl":"http://chat.exa';
+  writeFileSync(joinPath(dataDir, 'settings.json'), truncated);
+  const app = await WebDriver.open(driverUrl, APP, ['--data-dir', dataDir]);
+  try {
+    await app.until('the notice', "document.querySelector('.app-notice')?.textContent.includes('could not be read')");
+    await app.until('the first-run screen, from the defaults', "!!document.querySelector('input#name')");
+    const aside = readdirSync(dataDir).filter((f) => f.startsWith('settings-unreadable-'));
+    assert.equal(aside.length, 1, 'the unreadable file is kept aside');
+    assert.equal(readFileSync(joinPath(dataDir, aside[0]), 'utf8'), truncated);
+    assert.equal(statSync(dataDir).mode & 0o777, 0o700, 'the data folder is private');
+    await screenshot(app, 390, 844, 'app-settings-recovered-phone.png');
   } finally {
     await app.close().catch(() => {});
   }
