@@ -11,6 +11,7 @@ use crate::config::{RateLimit, ServerConfig};
 use crate::connections::Transports;
 use crate::identity::TokenSigner;
 use crate::metrics::Metrics;
+use crate::outgoing::RoomTraffic;
 use crate::store::Store;
 
 /// One chat server's shared state, cheap to clone behind an [`Arc`].
@@ -31,6 +32,8 @@ pub struct Chat {
     pub server: ServerInfo,
     /// Which connection carries which session, to end those that fall behind.
     pub transports: Transports,
+    /// Bytes broadcast to each room, to tell how far behind each socket is.
+    pub traffic: RoomTraffic,
 }
 
 impl Chat {
@@ -48,6 +51,7 @@ impl Chat {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
             transports: Transports::default(),
+            traffic: RoomTraffic::default(),
         }
     }
 }

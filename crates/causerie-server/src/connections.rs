@@ -11,16 +11,21 @@
 //! upgraded from polling arrives on a new connection with its `sid` in the query: [`Transports`]
 //! remembers which connection carries which session, and which polling sessions were ended.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use axum::extract::ConnectInfo;
 use axum::serve::{IncomingStream, Listener};
 use futures_util::task::AtomicWaker;
+use socketioxide::TransportType;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -32,6 +37,9 @@ pub struct ConnectionHandle {
     aborted: AtomicBool,
     read_waker: AtomicWaker,
     write_waker: AtomicWaker,
+    /// The Engine.IO session this connection carries as a websocket, once upgraded: one at
+    /// most, so that no connection can fill [`Transports`] with names.
+    websocket_of: OnceLock<Sid>,
 }
 
 impl ConnectionHandle {
@@ -42,6 +50,7 @@ impl ConnectionHandle {
             aborted: AtomicBool::new(false),
             read_waker: AtomicWaker::new(),
             write_waker: AtomicWaker::new(),
+            websocket_of: OnceLock::new(),
         }
     }
 
@@ -117,11 +126,17 @@ pub struct TrackedStream {
     handle: Arc<ConnectionHandle>,
 }
 
-fn aborted() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        "the server ended the connection",
-    )
+impl TrackedStream {
+    /// The error every read and write gets once the connection was aborted. The socket is set
+    /// to reset when closed, so that what the kernel still holds for a reader that stopped
+    /// reading is dropped at once rather than kept for minutes.
+    fn aborted(&self) -> io::Error {
+        let _ = self.stream.set_zero_linger();
+        io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the server ended the connection",
+        )
+    }
 }
 
 impl AsyncRead for TrackedStream {
@@ -133,7 +148,7 @@ impl AsyncRead for TrackedStream {
         // Registered before the check, so that an abort between the two still wakes this task.
         self.handle.read_waker.register(cx.waker());
         if self.handle.is_aborted() {
-            return Poll::Ready(Err(aborted()));
+            return Poll::Ready(Err(self.aborted()));
         }
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
@@ -147,7 +162,7 @@ impl AsyncWrite for TrackedStream {
     ) -> Poll<io::Result<usize>> {
         self.handle.write_waker.register(cx.waker());
         if self.handle.is_aborted() {
-            return Poll::Ready(Err(aborted()));
+            return Poll::Ready(Err(self.aborted()));
         }
         let written = Pin::new(&mut self.stream).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
@@ -163,7 +178,7 @@ impl AsyncWrite for TrackedStream {
     ) -> Poll<io::Result<usize>> {
         self.handle.write_waker.register(cx.waker());
         if self.handle.is_aborted() {
-            return Poll::Ready(Err(aborted()));
+            return Poll::Ready(Err(self.aborted()));
         }
         let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = written {
@@ -179,7 +194,7 @@ impl AsyncWrite for TrackedStream {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.handle.write_waker.register(cx.waker());
         if self.handle.is_aborted() {
-            return Poll::Ready(Err(aborted()));
+            return Poll::Ready(Err(self.aborted()));
         }
         Pin::new(&mut self.stream).poll_flush(cx)
     }
@@ -189,26 +204,34 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// Which connection carries which Engine.IO session, and which sessions the server ended.
+/// Which connection carries which Engine.IO session as a websocket, and which polling sessions
+/// the server ended.
 #[derive(Debug, Default)]
 pub struct Transports {
     websockets: Mutex<Websockets>,
-    ended: Mutex<HashSet<String>>,
+    /// Polling sessions ended, and when: refused until their heartbeat ends them (45 s).
+    ended: Mutex<HashMap<Sid, Instant>>,
 }
 
 #[derive(Debug, Default)]
 struct Websockets {
-    by_sid: HashMap<String, Weak<ConnectionHandle>>,
+    by_sid: HashMap<Sid, Weak<ConnectionHandle>>,
     /// Insertions since dead entries were last swept out.
     since_sweep: usize,
 }
 
+/// How long an ended polling session is remembered: past its heartbeat, it is gone anyway.
+const ENDED_FOR: Duration = Duration::from_secs(120);
+
 impl Transports {
-    /// Notes that `connection` carries session `sid` as a websocket.
-    pub fn websocket_opened(&self, sid: &str, connection: &Arc<ConnectionHandle>) {
+    /// Notes that `connection` asks to carry session `sid` as a websocket. Each connection
+    /// carries one session at most, so the map holds no more entries than live connections
+    /// (dead ones are swept, amortised O(1)).
+    pub fn websocket_opened(&self, sid: Sid, connection: &Arc<ConnectionHandle>) {
+        if connection.websocket_of.set(sid).is_err() {
+            return;
+        }
         let mut websockets = lock(&self.websockets);
-        // Sessions that never finish connecting leave entries behind: sweep the dead ones now
-        // and then, which keeps the map as large as the live connections, amortised O(1).
         websockets.since_sweep += 1;
         if websockets.since_sweep > websockets.by_sid.len().max(1024) {
             websockets.since_sweep = 0;
@@ -216,37 +239,55 @@ impl Transports {
                 .by_sid
                 .retain(|_, connection| connection.strong_count() > 0);
         }
-        websockets
-            .by_sid
-            .insert(sid.to_owned(), Arc::downgrade(connection));
+        websockets.by_sid.insert(sid, Arc::downgrade(connection));
     }
 
-    /// The live connection carrying session `sid` as a websocket, if any.
-    pub fn websocket(&self, sid: &str) -> Option<Arc<ConnectionHandle>> {
-        lock(&self.websockets)
-            .by_sid
-            .get(sid)
-            .and_then(Weak::upgrade)
-    }
-
-    /// Ends a session for good: its websocket (if any) is aborted and its polling requests are
-    /// refused from now on, so that its client reconnects.
-    pub fn end(&self, sid: &str) {
-        if let Some(connection) = self.websocket(sid) {
-            connection.abort();
+    /// The live websocket connection carrying `socket`: upgraded from polling (known by its
+    /// session id), or opened as a websocket from the start (the connection of its first
+    /// request). `None` on polling, or when served without tracked connections.
+    pub fn websocket_of(&self, socket: &SocketRef) -> Option<Arc<ConnectionHandle>> {
+        if socket.transport_type() != TransportType::Websocket {
+            return None;
         }
-        lock(&self.ended).insert(sid.to_owned());
+        let upgraded = lock(&self.websockets)
+            .by_sid
+            .get(&socket.id)
+            .and_then(Weak::upgrade);
+        upgraded.or_else(|| {
+            socket
+                .req_parts()
+                .extensions
+                .get::<ConnectInfo<ConnectionInfo>>()
+                .map(|ConnectInfo(ConnectionInfo(connection))| connection.clone())
+        })
     }
 
-    /// Whether the server ended session `sid`.
-    pub fn is_ended(&self, sid: &str) -> bool {
-        lock(&self.ended).contains(sid)
+    /// Ends `socket`'s transport: aborts its websocket, or refuses its polling session's
+    /// requests from now on. `false` when neither can be done (a websocket not tracked).
+    pub fn end(&self, socket: &SocketRef) -> bool {
+        if let Some(connection) = self.websocket_of(socket) {
+            connection.abort();
+            return true;
+        }
+        if socket.transport_type() == TransportType::Websocket {
+            return false;
+        }
+        let now = Instant::now();
+        let mut ended = lock(&self.ended);
+        ended.retain(|_, at| now.duration_since(*at) < ENDED_FOR);
+        ended.insert(socket.id, now);
+        true
+    }
+
+    /// Whether the server ended polling session `sid`.
+    pub fn is_ended(&self, sid: Sid) -> bool {
+        lock(&self.ended).contains_key(&sid)
     }
 
     /// Forgets a closed session.
-    pub fn forget(&self, sid: &str) {
-        lock(&self.websockets).by_sid.remove(sid);
-        lock(&self.ended).remove(sid);
+    pub fn forget(&self, sid: Sid) {
+        lock(&self.websockets).by_sid.remove(&sid);
+        lock(&self.ended).remove(&sid);
     }
 }
 

@@ -10,13 +10,15 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
 use socketioxide::SocketIo;
+use socketioxide::socket::Sid;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::chat::Chat;
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::connections::ConnectionInfo;
+use crate::handlers;
+use crate::outgoing::{self, Outgoing};
 use crate::store::WriteHealth;
-use crate::{handlers, outgoing};
 
 /// Builds the router and the Socket.IO handle that can close every socket.
 pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
@@ -41,7 +43,10 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         .route("/metrics", get(metrics))
         .with_state(chat.clone())
         .layer(socket_layer)
-        .layer(axum::middleware::from_fn_with_state(chat, track_transport))
+        .layer(axum::middleware::from_fn_with_state(
+            (chat, io.clone()),
+            track_transport,
+        ))
         .layer(axum::middleware::map_request(detach_request_head))
         .layer(cors(&config.cors_origins));
     (router, io)
@@ -68,28 +73,69 @@ async fn detach_request_head(mut request: Request) -> Request {
     request
 }
 
-/// Notes which connection carries a session upgraded to a websocket, and refuses the requests of
-/// a session the server ended (see [`crate::outgoing`]): its client then starts a new one.
-async fn track_transport(State(chat): State<Arc<Chat>>, request: Request, next: Next) -> Response {
-    if let Some(query) = request.uri().query()
-        && let Some(sid) = query_value(query, "sid")
-    {
-        if chat.transports.is_ended(sid) {
-            // What an Engine.IO server answers for a session it does not know.
-            return (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"code":1,"message":"Session ID unknown"}"#,
-            )
-                .into_response();
-        }
-        if query_value(query, "transport") == Some("websocket")
-            && let Some(ConnectInfo(ConnectionInfo(connection))) = request.extensions().get()
-        {
-            chat.transports.websocket_opened(sid, connection);
-        }
+/// Counts what a session's transports deliver, for [`crate::outgoing`]: notes which connection
+/// carries a session upgraded to a websocket, and the bytes of each polling response. Refuses
+/// the requests of a polling session the server ended: its client then starts a new one.
+async fn track_transport(
+    State((chat, io)): State<(Arc<Chat>, SocketIo)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(query) = request.uri().query().filter(|_| {
+        request
+            .uri()
+            .path()
+            .starts_with(causerie_protocol::SOCKET_IO_PATH)
+    }) else {
+        return next.run(request).await;
+    };
+    let Some(sid) = query_value(query, "sid").and_then(|sid| sid.parse::<Sid>().ok()) else {
+        return next.run(request).await;
+    };
+    if chat.transports.is_ended(sid) {
+        // What an Engine.IO server answers for a session it does not know.
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"code":1,"message":"Session ID unknown"}"#,
+        )
+            .into_response();
     }
-    next.run(request).await
+    let outgoing = || io.get_socket(sid)?.extensions.get::<Arc<Outgoing>>();
+    let transport = query_value(query, "transport");
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    if upgrade && transport == Some("websocket") {
+        if let Some(ConnectInfo(ConnectionInfo(connection))) = request.extensions().get() {
+            chat.transports.websocket_opened(sid, connection);
+            if let Some(outgoing) = outgoing() {
+                outgoing.attach_websocket(connection);
+            }
+        }
+        return next.run(request).await;
+    }
+    let polling_read = request.method() == Method::GET && transport == Some("polling");
+    let response = next.run(request).await;
+    if polling_read
+        && response.status() == StatusCode::OK
+        && let Some(outgoing) = outgoing()
+    {
+        // A polling response is whole when it is sent: count it, and pass it on unchanged.
+        let (parts, body) = response.into_parts();
+        return match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(bytes) => {
+                outgoing.polled(bytes.len());
+                Response::from_parts(parts, axum::body::Body::from(bytes))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a polling response failed");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        };
+    }
+    response
 }
 
 /// The value of `key` in a URL query; Engine.IO's keys and values need no decoding.

@@ -75,6 +75,7 @@ impl App {
         let chat = Arc::new(Chat::new(config, store, tokens));
         chat::spawn_housekeeping(&chat);
         let (router, io) = http::router(config, chat.clone());
+        outgoing::spawn_sweep(io.clone(), &chat);
         Ok(Self { router, io, chat })
     }
 

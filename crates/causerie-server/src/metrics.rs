@@ -33,6 +33,7 @@ pub struct Metrics {
     broadcast_latency: Histogram,
     store_writable: Gauge,
     closed_behind: Family<CauseLabel, Counter>,
+    dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -62,6 +63,12 @@ impl Default for Metrics {
             "Connections closed because they fell behind (queue full, by packets or bytes)",
             closed_behind.clone(),
         );
+        let dropped = Counter::default();
+        registry.register(
+            "deliveries_dropped",
+            "Broadcast deliveries dropped by a full queue: never, by design (see /metrics docs)",
+            dropped.clone(),
+        );
         let store_writable = Gauge::default();
         registry.register(
             "store_writable",
@@ -82,6 +89,7 @@ impl Default for Metrics {
             broadcast_latency,
             store_writable,
             closed_behind,
+            dropped,
         }
     }
 }
@@ -111,6 +119,11 @@ impl Metrics {
                 cause: overflow.as_str(),
             })
             .inc();
+    }
+
+    /// A broadcast found `count` full queues and dropped its packet for them.
+    pub fn dropped(&self, count: usize) {
+        self.dropped.inc_by(count as u64);
     }
 
     /// A message was refused with `code`.

@@ -1,46 +1,58 @@
-//! Everything the server sends to a socket goes through here, so that nothing is ever dropped in
-//! silence.
+//! Everything the server sends to sockets goes through here, so that nothing is ever dropped in
+//! silence and one slow reader costs a known amount of memory.
 //!
 //! socketioxide queues each socket's packets and, when the queue is full, drops the next one and
 //! leaves the socket connected: a reader that stopped for a few seconds would have a hole in its
-//! stream and not know it. Here every send is checked, and a socket that falls too far behind is
-//! closed instead: it gets nothing more (so its stream ends before the first packet it missed),
-//! its connection is aborted, and its client reconnects and catches up from history.
+//! stream and not know it. So a socket that falls too far behind is closed instead: nothing more
+//! is sent to it (its stream ends before anything it missed), its transport is ended, and its
+//! client reconnects and catches up from history.
 //!
-//! "Too far behind" is bounded twice, so that one slow reader costs a known amount of memory:
-//! - [`MAX_QUEUED_PACKETS`] packets waiting in its queue (socketioxide counts them);
-//! - [`MAX_QUEUED_BYTES`] bytes sent to it but not yet taken by the kernel, on a websocket (the
-//!   bytes handed to the socket, less those its [`ConnectionHandle`] wrote). Polling sockets are
-//!   bounded by the packet count and by the heartbeat, which closes them once they stop polling.
+//! How far behind a socket is, in bytes: what it was sent, less what its transport delivered.
+//! - Sent: a room's broadcasts are encoded once and shared by every member (socketioxide's own
+//!   broadcast, which costs no more per recipient than the write itself); each room counts the
+//!   bytes broadcast to it, and each socket remembers where its rooms' counters stood when it
+//!   joined. Packets sent to one socket (its welcome, acks) are counted on the socket.
+//! - Delivered: what the kernel took from its websocket ([`ConnectionHandle::written`]), and the
+//!   bodies of its polling responses.
+//!
+//! A sweep every [`SWEEP_EVERY`] closes sockets with more than [`MAX_QUEUED_BYTES`] waiting, so
+//! one slow reader costs at most that, plus one sweep's worth of traffic. socketioxide's queue
+//! holds up to [`MAX_QUEUED_PACKETS`]: far more than 4 MiB of broadcasts (100 bytes or more each)
+//! ever make, so the byte bound acts first; a packet sent to one socket that finds its queue full
+//! closes it at once. Typing notices are volatile: each socket keeps only the latest one it has
+//! not written, outside its queue, so a flood of them fills nothing.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use causerie_protocol::{ErrorBody, Reply};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::extract::{AckSender, SocketRef};
-use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, SocketIo, TransportType};
+use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, TransportType};
 
 use crate::chat::Chat;
-use crate::connections::{ConnectionHandle, ConnectionInfo};
+use crate::connections::ConnectionHandle;
 
-/// Packets a socket may have waiting to be written. Fan-out at 750,000 deliveries/s showed that
-/// clients merely busy for a moment need more than socketioxide's default of 128.
-pub const MAX_QUEUED_PACKETS: usize = 4096;
+/// Packets a socket's queue may hold. Only a bound of last resort: 4 MiB of broadcasts are far
+/// fewer packets, so [`MAX_QUEUED_BYTES`] closes a slow reader first.
+pub const MAX_QUEUED_PACKETS: usize = 65_536;
 
-/// Bytes a websocket may have waiting to be written: 4 MiB, about 1,000 of the longest messages
-/// or 20,000 ordinary ones. History pages are bounded well below it.
+/// Bytes a socket may have waiting (sent, not yet delivered): 4 MiB, about 250 of the longest
+/// messages or 20,000 ordinary ones. History pages are at most a quarter of it.
 pub const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often sockets are checked for falling behind.
+pub const SWEEP_EVERY: Duration = Duration::from_millis(200);
 
 /// Why a socket was closed for falling behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overflow {
-    /// Its queue held [`MAX_QUEUED_PACKETS`] packets.
+    /// A packet sent to it found its queue full.
     Packets,
-    /// Its websocket had more than [`MAX_QUEUED_BYTES`] bytes waiting.
+    /// More than [`MAX_QUEUED_BYTES`] were waiting.
     Bytes,
 }
 
@@ -54,100 +66,224 @@ impl Overflow {
     }
 }
 
-/// One socket's outgoing side, kept in its extensions.
+/// Bytes broadcast to each room so far. One counter per room key, added to once per broadcast.
+#[derive(Debug, Default)]
+pub struct RoomTraffic {
+    rooms: Mutex<HashMap<String, Arc<AtomicU64>>>,
+}
+
+impl RoomTraffic {
+    fn counter(&self, key: &str) -> Arc<AtomicU64> {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(counter) = rooms.get(key) {
+            return counter.clone();
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        rooms.insert(key.to_owned(), counter.clone());
+        counter
+    }
+}
+
+/// A room a socket is in, and where the room's counter stood when it joined.
 #[derive(Debug)]
+struct Subscription {
+    key: String,
+    counter: Arc<AtomicU64>,
+    at_join: u64,
+}
+
+/// One socket's account: what it was sent and what its transport delivered.
+#[derive(Debug, Default)]
 pub struct Outgoing {
-    /// Bytes handed to the socket so far.
-    sent: AtomicU64,
-    /// Its websocket connection, once it has one.
-    websocket: OnceLock<WebsocketMeter>,
-    /// Set once the socket fell behind: nothing more is sent to it.
+    /// Bytes sent to it alone, and the broadcasts of rooms it left.
+    direct: AtomicU64,
+    /// Bytes of broadcasts to its rooms that left it out.
+    excluded: AtomicU64,
+    subscriptions: Mutex<Vec<Subscription>>,
+    /// Bytes of its polling responses.
+    polled: AtomicU64,
+    /// Its websocket, once it has one, and what it had written then.
+    websocket: OnceLock<(Weak<ConnectionHandle>, u64)>,
+    /// Set once it fell behind: nothing more is sent to it.
     closing: AtomicBool,
 }
 
-/// What a websocket connection had written, and the socket been handed, when it was attached.
-#[derive(Debug)]
-struct WebsocketMeter {
-    connection: Weak<ConnectionHandle>,
-    written_at_start: u64,
-    sent_at_start: u64,
-}
-
 impl Outgoing {
-    /// Bytes handed to the socket that its websocket has not written yet; `None` on polling.
-    /// An estimate that errs low: frame headers and Engine.IO pings count as written.
-    fn waiting_bytes(&self, sent: u64) -> Option<u64> {
-        let meter = self.websocket.get()?;
-        let written = meter.connection.upgrade()?.written() - meter.written_at_start;
-        Some((sent - meter.sent_at_start).saturating_sub(written))
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn attach_websocket(&self, connection: &Arc<ConnectionHandle>) {
-        let _ = self.websocket.set(WebsocketMeter {
-            connection: Arc::downgrade(connection),
-            written_at_start: connection.written(),
-            sent_at_start: self.sent.load(Ordering::Relaxed),
+    fn subscribe(&self, key: &str, counter: Arc<AtomicU64>) {
+        let mut subscriptions = self.subscriptions();
+        if subscriptions.iter().all(|s| s.key != key) {
+            let at_join = counter.load(Ordering::Relaxed);
+            subscriptions.push(Subscription {
+                key: key.to_owned(),
+                counter,
+                at_join,
+            });
+        }
+    }
+
+    fn unsubscribe(&self, key: &str) {
+        let mut subscriptions = self.subscriptions();
+        if let Some(at) = subscriptions.iter().position(|s| s.key == key) {
+            let left = subscriptions.swap_remove(at);
+            let received = left.counter.load(Ordering::Relaxed) - left.at_join;
+            self.direct.fetch_add(received, Ordering::Relaxed);
+        }
+    }
+
+    /// Bytes sent to the socket so far.
+    fn sent(&self) -> u64 {
+        let broadcast: u64 = self
+            .subscriptions()
+            .iter()
+            .map(|s| s.counter.load(Ordering::Relaxed).saturating_sub(s.at_join))
+            .sum();
+        (self.direct.load(Ordering::Relaxed) + broadcast)
+            .saturating_sub(self.excluded.load(Ordering::Relaxed))
+    }
+
+    /// Bytes its transports delivered so far.
+    fn delivered(&self) -> u64 {
+        let websocket = self.websocket.get().map_or(0, |(connection, at_attach)| {
+            connection
+                .upgrade()
+                .map_or(0, |c| c.written().saturating_sub(*at_attach))
         });
+        self.polled.load(Ordering::Relaxed) + websocket
+    }
+
+    /// Sent but not delivered. Errs low: frame headers and pings count as delivered.
+    fn waiting(&self) -> u64 {
+        self.sent().saturating_sub(self.delivered())
+    }
+
+    /// Counts what a polling response delivered.
+    pub fn polled(&self, bytes: usize) {
+        self.polled.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts what its websocket delivers from now on.
+    pub fn attach_websocket(&self, connection: &Arc<ConnectionHandle>) {
+        let _ = self
+            .websocket
+            .set((Arc::downgrade(connection), connection.written()));
     }
 }
 
-/// Sets up `socket`'s outgoing side when it connects.
+/// Sets up `socket`'s account when it connects, before it joins any room.
 pub fn attach(socket: &SocketRef, chat: &Chat) {
-    let outgoing = Arc::new(Outgoing {
-        sent: AtomicU64::new(0),
-        websocket: OnceLock::new(),
-        closing: AtomicBool::new(false),
-    });
-    if let Some(connection) = websocket_of(socket, chat) {
+    let outgoing = Arc::new(Outgoing::default());
+    if let Some(connection) = chat.transports.websocket_of(socket) {
         outgoing.attach_websocket(&connection);
     }
     socket.extensions.insert(outgoing);
 }
 
-/// The websocket connection carrying `socket`: upgraded from polling (known by its session id),
-/// or opened as a websocket from the start (the connection of its first request).
-fn websocket_of(socket: &SocketRef, chat: &Chat) -> Option<Arc<ConnectionHandle>> {
-    if socket.transport_type() != TransportType::Websocket {
-        return None;
+fn outgoing_of(socket: &SocketRef) -> Option<Arc<Outgoing>> {
+    socket.extensions.get::<Arc<Outgoing>>()
+}
+
+/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on.
+pub fn join(socket: &SocketRef, chat: &Chat, key: &str) {
+    if let Some(outgoing) = outgoing_of(socket) {
+        outgoing.subscribe(key, chat.traffic.counter(key));
     }
-    chat.transports
-        .websocket(&socket.id.to_string())
-        .or_else(|| {
-            socket
-                .req_parts()
-                .extensions
-                .get::<ConnectInfo<ConnectionInfo>>()
-                .map(|info| info.0.0.clone())
-        })
+    socket.join(key.to_owned());
+}
+
+/// Takes `socket` out of the socketioxide room `key`.
+pub fn leave(socket: &SocketRef, key: &str) {
+    socket.leave(key.to_owned());
+    if let Some(outgoing) = outgoing_of(socket) {
+        outgoing.unsubscribe(key);
+    }
 }
 
 /// Serializes a payload once, for sending to many sockets.
-pub fn encode(payload: &impl Serialize) -> Option<Box<RawValue>> {
+fn encode(payload: &impl Serialize) -> Option<Box<RawValue>> {
     serde_json::value::to_raw_value(payload)
         .inspect_err(|e| tracing::error!(error = %e, "cannot encode a payload"))
         .ok()
 }
 
-/// Sends `event` to one socket.
-pub fn to_socket(socket: &SocketRef, chat: &Chat, event: &str, payload: &impl Serialize) {
-    if let Some(payload) = encode(payload) {
-        send(socket, chat, event, &payload);
+/// What a packet of `payload` for `event` costs a recipient's queue, about.
+fn packet_bytes(event: &str, payload: &RawValue) -> u64 {
+    (payload.get().len() + event.len() + 8) as u64
+}
+
+/// Sends `event` to every socket in the socketioxide room `key` except `except`, encoded once.
+pub async fn to_room(
+    io: &SocketIo,
+    chat: &Chat,
+    key: &str,
+    except: Option<&SocketRef>,
+    event: &str,
+    payload: &impl Serialize,
+) {
+    let Some(payload) = encode(payload) else {
+        return;
+    };
+    let size = packet_bytes(event, &payload);
+    chat.traffic.counter(key).fetch_add(size, Ordering::Relaxed);
+    // `socket.to(room)` leaves the socket out (`except(sid)` would look for a room of that name).
+    let to = match except {
+        Some(except) => {
+            if let Some(outgoing) = outgoing_of(except) {
+                outgoing.excluded.fetch_add(size, Ordering::Relaxed);
+            }
+            except.to(key.to_owned())
+        }
+        None => io.within(key.to_owned()),
+    };
+    match to.emit(event, &*payload).await {
+        Ok(()) => {}
+        Err(BroadcastError::Socket(errors)) => {
+            let full = errors
+                .iter()
+                .filter(|e| matches!(e, SocketError::InternalChannelFull))
+                .count();
+            if full > 0 {
+                // Unreachable by design (see the module's docs); counted and logged if not.
+                chat.metrics.dropped(full);
+                tracing::error!(full, %key, "a broadcast found full queues");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, %key, "a broadcast failed"),
     }
 }
 
-/// Sends `event` to every socket of this server in `room_keys`, except `except`.
-pub fn to_rooms(
-    io: &SocketIo,
-    chat: &Chat,
-    room_keys: Vec<String>,
-    except: Option<Sid>,
+/// Sends a volatile `event` (typing) to every socket in the socketioxide room `key` except
+/// `except`: each socket keeps only the latest one it has not written, outside its queue.
+pub async fn to_room_volatile(
+    key: &str,
+    except: &SocketRef,
     event: &str,
-    payload: &RawValue,
+    payload: &impl Serialize,
 ) {
-    for socket in io.within(room_keys).sockets() {
-        if Some(socket.id) != except {
-            send(&socket, chat, event, payload);
-        }
+    let Some(payload) = encode(payload) else {
+        return;
+    };
+    // Volatile sends replace rather than queue: nothing can overflow, nothing to check.
+    let _ = except
+        .to(key.to_owned())
+        .volatile()
+        .emit(event, &*payload)
+        .await;
+}
+
+/// Sends `event` to one socket.
+pub fn to_socket(socket: &SocketRef, chat: &Chat, event: &str, payload: &impl Serialize) {
+    if let Some(payload) = encode(payload) {
+        let size = packet_bytes(event, &payload);
+        deliver(socket, chat, size, |socket| socket.emit(event, &*payload));
     }
 }
 
@@ -158,99 +294,186 @@ pub fn reply<T: Serialize>(
     ack: AckSender,
     result: Result<T, ErrorBody>,
 ) {
-    let Some(outgoing) = socket.extensions.get::<Arc<Outgoing>>() else {
-        return;
-    };
-    if outgoing.closing.load(Ordering::Acquire) {
-        return;
+    if let Some(payload) = encode(&Reply::from(result)) {
+        let size = packet_bytes("", &payload);
+        deliver(socket, chat, size, |_| ack.send(&*payload));
     }
-    let Some(payload) = encode(&Reply::from(result)) else {
-        return;
-    };
-    let size = payload.get().len() as u64;
-    let sent = ack.send(&payload);
-    settle(socket, chat, &outgoing, sent, size);
 }
 
-fn send(socket: &SocketRef, chat: &Chat, event: &str, payload: &RawValue) {
-    let Some(outgoing) = socket.extensions.get::<Arc<Outgoing>>() else {
-        return; // not connected yet: it is sent its welcome, with what it needs, when it is
-    };
-    if outgoing.closing.load(Ordering::Acquire) {
-        return;
-    }
-    let size = (payload.get().len() + event.len()) as u64;
-    let sent = socket.emit(event, payload);
-    settle(socket, chat, &outgoing, sent, size);
-}
-
-/// Counts a send, and closes the socket if it was refused for a full queue or left too many
-/// bytes waiting.
-fn settle(
+/// Sends one socket a packet of `size` bytes with `emit`, counts it, and closes the socket if
+/// its queue was full.
+fn deliver(
     socket: &SocketRef,
     chat: &Chat,
-    outgoing: &Outgoing,
-    sent: Result<(), SendError>,
     size: u64,
+    emit: impl FnOnce(&SocketRef) -> Result<(), SendError>,
 ) {
-    match sent {
+    let Some(outgoing) = outgoing_of(socket) else {
+        return;
+    };
+    if outgoing.closing.load(Ordering::Acquire) {
+        return;
+    }
+    match emit(socket) {
         Ok(()) => {
-            let total = outgoing.sent.fetch_add(size, Ordering::Relaxed) + size;
-            if outgoing.websocket.get().is_none()
-                && let Some(connection) = websocket_of(socket, chat)
-            {
-                outgoing.attach_websocket(&connection); // upgraded from polling meanwhile
-            }
-            if outgoing
-                .waiting_bytes(total)
-                .is_some_and(|waiting| waiting > MAX_QUEUED_BYTES)
-            {
-                close_behind(socket, chat, outgoing, Overflow::Bytes);
-            }
+            outgoing.direct.fetch_add(size, Ordering::Relaxed);
         }
         Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-            close_behind(socket, chat, outgoing, Overflow::Packets);
+            close_behind(socket, chat, &outgoing, Overflow::Packets);
         }
         Err(SendError::Socket(SocketError::Closed)) => {}
         Err(e) => tracing::error!(error = %e, sid = %socket.id, "cannot send a packet"),
     }
 }
 
-/// Closes a socket that fell behind, once: no more packets, its transport ended.
+/// Checks every socket every [`SWEEP_EVERY`] and closes those that fell behind, until the chat
+/// is dropped.
+pub fn spawn_sweep(io: SocketIo, chat: &Arc<Chat>) {
+    let chat = Arc::downgrade(chat);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(SWEEP_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(chat) = chat.upgrade() else { break };
+            for socket in io.sockets() {
+                sweep(&socket, &chat);
+            }
+        }
+    });
+}
+
+fn sweep(socket: &SocketRef, chat: &Chat) {
+    let Some(outgoing) = outgoing_of(socket) else {
+        return;
+    };
+    if outgoing.websocket.get().is_none()
+        && let Some(connection) = chat.transports.websocket_of(socket)
+    {
+        outgoing.attach_websocket(&connection); // upgraded from polling since
+    }
+    if outgoing.waiting() > MAX_QUEUED_BYTES {
+        close_behind(socket, chat, &outgoing, Overflow::Bytes);
+    }
+}
+
+/// How often, and how many times, a socket closed for falling behind is sent a disconnect when
+/// its transport cannot be ended directly (a router nested in another app, without tracked
+/// connections): until its queue has room, within the heartbeat's 45 s.
+const DISCONNECT_RETRY: Duration = Duration::from_millis(100);
+const DISCONNECT_TRIES: u32 = 450;
+
+/// Closes a socket that fell behind, once: nothing more is sent, and its transport is ended.
 fn close_behind(socket: &SocketRef, chat: &Chat, outgoing: &Outgoing, overflow: Overflow) {
     if outgoing.closing.swap(true, Ordering::AcqRel) {
         return;
     }
+    // Out of its rooms at once, so that no broadcast reaches it after what it missed. The
+    // disconnect handler still announces its departure: it reads the rooms from the account.
+    for key in socket.rooms() {
+        socket.leave(key);
+    }
     chat.metrics.closed_behind(overflow);
     tracing::warn!(
-        sid = %socket.id, cause = overflow.as_str(),
+        sid = %socket.id, cause = overflow.as_str(), waiting = outgoing.waiting(),
         "closing a connection that fell behind; its client reconnects and catches up"
     );
-    let sid = socket.id.to_string();
-    let websocket = outgoing
-        .websocket
-        .get()
-        .and_then(|meter| meter.connection.upgrade())
-        .or_else(|| chat.transports.websocket(&sid));
-    // Refuses its polling requests from now on, and aborts its websocket if registered.
-    chat.transports.end(&sid);
-    match websocket {
-        Some(connection) => connection.abort(),
-        None if socket.transport_type() == TransportType::Websocket => {
-            // Served without tracked connections (the router nested in another app): disconnect
-            // as soon as the queue has room for the packet that says so.
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                for _ in 0..600 {
-                    match socket.clone().disconnect() {
-                        Err(SocketError::InternalChannelFull) => {
-                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        }
-                        _ => return,
+    // Aborts its websocket, or refuses its polling requests from now on (their 400 makes the
+    // client start a new session) until the heartbeat ends this one.
+    let ended = chat.transports.end(socket);
+    if !ended && socket.transport_type() == TransportType::Websocket {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            for _ in 0..DISCONNECT_TRIES {
+                match socket.clone().disconnect() {
+                    Err(SocketError::InternalChannelFull) => {
+                        tokio::time::sleep(DISCONNECT_RETRY).await;
                     }
+                    _ => return,
                 }
-            });
-        }
-        None => {}
+            }
+        });
+    }
+}
+
+/// The socketioxide rooms `socket` was in, from its account: still known after it was taken out
+/// of them for falling behind, for the disconnect handler's departure notices.
+pub fn rooms_of(socket: &SocketRef) -> Vec<String> {
+    match outgoing_of(socket) {
+        Some(outgoing) => outgoing
+            .subscriptions()
+            .iter()
+            .map(|s| s.key.clone())
+            .collect(),
+        None => socket
+            .rooms()
+            .into_iter()
+            .map(|room| room.to_string())
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room() -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(0))
+    }
+
+    #[test]
+    fn a_socket_is_sent_what_its_rooms_broadcast_after_it_joined() {
+        let general = room();
+        general.fetch_add(1_000, Ordering::Relaxed); // before it joined
+        let outgoing = Outgoing::default();
+        outgoing.subscribe("room:general", general.clone());
+        general.fetch_add(300, Ordering::Relaxed);
+        outgoing.direct.fetch_add(50, Ordering::Relaxed);
+        assert_eq!(outgoing.sent(), 350);
+    }
+
+    #[test]
+    fn broadcasts_that_left_it_out_are_not_counted() {
+        let general = room();
+        let outgoing = Outgoing::default();
+        outgoing.subscribe("room:general", general.clone());
+        general.fetch_add(200, Ordering::Relaxed);
+        outgoing.excluded.fetch_add(200, Ordering::Relaxed);
+        assert_eq!(outgoing.sent(), 0);
+    }
+
+    #[test]
+    fn what_a_left_room_sent_stays_counted_and_nothing_after() {
+        let rust = room();
+        let outgoing = Outgoing::default();
+        outgoing.subscribe("room:rust", rust.clone());
+        rust.fetch_add(400, Ordering::Relaxed);
+        outgoing.unsubscribe("room:rust");
+        rust.fetch_add(10_000, Ordering::Relaxed);
+        assert_eq!(outgoing.sent(), 400);
+    }
+
+    #[test]
+    fn joining_twice_counts_once() {
+        let general = room();
+        let outgoing = Outgoing::default();
+        outgoing.subscribe("room:general", general.clone());
+        general.fetch_add(100, Ordering::Relaxed);
+        outgoing.subscribe("room:general", general.clone());
+        general.fetch_add(100, Ordering::Relaxed);
+        assert_eq!(outgoing.sent(), 200);
+    }
+
+    #[test]
+    fn waiting_is_what_was_sent_less_what_was_delivered_never_below_zero() {
+        let general = room();
+        let outgoing = Outgoing::default();
+        outgoing.subscribe("room:general", general.clone());
+        general.fetch_add(5_000, Ordering::Relaxed);
+        outgoing.polled(3_000);
+        assert_eq!(outgoing.waiting(), 2_000);
+        // Pings and framing count as delivered: more delivered than sent is nothing waiting.
+        outgoing.polled(9_000);
+        assert_eq!(outgoing.waiting(), 0);
     }
 }

@@ -124,10 +124,16 @@ async fn a_new_data_dir_and_its_secret_key_are_readable_by_the_server_user_only(
     let mut server = TestServer::start_in(&dir, |config| config).await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     ada.send_ok("c-1", "general", "private").await;
-    ada.disconnect().await;
-    server.stop().await;
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("secret.key")), 0o600);
+    assert_eq!(mode(&dir.join(causerie_server::DATABASE_FILE)), 0o600);
+    // SQLite gives the WAL the database's mode.
+    assert_eq!(
+        mode(&dir.join(format!("{}-wal", causerie_server::DATABASE_FILE))),
+        0o600
+    );
+    ada.disconnect().await;
+    server.stop().await;
 }

@@ -175,3 +175,65 @@ async fn the_wal_is_copied_into_the_database_in_the_background() {
     );
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
+        .await
+        .expect("opens");
+    // Control characters are written as 6-byte escapes: about 24 KB of JSON each.
+    for i in 0..80 {
+        store
+            .append(NewMessage {
+                text: "\u{1}".repeat(4000),
+                ..message("ada", &format!("c{i}"), "general")
+            })
+            .await
+            .expect("appends");
+    }
+    let json_bytes = |messages: &[causerie_protocol::Message]| {
+        serde_json::to_vec(messages).expect("serializes").len()
+    };
+    let latest = store
+        .history(
+            "general",
+            HistoryQuery {
+                limit: 200,
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .expect("reads");
+    assert!(latest.has_more);
+    assert!(json_bytes(&latest.messages) <= causerie_server::store::MAX_PAGE_BYTES);
+    assert_eq!(
+        latest.messages.last().map(|m| m.seq),
+        Some(80),
+        "the newest are kept"
+    );
+    // Catching up page by page reaches every message, in order.
+    let mut seqs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .history(
+                "general",
+                HistoryQuery {
+                    after: Some(after),
+                    limit: 200,
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+            .expect("reads");
+        assert!(json_bytes(&page.messages) <= causerie_server::store::MAX_PAGE_BYTES);
+        after = page.messages.last().map_or(after, |m| m.seq);
+        seqs.extend(page.messages.iter().map(|m| m.seq));
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seqs, (1..=80).collect::<Vec<u64>>());
+    store.close().await;
+}

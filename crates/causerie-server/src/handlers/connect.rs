@@ -107,11 +107,12 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
         && !online(&io, DEFAULT_ROOM, None)
             .iter()
             .any(|u| u.id == user.id);
-    socket.join(if seed {
+    let key = if seed {
         SEED_ROOM_KEY.to_owned()
     } else {
         room_key(DEFAULT_ROOM)
-    });
+    };
+    outgoing::join(&socket, &chat, &key);
     let welcome = if seed {
         Ok(seed_welcome(&chat, &user))
     } else {
@@ -142,7 +143,8 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
                 joined: Some(user),
                 left: None,
             },
-        );
+        )
+        .await;
     }
 }
 

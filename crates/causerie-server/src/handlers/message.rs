@@ -28,10 +28,13 @@ pub(super) async fn on_message(
         Ok(accepted) => accepted,
         Err(error) => {
             chat.metrics.rejected(error.code);
-            tracing::info!(
-                sid = %socket.id, user = %session.user.id, code = %error.code,
-                "message refused: {}", error.message
-            );
+            // `internal` was logged where it happened, once per cause.
+            if error.code != ErrorCode::Internal {
+                tracing::info!(
+                    sid = %socket.id, user = %session.user.id, code = %error.code,
+                    "message refused: {}", error.message
+                );
+            }
             outgoing::reply::<MessageAccepted>(&socket, &chat, ack, Err(error));
             return;
         }
@@ -46,7 +49,7 @@ pub(super) async fn on_message(
     );
     // A retried client id was broadcast the first time: only the ack repeats.
     if fresh {
-        broadcast(&io, &chat, &message);
+        broadcast(&io, &chat, &message).await;
         chat.metrics.accepted(received.elapsed().as_secs_f64());
         // The text stays out of the logs: they are not the place for people's conversations.
         tracing::info!(
@@ -132,27 +135,11 @@ fn seed_request(
 
 /// Sends a stored message to everyone in its room: the object to Causerie clients, and
 /// `"<name>: <text>"` to seed clients when the room is `general`.
-fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
-    if let Some(payload) = outgoing::encode(message) {
-        outgoing::to_rooms(
-            io,
-            chat,
-            vec![room_key(&message.room)],
-            None,
-            event::MESSAGE,
-            &payload,
-        );
-    }
-    if message.room == DEFAULT_ROOM
-        && let Some(line) = outgoing::encode(&format!("{}: {}", message.author.name, message.text))
-    {
-        outgoing::to_rooms(
-            io,
-            chat,
-            vec![SEED_ROOM_KEY.to_owned()],
-            None,
-            event::MESSAGE,
-            &line,
-        );
+async fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
+    let key = room_key(&message.room);
+    outgoing::to_room(io, chat, &key, None, event::MESSAGE, message).await;
+    if message.room == DEFAULT_ROOM {
+        let line = format!("{}: {}", message.author.name, message.text);
+        outgoing::to_room(io, chat, SEED_ROOM_KEY, None, event::MESSAGE, &line).await;
     }
 }

@@ -18,6 +18,8 @@ use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 
+use crate::store::StoreError;
+
 /// Who a socket is, set once when it connects.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -90,8 +92,13 @@ fn not_joined(room: &str) -> ErrorBody {
     )
 }
 
-/// `internal`, after logging the cause (which is not sent).
-fn internal(error: &dyn std::fmt::Display) -> ErrorBody {
-    tracing::error!(%error, "request failed");
+/// `internal`, after logging the cause (which is not sent). A write the store could not commit
+/// is logged by the store once per change of its health, not once per refused request: a full
+/// disk refuses every message until space returns.
+fn internal(error: &StoreError) -> ErrorBody {
+    match error {
+        StoreError::NotCommitted(_) => tracing::debug!(%error, "request failed"),
+        _ => tracing::error!(%error, "request failed"),
+    }
     ErrorBody::new(ErrorCode::Internal, "the server failed; try again")
 }

@@ -49,10 +49,9 @@ async fn join(
         .iter()
         .any(|u| u.id == session.user.id);
     // Joined before the history is read: a message stored meanwhile is in the page or reaches
-    // the socket live (or both; clients drop repeats by seq), never neither.
-    let key = room_key(&room);
-    let already_joined = has_joined(socket, &room);
-    socket.join(key.clone());
+    // the socket live (or both; clients drop repeats by seq), never neither. If the read fails
+    // the socket stays joined: the client asks again, and joining twice is harmless.
+    outgoing::join(socket, chat, &room_key(&room));
     let history = chat
         .store
         .history(
@@ -62,16 +61,8 @@ async fn join(
                 ..HistoryQuery::default()
             },
         )
-        .await;
-    let history = match history {
-        Ok(history) => history,
-        Err(e) => {
-            if !already_joined {
-                socket.leave(key);
-            }
-            return Err(internal(&e));
-        }
-    };
+        .await
+        .map_err(|e| internal(&e))?;
     let online = online(io, &room, None);
     tracing::info!(sid = %socket.id, user = %session.user.id, %room, "joined");
     if arriving {
@@ -85,7 +76,8 @@ async fn join(
                 joined: Some(session.user),
                 left: None,
             },
-        );
+        )
+        .await;
     }
     Ok(Joined {
         room,
@@ -103,11 +95,11 @@ pub(super) async fn on_leave(
     TryData(data): TryData<serde_json::Value>,
     ack: AckSender,
 ) {
-    let left = leave(&socket, &io, &chat, session, data);
+    let left = leave(&socket, &io, &chat, session, data).await;
     outgoing::reply(&socket, &chat, ack, left);
 }
 
-fn leave(
+async fn leave(
     socket: &SocketRef,
     io: &SocketIo,
     chat: &Chat,
@@ -121,9 +113,9 @@ fn leave(
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));
     }
-    socket.leave(room_key(&room));
+    outgoing::leave(socket, &room_key(&room));
     tracing::info!(sid = %socket.id, user = %session.user.id, %room, "left");
-    announce_departure(io, chat, socket, &room, session.user, None);
+    announce_departure(io, chat, socket, &room, session.user, None).await;
     Ok(Left { room })
 }
 
@@ -135,13 +127,14 @@ pub(super) async fn on_disconnect(
     Extension(session): Extension<Session>,
 ) {
     chat.metrics.disconnected();
-    chat.transports.forget(&socket.id.to_string());
+    chat.transports.forget(socket.id);
     tracing::info!(
         sid = %socket.id, user = %session.user.id, name = %session.user.name, ?reason,
         "disconnected"
     );
-    // The socket is still in its rooms while this runs: leave it out of the online lists.
-    for key in socket.rooms() {
+    // The socket is still in its rooms while this runs (unless it was taken out of them for
+    // falling behind): leave it out of the online lists.
+    for key in outgoing::rooms_of(&socket) {
         let room = if key == SEED_ROOM_KEY {
             DEFAULT_ROOM
         } else if let Some(room) = key.strip_prefix("room:") {
@@ -156,12 +149,13 @@ pub(super) async fn on_disconnect(
             room,
             session.user.clone(),
             Some(socket.id),
-        );
+        )
+        .await;
     }
 }
 
 /// Tells a room that `user` left, unless another of their sockets is still there.
-fn announce_departure(
+async fn announce_departure(
     io: &SocketIo,
     chat: &Chat,
     socket: &SocketRef,
@@ -183,21 +177,14 @@ fn announce_departure(
             joined: None,
             left: Some(user),
         },
-    );
+    )
+    .await;
 }
 
 /// Sends `presence` to the Causerie clients in its room, except `socket`.
-pub(super) fn announce(io: &SocketIo, chat: &Chat, socket: &SocketRef, presence: Presence) {
-    if let Some(payload) = outgoing::encode(&presence) {
-        outgoing::to_rooms(
-            io,
-            chat,
-            vec![room_key(&presence.room)],
-            Some(socket.id),
-            event::PRESENCE,
-            &payload,
-        );
-    }
+pub(super) async fn announce(io: &SocketIo, chat: &Chat, socket: &SocketRef, presence: Presence) {
+    let key = room_key(&presence.room);
+    outgoing::to_room(io, chat, &key, Some(socket), event::PRESENCE, &presence).await;
 }
 
 fn invalid_room() -> ErrorBody {

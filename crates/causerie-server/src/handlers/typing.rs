@@ -1,19 +1,14 @@
-//! `typing`: relay "is typing" to the others in a room. Fire and forget: no ack, no storage.
-
-use std::sync::Arc;
+//! `typing`: relay "is typing" to the others in a room. Fire and forget: no ack, no storage, and
+//! volatile (a reader that is behind gets only the latest).
 
 use causerie_protocol::{Typing, TypingRequest, event};
-use socketioxide::SocketIo;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, TryData};
 
 use super::{Session, has_joined, parse, room_key};
-use crate::chat::Chat;
 use crate::outgoing;
 
 pub(super) async fn on_typing(
     socket: SocketRef,
-    io: SocketIo,
-    State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
 ) {
@@ -29,14 +24,6 @@ pub(super) async fn on_typing(
         user: session.user,
         typing: request.typing,
     };
-    if let Some(payload) = outgoing::encode(&notice) {
-        outgoing::to_rooms(
-            &io,
-            &chat,
-            vec![room_key(&notice.room)],
-            Some(socket.id),
-            event::TYPING,
-            &payload,
-        );
-    }
+    let key = room_key(&notice.room);
+    outgoing::to_room_volatile(&key, &socket, event::TYPING, &notice).await;
 }

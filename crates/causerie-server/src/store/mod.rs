@@ -30,7 +30,8 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// Which slice of a room's history to read (see [`causerie_protocol::HistoryRequest`]).
+/// Which slice of a room's history to read (see [`causerie_protocol::HistoryRequest`]). A page
+/// holds at most `limit` messages and [`MAX_PAGE_BYTES`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// Only seqs above this; the page then starts at the oldest match.
@@ -41,12 +42,33 @@ pub struct HistoryQuery {
     pub limit: u32,
 }
 
+/// Most bytes of messages (as JSON) in one history page, welcome and join pages included: a
+/// quarter of what a connection may have waiting (`outgoing::MAX_QUEUED_BYTES`), so that a page
+/// never closes the reader that asked for it. A page always holds at least one message.
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// Drops messages from the end of `nearest_first` beyond [`MAX_PAGE_BYTES`]; `true` if any.
+pub(crate) fn keep_within_page_bytes(nearest_first: &mut Vec<Message>) -> bool {
+    let mut total = 0;
+    let fits = nearest_first
+        .iter()
+        .take_while(|message| {
+            total += serde_json::to_vec(message).map_or(usize::MAX, |json| json.len() + 1);
+            total <= MAX_PAGE_BYTES
+        })
+        .count()
+        .max(1);
+    let dropped = fits < nearest_first.len();
+    nearest_first.truncate(fits);
+    dropped
+}
+
 /// A page of history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySlice {
     /// The messages, oldest first.
     pub messages: Vec<Message>,
-    /// Whether more messages match beyond the page.
+    /// Whether more messages match beyond the page (past `limit` or past [`MAX_PAGE_BYTES`]).
     pub has_more: bool,
 }
 
@@ -121,7 +143,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a page of a room's messages.
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError>;
 
-    /// Creates a room if it does not exist.
+    /// Creates a room if it does not exist (without writing when it does).
     async fn create_room(&self, room: &str) -> Result<(), StoreError>;
 
     /// Every room's name, sorted.

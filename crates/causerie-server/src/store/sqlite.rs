@@ -87,6 +87,7 @@ impl SqliteStore {
         path: &Path,
         busy_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
@@ -187,8 +188,11 @@ impl Store for SqliteStore {
             .iter()
             .map(message_from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let has_more = messages.len() > query.limit as usize;
+        let mut has_more = messages.len() > query.limit as usize;
         messages.truncate(query.limit as usize);
+        // Rows come nearest-first (the oldest for `after`, else the newest): keep as many of
+        // them as fit in the page's bytes.
+        has_more |= super::keep_within_page_bytes(&mut messages);
         if !ascending {
             messages.reverse();
         }
@@ -196,6 +200,15 @@ impl Store for SqliteStore {
     }
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
+        // Joining a room that exists needs no write, so it works while writes fail.
+        let exists = sqlx::query("SELECT 1 FROM rooms WHERE name = ?")
+            .bind(room)
+            .fetch_optional(&self.reads)
+            .await?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
         let room = room.to_owned();
         self.write(|reply| WriteRequest::CreateRoom(room, reply))
             .await
@@ -423,22 +436,19 @@ impl Writer {
     }
 
     /// After a failure: roll back whatever is left of the transaction, so that the connection is
-    /// in autocommit again, or drop the connection if that cannot be known; forget the seqs.
+    /// in autocommit again, and forget the seqs. A ROLLBACK that fails (SQLite may have rolled
+    /// back by itself already, on SQLITE_FULL or SQLITE_IOERR, or it may be unable to) leaves the
+    /// connection's state in doubt: it is closed, which rolls back anything still open, and the
+    /// next write opens a new one.
     async fn recover(&mut self) {
         self.next_seq.clear();
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
-        match sqlx::query("ROLLBACK").execute(&mut *connection).await {
-            Ok(_) => {}
-            // SQLite rolled it back by itself already (it may, on SQLITE_FULL or SQLITE_IOERR).
-            Err(e) if e.to_string().contains("no transaction is active") => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot roll back; reopening the SQLite writer");
-                if let Some(connection) = self.connection.take() {
-                    // Closing a connection rolls back its open transaction, if any.
-                    let _ = connection.close().await;
-                }
+        if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *connection).await {
+            tracing::debug!(error = %e, "ROLLBACK failed; reopening the SQLite writer");
+            if let Some(connection) = self.connection.take() {
+                let _ = connection.close().await;
             }
         }
     }
@@ -485,6 +495,21 @@ impl Writer {
             ),
             WriteHealth::Writable => tracing::info!("writes work again"),
         }
+    }
+}
+
+/// Creates an empty database file readable by its owner only, if there is none: SQLite takes an
+/// empty file as a new database, and gives its `-wal` and `-shm` files the same mode. A file
+/// that exists keeps its mode (the data directory's mode is checked at start).
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Database(sqlx::Error::Io(e))),
     }
 }
 
