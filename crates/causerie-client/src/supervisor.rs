@@ -65,6 +65,10 @@ struct Live {
     acked: HashSet<LocalId>,
     /// Sending waits until then after `rate_limited` or `internal`.
     paused_until: Option<Instant>,
+    /// Rooms whose join the server could not do for now, and when to ask again.
+    rejoin_at: BTreeMap<String, Instant>,
+    /// Retryable join refusals in a row, per room, for the backoff.
+    join_failures: BTreeMap<String, u32>,
     ping: Option<(u64, Instant)>,
     next_ping: Instant,
     pings_sent: u64,
@@ -78,6 +82,7 @@ impl Live {
             self.ping.map(|(_, deadline)| deadline),
             self.in_flight.as_ref().map(|(_, deadline)| *deadline),
             self.paused_until,
+            self.rejoin_at.values().min().copied(),
         ]
         .into_iter()
         .flatten()
@@ -314,6 +319,8 @@ impl Supervisor {
             in_flight: None,
             acked: HashSet::new(),
             paused_until: None,
+            rejoin_at: BTreeMap::new(),
+            join_failures: BTreeMap::new(),
             ping: None,
             next_ping: Instant::now() + self.config.liveness_interval,
             pings_sent: 0,
@@ -493,6 +500,18 @@ impl Supervisor {
         if live.paused_until.is_some_and(|until| now >= until) {
             live.paused_until = None;
         }
+        let due: Vec<String> = live
+            .rejoin_at
+            .iter()
+            .filter(|&(_, at)| now >= *at)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in due {
+            live.rejoin_at.remove(&room);
+            if self.rooms.contains(&room) {
+                self.join(live, room).await?;
+            }
+        }
         if live
             .in_flight
             .as_ref()
@@ -574,12 +593,21 @@ impl Supervisor {
             Request::Join(room) => match parse::<Joined>(data) {
                 Some(Ok(joined)) => {
                     live.joined.insert(room.clone());
+                    live.join_failures.remove(&room);
                     self.emit(ClientEvent::Joined {
                         room: room.clone(),
                         online: joined.online,
                     });
                     self.take_page(live, &room, joined.history, joined.head)
                         .await?;
+                }
+                // The server could not do it now (its store failing, a limit): the user is still
+                // in the room, and it is joined again after a pause.
+                Some(Err(error)) if error.code.is_retryable() => {
+                    let failures = live.join_failures.entry(room.clone()).or_insert(0);
+                    *failures = failures.saturating_add(1);
+                    let at = Instant::now() + self.config.backoff.delay(*failures);
+                    live.rejoin_at.insert(room, at);
                 }
                 Some(Err(error)) => {
                     self.rooms.remove(&room);
@@ -710,10 +738,7 @@ impl Supervisor {
         for message in messages {
             self.deliver(message);
         }
-        let behind = self
-            .timelines
-            .get(room)
-            .is_some_and(|t| t.last_delivered() < head);
+        let behind = self.timelines.get(room).is_some_and(|t| t.is_behind(head));
         if behind && !live.catching_up.contains(room) {
             return self.catch_up(live, room).await;
         }

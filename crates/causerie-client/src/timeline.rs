@@ -77,6 +77,12 @@ impl Timeline {
         self.next.is_some_and(|next| seq < next)
     }
 
+    /// Whether the room's latest seq (`head`, from a welcome or a join) is beyond what was
+    /// delivered: then a catch-up page should fetch the rest.
+    pub(crate) fn is_behind(&self, head: u64) -> bool {
+        self.last_delivered() < head
+    }
+
     /// The highest seq delivered, 0 when none.
     pub(crate) fn last_delivered(&self) -> u64 {
         self.next.map_or(0, |next| next.saturating_sub(1))
@@ -163,6 +169,16 @@ mod tests {
         timeline.accept(message(7));
         assert_eq!(seqs(timeline.start_at(7)), [7]);
         assert!(!timeline.has_gap());
+    }
+
+    #[test]
+    fn a_head_beyond_what_was_delivered_means_behind() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(1);
+        timeline.accept(message(1));
+        assert!(timeline.is_behind(2));
+        assert!(!timeline.is_behind(1));
+        assert!(!Timeline::default().is_behind(0));
     }
 
     #[test]
