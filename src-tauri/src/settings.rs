@@ -60,10 +60,18 @@ impl Default for Settings {
 /// Something the app did by itself that the user should know about, shown once at start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notice {
-    /// A stable code: `settings_unreadable`.
-    pub code: &'static str,
+    /// What happened, for the UI to branch on.
+    pub code: NoticeCode,
     /// What happened and what was done, for people.
     pub message: String,
+}
+
+/// The stable codes of [`Notice`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeCode {
+    /// The settings file could not be read; it was set aside and the defaults are used.
+    SettingsUnreadable,
 }
 
 impl Settings {
@@ -88,11 +96,18 @@ impl Settings {
         let seconds = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        let aside = path.with_file_name(format!("settings-unreadable-{seconds}.json"));
+        // A name not taken yet: an earlier unreadable file is kept too.
+        let aside = (0..)
+            .map(|n| match n {
+                0 => path.with_file_name(format!("settings-unreadable-{seconds}.json")),
+                n => path.with_file_name(format!("settings-unreadable-{seconds}-{n}.json")),
+            })
+            .find(|candidate| !candidate.exists())
+            .expect("some name is free");
         std::fs::rename(path, &aside).map_err(|e| AppError::storage(path, &e))?;
         tracing::warn!(%why, aside = %aside.display(), "unreadable settings set aside");
         let notice = Notice {
-            code: "settings_unreadable",
+            code: NoticeCode::SettingsUnreadable,
             message: format!(
                 "Your settings could not be read ({why}), so Causerie started with the defaults. \
                  The unreadable file was kept as {}.",
@@ -125,7 +140,9 @@ impl Settings {
 }
 
 /// Creates the app's data folder (and its parents) for the user only, and narrows an existing
-/// one: it holds tokens, join codes, unsent messages and a hosted chat's database.
+/// one, which is the app's own: it holds tokens, join codes, unsent messages and a hosted chat's
+/// database. Where modes cannot be set (a folder on exFAT or a network share, one owned by
+/// someone else), the app still starts, with a warning.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -135,7 +152,9 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data folder private");
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use causerie_app_lib::core::AppCore;
-use causerie_app_lib::settings::{Mode, Overrides, Settings};
+use causerie_app_lib::settings::{Mode, NoticeCode, Overrides, Settings};
 use causerie_client::{ClientConfig, ClientEvent};
 use causerie_server::testing::TestServer;
 use tokio::sync::mpsc;
@@ -215,7 +215,7 @@ fn settings_left_half_written_are_set_aside_and_the_app_starts_with_the_defaults
         assert_eq!(core.settings(), Settings::default());
         let notices = core.take_notices();
         assert_eq!(notices.len(), 1);
-        assert_eq!(notices[0].code, "settings_unreadable");
+        assert_eq!(notices[0].code, NoticeCode::SettingsUnreadable);
         assert!(
             notices[0].message.contains("settings-unreadable-"),
             "{notices:?}"

@@ -24,9 +24,9 @@ export interface ChatInfo {
   hosting: { lanUrls: string[]; joinCode: string | null } | null;
 }
 
-/** Something the app did by itself, such as setting aside unreadable settings (`settings_unreadable`). */
+/** Something the app did by itself, such as setting aside unreadable settings. */
 export interface AppNotice {
-  code: string;
+  code: 'settings_unreadable';
   message: string;
 }
 
