@@ -59,15 +59,18 @@ impl Chat {
 /// How often idle users are dropped from the flood limiter, whose memory grows with each user.
 const FLOOD_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
-/// Forgets, every minute, the flood state of users who have not sent for a while, until `chat`
-/// is dropped.
-pub fn spawn_housekeeping(chat: &Arc<Chat>) {
+/// Forgets, every minute, the flood state of users who have not sent for a while, until `stop`
+/// says the server stopped (or `chat` is dropped).
+pub fn spawn_housekeeping(chat: &Arc<Chat>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let chat = Arc::downgrade(chat);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(FLOOD_HOUSEKEEPING);
         tick.tick().await;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => break,
+            }
             let Some(chat) = chat.upgrade() else { break };
             if let Some(flood) = &chat.flood {
                 flood.retain_recent();

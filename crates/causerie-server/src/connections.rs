@@ -253,11 +253,23 @@ impl Transports {
             .by_sid
             .get(&socket.id)
             .and_then(Weak::upgrade);
+        // A session that started as a websocket has no upgrade: its first request's connection
+        // is the websocket. (For one that started on polling, that connection may be a proxy's,
+        // shared with others: never used.)
+        let started_as_websocket = socket
+            .req_parts()
+            .uri
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair == "transport=websocket"));
         upgraded.or_else(|| {
-            socket
-                .req_parts()
-                .extensions
-                .get::<ConnectInfo<ConnectionInfo>>()
+            started_as_websocket
+                .then(|| {
+                    socket
+                        .req_parts()
+                        .extensions
+                        .get::<ConnectInfo<ConnectionInfo>>()
+                })
+                .flatten()
                 .map(|ConnectInfo(ConnectionInfo(connection))| connection.clone())
         })
     }

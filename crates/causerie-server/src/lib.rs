@@ -58,6 +58,8 @@ pub struct App {
     router: Router,
     io: SocketIo,
     chat: Arc<Chat>,
+    /// Tells the background tasks (the sweep of slow readers, housekeeping) that it stopped.
+    stopped: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -73,10 +75,16 @@ impl App {
             .await?,
         );
         let chat = Arc::new(Chat::new(config, store, tokens));
-        chat::spawn_housekeeping(&chat);
+        let (stopped, stop) = tokio::sync::watch::channel(false);
+        chat::spawn_housekeeping(&chat, stop.clone());
         let (router, io) = http::router(config, chat.clone());
-        outgoing::spawn_sweep(io.clone(), &chat);
-        Ok(Self { router, io, chat })
+        outgoing::spawn_sweep(io.clone(), chat.clone(), stop);
+        Ok(Self {
+            router,
+            io,
+            chat,
+            stopped,
+        })
     }
 
     /// The axum router: serve it, or nest it into a larger app.
@@ -84,10 +92,12 @@ impl App {
         self.router.clone()
     }
 
-    /// Disconnects every socket, then finishes pending writes and closes the store.
+    /// Disconnects every socket, then finishes pending writes and closes the store, and stops
+    /// the background tasks.
     pub async fn shutdown(&self) {
         self.io.close().await;
         self.chat.store.close().await;
+        self.stopped.send_replace(true);
     }
 
     /// Serves chat on `listener` until `shutdown` completes, then stops gracefully: sockets are

@@ -11,37 +11,47 @@
 //! - Sent: a room's broadcasts are encoded once and shared by every member (socketioxide's own
 //!   broadcast, which costs no more per recipient than the write itself); each room counts the
 //!   bytes broadcast to it, and each socket remembers where its rooms' counters stood when it
-//!   joined. Packets sent to one socket (its welcome, acks) are counted on the socket.
+//!   joined. Packets sent to one socket (its welcome, acks) are counted on the socket. Each packet
+//!   counts its payload only, less than it costs on the wire, so that a reader that keeps up
+//!   never seems to fall behind.
 //! - Delivered: what the kernel took from its websocket ([`ConnectionHandle::written`]), and the
 //!   bodies of its polling responses.
 //!
-//! A sweep every [`SWEEP_EVERY`] closes sockets with more than [`MAX_QUEUED_BYTES`] waiting, so
-//! one slow reader costs at most that, plus one sweep's worth of traffic. socketioxide's queue
-//! holds up to [`MAX_QUEUED_PACKETS`]: far more than 4 MiB of broadcasts (100 bytes or more each)
-//! ever make, so the byte bound acts first; a packet sent to one socket that finds its queue full
-//! closes it at once. Typing notices are volatile: each socket keeps only the latest one it has
-//! not written, outside its queue, so a flood of them fills nothing.
+//! A sweep every [`SWEEP_EVERY`] adds what each socket was sent since the last sweep to its
+//! backlog and takes off what was delivered, never below zero (so that framing and volatile
+//! packets, delivered but not counted as sent, bank no credit), and closes sockets with more than
+//! [`MAX_QUEUED_BYTES`] of backlog: one slow reader costs at most that, plus one sweep's worth of
+//! traffic. socketioxide's queue holds up to [`MAX_QUEUED_PACKETS`], more packets than 4 MiB of
+//! even the smallest broadcasts make, so the byte bound acts first; a packet sent to one socket
+//! that finds its queue full closes it at once. Typing notices are volatile: each socket keeps
+//! only the latest one it has not written, outside its queue, so a flood of them fills nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use causerie_protocol::{ErrorBody, Reply};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::handler::{FromMessageParts, Value};
+use socketioxide::socket::Socket;
 use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, TransportType};
 
 use crate::chat::Chat;
 use crate::connections::ConnectionHandle;
 
-/// Packets a socket's queue may hold. Only a bound of last resort: 4 MiB of broadcasts are far
-/// fewer packets, so [`MAX_QUEUED_BYTES`] closes a slow reader first.
-pub const MAX_QUEUED_PACKETS: usize = 65_536;
+/// Packets a socket's queue may hold. Only a bound of last resort: 4 MiB of broadcasts, even of
+/// the smallest (a seed client's line, 20 bytes or more), are fewer packets, so
+/// [`MAX_QUEUED_BYTES`] closes a slow reader first. The queue's memory grows only as it is used.
+pub const MAX_QUEUED_PACKETS: usize = 262_144;
 
 /// Bytes a socket may have waiting (sent, not yet delivered): 4 MiB, about 250 of the longest
-/// messages or 20,000 ordinary ones. History pages are at most a quarter of it.
+/// messages or 20,000 ordinary ones. History pages are at most a sixteenth of it.
 pub const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How often sockets are checked for falling behind.
@@ -105,10 +115,35 @@ pub struct Outgoing {
     subscriptions: Mutex<Vec<Subscription>>,
     /// Bytes of its polling responses.
     polled: AtomicU64,
-    /// Its websocket, once it has one, and what it had written then.
-    websocket: OnceLock<(Weak<ConnectionHandle>, u64)>,
+    /// Its websocket, once it has one.
+    websocket: OnceLock<Weak<ConnectionHandle>>,
+    /// The backlog as of the last sweep, and the totals it was computed from.
+    backlog: Mutex<Backlog>,
     /// Set once it fell behind: nothing more is sent to it.
     closing: AtomicBool,
+}
+
+/// A socket's backlog, advanced by each sweep.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Backlog {
+    sent: u64,
+    delivered: u64,
+    waiting: u64,
+}
+
+impl Backlog {
+    /// Adds what was sent since, takes off what was delivered since, never below zero: bytes
+    /// delivered but never counted as sent (framing, pings, volatile packets) are no credit
+    /// against what comes later.
+    fn advance(self, sent: u64, delivered: u64) -> Self {
+        let waiting = (self.waiting + sent.saturating_sub(self.sent))
+            .saturating_sub(delivered.saturating_sub(self.delivered));
+        Self {
+            sent,
+            delivered,
+            waiting,
+        }
+    }
 }
 
 impl Outgoing {
@@ -150,19 +185,29 @@ impl Outgoing {
             .saturating_sub(self.excluded.load(Ordering::Relaxed))
     }
 
-    /// Bytes its transports delivered so far.
+    /// Bytes its transports delivered so far. A websocket carries one session from its first
+    /// byte, so all it wrote counts.
     fn delivered(&self) -> u64 {
-        let websocket = self.websocket.get().map_or(0, |(connection, at_attach)| {
-            connection
-                .upgrade()
-                .map_or(0, |c| c.written().saturating_sub(*at_attach))
-        });
+        let websocket = self
+            .websocket
+            .get()
+            .and_then(Weak::upgrade)
+            .map_or(0, |connection| connection.written());
         self.polled.load(Ordering::Relaxed) + websocket
     }
 
-    /// Sent but not delivered. Errs low: frame headers and pings count as delivered.
-    fn waiting(&self) -> u64 {
-        self.sent().saturating_sub(self.delivered())
+    /// Advances the backlog to now and returns what is waiting.
+    fn sweep(&self) -> u64 {
+        let mut backlog = self
+            .backlog
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *backlog = backlog.advance(self.sent(), self.delivered());
+        backlog.waiting
+    }
+
+    fn is_subscribed(&self, key: &str) -> bool {
+        self.subscriptions().iter().any(|s| s.key == key)
     }
 
     /// Counts what a polling response delivered.
@@ -170,11 +215,9 @@ impl Outgoing {
         self.polled.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
-    /// Counts what its websocket delivers from now on.
+    /// Counts what its websocket delivers.
     pub fn attach_websocket(&self, connection: &Arc<ConnectionHandle>) {
-        let _ = self
-            .websocket
-            .set((Arc::downgrade(connection), connection.written()));
+        let _ = self.websocket.set(Arc::downgrade(connection));
     }
 }
 
@@ -191,9 +234,13 @@ fn outgoing_of(socket: &SocketRef) -> Option<Arc<Outgoing>> {
     socket.extensions.get::<Arc<Outgoing>>()
 }
 
-/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on.
+/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on; not a
+/// socket being closed for falling behind, whose stream must end where it fell behind.
 pub fn join(socket: &SocketRef, chat: &Chat, key: &str) {
     if let Some(outgoing) = outgoing_of(socket) {
+        if outgoing.closing.load(Ordering::Acquire) {
+            return;
+        }
         outgoing.subscribe(key, chat.traffic.counter(key));
     }
     socket.join(key.to_owned());
@@ -214,9 +261,10 @@ fn encode(payload: &impl Serialize) -> Option<Box<RawValue>> {
         .ok()
 }
 
-/// What a packet of `payload` for `event` costs a recipient's queue, about.
+/// What a packet of `payload` for `event` counts as sent: its payload and event name, a few bytes
+/// less than it takes on either transport, so that the estimate errs low.
 fn packet_bytes(event: &str, payload: &RawValue) -> u64 {
-    (payload.get().len() + event.len() + 8) as u64
+    (payload.get().len() + event.len()) as u64
 }
 
 /// Sends `event` to every socket in the socketioxide room `key` except `except`, encoded once.
@@ -236,7 +284,9 @@ pub async fn to_room(
     // `socket.to(room)` leaves the socket out (`except(sid)` would look for a room of that name).
     let to = match except {
         Some(except) => {
-            if let Some(outgoing) = outgoing_of(except) {
+            if let Some(outgoing) = outgoing_of(except)
+                && outgoing.is_subscribed(key)
+            {
                 outgoing.excluded.fetch_add(size, Ordering::Relaxed);
             }
             except.to(key.to_owned())
@@ -287,16 +337,41 @@ pub fn to_socket(socket: &SocketRef, chat: &Chat, event: &str, payload: &impl Se
     }
 }
 
+/// A request's ack callback, and whether the client asked for one: socketioxide's `AckSender`
+/// sends nothing, and says nothing, when it did not, which must not count as sent.
+pub struct Ack {
+    sender: AckSender,
+    requested: bool,
+}
+
+impl FromMessageParts<LocalAdapter> for Ack {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        socket: &Arc<Socket>,
+        value: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Self {
+            sender: AckSender::from_message_parts(socket, value, ack_id)?,
+            requested: ack_id.is_some(),
+        })
+    }
+}
+
 /// Answers a request's ack callback, if the client asked for one.
 pub fn reply<T: Serialize>(
     socket: &SocketRef,
     chat: &Chat,
-    ack: AckSender,
+    ack: Ack,
     result: Result<T, ErrorBody>,
 ) {
+    if !ack.requested {
+        return;
+    }
     if let Some(payload) = encode(&Reply::from(result)) {
         let size = packet_bytes("", &payload);
-        deliver(socket, chat, size, |_| ack.send(&*payload));
+        deliver(socket, chat, size, |_| ack.sender.send(&*payload));
     }
 }
 
@@ -326,16 +401,17 @@ fn deliver(
     }
 }
 
-/// Checks every socket every [`SWEEP_EVERY`] and closes those that fell behind, until the chat
-/// is dropped.
-pub fn spawn_sweep(io: SocketIo, chat: &Arc<Chat>) {
-    let chat = Arc::downgrade(chat);
+/// Checks every socket every [`SWEEP_EVERY`] and closes those that fell behind, until `stop`
+/// says the server stopped.
+pub fn spawn_sweep(io: SocketIo, chat: Arc<Chat>, mut stop: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(SWEEP_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            let Some(chat) = chat.upgrade() else { break };
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => break,
+            }
             for socket in io.sockets() {
                 sweep(&socket, &chat);
             }
@@ -347,12 +423,19 @@ fn sweep(socket: &SocketRef, chat: &Chat) {
     let Some(outgoing) = outgoing_of(socket) else {
         return;
     };
-    if outgoing.websocket.get().is_none()
-        && let Some(connection) = chat.transports.websocket_of(socket)
-    {
-        outgoing.attach_websocket(&connection); // upgraded from polling since
+    let websocket = chat.transports.websocket_of(socket);
+    if let Some(connection) = &websocket {
+        outgoing.attach_websocket(connection); // upgraded from polling since, if not yet known
     }
-    if outgoing.waiting() > MAX_QUEUED_BYTES {
+    if outgoing.closing.load(Ordering::Acquire) {
+        // Closed while upgrading from polling: the websocket came up after its session was
+        // ended, so end it too.
+        if let Some(connection) = websocket {
+            connection.abort();
+        }
+        return;
+    }
+    if outgoing.sweep() > MAX_QUEUED_BYTES {
         close_behind(socket, chat, &outgoing, Overflow::Bytes);
     }
 }
@@ -375,7 +458,7 @@ fn close_behind(socket: &SocketRef, chat: &Chat, outgoing: &Outgoing, overflow: 
     }
     chat.metrics.closed_behind(overflow);
     tracing::warn!(
-        sid = %socket.id, cause = overflow.as_str(), waiting = outgoing.waiting(),
+        sid = %socket.id, cause = overflow.as_str(),
         "closing a connection that fell behind; its client reconnects and catches up"
     );
     // Aborts its websocket, or refuses its polling requests from now on (their 400 makes the
@@ -465,15 +548,36 @@ mod tests {
     }
 
     #[test]
-    fn waiting_is_what_was_sent_less_what_was_delivered_never_below_zero() {
+    fn the_backlog_is_what_was_sent_less_what_was_delivered() {
         let general = room();
         let outgoing = Outgoing::default();
         outgoing.subscribe("room:general", general.clone());
         general.fetch_add(5_000, Ordering::Relaxed);
         outgoing.polled(3_000);
-        assert_eq!(outgoing.waiting(), 2_000);
-        // Pings and framing count as delivered: more delivered than sent is nothing waiting.
-        outgoing.polled(9_000);
-        assert_eq!(outgoing.waiting(), 0);
+        assert_eq!(outgoing.sweep(), 2_000);
+        outgoing.polled(2_000);
+        assert_eq!(outgoing.sweep(), 0);
+    }
+
+    #[test]
+    fn bytes_delivered_beyond_what_was_sent_are_no_credit_later() {
+        // Framing, pings and volatile packets are delivered but not counted as sent.
+        let backlog = Backlog::default().advance(1_000, 9_000);
+        assert_eq!(backlog.waiting, 0);
+        // A reader that then stops: everything sent from now on is waiting.
+        let backlog = backlog.advance(6_000, 9_000);
+        assert_eq!(backlog.waiting, 5_000);
+        let backlog = backlog.advance(6_000, 10_000);
+        assert_eq!(backlog.waiting, 4_000);
+    }
+
+    #[test]
+    fn a_backlog_never_underflows_whatever_the_counters_do() {
+        let backlog = Backlog {
+            sent: 500,
+            delivered: 700,
+            waiting: 0,
+        };
+        assert_eq!(backlog.advance(400, 600).waiting, 0);
     }
 }

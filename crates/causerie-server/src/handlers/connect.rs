@@ -7,12 +7,12 @@ use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Presence, User, Welcome, event,
 };
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::{SEED_ROOM_KEY, Session, history, message, online, room_key, rooms, typing};
 use crate::chat::Chat;
 use crate::identity::{guest_name, new_user_id};
-use crate::outgoing;
+use crate::outgoing::{self, Ack};
 use crate::store::{HistoryQuery, StoreError};
 
 /// Connect middleware: checks the join code and the name, and settles who the socket is. A refusal
@@ -88,7 +88,7 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
     socket.on(event::MESSAGE, message::on_message);
     socket.on(
         event::PING,
-        async |socket: SocketRef, State(chat): State<Arc<Chat>>, ack: AckSender| {
+        async |socket: SocketRef, State(chat): State<Arc<Chat>>, ack: Ack| {
             outgoing::reply(&socket, &chat, ack, Ok(causerie_protocol::Pong {}));
         },
     );
@@ -122,6 +122,8 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
         Ok(welcome) => welcome,
         Err(e) => {
             tracing::error!(error = %e, sid = %socket.id, "cannot greet a socket; closing it");
+            // Never announced as arrived: leaving first keeps its departure unannounced too.
+            outgoing::leave(&socket, &key);
             let _ = socket.disconnect();
             return;
         }

@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, HistoryRequest};
-use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State, TryData};
 
 use super::{has_joined, internal, not_joined, parse};
 use crate::chat::Chat;
-use crate::outgoing;
+use crate::outgoing::{self, Ack};
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_history(
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     TryData(data): TryData<serde_json::Value>,
-    ack: AckSender,
+    ack: Ack,
 ) {
     let page = page(&socket, &chat, data).await;
     outgoing::reply(&socket, &chat, ack, page);

@@ -8,11 +8,11 @@ use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, Message, MessageAccepted, SendMessage, event,
 };
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, room_key};
 use crate::chat::Chat;
-use crate::outgoing;
+use crate::outgoing::{self, Ack};
 use crate::store::NewMessage;
 
 pub(super) async fn on_message(
@@ -21,7 +21,7 @@ pub(super) async fn on_message(
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
-    ack: AckSender,
+    ack: Ack,
 ) {
     let received = Instant::now();
     let (message, fresh) = match accept(&socket, &chat, &session, data).await {

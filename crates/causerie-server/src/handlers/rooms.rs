@@ -10,12 +10,12 @@ use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, Joined, Left, Presence, RoomRequest, event,
 };
 use socketioxide::SocketIo;
-use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, online, parse, room_key};
 use crate::chat::Chat;
-use crate::outgoing;
+use crate::outgoing::{self, Ack};
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_join(
@@ -24,7 +24,7 @@ pub(super) async fn on_join(
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
-    ack: AckSender,
+    ack: Ack,
 ) {
     let joined = join(&socket, &io, &chat, session, data).await;
     outgoing::reply(&socket, &chat, ack, joined);
@@ -48,23 +48,11 @@ async fn join(
     let arriving = !online(io, &room, None)
         .iter()
         .any(|u| u.id == session.user.id);
-    // Joined before the history is read: a message stored meanwhile is in the page or reaches
-    // the socket live (or both; clients drop repeats by seq), never neither. If the read fails
-    // the socket stays joined: the client asks again, and joining twice is harmless.
     outgoing::join(socket, chat, &room_key(&room));
-    let history = chat
-        .store
-        .history(
-            &room,
-            HistoryQuery {
-                limit: DEFAULT_HISTORY_LIMIT,
-                ..HistoryQuery::default()
-            },
-        )
-        .await
-        .map_err(|e| internal(&e))?;
     let online = online(io, &room, None);
     tracing::info!(sid = %socket.id, user = %session.user.id, %room, "joined");
+    // Announced as soon as the socket is in the room, so that a join retried after a failed read
+    // below does not leave the others without the news.
     if arriving {
         announce(
             io,
@@ -79,6 +67,20 @@ async fn join(
         )
         .await;
     }
+    // Joined before the history is read: a message stored meanwhile is in the page or reaches
+    // the socket live (or both; clients drop repeats by seq), never neither. If the read fails
+    // the socket stays joined: the client asks again, and joining twice is harmless.
+    let history = chat
+        .store
+        .history(
+            &room,
+            HistoryQuery {
+                limit: DEFAULT_HISTORY_LIMIT,
+                ..HistoryQuery::default()
+            },
+        )
+        .await
+        .map_err(|e| internal(&e))?;
     Ok(Joined {
         room,
         online,
@@ -93,7 +95,7 @@ pub(super) async fn on_leave(
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
-    ack: AckSender,
+    ack: Ack,
 ) {
     let left = leave(&socket, &io, &chat, session, data).await;
     outgoing::reply(&socket, &chat, ack, left);

@@ -43,9 +43,10 @@ pub struct HistoryQuery {
 }
 
 /// Most bytes of messages (as JSON) in one history page, welcome and join pages included: a
-/// quarter of what a connection may have waiting (`outgoing::MAX_QUEUED_BYTES`), so that a page
-/// never closes the reader that asked for it. A page always holds at least one message.
-pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+/// sixteenth of what a connection may have waiting (`outgoing::MAX_QUEUED_BYTES`), so that the
+/// pages a client asks for on a reconnect (its rooms' joins and catch-ups) never close it. A page
+/// always holds at least one message. 256 KiB is 200 ordinary messages, or 16 of the longest.
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
 /// Drops messages from the end of `nearest_first` beyond [`MAX_PAGE_BYTES`]; `true` if any.
 pub(crate) fn keep_within_page_bytes(nearest_first: &mut Vec<Message>) -> bool {
