@@ -40,6 +40,7 @@ mod connection;
 mod error;
 mod event;
 mod outbox;
+mod pages;
 mod supervisor;
 mod timeline;
 

@@ -21,6 +21,7 @@ use crate::connection::{Connection, Request, Signal, Tagged, refusal};
 use crate::error::ClientError;
 use crate::event::{ClientEvent, ConnectionState, DisconnectReason, Session};
 use crate::outbox::{LocalId, Outbox, OutboxEntry};
+use crate::pages::{PageQueue, PageRequest};
 use crate::timeline::Timeline;
 
 /// Messages in one catch-up page: the most the server gives.
@@ -58,7 +59,8 @@ struct Live {
     generation: u64,
     /// Rooms the server confirmed on this connection.
     joined: HashSet<String>,
-    catching_up: HashSet<String>,
+    /// Joins and catch-up pages, asked for one at a time.
+    pages: PageQueue,
     /// The message waiting for its ack, and when to give up waiting.
     in_flight: Option<(LocalId, Instant)>,
     /// Acked on this connection, but held back in a timeline behind a gap.
@@ -83,6 +85,7 @@ impl Live {
             self.in_flight.as_ref().map(|(_, deadline)| *deadline),
             self.paused_until,
             self.rejoin_at.values().min().copied(),
+            self.pages.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -315,7 +318,7 @@ impl Supervisor {
             connection,
             generation,
             joined: HashSet::from([DEFAULT_ROOM.to_owned()]),
-            catching_up: HashSet::new(),
+            pages: PageQueue::default(),
             in_flight: None,
             acked: HashSet::new(),
             paused_until: None,
@@ -350,16 +353,9 @@ impl Supervisor {
             limits: welcome.limits,
             server: welcome.server,
         }));
-        self.take_page(live, DEFAULT_ROOM, welcome.history, welcome.head)
-            .await?;
-        let others: Vec<String> = self
-            .rooms
-            .iter()
-            .filter(|r| *r != DEFAULT_ROOM)
-            .cloned()
-            .collect();
-        for room in others {
-            self.join(live, room).await?;
+        self.take_page(live, DEFAULT_ROOM, welcome.history, welcome.head);
+        for room in self.rooms.iter().filter(|r| *r != DEFAULT_ROOM) {
+            live.pages.push(PageRequest::Join(room.clone()));
         }
         Ok(())
     }
@@ -369,6 +365,7 @@ impl Supervisor {
         loop {
             let step = async {
                 self.dispatch(&mut live).await?;
+                self.ask_for_pages(&mut live).await?;
                 let wake = live.next_wake();
                 tokio::select! {
                     command = self.commands.recv() => self.online(&mut live, command).await,
@@ -407,10 +404,33 @@ impl Supervisor {
             .await
     }
 
-    async fn join(&self, live: &Live, room: String) -> Result<(), String> {
-        let data = json!({"room": room});
-        self.request(live, event::JOIN, data, Request::Join(room))
-            .await
+    /// Sends the next join or catch-up request, if none is out.
+    async fn ask_for_pages(&mut self, live: &mut Live) -> Result<(), String> {
+        let Some(page) = live
+            .pages
+            .next_to_send(Instant::now(), self.config.request_timeout)
+        else {
+            return Ok(());
+        };
+        match page {
+            PageRequest::Join(room) => {
+                let data = json!({"room": room});
+                self.request(live, event::JOIN, data, Request::Join(room))
+                    .await
+            }
+            PageRequest::CatchUp(room) => {
+                let after = self
+                    .timelines
+                    .get(&room)
+                    .map_or(0, Timeline::last_delivered);
+                let data = json!({"room": room, "after": after, "limit": CATCH_UP_PAGE});
+                let request = Request::History {
+                    room,
+                    catch_up: true,
+                };
+                self.request(live, event::HISTORY, data, request).await
+            }
+        }
     }
 
     /// Sends the oldest unacked outbox entry, one at a time so that the user's messages keep the
@@ -465,11 +485,13 @@ impl Supervisor {
             }
             Some(Command::Join(room)) => {
                 self.rooms.insert(room.clone());
-                self.join(live, room).await?;
+                live.pages.push(PageRequest::Join(room));
             }
             Some(Command::Leave(room)) => {
                 self.rooms.remove(&room);
                 live.joined.remove(&room);
+                live.pages.forget_room(&room);
+                live.rejoin_at.remove(&room);
                 self.request(
                     live,
                     event::LEAVE,
@@ -509,8 +531,12 @@ impl Supervisor {
         for room in due {
             live.rejoin_at.remove(&room);
             if self.rooms.contains(&room) {
-                self.join(live, room).await?;
+                live.pages.push(PageRequest::Join(room));
             }
+        }
+        if live.pages.expire(now) && live.ping.is_none() {
+            // Asked again; and the connection checked meanwhile.
+            self.ping(live).await?;
         }
         if live
             .in_flight
@@ -547,7 +573,7 @@ impl Supervisor {
                     if let Ok(message) = serde_json::from_value::<Message>(data) {
                         let room = message.room.clone();
                         self.deliver(message);
-                        self.catch_up_if_needed(live, &room).await?;
+                        self.catch_up_if_needed(live, &room);
                     }
                 }
                 event::PRESENCE => {
@@ -581,6 +607,18 @@ impl Supervisor {
         request: Request,
         data: Value,
     ) -> Result<(), String> {
+        // A late answer to a join or a page asked again since: the new answer will do.
+        let page = match &request {
+            Request::Join(room) => Some(PageRequest::Join(room.clone())),
+            Request::History {
+                room,
+                catch_up: true,
+            } => Some(PageRequest::CatchUp(room.clone())),
+            _ => None,
+        };
+        if page.is_some_and(|page| !live.pages.answered(&page)) {
+            return Ok(());
+        }
         match request {
             Request::Ping(id) => {
                 if live.ping.is_some_and(|(expected, _)| expected == id)
@@ -598,8 +636,7 @@ impl Supervisor {
                         room: room.clone(),
                         online: joined.online,
                     });
-                    self.take_page(live, &room, joined.history, joined.head)
-                        .await?;
+                    self.take_page(live, &room, joined.history, joined.head);
                 }
                 // The server could not do it now (its store failing, a limit): the user is still
                 // in the room, and it is joined again after a pause.
@@ -620,16 +657,23 @@ impl Supervisor {
                 room,
                 catch_up: true,
             } => {
-                live.catching_up.remove(&room);
-                if let Some(Ok(page)) = parse::<HistoryPage>(data) {
-                    for message in page.messages {
-                        self.deliver(message);
+                match parse::<HistoryPage>(data) {
+                    Some(Ok(page)) => {
+                        for message in page.messages {
+                            self.deliver(message);
+                        }
+                        // Seqs have no gaps, so a gap left after the last page would never
+                        // fill: only `hasMore` asks for another.
+                        if page.has_more && self.rooms.contains(&room) {
+                            live.pages.push(PageRequest::CatchUp(room));
+                        }
                     }
-                    // Seqs have no gaps, so a gap left after the last page would never fill:
-                    // only `hasMore` asks for another.
-                    if page.has_more {
-                        self.catch_up(live, &room).await?;
+                    // Refused (the server failing for now, a limit): asked again later, as
+                    // after an unanswered request.
+                    Some(Err(error)) if error.code.is_retryable() => {
+                        live.pages.push(PageRequest::CatchUp(room));
                     }
+                    _ => {}
                 }
             }
             Request::History {
@@ -682,7 +726,7 @@ impl Supervisor {
                 } else {
                     let room = message.room.clone();
                     self.deliver(message);
-                    self.catch_up_if_needed(live, &room).await?;
+                    self.catch_up_if_needed(live, &room);
                 }
             }
             Ok(_) => {}
@@ -718,15 +762,9 @@ impl Supervisor {
 
     /// Passes the latest page of a room just (re)joined through its timeline, which starts there
     /// if it had not started, and catches up if the room's `head` is beyond what was delivered.
-    async fn take_page(
-        &mut self,
-        live: &mut Live,
-        room: &str,
-        messages: Vec<Message>,
-        head: u64,
-    ) -> Result<(), String> {
+    fn take_page(&mut self, live: &mut Live, room: &str, messages: Vec<Message>, head: u64) {
         if !self.rooms.contains(room) {
-            return Ok(());
+            return;
         }
         let start = messages.first().map_or(head.saturating_add(1), |m| m.seq);
         let ready = self
@@ -739,10 +777,10 @@ impl Supervisor {
             self.deliver(message);
         }
         let behind = self.timelines.get(room).is_some_and(|t| t.is_behind(head));
-        if behind && !live.catching_up.contains(room) {
-            return self.catch_up(live, room).await;
+        if behind {
+            live.pages.push(PageRequest::CatchUp(room.to_owned()));
         }
-        self.catch_up_if_needed(live, room).await
+        self.catch_up_if_needed(live, room);
     }
 
     /// Emits what the room's timeline lets through.
@@ -773,26 +811,13 @@ impl Supervisor {
         }
     }
 
-    async fn catch_up_if_needed(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
+    /// Asks for a catch-up page if the room's timeline waits behind a gap.
+    fn catch_up_if_needed(&mut self, live: &mut Live, room: &str) {
         let gap =
             self.rooms.contains(room) && self.timelines.get(room).is_some_and(Timeline::has_gap);
-        if gap && !live.catching_up.contains(room) {
-            self.catch_up(live, room).await?;
+        if gap {
+            live.pages.push(PageRequest::CatchUp(room.to_owned()));
         }
-        Ok(())
-    }
-
-    async fn catch_up(&mut self, live: &mut Live, room: &str) -> Result<(), String> {
-        let Some(after) = self.timelines.get(room).map(Timeline::last_delivered) else {
-            return Ok(());
-        };
-        live.catching_up.insert(room.to_owned());
-        let data = json!({"room": room, "after": after, "limit": CATCH_UP_PAGE});
-        let request = Request::History {
-            room: room.to_owned(),
-            catch_up: true,
-        };
-        self.request(live, event::HISTORY, data, request).await
     }
 }
 

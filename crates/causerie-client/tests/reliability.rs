@@ -281,17 +281,11 @@ async fn a_reader_that_stops_reading_for_5_s_is_closed_and_then_misses_nothing()
         sent += ids.len();
         chatter.until_confirmed(&ids).await;
     }
-    for _ in 0..5000 {
-        typist.client.typing("general", true);
+    // Typing notices are volatile: they fill no queue, whatever their number.
+    for i in 0..5000 {
+        typist.client.typing("general", i % 2 == 0);
     }
-    typist.client.typing("general", false);
     let watcher = &mut chatters[0];
-    watcher
-        .until("the end of the typing flood", |log| {
-            log.iter()
-                .any(|e| matches!(e, ClientEvent::Typing(t) if !t.typing))
-        })
-        .await;
     let during: Vec<_> = (0..5)
         .map(|i| {
             watcher
