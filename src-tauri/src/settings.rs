@@ -109,9 +109,12 @@ impl Settings {
         let notice = Notice {
             code: NoticeCode::SettingsUnreadable,
             message: format!(
-                "Your settings could not be read ({why}), so Causerie started with the defaults. \
-                 The unreadable file was kept as {}.",
-                aside.display()
+                "Your settings could not be read, so Causerie started with the defaults. The \
+                 unreadable file was kept as {} in the app's data folder.",
+                aside.file_name().map_or_else(
+                    || aside.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                )
             ),
         };
         Ok((Self::default(), Some(notice)))
