@@ -13,6 +13,8 @@ const COMMANDS: &[&str] = &[
     "save_settings",
     "check_connection",
     "take_notices",
+    "find_rooms",
+    "load_more_online",
 ];
 
 fn main() {

@@ -55,6 +55,24 @@ pub async fn leave_room(core: State<'_, AppCore>, room: String) -> Result<(), Ap
     Ok(())
 }
 
+/// Asks for the rooms whose name starts with `prefix`; they arrive as a `rooms` event.
+#[tauri::command]
+pub async fn find_rooms(
+    core: State<'_, AppCore>,
+    prefix: String,
+    after: Option<String>,
+) -> Result<(), AppError> {
+    core.client().await?.find_rooms(&prefix, after.as_deref());
+    Ok(())
+}
+
+/// Lists more of the people online in `room`; they arrive in the next `online` event.
+#[tauri::command]
+pub async fn load_more_online(core: State<'_, AppCore>, room: String) -> Result<(), AppError> {
+    core.client().await?.load_more_online(&room);
+    Ok(())
+}
+
 /// Tells the room the user is typing, or stopped.
 #[tauri::command]
 pub async fn set_typing(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use causerie_client::{ChatClient, ClientConfig, ClientEvent};
-use causerie_server::ServerConfig;
+use causerie_server::{CorsOrigins, ServerConfig};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -60,7 +60,9 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.forward).await;
         if let Some(server) = self.server {
             let _ = server.stop.send(());
-            let _ = server.task.await;
+            // The server bounds its own shutdown (5 s, then the store is closed): this bound is
+            // only a last resort, so that quitting the app never hangs.
+            let _ = tokio::time::timeout(Duration::from_secs(15), server.task).await;
         }
     }
 }
@@ -150,9 +152,16 @@ impl AppCore {
             previous.stop().await;
         }
         let settings = self.settings();
-        let (server, server_url, token_key, hosting) = match settings.mode {
+        let (server, server_url, token_key, hosting, join_code) = match settings.mode {
             Mode::Host => {
-                let (server, port) = self.host(&settings).await?;
+                // Hosted for this device only, the chat listens on loopback, where any web page
+                // in a browser could reach it: it takes a random code that only this app holds.
+                let join_code = if settings.host_on_lan {
+                    settings.join_code.clone().filter(|code| !code.is_empty())
+                } else {
+                    Some(uuid::Uuid::new_v4().simple().to_string())
+                };
+                let (server, port) = self.host(&settings, join_code.clone()).await?;
                 let hosting = Hosting {
                     lan_urls: if settings.host_on_lan {
                         lan_urls(port)
@@ -162,20 +171,26 @@ impl AppCore {
                     join_code: settings.join_code.clone(),
                 };
                 let url = format!("http://127.0.0.1:{port}");
-                (Some(server), url, HOSTED_KEY.to_owned(), Some(hosting))
+                (
+                    Some(server),
+                    url,
+                    HOSTED_KEY.to_owned(),
+                    Some(hosting),
+                    join_code,
+                )
             }
             Mode::Join => {
                 let url = settings
                     .server_url
                     .clone()
                     .ok_or_else(|| AppError::InvalidSettings("no server to join".into()))?;
-                (None, url.clone(), url, None)
+                (None, url.clone(), url, None, settings.join_code.clone())
             }
         };
         let config = ClientConfig {
             name: settings.name.clone(),
             token: settings.tokens.get(&token_key).cloned(),
-            join_code: settings.join_code.clone(),
+            join_code,
             outbox_file: Some(self.data_dir.join(outbox_file_name(&token_key))),
             ..ClientConfig::new(server_url.clone())
         };
@@ -218,7 +233,11 @@ impl AppCore {
         }
     }
 
-    async fn host(&self, settings: &Settings) -> Result<(EmbeddedServer, u16), AppError> {
+    async fn host(
+        &self,
+        settings: &Settings,
+        join_code: Option<String>,
+    ) -> Result<(EmbeddedServer, u16), AppError> {
         let bind = if settings.host_on_lan {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), settings.port)
         } else {
@@ -232,7 +251,10 @@ impl AppCore {
             .map_err(|e| AppError::Hosting(e.to_string()))?
             .port();
         let config = ServerConfig {
-            join_code: settings.join_code.clone().filter(|c| !c.is_empty()),
+            join_code,
+            // Its clients are apps, which send no Origin: no web page may use it, on loopback
+            // or on the network.
+            cors_origins: CorsOrigins::List(Vec::new()),
             ..ServerConfig::new(self.data_dir.join("server"))
         };
         // Opened here, so that a failure reaches the user now rather than a log later.

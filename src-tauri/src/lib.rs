@@ -45,6 +45,8 @@ pub fn run() {
             commands::get_settings,
             commands::save_settings,
             commands::take_notices,
+            commands::find_rooms,
+            commands::load_more_online,
             commands::check_connection,
         ])
         .build(tauri::generate_context!());

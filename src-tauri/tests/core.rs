@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use causerie_app_lib::core::AppCore;
 use causerie_app_lib::settings::{Mode, NoticeCode, Overrides, Settings};
-use causerie_client::{ClientConfig, ClientEvent};
+use causerie_client::{ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
+use causerie_protocol::ErrorCode;
 use causerie_server::testing::TestServer;
 use tokio::sync::mpsc;
 
@@ -77,12 +78,49 @@ fn named(name: &str) -> Overrides {
 }
 
 #[tokio::test]
-async fn with_no_server_configured_the_app_hosts_its_own_chat_and_others_can_join() {
+async fn hosting_for_this_device_only_takes_a_code_that_no_one_else_has() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut ada = start(dir.path(), named("Ada")).await;
-    assert!(ada.info.hosting.is_some());
+    let hosting = ada.info.hosting.clone().expect("hosting");
+    assert!(hosting.lan_urls.is_empty());
     let session = next_matching(&mut ada.events, welcome).await;
     assert_eq!(session.user.name, "Ada");
+
+    // Another program on this device (a web page's script could do the same) is refused.
+    let (_stranger, stranger_events) =
+        causerie_client::connect(ClientConfig::new(ada.info.server_url.clone())).expect("starts");
+    let mut stranger_events = forward(stranger_events);
+    let refused = next_matching(&mut stranger_events, |event| match event {
+        ClientEvent::State(ConnectionState::Disconnected {
+            reason: DisconnectReason::Refused(error),
+        }) => Some(error),
+        _ => None,
+    })
+    .await;
+    assert_eq!(refused.code, ErrorCode::Unauthorized);
+
+    // A browser's websocket says where it comes from: refused before any Socket.IO.
+    let address = ada.info.server_url.trim_start_matches("http://").to_owned();
+    let status = websocket_status(&address, Some("https://evil.example")).await;
+    assert_eq!(status, 403);
+    ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn hosting_on_the_network_lets_others_join() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let core = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
+    core.save_settings(Settings {
+        name: Some("Ada".into()),
+        host_on_lan: true,
+        port,
+        ..Settings::default()
+    })
+    .expect("saves");
+    drop(core);
+    let mut ada = start(dir.path(), Overrides::default()).await;
+    next_matching(&mut ada.events, welcome).await;
 
     let (bob, bob_events) = causerie_client::connect(ClientConfig {
         name: Some("Bob".into()),
@@ -108,6 +146,38 @@ async fn with_no_server_configured_the_app_hosts_its_own_chat_and_others_can_joi
     }
     assert_eq!(seen, ["hello host", "hello guest"]);
     ada.core.stop().await;
+}
+
+/// A port free now, for a test that needs a fixed one.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .expect("binds")
+        .local_addr()
+        .expect("an address")
+        .port()
+}
+
+/// The HTTP status of a websocket upgrade to Socket.IO at `address`, with `origin` if given.
+async fn websocket_status(address: &str, origin: Option<&str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    let origin = origin.map_or_else(String::new, |origin| format!("Origin: {origin}\r\n"));
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {address}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut head = [0u8; 12];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut head))
+        .await
+        .expect("answers in time")
+        .expect("reads");
+    String::from_utf8_lossy(&head[9..12])
+        .parse()
+        .expect("a status code")
 }
 
 #[tokio::test]

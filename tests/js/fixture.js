@@ -15,13 +15,20 @@ export const CHAT_EXAMPLE_BIN =
 export const PATIENCE_MS = 10_000;
 export const QUIET_MS = 400;
 
-/** Starts the server binary; `args` are extra flags. Flood control is off unless asked for. */
+/**
+ * Starts the server binary; `args` are extra flags. Flood control and the limits per client
+ * address are off unless asked for: every test client comes from 127.0.0.1.
+ */
 export async function startServer(args = [], { dataDir, bind = '127.0.0.1:0' } = {}) {
   dataDir ??= mkdtempSync(joinPath(tmpdir(), 'causerie-js-'));
-  const hasRate = args.includes('--rate-limit');
+  const defaults = [
+    ['--rate-limit', '0'],
+    ['--new-guests-per-minute', '0'],
+    ['--max-connections-per-address', '0'],
+  ].filter(([flag]) => !args.includes(flag)).flat();
   const child = spawn(
     SERVER_BIN,
-    ['--bind', bind, '--data-dir', dataDir, ...(hasRate ? [] : ['--rate-limit', '0']), ...args],
+    ['--bind', bind, '--data-dir', dataDir, ...defaults, ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
   );
   let stderr = '';

@@ -91,19 +91,46 @@ describe('a Causerie server', () => {
     assert.equal(await next(seed, 'message'), 'Ada: hi old app');
   });
 
-  test('relays presence and typing to the room', async () => {
+  test('tells a room who arrives as a delta with the count, pages who is online, and relays typing', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'cosy' })).ok, true);
     const { socket: bob, welcome: bobWelcome } = await open(causerie('Bob'));
     const joined = await request(bob, 'join', { room: 'cosy' });
-    assert.deepEqual(joined.online.map((u) => u.name).sort(), ['Ada', 'Bob']);
-    const presence = await next(ada, 'presence');
-    // Ada may first see Bob arrive in general; find the notice for "cosy".
-    const cosy = presence.room === 'cosy' ? presence : await next(ada, 'presence');
-    assert.deepEqual(cosy.joined, bobWelcome.user);
+    assert.deepEqual(joined.online.map((u) => u.name), ['Ada', 'Bob']);
+    assert.equal(joined.onlineCount, 2);
+    // Changes come coalesced: Ada may first hear of Bob in general, or of herself.
+    let cosy;
+    do { cosy = await next(ada, 'presence'); }
+    while (!(cosy.room === 'cosy' && cosy.joined.some((u) => u.id === bobWelcome.user.id)));
+    assert.equal(cosy.count, 2);
+    assert.deepEqual(cosy.left, []);
+    assert.equal(cosy.truncated, false);
+
+    const first = await request(ada, 'who', { room: 'cosy', limit: 1 });
+    assert.deepEqual(first.users.map((u) => u.name), ['Ada']);
+    assert.equal(first.count, 2);
+    const second = await request(ada, 'who', { room: 'cosy', after: first.next, limit: 1 });
+    assert.deepEqual(second.users, [bobWelcome.user]);
+    assert.equal(second.next, undefined);
+    assert.equal((await request(ada, 'who', { room: 'elsewhere' })).error.code, 'not_joined');
+
     bob.emit('typing', { room: 'cosy', typing: true });
     const typing = await next(ada, 'typing');
     assert.deepEqual(typing, { room: 'cosy', user: bobWelcome.user, typing: true });
+  });
+
+  test('lists rooms a page at a time, and by prefix', async () => {
+    const { socket: ada, welcome } = await open(causerie('Ada'));
+    assert.ok(welcome.rooms.includes('general'));
+    for (const room of ['jazz', 'java', 'javascript', 'julia']) {
+      assert.equal((await request(ada, 'join', { room })).ok, true);
+    }
+    const ja = await request(ada, 'rooms', { prefix: 'ja', limit: 2 });
+    assert.deepEqual(ja.rooms, ['java', 'javascript']);
+    const more = await request(ada, 'rooms', { prefix: 'ja', after: ja.next, limit: 2 });
+    assert.deepEqual(more.rooms, ['jazz']);
+    assert.equal(more.next, undefined);
+    assert.equal((await request(ada, 'rooms', { prefix: 'Not A Room' })).error.code, 'invalid_room');
   });
 
   test('refuses bad input with stable codes and broadcasts none of it', async () => {
@@ -155,6 +182,28 @@ describe('a server with a join code', () => {
     assert.match((await connectError(socket)).message, /^invalid_name: /);
     socket.close();
   });
+});
+
+describe('a server that allows one browser origin', () => {
+  let server;
+  before(async () => { server = await startServer(['--cors-origin', 'https://chat.example.org']); });
+  after(() => server.cleanup());
+
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`refuses a page of another origin over ${transports[0]}, not apps or its own pages`, async () => {
+      const evil = connect(server.url, causerie('Eve'), {
+        transports, extraHeaders: { Origin: 'https://evil.example' },
+      });
+      await connectError(evil);
+      assert.deepEqual(await unconsumed(evil, 'welcome'), []);
+      evil.close();
+      for (const extraHeaders of [{ Origin: 'https://chat.example.org' }, {}]) {
+        const { socket, welcome } = await join(server.url, causerie('Ada'), { transports, extraHeaders });
+        assert.equal(welcome.user.name, 'Ada');
+        socket.close();
+      }
+    });
+  }
 });
 
 describe('flood control', () => {

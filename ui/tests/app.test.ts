@@ -17,6 +17,7 @@ async function openChat() {
   await waitFor(() => expect(backend.callsTo('start')).toHaveLength(1));
   backend.emit({ type: 'state', data: { status: 'connected' } });
   backend.emit({ type: 'welcome', data: session() });
+  backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 2 } });
   return backend;
 }
 
@@ -113,6 +114,19 @@ describe('the app', () => {
     expect(articles.map((a) => a.classList.contains('continued'))).toEqual([false, true, false]);
   });
 
+  test("a crowd shows its count, and typed letters search the server's rooms", async () => {
+    const backend = await openChat();
+    backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 5000 } });
+    const count = await screen.findByText('5000 online');
+    expect(count.getAttribute('title')).toBe('Ada, Bob and 4998 more');
+    const field = screen.getByLabelText('Join or create');
+    await userEvent.type(field, 'ru');
+    await waitFor(() => expect(backend.callsTo('findRooms')).toContainEqual(['ru', null]));
+    backend.emit({ type: 'rooms', data: { prefix: 'ru', rooms: ['ruby', 'rust'], next: null } });
+    expect(await screen.findByRole('button', { name: '#rust' })).toBeTruthy();
+    expect(screen.getByRole('heading', { name: 'Matching rooms' })).toBeTruthy();
+  });
+
   test('joins a room from the room list, and checks its name first', async () => {
     const backend = await openChat();
     const field = screen.getByLabelText('Join or create');
@@ -121,7 +135,7 @@ describe('the app', () => {
     await userEvent.clear(field);
     await userEvent.type(field, 'rust-fr{Enter}');
     expect(backend.callsTo('join')).toEqual([['rust-fr']]);
-    backend.emit({ type: 'joined', data: { room: 'rust-fr', online: [ada] } });
+    backend.emit({ type: 'joined', data: { room: 'rust-fr' } });
     expect(await screen.findByRole('heading', { name: '#rust-fr' })).toBeTruthy();
   });
 

@@ -47,12 +47,17 @@ describe('the chat state', () => {
     expect(chat.complete.general).toBe(true);
   });
 
-  test('presence updates who is online and leaves a notice', async () => {
+  test('who is online comes from the core client, and presence leaves notices', async () => {
     const { backend, chat } = await started();
     const cy = { id: 'u-cy', name: 'Cy' };
-    backend.emit({ type: 'presence', data: { room: 'general', online: [ada, bob, cy], joined: cy } });
-    expect(chat.online.general).toHaveLength(3);
-    expect(chat.linesOf('general').at(-1)).toMatchObject({ kind: 'notice', text: 'Cy joined' });
+    backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob, cy], count: 3 } });
+    expect(chat.online.general).toEqual({ users: [ada, bob, cy], count: 3 });
+    backend.emit({
+      type: 'presence',
+      data: { room: 'general', count: 3, joined: [cy, ada], left: [bob], truncated: false },
+    });
+    const notices = chat.linesOf('general').filter((l) => l.kind === 'notice');
+    expect(notices.map((l) => l.kind === 'notice' && l.text)).toEqual(['Cy joined', 'Bob left']);
   });
 
   test('typing notices show others only, until they stop or expire', async () => {
@@ -68,7 +73,7 @@ describe('the chat state', () => {
   test('a restart (say, on another server) starts from a clean slate', async () => {
     const { backend, chat } = await started();
     backend.emit({ type: 'message', data: { message: message(bob, 'from the old server'), confirms: null } });
-    backend.emit({ type: 'joined', data: { room: 'side', online: [ada] } });
+    backend.emit({ type: 'joined', data: { room: 'side' } });
     chat.current = 'side';
     await chat.start();
     expect(chat.linesOf('general')).toEqual([]);

@@ -39,6 +39,8 @@ export class FakeBackend implements Backend {
   async join(room: string) { this.record('join', room); }
   async leave(room: string) { this.record('leave', room); }
   async typing(room: string, typing: boolean) { this.record('typing', room, typing); }
+  async findRooms(prefix: string, after: string | null) { this.record('findRooms', prefix, after); }
+  async loadMoreOnline(room: string) { this.record('loadMoreOnline', room); }
   async settings() { return { ...this.stored }; }
   async saveSettings(settings: Settings) { this.record('saveSettings', settings); this.stored = settings; }
   async checkConnection() { this.record('checkConnection'); }
@@ -54,10 +56,11 @@ export function session(user: User = ada): Session {
     user,
     token: 't',
     rooms: ['general'],
-    online: [ada, bob],
+    roomsNext: null,
     limits: {
       maxMessageChars: 20, maxNameChars: 32, maxRoomChars: 32, maxClientIdChars: 64,
       maxHistoryLimit: 200, maxPayloadBytes: 65536, rateLimitPerSecond: 5, rateLimitBurst: 10,
+      maxJoinedRooms: 100,
     },
     server: { name: 'causerie', version: '0.1.0' },
   };

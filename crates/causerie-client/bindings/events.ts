@@ -31,13 +31,13 @@ user: User,
  */
 token: string, 
 /**
- * Every room on the server.
+ * The server's rooms: the first page ([`crate::ChatClient::find_rooms`] asks for more).
  */
 rooms: Array<string>, 
 /**
- * People online in `general`.
+ * Where the next page of rooms starts, if there are more.
  */
-online: Array<User>, 
+roomsNext: string | null, 
 /**
  * The server's limits.
  */
@@ -81,12 +81,32 @@ error: ErrorBody, } } | { "type": "joined", "data": {
 /**
  * The room.
  */
-room: string, 
-/**
- * The people online in it.
- */
-online: Array<User>, } } | { "type": "left", "data": { 
+room: string, } } | { "type": "online", "data": { 
 /**
  * The room.
  */
-room: string, } } | { "type": "presence", "data": Presence } | { "type": "typing", "data": Typing } | { "type": "history", "data": HistoryPage } | { "type": "error", "data": ErrorBody };
+room: string, 
+/**
+ * By name.
+ */
+users: Array<User>, 
+/**
+ * How many are online, by the server's count.
+ */
+count: number, } } | { "type": "left", "data": { 
+/**
+ * The room.
+ */
+room: string, } } | { "type": "presence", "data": Presence } | { "type": "typing", "data": Typing } | { "type": "history", "data": HistoryPage } | { "type": "rooms", "data": { 
+/**
+ * The prefix asked for (`""` for all rooms).
+ */
+prefix: string, 
+/**
+ * Room names starting with it, sorted.
+ */
+rooms: Array<string>, 
+/**
+ * Where the next page starts, if there are more.
+ */
+next: string | null, } } | { "type": "error", "data": ErrorBody };

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
                         unconfirmed.remove(&local_id);
                     }
                     if message.room == DEFAULT_ROOM {
-                        println!("{}: {}", message.author.name, message.text);
+                        println!("{}: {}", printable(&message.author.name), printable(&message.text));
                     }
                 }
                 Some(ClientEvent::Failed { local_id, error }) => {
@@ -78,6 +78,20 @@ async fn main() -> anyhow::Result<()> {
             client.disconnect();
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a message must not move the
+/// cursor, recolour the terminal or forge a line that looks like someone else's.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
+            if c.is_control() {
+                Box::new(c.escape_debug())
+            } else {
+                Box::new(std::iter::once(c))
+            }
+        })
+        .collect()
 }
 
 fn describe(state: &ConnectionState) -> String {

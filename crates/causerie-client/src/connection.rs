@@ -27,6 +27,15 @@ pub(crate) enum Request {
         room: String,
         catch_up: bool,
     },
+    /// A page of the people online: the first (`more` false) or the next.
+    Who {
+        room: String,
+        more: bool,
+    },
+    /// A page of room names starting with `prefix`.
+    Rooms {
+        prefix: String,
+    },
     Ping(u64),
 }
 

@@ -52,15 +52,16 @@ pub enum DisconnectReason {
 
 /// Who the user is on this server, from its `welcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Session {
     /// The user.
     pub user: User,
     /// Keep it, and pass it as [`crate::ClientConfig::token`] next time.
     pub token: String,
-    /// Every room on the server.
+    /// The server's rooms: the first page ([`crate::ChatClient::find_rooms`] asks for more).
     pub rooms: Vec<String>,
-    /// People online in `general`.
-    pub online: Vec<User>,
+    /// Where the next page of rooms starts, if there are more.
+    pub rooms_next: Option<String>,
     /// The server's limits.
     pub limits: Limits,
     /// Which server.
@@ -93,12 +94,22 @@ pub enum ClientEvent {
         /// Why.
         error: ErrorBody,
     },
-    /// The room was joined; its latest messages follow as [`ClientEvent::Message`].
+    /// The room was joined; who is online follows as [`ClientEvent::Online`], its latest messages
+    /// as [`ClientEvent::Message`].
     Joined {
         /// The room.
         room: String,
-        /// The people online in it.
-        online: Vec<User>,
+    },
+    /// Who is online in a room changed, as far as this client knows: the server's count, and
+    /// the people it lists (everyone in a small room; in a crowd, the first of them by name, up
+    /// to 200; [`crate::ChatClient::load_more_online`] lists more).
+    Online {
+        /// The room.
+        room: String,
+        /// By name.
+        users: Vec<User>,
+        /// How many are online, by the server's count.
+        count: u32,
     },
     /// The room was left.
     Left {
@@ -111,6 +122,15 @@ pub enum ClientEvent {
     Typing(Typing),
     /// A page of older messages asked for with [`crate::ChatClient::history`].
     History(HistoryPage),
+    /// Room names asked for with [`crate::ChatClient::find_rooms`].
+    Rooms {
+        /// The prefix asked for (`""` for all rooms).
+        prefix: String,
+        /// Room names starting with it, sorted.
+        rooms: Vec<String>,
+        /// Where the next page starts, if there are more.
+        next: Option<String>,
+    },
     /// Something failed that the user may want to know about.
     Error(#[ts(type = "ErrorBody")] ClientError),
 }

@@ -39,6 +39,7 @@ mod config;
 mod connection;
 mod error;
 mod event;
+mod online;
 mod outbox;
 mod pages;
 mod supervisor;
@@ -140,6 +141,21 @@ impl ChatClient {
         self.command(Command::Typing {
             room: room.to_owned(),
             typing,
+        });
+    }
+
+    /// Lists more of the people online in `room` (a crowd is listed 200 at a time); they arrive
+    /// in the next [`ClientEvent::Online`].
+    pub fn load_more_online(&self, room: &str) {
+        self.command(Command::LoadMoreOnline(room.to_owned()));
+    }
+
+    /// Asks for the server's rooms whose name starts with `prefix` (`""` for all), after `after`
+    /// (the `next` of an earlier answer); they arrive as [`ClientEvent::Rooms`].
+    pub fn find_rooms(&self, prefix: &str, after: Option<&str>) {
+        self.command(Command::FindRooms {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
         });
     }
 

@@ -18,12 +18,19 @@ pub(crate) enum PageRequest {
     Join(String),
     /// `history {after}`: the next page after what was delivered.
     CatchUp(String),
+    /// `who`: the first page of the people online, again (a presence was truncated).
+    Online(String),
+    /// `who {after}`: the next page of the people online ("show more").
+    MoreOnline(String),
 }
 
 impl PageRequest {
     fn room(&self) -> &str {
         match self {
-            Self::Join(room) | Self::CatchUp(room) => room,
+            Self::Join(room)
+            | Self::CatchUp(room)
+            | Self::Online(room)
+            | Self::MoreOnline(room) => room,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, Joined, Limits, Message, MessageAccepted,
-    Pong, Reply, User, Welcome, event,
+    Pong, Presence, Reply, RoomsPage, User, Welcome, WhoPage, event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use crate::config::ClientConfig;
 use crate::connection::{Connection, Request, Signal, Tagged, refusal};
 use crate::error::ClientError;
 use crate::event::{ClientEvent, ConnectionState, DisconnectReason, Session};
+use crate::online::{MAX_KNOWN, OnlineView};
 use crate::outbox::{LocalId, Outbox, OutboxEntry};
 use crate::pages::{PageQueue, PageRequest};
 use crate::timeline::Timeline;
@@ -31,10 +32,21 @@ const CATCH_UP_PAGE: u32 = causerie_protocol::limits::MAX_HISTORY_LIMIT;
 #[derive(Debug)]
 pub(crate) enum Command {
     Send(OutboxEntry),
-    History { room: String, before: Option<u64> },
+    History {
+        room: String,
+        before: Option<u64>,
+    },
     Join(String),
     Leave(String),
-    Typing { room: String, typing: bool },
+    Typing {
+        room: String,
+        typing: bool,
+    },
+    LoadMoreOnline(String),
+    FindRooms {
+        prefix: String,
+        after: Option<String>,
+    },
     CheckNow,
     Disconnect,
 }
@@ -107,6 +119,8 @@ pub(crate) struct Supervisor {
     /// Where delivery stands in each room ever joined. Kept after leaving, so that a rejoin
     /// delivers only what is new.
     timelines: BTreeMap<String, Timeline>,
+    /// Who is online in each room the user is in.
+    online: BTreeMap<String, OnlineView>,
     me: Option<User>,
     token: Option<String>,
     limits: Limits,
@@ -138,6 +152,7 @@ impl Supervisor {
             outbox,
             rooms,
             timelines: BTreeMap::new(),
+            online: BTreeMap::new(),
             me: None,
             limits: Limits::default(),
             generation: 0,
@@ -164,6 +179,24 @@ impl Supervisor {
             };
             let reason = match end {
                 End::Stopped => DisconnectReason::Closed,
+                // Refused for now (too many new users from this address, too many wrong codes):
+                // try again once the server says it may succeed, not sooner.
+                End::Refused(body) if body.code.is_retryable() => {
+                    tracing::info!(%body, "connection refused for now");
+                    attempt += 1;
+                    let delay = body.retry_after_ms.map_or_else(
+                        || self.config.backoff.delay(attempt),
+                        |millis| Duration::from_millis(millis).max(self.config.backoff.initial),
+                    );
+                    self.emit(ClientEvent::State(ConnectionState::Reconnecting {
+                        attempt,
+                        delay,
+                    }));
+                    if self.wait_offline(delay).await {
+                        continue;
+                    }
+                    DisconnectReason::Closed
+                }
                 End::Refused(body) => {
                     self.emit(ClientEvent::Error(ClientError::Refused(body.clone())));
                     DisconnectReason::Refused(body)
@@ -232,7 +265,10 @@ impl Supervisor {
                 self.rooms.remove(&room);
                 self.emit(ClientEvent::Left { room });
             }
-            Some(Command::Typing { .. } | Command::CheckNow) => {}
+            Some(Command::FindRooms { .. }) => {
+                self.emit(ClientEvent::Error(ClientError::NotConnected))
+            }
+            Some(Command::Typing { .. } | Command::LoadMoreOnline(_) | Command::CheckNow) => {}
         }
         true
     }
@@ -349,10 +385,16 @@ impl Supervisor {
             user: welcome.user,
             token: welcome.token,
             rooms: welcome.rooms,
-            online: welcome.online,
+            rooms_next: welcome.rooms_next,
             limits: welcome.limits,
             server: welcome.server,
         }));
+        self.online_page(
+            DEFAULT_ROOM,
+            welcome.online,
+            welcome.online_count,
+            welcome.online_next,
+        );
         self.take_page(live, DEFAULT_ROOM, welcome.history, welcome.head);
         for room in self.rooms.iter().filter(|r| *r != DEFAULT_ROOM) {
             live.pages.push(PageRequest::Join(room.clone()));
@@ -430,6 +472,17 @@ impl Supervisor {
                 };
                 self.request(live, event::HISTORY, data, request).await
             }
+            PageRequest::Online(room) => {
+                let data = json!({"room": room, "limit": MAX_KNOWN});
+                let request = Request::Who { room, more: false };
+                self.request(live, event::WHO, data, request).await
+            }
+            PageRequest::MoreOnline(room) => {
+                let after = self.online.get(&room).and_then(OnlineView::next);
+                let data = json!({"room": room, "after": after, "limit": MAX_KNOWN});
+                let request = Request::Who { room, more: true };
+                self.request(live, event::WHO, data, request).await
+            }
         }
     }
 
@@ -489,6 +542,7 @@ impl Supervisor {
             }
             Some(Command::Leave(room)) => {
                 self.rooms.remove(&room);
+                self.online.remove(&room);
                 live.joined.remove(&room);
                 live.pages.forget_room(&room);
                 live.rejoin_at.remove(&room);
@@ -499,6 +553,17 @@ impl Supervisor {
                     Request::Leave(room),
                 )
                 .await?;
+            }
+            Some(Command::LoadMoreOnline(room)) => {
+                let more = self.online.get(&room).and_then(OnlineView::next).is_some();
+                if more && live.joined.contains(&room) {
+                    live.pages.push(PageRequest::MoreOnline(room));
+                }
+            }
+            Some(Command::FindRooms { prefix, after }) => {
+                let data = json!({"prefix": prefix, "after": after});
+                self.request(live, event::ROOMS, data, Request::Rooms { prefix })
+                    .await?;
             }
             Some(Command::CheckNow) => {
                 if live.ping.is_none() {
@@ -577,8 +642,17 @@ impl Supervisor {
                     }
                 }
                 event::PRESENCE => {
-                    if let Ok(presence) = serde_json::from_value(data) {
+                    if let Ok(presence) = serde_json::from_value::<Presence>(data) {
+                        let room = presence.room.clone();
+                        // A room not joined yet: its join's first page will say who is there.
+                        let changed = self.online.get_mut(&room).map(|view| view.apply(&presence));
                         self.emit(ClientEvent::Presence(presence));
+                        if let Some(changed) = changed {
+                            if changed.refresh {
+                                live.pages.push(PageRequest::Online(room.clone()));
+                            }
+                            self.emit_online(&room);
+                        }
                     }
                 }
                 event::TYPING => {
@@ -614,6 +688,8 @@ impl Supervisor {
                 room,
                 catch_up: true,
             } => Some(PageRequest::CatchUp(room.clone())),
+            Request::Who { room, more: false } => Some(PageRequest::Online(room.clone())),
+            Request::Who { room, more: true } => Some(PageRequest::MoreOnline(room.clone())),
             _ => None,
         };
         if page.is_some_and(|page| !live.pages.answered(&page)) {
@@ -632,10 +708,13 @@ impl Supervisor {
                 Some(Ok(joined)) => {
                     live.joined.insert(room.clone());
                     live.join_failures.remove(&room);
-                    self.emit(ClientEvent::Joined {
-                        room: room.clone(),
-                        online: joined.online,
-                    });
+                    self.emit(ClientEvent::Joined { room: room.clone() });
+                    self.online_page(
+                        &room,
+                        joined.online,
+                        joined.online_count,
+                        joined.online_next,
+                    );
                     self.take_page(live, &room, joined.history, joined.head);
                 }
                 // The server could not do it now (its store failing, a limit): the user is still
@@ -653,6 +732,27 @@ impl Supervisor {
                 None => {}
             },
             Request::Leave(room) => self.emit(ClientEvent::Left { room }),
+            Request::Who { room, more } => {
+                if let Some(Ok(page)) = parse::<WhoPage>(data)
+                    && let Some(view) = self.online.get_mut(&room)
+                {
+                    if more {
+                        view.extend(page);
+                    } else {
+                        view.reset(page.users, page.count, page.next);
+                    }
+                    self.emit_online(&room);
+                }
+            }
+            Request::Rooms { prefix } => match parse::<RoomsPage>(data) {
+                Some(Ok(page)) => self.emit(ClientEvent::Rooms {
+                    prefix,
+                    rooms: page.rooms,
+                    next: page.next,
+                }),
+                Some(Err(error)) => self.emit(ClientEvent::Error(ClientError::Rejected(error))),
+                None => {}
+            },
             Request::History {
                 room,
                 catch_up: true,
@@ -738,7 +838,10 @@ impl Supervisor {
                 live.paused_until = Some(Instant::now() + delay);
             }
             Err(error) if error.code == ErrorCode::RateLimited => {
-                live.paused_until = Some(Instant::now() + self.retry_delay());
+                let wait = error
+                    .retry_after_ms
+                    .map_or_else(|| self.retry_delay(), Duration::from_millis);
+                live.paused_until = Some(Instant::now() + wait);
             }
             Err(error) => {
                 self.forget(&local_id);
@@ -748,7 +851,26 @@ impl Supervisor {
         Ok(())
     }
 
-    /// How long to wait after `rate_limited`: one token of the server's rate.
+    /// Starts a room's view of who is online over from a first page, and tells the user.
+    fn online_page(&mut self, room: &str, users: Vec<User>, count: u32, next: Option<String>) {
+        self.online
+            .entry(room.to_owned())
+            .or_default()
+            .reset(users, count, next);
+        self.emit_online(room);
+    }
+
+    fn emit_online(&self, room: &str) {
+        if let Some(view) = self.online.get(room) {
+            self.emit(ClientEvent::Online {
+                room: room.to_owned(),
+                users: view.users(),
+                count: view.count(),
+            });
+        }
+    }
+
+    /// How long to wait after `rate_limited` when the server does not say: one token of its rate.
     fn retry_delay(&self) -> Duration {
         let per_second = self.limits.rate_limit_per_second.unwrap_or(1).max(1);
         (Duration::from_secs(1) / per_second).max(Duration::from_millis(100))

@@ -13,19 +13,23 @@ export const EVENTS = {
   presence: "presence",
   typing: "typing",
   ping: "ping",
+  who: "who",
+  rooms: "rooms",
 } as const;
 
 export const MAX_NAME_CHARS = 32;
 export const MAX_ROOM_CHARS = 32;
 export const MAX_CLIENT_ID_CHARS = 64;
 export const DEFAULT_HISTORY_LIMIT = 50;
+export const DEFAULT_ONLINE_PAGE = 50;
+export const DEFAULT_ROOMS_PAGE = 100;
 
-export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "internal"] as const;
+export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "room_limit", "internal"] as const;
 
 /** An ack: `{ok: true, ...body}` on success, `{ok: false, error}` on failure. */
 export type Reply<T> = ({ ok: true } & T) | { ok: false; error: ErrorBody };
 
-export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "internal";
+export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "room_limit" | "internal";
 
 export type ErrorBody = { 
 /**
@@ -35,7 +39,11 @@ code: ErrorCode,
 /**
  * What went wrong, for people.
  */
-message: string, };
+message: string, 
+/**
+ * With `rate_limited`: how long to wait before asking again, in milliseconds.
+ */
+retryAfterMs?: number, };
 
 export type Limits = { 
 /**
@@ -69,7 +77,11 @@ rateLimitPerSecond: number | null,
 /**
  * Messages a user may send at once before the sustained rate applies; `null` without a limit.
  */
-rateLimitBurst: number | null, };
+rateLimitBurst: number | null, 
+/**
+ * Rooms a connection, or a user across connections, may be in at once (`general` included).
+ */
+maxJoinedRooms: number, };
 
 export type HandshakeAuth = { 
 /**
@@ -154,13 +166,25 @@ token: string,
  */
 room: string, 
 /**
- * Every room on the server, by name.
+ * The server's rooms by name: the first page (`rooms` asks for the next ones).
  */
 rooms: Array<string>, 
 /**
- * The people online in `room`, one entry per user.
+ * Where the next page of rooms starts (`rooms {after}`), if there are more.
+ */
+roomsNext?: string, 
+/**
+ * The people online in `room`, one entry per user, by name: the first page.
  */
 online: Array<User>, 
+/**
+ * How many people are online in `room`.
+ */
+onlineCount: number, 
+/**
+ * Where the next page of people starts (`who {room, after}`), if there are more.
+ */
+onlineNext?: string, 
 /**
  * The latest messages of `room`, oldest first.
  */
@@ -246,9 +270,17 @@ export type Joined = {
  */
 room: string, 
 /**
- * The people online in it, the joining user included.
+ * The people online in it, the joining user included, by name: the first page.
  */
 online: Array<User>, 
+/**
+ * How many people are online in it.
+ */
+onlineCount: number, 
+/**
+ * Where the next page of people starts (`who {room, after}`), if there are more.
+ */
+onlineNext?: string, 
 /**
  * Its latest messages, oldest first, as in `welcome.history`.
  */
@@ -270,17 +302,78 @@ export type Presence = {
  */
 room: string, 
 /**
- * Everyone online in the room now.
+ * How many people are online in the room now.
  */
-online: Array<User>, 
+count: number, 
 /**
- * Who arrived, if someone did.
+ * Who arrived (their first connection in the room).
  */
-joined?: User, 
+joined: Array<User>, 
 /**
- * Who went away, if someone did.
+ * Who went away (their last connection left the room).
  */
-left?: User, };
+left: Array<User>, 
+/**
+ * More people arrived or left than are listed: a client that shows the list of people
+ * should ask `who` again.
+ */
+truncated: boolean, };
+
+export type WhoRequest = { 
+/**
+ * A room this connection has joined.
+ */
+room: string, 
+/**
+ * The `next` of the previous page; absent for the first page.
+ */
+after?: string, 
+/**
+ * 1 to 200; defaults to 50.
+ */
+limit?: number, };
+
+export type WhoPage = { 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * People online, by name.
+ */
+users: Array<User>, 
+/**
+ * How many people are online in the room.
+ */
+count: number, 
+/**
+ * Where the next page starts, if there are more.
+ */
+next?: string, };
+
+export type RoomsRequest = { 
+/**
+ * Only rooms whose name starts with this (`a-z`, `0-9`, `-`, `_`).
+ */
+prefix?: string, 
+/**
+ * The `next` of the previous page; absent for the first page.
+ */
+after?: string, 
+/**
+ * 1 to 500; defaults to 100.
+ */
+limit?: number, };
+
+export type RoomsPage = { 
+/**
+ * Room names, sorted.
+ */
+rooms: Array<string>, 
+/**
+ * Where the next page starts, if there are more.
+ */
+next?: string, };
 
 export type TypingRequest = { 
 /**

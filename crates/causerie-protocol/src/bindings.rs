@@ -8,8 +8,8 @@ use ts_rs::TS;
 
 use crate::{
     ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
-    Message, MessageAccepted, Pong, Presence, RoomRequest, SendMessage, ServerInfo, Typing,
-    TypingRequest, User, Welcome, event, limits,
+    Message, MessageAccepted, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest, SendMessage,
+    ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -61,17 +61,22 @@ pub fn typescript() -> String {
         ("presence", event::PRESENCE),
         ("typing", event::TYPING),
         ("ping", event::PING),
+        ("who", event::WHO),
+        ("rooms", event::ROOMS),
     ] {
         out.push_str(&format!("  {key}: {name:?},\n"));
     }
     out.push_str("} as const;\n\n");
     out.push_str(&format!(
         "export const MAX_NAME_CHARS = {};\nexport const MAX_ROOM_CHARS = {};\n\
-         export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\n",
+         export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
+         export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
         limits::DEFAULT_HISTORY_LIMIT,
+        limits::DEFAULT_ONLINE_PAGE,
+        limits::DEFAULT_ROOMS_PAGE,
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()
@@ -102,6 +107,10 @@ pub fn typescript() -> String {
         Joined::decl(),
         Left::decl(),
         Presence::decl(),
+        WhoRequest::decl(),
+        WhoPage::decl(),
+        RoomsRequest::decl(),
+        RoomsPage::decl(),
         TypingRequest::decl(),
         Pong::decl(),
         Typing::decl(),

@@ -23,13 +23,16 @@ pub enum ErrorCode {
     Unauthorized,
     /// The display name breaks the rules in [`crate::limits`] (connect error).
     InvalidName,
+    /// A limit on rooms was reached: the rooms this connection or user is in, or the rooms the
+    /// server holds.
+    RoomLimit,
     /// The server failed; the request may be retried as it is.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         Self::Invalid,
         Self::Empty,
         Self::TooLong,
@@ -38,6 +41,7 @@ impl ErrorCode {
         Self::InvalidRoom,
         Self::Unauthorized,
         Self::InvalidName,
+        Self::RoomLimit,
         Self::Internal,
     ];
 
@@ -52,6 +56,7 @@ impl ErrorCode {
             Self::InvalidRoom => "invalid_room",
             Self::Unauthorized => "unauthorized",
             Self::InvalidName => "invalid_name",
+            Self::RoomLimit => "room_limit",
             Self::Internal => "internal",
         }
     }
@@ -75,11 +80,16 @@ impl std::fmt::Display for ErrorCode {
 
 /// The `error` of a failed reply: a stable code and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
     /// What went wrong, for programs.
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: String,
+    /// With `rate_limited`: how long to wait before asking again, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorBody {
@@ -88,6 +98,19 @@ impl ErrorBody {
         Self {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// `rate_limited`, saying when to ask again.
+    pub fn rate_limited(what: &str, retry_after: std::time::Duration) -> Self {
+        let millis = u64::try_from(retry_after.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        Self {
+            code: ErrorCode::RateLimited,
+            message: format!("too many {what}: retry in {millis} ms"),
+            retry_after_ms: Some(millis),
         }
     }
 
@@ -97,10 +120,18 @@ impl ErrorBody {
         format!("{}: {}", self.code, self.message)
     }
 
-    /// Parses the `"<code>: <explanation>"` form of a connect error.
+    /// Parses the `"<code>: <explanation>"` form of a connect error. For `rate_limited`, the
+    /// wait is read back from the explanation ("... retry in N ms").
     pub fn from_connect_error(message: &str) -> Option<Self> {
         let (code, explanation) = message.split_once(": ")?;
-        Some(Self::new(ErrorCode::parse(code)?, explanation))
+        let mut body = Self::new(ErrorCode::parse(code)?, explanation);
+        if body.code == ErrorCode::RateLimited {
+            body.retry_after_ms = explanation
+                .rsplit_once("retry in ")
+                .and_then(|(_, rest)| rest.strip_suffix(" ms"))
+                .and_then(|millis| millis.parse().ok());
+        }
+        Some(body)
     }
 }
 
@@ -132,5 +163,17 @@ mod tests {
         assert_eq!(text, "unauthorized: wrong join code");
         assert_eq!(ErrorBody::from_connect_error(&text), Some(body));
         assert_eq!(ErrorBody::from_connect_error("nonsense"), None);
+    }
+
+    #[test]
+    fn rate_limited_says_when_to_retry_also_through_a_connect_error() {
+        let body = ErrorBody::rate_limited("guests", std::time::Duration::from_millis(1500));
+        assert_eq!(body.retry_after_ms, Some(1500));
+        assert_eq!(
+            serde_json::to_value(&body).expect("serializes")["retryAfterMs"],
+            1500
+        );
+        let parsed = ErrorBody::from_connect_error(&body.to_connect_error()).expect("parses");
+        assert_eq!(parsed, body);
     }
 }

@@ -18,3 +18,9 @@ pub const TYPING: &str = "typing";
 /// Client to server, any payload, acked with [`crate::Reply`]`<`[`crate::Pong`]`>`: a liveness check
 /// for client libraries that do not notice a dead connection by themselves.
 pub const PING: &str = "ping";
+/// Client to server: [`crate::WhoRequest`], acked with [`crate::Reply`]`<`[`crate::WhoPage`]`>`: a
+/// page of the people online in a joined room.
+pub const WHO: &str = "who";
+/// Client to server: [`crate::RoomsRequest`], acked with [`crate::Reply`]`<`[`crate::RoomsPage`]`>`:
+/// a page of the server's rooms, by name or by prefix.
+pub const ROOMS: &str = "rooms";

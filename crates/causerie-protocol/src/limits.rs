@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::ErrorCode;
 
@@ -20,6 +21,16 @@ pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
 pub const MAX_HISTORY_LIMIT: u32 = 200;
 /// Largest Socket.IO packet the server accepts by default, in bytes, on either transport.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
+/// People online in a `who` page, `welcome.online` and a `join` ack's `online`, by default.
+pub const DEFAULT_ONLINE_PAGE: u32 = 50;
+/// Most people online in one `who` page.
+pub const MAX_ONLINE_PAGE: u32 = 200;
+/// Rooms in a `rooms` page and in `welcome.rooms`, by default.
+pub const DEFAULT_ROOMS_PAGE: u32 = 100;
+/// Most rooms in one `rooms` page.
+pub const MAX_ROOMS_PAGE: u32 = 500;
+/// Rooms one connection, or one user across connections, may be in at once, by default.
+pub const DEFAULT_MAX_JOINED_ROOMS: u32 = 100;
 
 /// The limits in force on a server, sent in `welcome` so that clients check input the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -41,6 +52,8 @@ pub struct Limits {
     pub rate_limit_per_second: Option<u32>,
     /// Messages a user may send at once before the sustained rate applies; `null` without a limit.
     pub rate_limit_burst: Option<u32>,
+    /// Rooms a connection, or a user across connections, may be in at once (`general` included).
+    pub max_joined_rooms: u32,
 }
 
 impl Default for Limits {
@@ -54,14 +67,16 @@ impl Default for Limits {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             rate_limit_per_second: Some(5),
             rate_limit_burst: Some(10),
+            max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
         }
     }
 }
 
 impl Limits {
-    /// Checks a message text: not blank, and no longer than [`Limits::max_message_chars`].
+    /// Checks a message text: something visible (not only white space or invisible characters,
+    /// see [`is_invisible`]), and no longer than [`Limits::max_message_chars`].
     pub fn check_text(&self, text: &str) -> Result<(), ErrorCode> {
-        if text.trim().is_empty() {
+        if text.chars().all(is_invisible) {
             return Err(ErrorCode::Empty);
         }
         if text.chars().count() > self.max_message_chars as usize {
@@ -71,12 +86,37 @@ impl Limits {
     }
 }
 
-/// Returns the display name trimmed, or `None` when it is empty, longer than [`MAX_NAME_CHARS`], or
-/// holds a control character (which could forge lines in logs and seed clients' `"name: text"`).
+/// Whether `c` shows nothing by itself: white space, a format character (zero-width spaces and
+/// joiners, direction marks and overrides, soft hyphen, byte order mark: general category Cf),
+/// a variation selector or the combining grapheme joiner, or one of the blank letters and symbols
+/// (Hangul fillers, the braille blank). A text of nothing else is `empty`.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.general_category() == GeneralCategory::Format
+        || matches!(c,
+            '\u{034F}'                        // combining grapheme joiner
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+            | '\u{2800}'                      // braille pattern blank
+            | '\u{FE00}'..='\u{FE0F}'         // variation selectors
+            | '\u{E0100}'..='\u{E01EF}') // variation selectors supplement
+}
+
+/// Returns the display name trimmed, or `None` when it is empty, longer than [`MAX_NAME_CHARS`],
+/// or holds a character that could deceive: a control character (which could forge lines in logs
+/// and seed clients' `"name: text"`), a format character (direction overrides that reverse how a
+/// name reads, zero-width characters that make two names look alike), or white space other than a
+/// plain space. A name of invisible characters only is empty.
 pub fn normalize_name(name: &str) -> Option<&str> {
     let name = name.trim();
     let len = name.chars().count();
-    let valid = (1..=MAX_NAME_CHARS).contains(&len) && !name.chars().any(char::is_control);
+    let deceiving = |c: char| {
+        c.is_control()
+            || c.general_category() == GeneralCategory::Format
+            || (c.is_whitespace() && c != ' ')
+    };
+    let valid = (1..=MAX_NAME_CHARS).contains(&len)
+        && !name.chars().any(deceiving)
+        && !name.chars().all(is_invisible);
     valid.then_some(name)
 }
 
@@ -108,6 +148,39 @@ mod tests {
         );
         assert_eq!(normalize_name(&"é".repeat(33)), None);
         assert_eq!(normalize_name("line\nbreak"), None);
+    }
+
+    #[test]
+    fn names_that_could_deceive_are_refused() {
+        for name in [
+            "Ada\u{200B}",         // zero-width space: looks like "Ada"
+            "\u{202E}adA",         // right-to-left override: reads "Ada"
+            "A\u{2066}da",         // left-to-right isolate
+            "Ada\u{00A0}Lovelace", // no-break space
+            "Ada\u{2028}Lovelace", // line separator
+            "\u{3164}",            // Hangul filler: a blank name
+            "\u{FEFF}",
+        ] {
+            assert_eq!(normalize_name(name), None, "{name:?}");
+        }
+        assert_eq!(normalize_name("Ada Lovelace"), Some("Ada Lovelace"));
+        assert_eq!(normalize_name("Ada 🦀"), Some("Ada 🦀"));
+        assert_eq!(normalize_name("Zoë"), Some("Zoë"));
+    }
+
+    #[test]
+    fn a_text_of_invisible_characters_only_is_empty() {
+        let limits = Limits::default();
+        for text in [
+            "\u{200B}\u{200B}",
+            " \u{2060} \n",
+            "\u{2800}",
+            "\u{3164}\u{FE0F}",
+        ] {
+            assert_eq!(limits.check_text(text), Err(ErrorCode::Empty), "{text:?}");
+        }
+        assert_eq!(limits.check_text("hi\u{200B}"), Ok(()));
+        assert_eq!(limits.check_text("👍🏽"), Ok(()));
     }
 
     #[test]

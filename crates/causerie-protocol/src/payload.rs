@@ -71,6 +71,7 @@ pub struct Message {
 
 /// Sent once to each connection: who you are, where you are, and what you missed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Welcome {
     /// The connected user.
     pub user: User,
@@ -78,10 +79,21 @@ pub struct Welcome {
     pub token: String,
     /// The room this connection is in: [`crate::DEFAULT_ROOM`].
     pub room: String,
-    /// Every room on the server, by name.
+    /// The server's rooms by name: the first page (`rooms` asks for the next ones).
     pub rooms: Vec<String>,
-    /// The people online in `room`, one entry per user.
+    /// Where the next page of rooms starts (`rooms {after}`), if there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub rooms_next: Option<String>,
+    /// The people online in `room`, one entry per user, by name: the first page.
     pub online: Vec<User>,
+    /// How many people are online in `room`.
+    #[serde(default)]
+    pub online_count: u32,
+    /// Where the next page of people starts (`who {room, after}`), if there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub online_next: Option<String>,
     /// The latest messages of `room`, oldest first.
     pub history: Vec<Message>,
     /// The latest seq of `room` when this connection joined it (0 for an empty room): every later
@@ -166,11 +178,19 @@ pub struct RoomRequest {
 
 /// The body of a successful `join` ack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Joined {
     /// The room joined.
     pub room: String,
-    /// The people online in it, the joining user included.
+    /// The people online in it, the joining user included, by name: the first page.
     pub online: Vec<User>,
+    /// How many people are online in it.
+    #[serde(default)]
+    pub online_count: u32,
+    /// Where the next page of people starts (`who {room, after}`), if there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub online_next: Option<String>,
     /// Its latest messages, oldest first, as in `welcome.history`.
     pub history: Vec<Message>,
     /// The room's latest seq when this connection joined it, as in `welcome.head`.
@@ -186,21 +206,85 @@ pub struct Left {
     pub room: String,
 }
 
-/// Server `presence`: the people online in a room changed.
+/// Server `presence`: the people online in a room changed. Changes close together (within about
+/// 200 ms) arrive as one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Presence {
     /// The room whose people changed.
     pub room: String,
-    /// Everyone online in the room now.
-    pub online: Vec<User>,
-    /// Who arrived, if someone did.
+    /// How many people are online in the room now.
+    pub count: u32,
+    /// Who arrived (their first connection in the room).
+    #[serde(default)]
+    pub joined: Vec<User>,
+    /// Who went away (their last connection left the room).
+    #[serde(default)]
+    pub left: Vec<User>,
+    /// More people arrived or left than are listed: a client that shows the list of people
+    /// should ask `who` again.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Client `who`: a page of the people online in a joined room, by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct WhoRequest {
+    /// A room this connection has joined.
+    pub room: String,
+    /// The `next` of the previous page; absent for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub joined: Option<User>,
-    /// Who went away, if someone did.
+    pub after: Option<String>,
+    /// 1 to 200; defaults to 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    pub left: Option<User>,
+    pub limit: Option<u32>,
+}
+
+/// The body of a successful `who` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct WhoPage {
+    /// The room.
+    pub room: String,
+    /// People online, by name.
+    pub users: Vec<User>,
+    /// How many people are online in the room.
+    pub count: u32,
+    /// Where the next page starts, if there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub next: Option<String>,
+}
+
+/// Client `rooms`: a page of the server's rooms by name, all of them or those whose name starts
+/// with `prefix` (for "join or create").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsRequest {
+    /// Only rooms whose name starts with this (`a-z`, `0-9`, `-`, `_`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub prefix: Option<String>,
+    /// The `next` of the previous page; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub after: Option<String>,
+    /// 1 to 500; defaults to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub limit: Option<u32>,
+}
+
+/// The body of a successful `rooms` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct RoomsPage {
+    /// Room names, sorted.
+    pub rooms: Vec<String>,
+    /// Where the next page starts, if there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub next: Option<String>,
 }
 
 /// The body of a `ping` ack: nothing beyond `ok: true`.

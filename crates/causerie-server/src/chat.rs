@@ -1,17 +1,18 @@
-//! The state every handler shares: the store, identity, limits, flood control, metrics and
+//! The state every handler shares: the store, identity, limits and quotas, presence, metrics and
 //! transports.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use causerie_protocol::{Limits, ServerInfo};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::{RateLimit, ServerConfig};
+use crate::config::{CorsOrigins, ServerConfig};
 use crate::connections::Transports;
 use crate::identity::TokenSigner;
-use crate::metrics::Metrics;
+use crate::limiter::Limiter;
+use crate::metrics::{Metrics, Tally};
 use crate::outgoing::RoomTraffic;
+use crate::presence::Registry;
 use crate::store::Store;
 
 /// One chat server's shared state, cheap to clone behind an [`Arc`].
@@ -24,8 +25,16 @@ pub struct Chat {
     pub limits: Limits,
     /// The code clients must present, if any.
     pub join_code: Option<String>,
-    /// Per-user flood control, if on.
-    pub flood: Option<DefaultKeyedRateLimiter<String>>,
+    /// The quotas of every kind of request.
+    pub limiter: Limiter,
+    /// Who is online in each room.
+    pub presence: Registry,
+    /// Rooms the server holds at most.
+    pub max_rooms: u32,
+    /// Browser origins allowed to reach Socket.IO.
+    pub origins: CorsOrigins,
+    /// The token `/metrics` needs, if any.
+    pub metrics_token: Option<String>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
     /// Announced in `welcome`.
@@ -44,8 +53,12 @@ impl Chat {
             tokens,
             limits: config.limits(),
             join_code: config.join_code.clone().filter(|code| !code.is_empty()),
-            flood: config.rate_limit.map(flood_limiter),
-            metrics: Metrics::default(),
+            limiter: Limiter::new(config.event_limits.as_ref(), config.rate_limit),
+            presence: Registry::default(),
+            max_rooms: config.max_rooms,
+            origins: config.cors_origins.clone(),
+            metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
+            metrics: Metrics::default().with_dropped_log_lines(config.dropped_log_lines.clone()),
             server: ServerInfo {
                 name: config.server_name.clone(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -56,30 +69,43 @@ impl Chat {
     }
 }
 
-/// How often idle users are dropped from the flood limiter, whose memory grows with each user.
-const FLOOD_HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How often idle connections and users are dropped from the quotas, whose memory grows with each.
+const QUOTA_HOUSEKEEPING: Duration = Duration::from_secs(60);
 
-/// Forgets, every minute, the flood state of users who have not sent for a while, until `stop`
+/// Forgets, every minute, the quota state of connections and users idle for a while, until `stop`
 /// says the server stopped (or `chat` is dropped).
 pub fn spawn_housekeeping(chat: &Arc<Chat>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let chat = Arc::downgrade(chat);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FLOOD_HOUSEKEEPING);
+        let mut tick = tokio::time::interval(QUOTA_HOUSEKEEPING);
         tick.tick().await;
+        let mut last = Tally::default();
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => break,
             }
             let Some(chat) = chat.upgrade() else { break };
-            if let Some(flood) = &chat.flood {
-                flood.retain_recent();
-                flood.shrink_to_fit();
-            }
+            chat.limiter.forget_idle();
+            let now = chat.metrics.tally();
+            log_summary(last, now);
+            last = now;
         }
     });
 }
 
-fn flood_limiter(limit: RateLimit) -> DefaultKeyedRateLimiter<String> {
-    RateLimiter::keyed(Quota::per_second(limit.per_second).allow_burst(limit.burst))
+/// One line for the last minute, when anything happened: connects, messages and refusals are
+/// logged one by one only at debug level, so that a flood of them cannot flood the log.
+fn log_summary(last: Tally, now: Tally) {
+    if now == last {
+        return;
+    }
+    tracing::info!(
+        connected = now.connections,
+        connects = now.connects - last.connects,
+        messages = now.messages - last.messages,
+        refusals = now.refusals - last.refusals,
+        closed_behind = now.closed_behind - last.closed_behind,
+        "the last minute"
+    );
 }

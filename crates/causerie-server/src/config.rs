@@ -4,7 +4,9 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use causerie_protocol::limits::{DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_PAYLOAD_BYTES};
+use causerie_protocol::limits::{
+    DEFAULT_MAX_JOINED_ROOMS, DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_MAX_PAYLOAD_BYTES,
+};
 
 /// How fast one user may send messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +21,76 @@ impl Default for RateLimit {
     /// 5 messages per second with bursts of 10: more than people type, less than a script floods.
     fn default() -> Self {
         Self {
-            per_second: NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN),
-            burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            per_second: NonZeroU32::new(5).expect("5 is not zero"),
+            burst: NonZeroU32::new(10).expect("10 is not zero"),
         }
+    }
+}
+
+/// A quota: one request every `every`, sustained, and `burst` at once (see
+/// [`crate::limiter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// The sustained rate, as the time one request takes to come back.
+    pub every: Duration,
+    /// Requests allowed at once.
+    pub burst: NonZeroU32,
+}
+
+/// How often each kind of request is allowed, beside messages ([`RateLimit`]). A request over
+/// quota is refused with `rate_limited` and how long to wait; a typing notice is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLimits {
+    /// `join` and `leave`, per connection. Defaults to 5 a second, with bursts of 100 so that
+    /// a reconnect can rejoin every room at once.
+    pub membership: Limit,
+    /// `history`, per connection. Defaults to 10 a second, bursts of 20.
+    pub history: Limit,
+    /// `who`, per connection. Defaults to 5 a second, bursts of 20.
+    pub who: Limit,
+    /// `rooms`, per connection. Defaults to 5 a second, bursts of 20.
+    pub rooms: Limit,
+    /// `ping`, per connection. Defaults to 2 a second, bursts of 10.
+    pub ping: Limit,
+    /// `typing`, per connection. Defaults to 4 a second, bursts of 8.
+    pub typing: Limit,
+    /// Rooms a user creates. Defaults to 1 a minute, bursts of 10.
+    pub room_creation: Limit,
+    /// New guest identities (connections without a valid token) per client address. Defaults to
+    /// 30 a minute, bursts of 60; `None`: no limit (load tests from one address).
+    pub new_guests_per_address: Option<Limit>,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        Self {
+            membership: Limit::per_second(5, 100),
+            history: Limit::per_second(10, 20),
+            who: Limit::per_second(5, 20),
+            rooms: Limit::per_second(5, 20),
+            ping: Limit::per_second(2, 10),
+            typing: Limit::per_second(4, 8),
+            room_creation: Limit::per_minute(1, 10),
+            new_guests_per_address: Some(Limit::per_minute(30, 60)),
+        }
+    }
+}
+
+/// How many log lines were dropped so far: the binary writes logs through a lossy buffer that
+/// never blocks the server, and reports its drops through this.
+#[derive(Clone)]
+pub struct DroppedLogLines(pub std::sync::Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl DroppedLogLines {
+    /// The count now.
+    pub fn get(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for DroppedLogLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DroppedLogLines").field(&self.get()).finish()
     }
 }
 
@@ -46,11 +115,39 @@ pub struct ServerConfig {
     pub secret_key: Option<String>,
     /// Code every client must present in `auth.code`. Defaults to `None`: anyone may connect.
     pub join_code: Option<String>,
-    /// Allowed browser origins. Defaults to any origin.
+    /// Allowed browser origins, for CORS and for every Socket.IO request (a websocket is not
+    /// covered by CORS): a request with another `Origin` header is refused. Requests without one
+    /// (native clients) are not browsers' and pass. Defaults to any origin.
     pub cors_origins: CorsOrigins,
     /// Per-user flood limit. Defaults to 5 messages per second, bursts of 10; `None` turns it off
     /// (benchmarks).
     pub rate_limit: Option<RateLimit>,
+    /// Quotas of every other kind of request. Defaults to [`EventLimits::default`]; `None`
+    /// turns them off (benchmarks).
+    pub event_limits: Option<EventLimits>,
+    /// Rooms the server holds at most; joining a new room beyond is refused with `room_limit`.
+    /// Defaults to 10,000.
+    pub max_rooms: u32,
+    /// Rooms a connection, or a user across connections, may be in at once (`general`
+    /// included). Defaults to 100.
+    pub max_joined_rooms: u32,
+    /// Open connections per client address; more are closed as soon as accepted. Defaults to
+    /// 256; `None`: no limit (behind a reverse proxy, where every client has its address, or a
+    /// load test).
+    pub max_connections_per_address: Option<u32>,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`. Defaults to `None`:
+    /// open, for a Prometheus on the same host or network.
+    pub metrics_token: Option<String>,
+    /// How long a connection may take to send a request's headers, or stay idle between
+    /// requests, before it is closed (websockets, once open, are kept alive by their heartbeat).
+    /// Defaults to 10 s.
+    pub header_timeout: Duration,
+    /// How long a shutdown waits for connections to finish before it closes them. Defaults to
+    /// 5 s.
+    pub shutdown_timeout: Duration,
+    /// Where `/metrics` reads how many log lines were dropped. Defaults to `None` (the library
+    /// writes no logs of its own; the binary sets it).
+    pub dropped_log_lines: Option<DroppedLogLines>,
     /// Longest message text in characters. Defaults to 4,000.
     pub max_message_chars: u32,
     /// Largest Socket.IO packet, in bytes, on both transports. Defaults to 64 KiB.
@@ -72,6 +169,14 @@ impl ServerConfig {
             join_code: None,
             cors_origins: CorsOrigins::Any,
             rate_limit: Some(RateLimit::default()),
+            event_limits: Some(EventLimits::default()),
+            max_rooms: 10_000,
+            max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
+            max_connections_per_address: Some(256),
+            metrics_token: None,
+            header_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(5),
+            dropped_log_lines: None,
             max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             server_name: "causerie".to_owned(),
@@ -86,6 +191,7 @@ impl ServerConfig {
             max_payload_bytes: self.max_payload_bytes,
             rate_limit_per_second: self.rate_limit.map(|r| r.per_second.get()),
             rate_limit_burst: self.rate_limit.map(|r| r.burst.get()),
+            max_joined_rooms: self.max_joined_rooms,
             ..causerie_protocol::Limits::default()
         }
     }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use futures_util::task::AtomicWaker;
 use socketioxide::TransportType;
 use socketioxide::extract::SocketRef;
@@ -80,23 +80,55 @@ impl ConnectionHandle {
 #[derive(Debug, Clone)]
 pub struct ConnectionInfo(pub Arc<ConnectionHandle>);
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, TrackedListener>>
-    for ConnectionInfo
-{
-    fn connect_info(stream: IncomingStream<'_, TrackedListener>) -> Self {
-        Self(stream.io().handle.clone())
-    }
-}
+/// Open connections per client address.
+type OpenByAddress = Arc<Mutex<HashMap<IpAddr, u32>>>;
 
-/// A TCP listener whose connections are [`TrackedStream`]s, with `TCP_NODELAY` set.
+/// A TCP listener whose connections are [`TrackedStream`]s, with `TCP_NODELAY` set, and at most
+/// `max_per_address` open at once from one address: more are closed as soon as accepted.
 pub struct TrackedListener {
     inner: TcpListener,
+    max_per_address: Option<u32>,
+    open: OpenByAddress,
+    live: Arc<Mutex<Vec<Weak<ConnectionHandle>>>>,
 }
 
 impl TrackedListener {
     /// Tracks the connections `listener` accepts.
-    pub fn new(listener: TcpListener) -> Self {
-        Self { inner: listener }
+    pub fn new(listener: TcpListener, max_per_address: Option<u32>) -> Self {
+        Self {
+            inner: listener,
+            max_per_address: max_per_address.filter(|max| *max > 0),
+            open: OpenByAddress::default(),
+            live: Arc::default(),
+        }
+    }
+
+    /// Every connection still open: a shutdown aborts those that outlive its grace period.
+    pub fn live_connections(&self) -> Arc<Mutex<Vec<Weak<ConnectionHandle>>>> {
+        self.live.clone()
+    }
+
+    /// Takes a slot for `address`, or `None` when it has all it may have.
+    fn admit(&self, address: IpAddr) -> Option<AddressSlot> {
+        let mut open = lock(&self.open);
+        let count = open.entry(address).or_default();
+        if self.max_per_address.is_some_and(|max| *count >= max) {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            open: self.open.clone(),
+            address,
+        })
+    }
+
+    fn remember(&self, handle: &Arc<ConnectionHandle>) {
+        let mut live = lock(&self.live);
+        // Swept of closed connections as it doubles: amortised O(1), as large as those open.
+        if live.len() >= 1024 && live.len().is_power_of_two() {
+            live.retain(|connection| connection.strong_count() > 0);
+        }
+        live.push(Arc::downgrade(handle));
     }
 }
 
@@ -105,14 +137,26 @@ impl Listener for TrackedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, peer) = Listener::accept(&mut self.inner).await;
-        // Chat frames are small and written back to back (the handshake, then `welcome`): with
-        // Nagle's algorithm on, the second waits for the client's delayed ACK, about 40 ms.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        loop {
+            let (stream, peer) = Listener::accept(&mut self.inner).await;
+            let Some(slot) = self.admit(peer.ip()) else {
+                tracing::debug!(%peer, "refused a connection: too many from this address");
+                continue; // dropped: the client sees its connection reset
+            };
+            // Chat frames are small and written back to back (the handshake, then `welcome`):
+            // with Nagle's algorithm on, the second waits for the client's delayed ACK, 40 ms.
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+            let handle = Arc::new(ConnectionHandle::new(peer));
+            self.remember(&handle);
+            let stream = TrackedStream {
+                stream,
+                handle,
+                _slot: slot,
+            };
+            return (stream, peer);
         }
-        let handle = Arc::new(ConnectionHandle::new(peer));
-        (TrackedStream { stream, handle }, peer)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -120,10 +164,36 @@ impl Listener for TrackedListener {
     }
 }
 
+/// One open connection counted against its address, given back when the connection closes.
+struct AddressSlot {
+    open: OpenByAddress,
+    address: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = lock(&self.open);
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
 /// A TCP stream that counts what it writes and fails once aborted.
 pub struct TrackedStream {
     stream: TcpStream,
     handle: Arc<ConnectionHandle>,
+    _slot: AddressSlot,
+}
+
+impl TrackedStream {
+    /// The connection's handle.
+    pub fn handle(&self) -> &Arc<ConnectionHandle> {
+        &self.handle
+    }
 }
 
 impl TrackedStream {

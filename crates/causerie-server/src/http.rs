@@ -1,4 +1,5 @@
-//! The HTTP face of the server: Socket.IO at `/socket.io/`, `GET /healthz`, `GET /metrics`, CORS.
+//! The HTTP face of the server: Socket.IO at `/socket.io/`, `GET /healthz`, `GET /metrics`, CORS,
+//! and [`serve`], which runs the router on tracked connections with timeouts.
 
 use std::sync::Arc;
 
@@ -9,13 +10,18 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::chat::Chat;
 use crate::config::{CorsOrigins, ServerConfig};
-use crate::connections::ConnectionInfo;
+use crate::connections::{ConnectionInfo, TrackedListener};
 use crate::handlers;
 use crate::outgoing::{self, Outgoing};
 use crate::store::WriteHealth;
@@ -27,6 +33,15 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
     // their own limits, 64 MiB and 16 MiB by default: bound all three alike.
     let (socket_layer, io) = SocketIo::builder()
         .with_state(chat.clone())
+        // Causerie's protocol has no binary attachments: a packet announcing one closes its
+        // connection, instead of letting it hold up to 10 MB (socketioxide's default) waiting
+        // for attachments that never come.
+        .with_parser(
+            socketioxide::ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(0)
+                .packet_completion_timeout(std::time::Duration::from_secs(1)),
+        )
         .max_payload(max_payload as u64)
         .ws_max_message_size(max_payload)
         .ws_max_frame_size(max_payload)
@@ -81,12 +96,29 @@ async fn track_transport(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(query) = request.uri().query().filter(|_| {
-        request
-            .uri()
-            .path()
-            .starts_with(causerie_protocol::SOCKET_IO_PATH)
-    }) else {
+    if !request
+        .uri()
+        .path()
+        .starts_with(causerie_protocol::SOCKET_IO_PATH)
+    {
+        return next.run(request).await;
+    }
+    // CORS does not cover a websocket: a page of any origin could open one. Browsers always
+    // send `Origin` with a websocket or a cross-origin request; native clients send none.
+    if let CorsOrigins::List(allowed) = &chat.origins
+        && let Some(origin) = request.headers().get(header::ORIGIN)
+        && !allowed
+            .iter()
+            .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    {
+        tracing::debug!(?origin, "refused a Socket.IO request from another origin");
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not use this server\n",
+        )
+            .into_response();
+    }
+    let Some(query) = request.uri().query() else {
         return next.run(request).await;
     };
     let Some(sid) = query_value(query, "sid").and_then(|sid| sid.parse::<Sid>().ok()) else {
@@ -180,7 +212,23 @@ async fn healthz(State(chat): State<Arc<Chat>>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(chat): State<Arc<Chat>>) -> impl IntoResponse {
+/// The Prometheus metrics; with a metrics token set, only for `Authorization: Bearer <token>`.
+async fn metrics(State(chat): State<Arc<Chat>>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(token) = &chat.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !crate::identity::constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the metrics token\n",
+            )
+                .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -188,4 +236,90 @@ async fn metrics(State(chat): State<Arc<Chat>>) -> impl IntoResponse {
         )],
         chat.metrics.render(chat.store.health()),
     )
+        .into_response()
+}
+
+/// How long connections get to send a request and to finish at shutdown.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// For a request's headers, or idleness between requests (see
+    /// [`crate::ServerConfig::header_timeout`]).
+    pub header: std::time::Duration,
+    /// For the connections to finish once a shutdown began.
+    pub shutdown: std::time::Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes. Each connection goes through
+/// hyper's HTTP/1.1 with a timer, so that a client that sends a request's headers too slowly, or
+/// stays idle between requests, is closed after `timeouts.header` (a websocket, once upgraded,
+/// is kept alive by its heartbeat instead). Then stops: `closing` runs (it closes the sockets),
+/// connections get `timeouts.shutdown` to finish, and those left are aborted, so that no
+/// half-sent request can hold a shutdown up.
+pub async fn serve(
+    mut listener: TrackedListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+    closing: impl std::future::Future<Output = ()>,
+    timeouts: Timeouts,
+) {
+    let live = listener.live_connections();
+    let (closing_sender, closing_receiver) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (stream, _) = Listener::accept(&mut listener) => {
+                let info = ConnectionInfo(stream.handle().clone());
+                let router = router.clone();
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let mut request = request.map(axum::body::Body::new);
+                    request.extensions_mut().insert(ConnectInfo(info.clone()));
+                    router.clone().oneshot(request)
+                });
+                let mut closing = closing_receiver.clone();
+                connections.spawn(async move {
+                    let connection = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(timeouts.header)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades();
+                    let mut connection = std::pin::pin!(connection);
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        _ = closing.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "a connection ended with an error");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let finished = async {
+        closing.await;
+        closing_sender.send_replace(true);
+        while connections.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(timeouts.shutdown, finished)
+        .await
+        .is_err()
+    {
+        let live: Vec<_> = live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        tracing::info!(left = live.len(), "closing the connections still open");
+        for connection in live {
+            connection.abort();
+        }
+        connections.abort_all();
+    }
 }

@@ -138,6 +138,11 @@ pub fn guest_name() -> String {
     format!("guest-{:04}", rand::rng().random_range(0..10_000))
 }
 
+/// Compares secrets without leaking, through timing, how much of them matched.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

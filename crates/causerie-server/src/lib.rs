@@ -29,8 +29,10 @@ pub mod error;
 pub mod handlers;
 pub mod http;
 pub mod identity;
+pub mod limiter;
 pub mod metrics;
 pub mod outgoing;
+pub mod presence;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -42,11 +44,11 @@ use axum::Router;
 use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 
-pub use config::{CorsOrigins, RateLimit, ServerConfig};
+pub use config::{CorsOrigins, EventLimits, Limit, RateLimit, ServerConfig};
 pub use error::ServerError;
 
 use chat::Chat;
-use connections::{ConnectionInfo, TrackedListener};
+use connections::TrackedListener;
 use identity::TokenSigner;
 use store::{SqliteStore, Store};
 
@@ -58,6 +60,8 @@ pub struct App {
     router: Router,
     io: SocketIo,
     chat: Arc<Chat>,
+    timeouts: http::Timeouts,
+    max_connections_per_address: Option<u32>,
     /// Tells the background tasks (the sweep of slow readers, housekeeping) that it stopped.
     stopped: tokio::sync::watch::Sender<bool>,
 }
@@ -78,12 +82,18 @@ impl App {
         let (stopped, stop) = tokio::sync::watch::channel(false);
         chat::spawn_housekeeping(&chat, stop.clone());
         let (router, io) = http::router(config, chat.clone());
-        outgoing::spawn_sweep(io.clone(), chat.clone(), stop);
+        outgoing::spawn_sweep(io.clone(), chat.clone(), stop.clone());
+        presence::spawn_flush(io.clone(), chat.clone(), stop);
         Ok(Self {
             router,
             io,
             chat,
             stopped,
+            timeouts: http::Timeouts {
+                header: config.header_timeout,
+                shutdown: config.shutdown_timeout,
+            },
+            max_connections_per_address: config.max_connections_per_address,
         })
     }
 
@@ -100,8 +110,9 @@ impl App {
         self.stopped.send_replace(true);
     }
 
-    /// Serves chat on `listener` until `shutdown` completes, then stops gracefully: sockets are
-    /// closed, writes already queued are committed, and the database is closed. A message is
+    /// Serves chat on `listener` until `shutdown` completes, then stops within the shutdown
+    /// timeout (5 s by default): sockets are closed, connections still open after it are
+    /// aborted, writes already queued are committed, and the database is closed. A message is
     /// acked only once committed, so no acked message is lost.
     pub async fn serve(
         self,
@@ -109,20 +120,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let io = self.io.clone();
-        let served = axum::serve(
-            TrackedListener::new(listener),
-            self.router()
-                .into_make_service_with_connect_info::<ConnectionInfo>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
+        let listener = TrackedListener::new(listener, self.max_connections_per_address);
+        let closing = async move {
             tracing::info!("shutting down");
-            // Open sockets would hold the HTTP server up: close them as shutdown starts.
             io.close().await;
-        })
-        .await;
+        };
+        http::serve(listener, self.router(), shutdown, closing, self.timeouts).await;
         self.shutdown().await;
-        served.map_err(ServerError::Serve)
+        Ok(())
     }
 }
 

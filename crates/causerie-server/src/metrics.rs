@@ -23,6 +23,27 @@ struct CauseLabel {
     cause: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    event: &'static str,
+    code: &'static str,
+}
+
+/// A few totals, for a summary line in the log instead of a line per event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Sockets connected now.
+    pub connections: i64,
+    /// Sockets accepted since start.
+    pub connects: u64,
+    /// Messages stored and broadcast since start.
+    pub messages: u64,
+    /// Requests and connections refused since start.
+    pub refusals: u64,
+    /// Connections closed for falling behind since start.
+    pub closed_behind: u64,
+}
+
 /// The server's counters.
 pub struct Metrics {
     registry: Registry,
@@ -34,6 +55,12 @@ pub struct Metrics {
     store_writable: Gauge,
     closed_behind: Family<CauseLabel, Counter>,
     dropped: Counter,
+    refusals: Family<RefusalLabels, Counter>,
+    /// All refusals, for the log's summary (a family cannot be summed).
+    refusals_total: Counter,
+    closed_behind_total: Counter,
+    log_lines_dropped: Gauge,
+    dropped_log_lines: Option<crate::config::DroppedLogLines>,
 }
 
 impl Default for Metrics {
@@ -63,6 +90,18 @@ impl Default for Metrics {
             "Connections closed because they fell behind (queue full, by packets or bytes)",
             closed_behind.clone(),
         );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Requests and connections refused, by event and error code",
+            refusals.clone(),
+        );
+        let log_lines_dropped = Gauge::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log's reader fell behind (the server never waits for it)",
+            log_lines_dropped.clone(),
+        );
         let dropped = Counter::default();
         registry.register(
             "deliveries_dropped",
@@ -90,6 +129,11 @@ impl Default for Metrics {
             store_writable,
             closed_behind,
             dropped,
+            refusals,
+            refusals_total: Counter::default(),
+            closed_behind_total: Counter::default(),
+            log_lines_dropped,
+            dropped_log_lines: None,
         }
     }
 }
@@ -114,6 +158,7 @@ impl Metrics {
 
     /// A connection was closed because it fell behind.
     pub fn closed_behind(&self, overflow: crate::outgoing::Overflow) {
+        self.closed_behind_total.inc();
         self.closed_behind
             .get_or_create(&CauseLabel {
                 cause: overflow.as_str(),
@@ -124,6 +169,38 @@ impl Metrics {
     /// A broadcast found `count` full queues and dropped its packet for them.
     pub fn dropped(&self, count: usize) {
         self.dropped.inc_by(count as u64);
+    }
+
+    /// Reports `dropped` as the count of log lines dropped (set by the binary, which owns the
+    /// log's writer).
+    pub fn with_dropped_log_lines(
+        mut self,
+        dropped: Option<crate::config::DroppedLogLines>,
+    ) -> Self {
+        self.dropped_log_lines = dropped;
+        self
+    }
+
+    /// A request for `event` (or `connect`) was refused with `code`.
+    pub fn refused(&self, event: &'static str, code: ErrorCode) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                event,
+                code: code.as_str(),
+            })
+            .inc();
+        self.refusals_total.inc();
+    }
+
+    /// The counts the log's summary compares from one minute to the next.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            connections: self.connections.get(),
+            connects: self.connects.get(),
+            messages: self.accepted.get(),
+            refusals: self.refusals_total.get(),
+            closed_behind: self.closed_behind_total.get(),
+        }
     }
 
     /// A message was refused with `code`.
@@ -139,6 +216,10 @@ impl Metrics {
     pub fn render(&self, health: WriteHealth) -> String {
         self.store_writable
             .set(i64::from(health == WriteHealth::Writable));
+        if let Some(dropped) = &self.dropped_log_lines {
+            self.log_lines_dropped
+                .set(i64::try_from(dropped.get()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

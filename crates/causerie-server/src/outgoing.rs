@@ -97,10 +97,9 @@ impl RoomTraffic {
     }
 }
 
-/// A room a socket is in, and where the room's counter stood when it joined.
+/// A room a socket is in: the room's counter, and where it stood when the socket joined.
 #[derive(Debug)]
 struct Subscription {
-    key: String,
     counter: Arc<AtomicU64>,
     at_join: u64,
 }
@@ -112,7 +111,8 @@ pub struct Outgoing {
     direct: AtomicU64,
     /// Bytes of broadcasts to its rooms that left it out.
     excluded: AtomicU64,
-    subscriptions: Mutex<Vec<Subscription>>,
+    /// The socketioxide rooms it is in, by key.
+    subscriptions: Mutex<HashMap<String, Subscription>>,
     /// Bytes of its polling responses.
     polled: AtomicU64,
     /// Its websocket, once it has one.
@@ -147,38 +147,35 @@ impl Backlog {
 }
 
 impl Outgoing {
-    fn subscriptions(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Subscription>> {
         self.subscriptions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn subscribe(&self, key: &str, counter: Arc<AtomicU64>) {
-        let mut subscriptions = self.subscriptions();
-        if subscriptions.iter().all(|s| s.key != key) {
-            let at_join = counter.load(Ordering::Relaxed);
-            subscriptions.push(Subscription {
-                key: key.to_owned(),
+        self.subscriptions()
+            .entry(key.to_owned())
+            .or_insert_with(|| Subscription {
+                at_join: counter.load(Ordering::Relaxed),
                 counter,
-                at_join,
             });
-        }
     }
 
-    fn unsubscribe(&self, key: &str) {
-        let mut subscriptions = self.subscriptions();
-        if let Some(at) = subscriptions.iter().position(|s| s.key == key) {
-            let left = subscriptions.swap_remove(at);
-            let received = left.counter.load(Ordering::Relaxed) - left.at_join;
-            self.direct.fetch_add(received, Ordering::Relaxed);
-        }
+    fn unsubscribe(&self, key: &str) -> bool {
+        let Some(left) = self.subscriptions().remove(key) else {
+            return false;
+        };
+        let received = left.counter.load(Ordering::Relaxed) - left.at_join;
+        self.direct.fetch_add(received, Ordering::Relaxed);
+        true
     }
 
     /// Bytes sent to the socket so far.
     fn sent(&self) -> u64 {
         let broadcast: u64 = self
             .subscriptions()
-            .iter()
+            .values()
             .map(|s| s.counter.load(Ordering::Relaxed).saturating_sub(s.at_join))
             .sum();
         (self.direct.load(Ordering::Relaxed) + broadcast)
@@ -207,7 +204,7 @@ impl Outgoing {
     }
 
     fn is_subscribed(&self, key: &str) -> bool {
-        self.subscriptions().iter().any(|s| s.key == key)
+        self.subscriptions().contains_key(key)
     }
 
     /// Counts what a polling response delivered.
@@ -234,24 +231,35 @@ fn outgoing_of(socket: &SocketRef) -> Option<Arc<Outgoing>> {
     socket.extensions.get::<Arc<Outgoing>>()
 }
 
-/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on; not a
-/// socket being closed for falling behind, whose stream must end where it fell behind.
-pub fn join(socket: &SocketRef, chat: &Chat, key: &str) {
-    if let Some(outgoing) = outgoing_of(socket) {
-        if outgoing.closing.load(Ordering::Acquire) {
-            return;
-        }
-        outgoing.subscribe(key, chat.traffic.counter(key));
+/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on; `true` if
+/// it was not in it. Not a socket being closed for falling behind, whose stream must end where
+/// it fell behind.
+pub fn join(socket: &SocketRef, chat: &Chat, key: &str) -> bool {
+    let Some(outgoing) = outgoing_of(socket) else {
+        return false;
+    };
+    if outgoing.closing.load(Ordering::Acquire) || outgoing.is_subscribed(key) {
+        return false;
     }
+    outgoing.subscribe(key, chat.traffic.counter(key));
     socket.join(key.to_owned());
+    true
 }
 
-/// Takes `socket` out of the socketioxide room `key`.
-pub fn leave(socket: &SocketRef, key: &str) {
+/// Takes `socket` out of the socketioxide room `key`; `true` if it was in it.
+pub fn leave(socket: &SocketRef, key: &str) -> bool {
     socket.leave(key.to_owned());
-    if let Some(outgoing) = outgoing_of(socket) {
-        outgoing.unsubscribe(key);
-    }
+    outgoing_of(socket).is_some_and(|outgoing| outgoing.unsubscribe(key))
+}
+
+/// Whether `socket` is in the socketioxide room `key`, in O(1).
+pub fn is_in(socket: &SocketRef, key: &str) -> bool {
+    outgoing_of(socket).is_some_and(|outgoing| outgoing.is_subscribed(key))
+}
+
+/// How many socketioxide rooms `socket` is in.
+pub fn room_count(socket: &SocketRef) -> usize {
+    outgoing_of(socket).map_or(0, |outgoing| outgoing.subscriptions().len())
 }
 
 /// Serializes a payload once, for sending to many sockets.
@@ -359,13 +367,18 @@ impl FromMessageParts<LocalAdapter> for Ack {
     }
 }
 
-/// Answers a request's ack callback, if the client asked for one.
+/// Answers a request for `event` through its ack callback, if the client asked for one; a
+/// refusal is counted by event and code.
 pub fn reply<T: Serialize>(
     socket: &SocketRef,
     chat: &Chat,
+    event: &'static str,
     ack: Ack,
     result: Result<T, ErrorBody>,
 ) {
+    if let Err(error) = &result {
+        chat.metrics.refused(event, error.code);
+    }
     if !ack.requested {
         return;
     }
@@ -483,11 +496,7 @@ fn close_behind(socket: &SocketRef, chat: &Chat, outgoing: &Outgoing, overflow: 
 /// of them for falling behind, for the disconnect handler's departure notices.
 pub fn rooms_of(socket: &SocketRef) -> Vec<String> {
     match outgoing_of(socket) {
-        Some(outgoing) => outgoing
-            .subscriptions()
-            .iter()
-            .map(|s| s.key.clone())
-            .collect(),
+        Some(outgoing) => outgoing.subscriptions().keys().cloned().collect(),
         None => socket
             .rooms()
             .into_iter()

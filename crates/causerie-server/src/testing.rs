@@ -28,7 +28,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with the defaults but no rate limit.
+    /// Starts a server with the defaults but no message rate limit, and no limits per client
+    /// address (every test client comes from 127.0.0.1).
     pub async fn start() -> Self {
         Self::start_with(|config| config).await
     }
@@ -49,6 +50,11 @@ impl TestServer {
     ) -> Self {
         let config = adjust(ServerConfig {
             rate_limit: None,
+            event_limits: Some(crate::EventLimits {
+                new_guests_per_address: None,
+                ..crate::EventLimits::default()
+            }),
+            max_connections_per_address: None,
             ..ServerConfig::new(data_dir)
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");

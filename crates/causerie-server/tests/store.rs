@@ -108,7 +108,9 @@ async fn rooms_count_their_own_seqs_and_survive_reopening() {
         );
     }
     let store = SqliteStore::open(&path).await.expect("reopens");
-    assert_eq!(store.rooms().await.expect("rooms"), ["b-side", "general"]);
+    let rooms = store.rooms_page("", "", 10).await.expect("rooms");
+    assert_eq!(rooms.rooms, ["b-side", "general"]);
+    assert_eq!(store.room_count().await.expect("counts"), 2);
     let next = store
         .append(message("ada", "g3", "general"))
         .await
@@ -235,5 +237,38 @@ async fn a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more() {
         }
     }
     assert_eq!(seqs, (1..=80).collect::<Vec<u64>>());
+    store.close().await;
+}
+
+#[tokio::test]
+async fn rooms_page_by_name_and_by_prefix_without_wildcards() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
+        .await
+        .expect("opens");
+    for room in [
+        "rust",
+        "rust-fr",
+        "rust_en",
+        "rustacean",
+        "ruby",
+        "r_st",
+        "zz",
+    ] {
+        store.create_room(room).await.expect("creates");
+    }
+    let first = store.rooms_page("", "", 3).await.expect("pages");
+    assert_eq!(first.rooms, ["general", "r_st", "ruby"]);
+    assert!(first.has_more);
+    let next = store.rooms_page("", "ruby", 3).await.expect("pages");
+    assert_eq!(next.rooms, ["rust", "rust-fr", "rust_en"]);
+    let rust = store.rooms_page("rust", "", 10).await.expect("searches");
+    assert_eq!(rust.rooms, ["rust", "rust-fr", "rust_en", "rustacean"]);
+    assert!(!rust.has_more);
+    // `_` is a letter here, not LIKE's wildcard.
+    let underscore = store.rooms_page("r_", "", 10).await.expect("searches");
+    assert_eq!(underscore.rooms, ["r_st"]);
+    assert!(store.room_exists("ruby").await.expect("reads"));
+    assert!(!store.room_exists("python").await.expect("reads"));
     store.close().await;
 }

@@ -10,6 +10,10 @@ export interface Backend {
   join(room: string): Promise<void>;
   leave(room: string): Promise<void>;
   typing(room: string, typing: boolean): Promise<void>;
+  /** Rooms whose name starts with `prefix`, after `after`; they arrive as a `rooms` event. */
+  findRooms(prefix: string, after: string | null): Promise<void>;
+  /** More of the people online in `room`; they arrive in the next `online` event. */
+  loadMoreOnline(room: string): Promise<void>;
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
   checkConnection(): Promise<void>;

@@ -25,7 +25,10 @@ export class Chat {
   knownRooms = $state<string[]>([]);
   current = $state(DEFAULT_ROOM);
   lines = $state<Record<string, Line[]>>({});
-  online = $state<Record<string, User[]>>({});
+  /** Who is online in each room: the server's count, and those the core client lists. */
+  online = $state<Record<string, { users: User[]; count: number }>>({});
+  /** The latest answer to a search of rooms by prefix ("join or create"). */
+  roomSearch = $state<{ prefix: string; rooms: string[] } | null>(null);
   typing = $state<Record<string, Record<string, { user: User; until: number }>>>({});
   /** Rooms whose oldest messages are all here. */
   complete = $state<Record<string, boolean>>({});
@@ -73,6 +76,7 @@ export class Chat {
     this.current = DEFAULT_ROOM;
     this.lines = {};
     this.online = {};
+    this.roomSearch = null;
     this.typing = {};
     this.complete = {};
     this.loadingOlder = {};
@@ -122,6 +126,16 @@ export class Chat {
     await this.backend.leave(room).catch((e) => { this.error = describe(e); });
   }
 
+  /** Asks for the rooms whose name starts with `prefix`; they land in `roomSearch`. */
+  async findRooms(prefix: string): Promise<void> {
+    await this.backend.findRooms(prefix, null).catch((e) => { this.error = describe(e); });
+  }
+
+  /** Lists more of the people online in `room`, in a crowd. */
+  async loadMoreOnline(room: string): Promise<void> {
+    await this.backend.loadMoreOnline(room).catch((e) => { this.error = describe(e); });
+  }
+
   /** Takes one event of the core client. */
   apply(event: ClientEvent): void {
     switch (event.type) {
@@ -131,8 +145,13 @@ export class Chat {
         break;
       case 'welcome':
         this.session = event.data;
-        this.online[DEFAULT_ROOM] = event.data.online;
         this.knownRooms = event.data.rooms;
+        break;
+      case 'online':
+        this.online[event.data.room] = { users: event.data.users, count: event.data.count };
+        break;
+      case 'rooms':
+        this.roomSearch = { prefix: event.data.prefix, rooms: event.data.rooms };
         break;
       case 'pending': {
         const { localId, room, text } = event.data;
@@ -164,17 +183,16 @@ export class Chat {
       case 'joined':
         if (!this.rooms.includes(event.data.room)) this.rooms = [...this.rooms, event.data.room];
         if (!this.knownRooms.includes(event.data.room)) this.knownRooms = [...this.knownRooms, event.data.room].sort();
-        this.online[event.data.room] = event.data.online;
         break;
       case 'left':
         this.rooms = this.rooms.filter((r) => r !== event.data.room);
         if (this.current === event.data.room) this.current = DEFAULT_ROOM;
         break;
       case 'presence': {
-        const { room, online, joined, left } = event.data;
-        this.online[room] = online;
-        if (joined) this.push(room, notice(`${joined.name} joined`));
-        if (left) this.push(room, notice(`${left.name} left`));
+        // Who is online comes as its own event; these are the notices in the conversation.
+        const { room, joined, left } = event.data;
+        for (const user of joined) if (user.id !== this.me?.id) this.push(room, notice(`${user.name} joined`));
+        for (const user of left) if (user.id !== this.me?.id) this.push(room, notice(`${user.name} left`));
         break;
       }
       case 'typing': {

@@ -5,7 +5,8 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use causerie_server::{CorsOrigins, RateLimit, ServerConfig};
+use causerie_server::config::DroppedLogLines;
+use causerie_server::{CorsOrigins, EventLimits, Limit, RateLimit, ServerConfig};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -40,13 +41,35 @@ struct Cli {
     /// Largest Socket.IO packet, in bytes, on both transports.
     #[arg(long, env = "CAUSERIE_MAX_PAYLOAD_BYTES", default_value_t = causerie_protocol::limits::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: u32,
+    /// Rooms the server holds at most.
+    #[arg(long, env = "CAUSERIE_MAX_ROOMS", default_value_t = 10_000)]
+    max_rooms: u32,
+    /// Rooms a connection, or a user across connections, may be in at once.
+    #[arg(long, env = "CAUSERIE_MAX_JOINED_ROOMS", default_value_t = causerie_protocol::limits::DEFAULT_MAX_JOINED_ROOMS)]
+    max_joined_rooms: u32,
+    /// Open connections per client address; 0 for no limit (behind a reverse proxy, where all
+    /// clients share its address, limit at the proxy instead).
+    #[arg(
+        long,
+        env = "CAUSERIE_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    max_connections_per_address: u32,
+    /// New guest identities (connections without a token) per client address and minute, in
+    /// bursts of twice as many; 0 for no limit.
+    #[arg(long, env = "CAUSERIE_NEW_GUESTS_PER_MINUTE", default_value_t = 30)]
+    new_guests_per_minute: u32,
+    /// Token that `GET /metrics` requires as `Authorization: Bearer <token>` [default: none,
+    /// metrics are open].
+    #[arg(long, env = "CAUSERIE_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     /// Verbose logs (debug level for Causerie); RUST_LOG overrides.
     #[arg(long, env = "CAUSERIE_DEV")]
     dev: bool,
 }
 
 impl Cli {
-    fn config(self) -> ServerConfig {
+    fn config(self, dropped_log_lines: DroppedLogLines) -> ServerConfig {
         let rate_limit = NonZeroU32::new(self.rate_limit).map(|per_second| RateLimit {
             per_second,
             burst: NonZeroU32::new(self.rate_burst).unwrap_or(per_second),
@@ -60,8 +83,20 @@ impl Cli {
                 CorsOrigins::List(self.cors_origin)
             },
             rate_limit,
+            event_limits: Some(EventLimits {
+                new_guests_per_address: (self.new_guests_per_minute > 0).then(|| {
+                    Limit::per_minute(self.new_guests_per_minute, self.new_guests_per_minute * 2)
+                }),
+                ..EventLimits::default()
+            }),
+            max_rooms: self.max_rooms,
+            max_joined_rooms: self.max_joined_rooms,
+            max_connections_per_address: Some(self.max_connections_per_address)
+                .filter(|max| *max > 0),
+            metrics_token: self.metrics_token,
             max_message_chars: self.max_message_chars,
             max_payload_bytes: self.max_payload_bytes,
+            dropped_log_lines: Some(dropped_log_lines),
             ..ServerConfig::new(self.data_dir)
         }
     }
@@ -77,12 +112,17 @@ async fn main() -> anyhow::Result<()> {
     };
     // Lines are written by a background thread, in batches (it flushes the buffer once it has
     // drained what is queued): a write(2) per line on the socket tasks' thread cost about a
-    // fifth of the connections per second (causerie-bench, hold).
-    // Not lossy: under a flood of lines, logging waits rather than drops them.
+    // fifth of the connections per second (causerie-bench, hold). Lossy: when the log's reader
+    // does not keep up (a stderr nobody reads), lines are dropped and counted in /metrics, and
+    // the server never waits for it.
     let (log_writer, _flush_logs_on_exit) =
         tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
+            .lossy(true)
             .finish(std::io::BufWriter::new(std::io::stderr()));
+    let log_drops = log_writer.error_counter();
+    let dropped_log_lines = DroppedLogLines(std::sync::Arc::new(move || {
+        u64::try_from(log_drops.dropped_lines()).unwrap_or(u64::MAX)
+    }));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
@@ -91,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
+    raise_open_file_limit();
     let listener = tokio::net::TcpListener::bind(cli.bind)
         .await
         .with_context(|| format!("cannot listen on {}", cli.bind))?;
@@ -99,11 +140,21 @@ async fn main() -> anyhow::Result<()> {
     // On stdout, alone, so that scripts and tests started with port 0 learn the address.
     println!("listening on http://{address}");
     tracing::info!(%address, data_dir = %data_dir.display(), "serving chat");
-    causerie_server::run(listener, cli.config(), shutdown_signal())
+    causerie_server::run(listener, cli.config(dropped_log_lines), shutdown_signal())
         .await
         .context("the server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the limit on open files to the most the system allows: each connection is one, and the
+/// usual soft limit of 1,024 would refuse connections long before the server is busy.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.

@@ -1,19 +1,38 @@
 //! Connecting: authenticate the handshake, then greet the socket with `welcome`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, normalize_name};
-use causerie_protocol::{
-    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Presence, User, Welcome, event,
+use axum::extract::ConnectInfo;
+use causerie_protocol::limits::{
+    DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, normalize_name,
 };
-use socketioxide::SocketIo;
-use socketioxide::extract::{SocketRef, State, TryData};
+use causerie_protocol::{
+    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, User, Welcome, event,
+};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{SEED_ROOM_KEY, Session, history, message, online, room_key, rooms, typing};
+use super::{SEED_ROOM_KEY, Session, history, message, room_key, rooms, typing, within_quota};
 use crate::chat::Chat;
-use crate::identity::{guest_name, new_user_id};
+use crate::connections::ConnectionInfo;
+use crate::identity::{constant_time_eq, guest_name, new_user_id};
+use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::{HistoryQuery, StoreError};
+
+/// How long a session that gave a wrong join code is kept for its refusal to be read, before
+/// its transport is ended (once its address is locked out).
+const REFUSAL_GRACE: Duration = Duration::from_millis(500);
+
+/// The client's address, from the connection of its first request.
+fn address_of(socket: &SocketRef) -> Option<IpAddr> {
+    socket
+        .req_parts()
+        .extensions
+        .get::<ConnectInfo<ConnectionInfo>>()
+        .map(|ConnectInfo(ConnectionInfo(connection))| connection.peer().ip())
+}
 
 /// Connect middleware: checks the join code and the name, and settles who the socket is. A refusal
 /// reaches the client as a connect error `"<code>: <explanation>"`, before any event.
@@ -21,6 +40,18 @@ pub(super) async fn authenticate(
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     TryData(auth): TryData<serde_json::Value>,
+) -> Result<(), ErrorBody> {
+    let refusal = identify(&socket, &chat, auth);
+    if let Err(refused) = &refusal {
+        chat.metrics.refused("connect", refused.code);
+    }
+    refusal
+}
+
+fn identify(
+    socket: &SocketRef,
+    chat: &Arc<Chat>,
+    auth: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<(), ErrorBody> {
     let auth = auth.unwrap_or_default();
     let seed = auth.get("protocol").is_none();
@@ -35,21 +66,15 @@ pub(super) async fn authenticate(
             ));
         }
     };
+    let address = address_of(socket);
     if let Some(expected) = &chat.join_code {
-        let given = auth.code.as_deref().unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            tracing::info!(sid = %socket.id, "refused: wrong or missing join code");
-            return Err(ErrorBody::new(
-                ErrorCode::Unauthorized,
-                "this server needs the right join code",
-            ));
-        }
+        check_join_code(socket, chat, address, auth.code.as_deref(), expected)?;
     }
     let name = match auth.name.as_deref() {
         Some(name) => Some(normalize_name(name).ok_or_else(|| {
             ErrorBody::new(
                 ErrorCode::InvalidName,
-                "a name has 1 to 32 characters and no control characters",
+                "a name has 1 to 32 characters, no control, format or invisible characters",
             )
         })?),
         None => None,
@@ -61,24 +86,69 @@ pub(super) async fn authenticate(
             ..user
         },
         (Some(user), None) => user,
-        (None, name) => User {
-            id: new_user_id(),
-            name: name.map_or_else(guest_name, str::to_owned),
-        },
+        (None, name) => {
+            // Every connection without a token is a new user: limited per address, or per-user
+            // quotas would be free to escape.
+            if let Some(address) = address {
+                chat.limiter.new_guest(address)?;
+            }
+            User {
+                id: new_user_id(),
+                name: name.map_or_else(guest_name, str::to_owned),
+            }
+        }
     };
     socket.extensions.insert(Session { user, seed });
     Ok(())
 }
 
-/// Connect handler: registers the socket's event handlers, joins `general`, sends `welcome`, and
-/// tells the room someone arrived.
-pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): State<Arc<Chat>>) {
+/// Refuses a wrong or missing join code, and an address locked out for too many of them; once it
+/// is locked out, the session itself is ended too, so that it cannot keep trying.
+fn check_join_code(
+    socket: &SocketRef,
+    chat: &Arc<Chat>,
+    address: Option<IpAddr>,
+    given: Option<&str>,
+    expected: &str,
+) -> Result<(), ErrorBody> {
+    let now = Instant::now();
+    if let Some(address) = address {
+        chat.limiter.join_code_allowed(address, now)?;
+    }
+    let given = given.unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if let Some(address) = address {
+            chat.limiter.join_code_succeeded(address);
+        }
+        return Ok(());
+    }
+    tracing::debug!(sid = %socket.id, "refused: wrong or missing join code");
+    if let Some(address) = address {
+        chat.limiter.join_code_failed(address, now);
+        if chat.limiter.join_code_allowed(address, now).is_err() {
+            let socket = socket.clone();
+            let chat = chat.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(REFUSAL_GRACE).await;
+                chat.transports.end(&socket);
+            });
+        }
+    }
+    Err(ErrorBody::new(
+        ErrorCode::Unauthorized,
+        "this server needs the right join code",
+    ))
+}
+
+/// Connect handler: registers the socket's event handlers, joins `general`, and sends
+/// `welcome`. The room hears of the arrival in its next presence flush.
+pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>) {
     let Some(Session { user, seed }) = socket.extensions.get::<Session>() else {
         tracing::error!(sid = %socket.id, "connected without a session");
         return;
     };
     chat.metrics.connected();
-    tracing::info!(
+    tracing::debug!(
         sid = %socket.id, user = %user.id, name = %user.name, seed,
         transport = ?socket.transport_type(), "connected"
     );
@@ -86,68 +156,51 @@ pub(super) async fn on_connect(socket: SocketRef, io: SocketIo, State(chat): Sta
     // Before joining any room: a socket is sent room traffic only once it can be accounted for.
     outgoing::attach(&socket, &chat);
     socket.on(event::MESSAGE, message::on_message);
-    socket.on(
-        event::PING,
-        async |socket: SocketRef, State(chat): State<Arc<Chat>>, ack: Ack| {
-            outgoing::reply(&socket, &chat, ack, Ok(causerie_protocol::Pong {}));
-        },
-    );
+    socket.on(event::PING, on_ping);
     if !seed {
         socket.on(event::HISTORY, history::on_history);
         socket.on(event::JOIN, rooms::on_join);
         socket.on(event::LEAVE, rooms::on_leave);
+        socket.on(event::WHO, rooms::on_who);
+        socket.on(event::ROOMS, rooms::on_rooms);
         socket.on(event::TYPING, typing::on_typing);
     }
     socket.on_disconnect(rooms::on_disconnect);
 
-    // Presence goes to the Causerie clients in `general`; with none there, nobody is told and
-    // the O(N) look at who is online is skipped (a room of seed clients only).
-    let someone_to_tell = !io.within(room_key(DEFAULT_ROOM)).sockets().is_empty();
-    let arriving = someone_to_tell
-        && !online(&io, DEFAULT_ROOM, None)
-            .iter()
-            .any(|u| u.id == user.id);
     let key = if seed {
         SEED_ROOM_KEY.to_owned()
     } else {
         room_key(DEFAULT_ROOM)
     };
-    outgoing::join(&socket, &chat, &key);
+    if outgoing::join(&socket, &chat, &key) {
+        chat.presence.arrive(DEFAULT_ROOM, &user);
+    }
     let welcome = if seed {
         Ok(seed_welcome(&chat, &user))
     } else {
-        welcome(&chat, &io, &user).await
+        welcome(&chat, &user).await
     };
-    let welcome = match welcome {
-        Ok(welcome) => welcome,
+    match welcome {
+        Ok(welcome) => outgoing::to_socket(&socket, &chat, event::WELCOME, &welcome),
         Err(e) => {
             tracing::error!(error = %e, sid = %socket.id, "cannot greet a socket; closing it");
-            // Never announced as arrived: leaving first keeps its departure unannounced too.
-            outgoing::leave(&socket, &key);
+            if outgoing::leave(&socket, &key) {
+                chat.presence.depart(DEFAULT_ROOM, &user.id);
+            }
             let _ = socket.disconnect();
-            return;
         }
-    };
-    outgoing::to_socket(&socket, &chat, event::WELCOME, &welcome);
-    if arriving {
-        let online = if seed {
-            online(&io, DEFAULT_ROOM, None)
-        } else {
-            welcome.online
-        };
-        rooms::announce(
-            &io,
-            &chat,
-            &socket,
-            Presence {
-                room: DEFAULT_ROOM.to_owned(),
-                online,
-                joined: Some(user),
-                left: None,
-            },
-        )
-        .await;
     }
+}
+
+/// `ping`: acked at once, for clients that check their connection themselves.
+async fn on_ping(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    ack: Ack,
+) {
+    let pong = within_quota(&chat, Action::Ping, &socket, &session).map(|()| Pong {});
+    outgoing::reply(&socket, &chat, event::PING, ack, pong);
 }
 
 /// A seed client's welcome: the same object with no history, no one online and only `general`.
@@ -158,7 +211,10 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         token: chat.tokens.issue(user),
         room: DEFAULT_ROOM.to_owned(),
         rooms: vec![DEFAULT_ROOM.to_owned()],
+        rooms_next: None,
         online: Vec::new(),
+        online_count: 0,
+        online_next: None,
         history: Vec::new(),
         head: 0,
         limits: chat.limits.clone(),
@@ -166,7 +222,9 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
     }
 }
 
-async fn welcome(chat: &Chat, io: &SocketIo, user: &User) -> Result<Welcome, StoreError> {
+/// A Causerie client's welcome: bounded whatever the server's size (first pages of rooms and of
+/// the people online, the latest page of history).
+async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
     let history = chat
         .store
         .history(
@@ -177,12 +235,22 @@ async fn welcome(chat: &Chat, io: &SocketIo, user: &User) -> Result<Welcome, Sto
             },
         )
         .await?;
+    let rooms = chat.store.rooms_page("", "", DEFAULT_ROOMS_PAGE).await?;
+    let online = chat
+        .presence
+        .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
     Ok(Welcome {
         user: user.clone(),
         token: chat.tokens.issue(user),
         room: DEFAULT_ROOM.to_owned(),
-        rooms: chat.store.rooms().await?,
-        online: online(io, DEFAULT_ROOM, None),
+        rooms_next: rooms
+            .has_more
+            .then(|| rooms.rooms.last().cloned())
+            .flatten(),
+        rooms: rooms.rooms,
+        online: online.users,
+        online_count: online.count,
+        online_next: online.next,
         head: head_of(&history.messages),
         history: history.messages,
         limits: chat.limits.clone(),
@@ -193,9 +261,4 @@ async fn welcome(chat: &Chat, io: &SocketIo, user: &User) -> Result<Welcome, Sto
 /// The latest seq of a room, from its latest page read after the socket joined it.
 pub(super) fn head_of(latest: &[causerie_protocol::Message]) -> u64 {
     latest.last().map_or(0, |message| message.seq)
-}
-
-/// Compares secrets without leaking, through timing, how much of them matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -3,29 +3,33 @@
 use std::sync::Arc;
 
 use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
-use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, HistoryRequest};
-use socketioxide::extract::{SocketRef, State, TryData};
+use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, HistoryRequest, event};
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{has_joined, internal, not_joined, parse};
+use super::{Session, has_joined, internal, not_joined, parse, within_quota};
 use crate::chat::Chat;
+use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_history(
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let page = page(&socket, &chat, data).await;
-    outgoing::reply(&socket, &chat, ack, page);
+    let page = page(&socket, &chat, &session, data).await;
+    outgoing::reply(&socket, &chat, event::HISTORY, ack, page);
 }
 
 async fn page(
     socket: &SocketRef,
     chat: &Chat,
+    session: &Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<HistoryPage, ErrorBody> {
+    within_quota(chat, Action::History, socket, session)?;
     let request: HistoryRequest = parse(data, "a history request")?;
     let limit = request.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {

@@ -10,8 +10,11 @@ use causerie_protocol::{
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, room_key};
+use super::{
+    SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, room_key, within_quota,
+};
 use crate::chat::Chat;
+use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::NewMessage;
 
@@ -27,21 +30,21 @@ pub(super) async fn on_message(
     let (message, fresh) = match accept(&socket, &chat, &session, data).await {
         Ok(accepted) => accepted,
         Err(error) => {
+            // Counted by code in /metrics and summarised in the log; one line each only in
+            // debug, or a flood of refusals would flood the log too.
             chat.metrics.rejected(error.code);
-            // `internal` was logged where it happened, once per cause.
-            if error.code != ErrorCode::Internal {
-                tracing::info!(
-                    sid = %socket.id, user = %session.user.id, code = %error.code,
-                    "message refused: {}", error.message
-                );
-            }
-            outgoing::reply::<MessageAccepted>(&socket, &chat, ack, Err(error));
+            tracing::debug!(
+                sid = %socket.id, user = %session.user.id, code = %error.code,
+                "message refused: {}", error.message
+            );
+            outgoing::reply::<MessageAccepted>(&socket, &chat, event::MESSAGE, ack, Err(error));
             return;
         }
     };
     outgoing::reply(
         &socket,
         &chat,
+        event::MESSAGE,
         ack,
         Ok(MessageAccepted {
             message: message.clone(),
@@ -52,7 +55,7 @@ pub(super) async fn on_message(
         broadcast(&io, &chat, &message).await;
         chat.metrics.accepted(received.elapsed().as_secs_f64());
         // The text stays out of the logs: they are not the place for people's conversations.
-        tracing::info!(
+        tracing::debug!(
             sid = %socket.id, user = %message.author.id, room = %message.room,
             seq = message.seq, id = %message.id, "message"
         );
@@ -92,17 +95,7 @@ async fn accept(
         };
         ErrorBody::new(code, explanation)
     })?;
-    if let Some(flood) = &chat.flood
-        && let Err(not_until) = flood.check_key(&session.user.id)
-    {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        return Err(ErrorBody::new(
-            ErrorCode::RateLimited,
-            format!("slow down: retry in {} ms", wait.as_millis().max(1)),
-        ));
-    }
+    within_quota(chat, Action::Message, socket, session)?;
     let appended = chat
         .store
         .append(NewMessage {
@@ -139,7 +132,21 @@ async fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
     let key = room_key(&message.room);
     outgoing::to_room(io, chat, &key, None, event::MESSAGE, message).await;
     if message.room == DEFAULT_ROOM {
-        let line = format!("{}: {}", message.author.name, message.text);
+        let line = seed_line(message);
         outgoing::to_room(io, chat, SEED_ROOM_KEY, None, event::MESSAGE, &line).await;
     }
+}
+
+/// A message as the old server's clients read it, `"<name>: <text>"`, on one line: a line break
+/// in the text would let a sender forge a second line from someone else.
+fn seed_line(message: &Message) -> String {
+    let text: String = message
+        .text
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => ' ',
+            c => c,
+        })
+        .collect();
+    format!("{}: {}", message.author.name, text)
 }

@@ -2,7 +2,7 @@
 //!
 //! Rooms map to socketioxide rooms `room:<name>` for Causerie clients. Seed clients, which speak the
 //! old string protocol, sit in `seed:general` instead, so a broadcast can send each kind its own
-//! payload.
+//! payload. Every request is counted against its quota ([`crate::limiter`]) before anything else.
 
 mod connect;
 mod history;
@@ -10,14 +10,14 @@ mod message;
 mod rooms;
 mod typing;
 
-use std::collections::BTreeMap;
-
-use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, User};
+use causerie_protocol::{ErrorBody, ErrorCode, User};
 use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide::handler::ConnectHandler;
-use socketioxide::socket::Sid;
 
+use crate::chat::Chat;
+use crate::limiter::Action;
+use crate::outgoing;
 use crate::store::StoreError;
 
 /// Who a socket is, set once when it connects.
@@ -35,7 +35,7 @@ pub fn register(io: &SocketIo) {
 }
 
 /// The socketioxide room of chat room `room`, for Causerie clients.
-fn room_key(room: &str) -> String {
+pub(crate) fn room_key(room: &str) -> String {
     format!("room:{room}")
 }
 
@@ -44,27 +44,26 @@ const SEED_ROOM_KEY: &str = "seed:general";
 
 /// Whether this socket may read and write `room`.
 fn has_joined(socket: &SocketRef, room: &str) -> bool {
-    let key = room_key(room);
-    socket.rooms().iter().any(|r| *r == key)
+    outgoing::is_in(socket, &room_key(room))
 }
 
-/// The people online in `room`, one entry per user, sorted by name, leaving out socket `except`.
-fn online(io: &SocketIo, room: &str, except: Option<Sid>) -> Vec<User> {
-    let sockets = if room == DEFAULT_ROOM {
-        io.within(vec![room_key(room), SEED_ROOM_KEY.to_owned()])
-            .sockets()
+/// The chat room of a socketioxide room key (`general` for the seed clients' room).
+fn room_of_key(key: &str) -> Option<&str> {
+    if key == SEED_ROOM_KEY {
+        Some(causerie_protocol::DEFAULT_ROOM)
     } else {
-        io.within(room_key(room)).sockets()
-    };
-    let users: BTreeMap<String, User> = sockets
-        .into_iter()
-        .filter(|s| Some(s.id) != except)
-        .filter_map(|s| s.extensions.get::<Session>())
-        .map(|session| (session.user.id.clone(), session.user))
-        .collect();
-    let mut users: Vec<User> = users.into_values().collect();
-    users.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-    users
+        key.strip_prefix("room:")
+    }
+}
+
+/// Counts a request against its quota, or refuses it with `rate_limited`.
+fn within_quota(
+    chat: &Chat,
+    action: Action,
+    socket: &SocketRef,
+    session: &Session,
+) -> Result<(), ErrorBody> {
+    chat.limiter.check(action, socket.id, &session.user.id)
 }
 
 /// Parses a request payload, refusing a wrong shape with `invalid`.

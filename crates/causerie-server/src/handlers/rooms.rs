@@ -1,75 +1,63 @@
-//! `join`, `leave`, disconnects, and the `presence` notices they cause.
+//! `join`, `leave`, `who`, `rooms`, and disconnects.
 //!
-//! Presence is per user, not per socket: someone with two tabs open "joins" with the first and
-//! "leaves" with the last.
+//! Presence is per user, not per socket: someone with two tabs open arrives with the first and
+//! leaves with the last ([`crate::presence`]), and rooms hear of it in the next presence flush.
 
 use std::sync::Arc;
 
-use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, is_valid_room};
-use causerie_protocol::{
-    DEFAULT_ROOM, ErrorBody, ErrorCode, Joined, Left, Presence, RoomRequest, event,
+use causerie_protocol::limits::{
+    DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, MAX_ONLINE_PAGE,
+    MAX_ROOM_CHARS, MAX_ROOMS_PAGE, is_valid_room,
 };
-use socketioxide::SocketIo;
+use causerie_protocol::{
+    ErrorBody, ErrorCode, Joined, Left, RoomRequest, RoomsPage, RoomsRequest, WhoPage, WhoRequest,
+    event,
+};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
-use super::{SEED_ROOM_KEY, Session, has_joined, internal, not_joined, online, parse, room_key};
+use super::{
+    Session, has_joined, internal, not_joined, parse, room_key, room_of_key, within_quota,
+};
 use crate::chat::Chat;
+use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
+use crate::presence::parse_cursor;
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_join(
     socket: SocketRef,
-    io: SocketIo,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let joined = join(&socket, &io, &chat, session, data).await;
-    outgoing::reply(&socket, &chat, ack, joined);
+    let joined = join(&socket, &chat, &session, data).await;
+    outgoing::reply(&socket, &chat, event::JOIN, ack, joined);
 }
 
 async fn join(
     socket: &SocketRef,
-    io: &SocketIo,
     chat: &Chat,
-    session: Session,
+    session: &Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<Joined, ErrorBody> {
+    within_quota(chat, Action::Membership, socket, session)?;
     let RoomRequest { room } = parse(data, "a join request")?;
     if !is_valid_room(&room) {
         return Err(invalid_room());
     }
-    chat.store
-        .create_room(&room)
-        .await
-        .map_err(|e| internal(&e))?;
-    let arriving = !online(io, &room, None)
-        .iter()
-        .any(|u| u.id == session.user.id);
-    outgoing::join(socket, chat, &room_key(&room));
-    let online = online(io, &room, None);
-    tracing::info!(sid = %socket.id, user = %session.user.id, %room, "joined");
-    // Announced as soon as the socket is in the room, so that a join retried after a failed read
-    // below does not leave the others without the news.
-    if arriving {
-        announce(
-            io,
-            chat,
-            socket,
-            Presence {
-                room: room.clone(),
-                online: online.clone(),
-                joined: Some(session.user),
-                left: None,
-            },
-        )
-        .await;
+    if !has_joined(socket, &room) {
+        admit(socket, chat, session, &room).await?;
+        // Joined before the history is read: a message stored meanwhile is in the page or
+        // reaches the socket live (or both; clients drop repeats by seq), never neither. If the
+        // read fails the socket stays joined: the client asks again, and joining twice is
+        // harmless.
+        if outgoing::join(socket, chat, &room_key(&room)) {
+            chat.presence.arrive(&room, &session.user);
+            tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "joined");
+        }
     }
-    // Joined before the history is read: a message stored meanwhile is in the page or reaches
-    // the socket live (or both; clients drop repeats by seq), never neither. If the read fails
-    // the socket stays joined: the client asks again, and joining twice is harmless.
     let history = chat
         .store
         .history(
@@ -81,112 +69,200 @@ async fn join(
         )
         .await
         .map_err(|e| internal(&e))?;
+    let online = chat
+        .presence
+        .page(&room, None, DEFAULT_ONLINE_PAGE as usize);
     Ok(Joined {
         room,
-        online,
+        online: online.users,
+        online_count: online.count,
+        online_next: online.next,
         head: super::connect::head_of(&history.messages),
         history: history.messages,
     })
 }
 
+/// Lets `socket` into `room` within the room limits, creating the room if it is new.
+async fn admit(
+    socket: &SocketRef,
+    chat: &Chat,
+    session: &Session,
+    room: &str,
+) -> Result<(), ErrorBody> {
+    let max = chat.limits.max_joined_rooms;
+    if outgoing::room_count(socket) >= max as usize {
+        return Err(room_limit(format!(
+            "a connection may be in {max} rooms at once; leave one first"
+        )));
+    }
+    if !chat.presence.is_online(room, &session.user.id)
+        && chat.presence.rooms_of_user(&session.user.id) >= max
+    {
+        return Err(room_limit(format!(
+            "a user may be in {max} rooms at once, across connections; leave one first"
+        )));
+    }
+    if chat
+        .store
+        .room_exists(room)
+        .await
+        .map_err(|e| internal(&e))?
+    {
+        return Ok(());
+    }
+    let rooms = chat.store.room_count().await.map_err(|e| internal(&e))?;
+    if rooms >= u64::from(chat.max_rooms) {
+        return Err(room_limit(format!(
+            "this server holds {} rooms, its most; join one of them",
+            chat.max_rooms
+        )));
+    }
+    within_quota(chat, Action::CreateRoom, socket, session)?;
+    chat.store.create_room(room).await.map_err(|e| internal(&e))
+}
+
 pub(super) async fn on_leave(
     socket: SocketRef,
-    io: SocketIo,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let left = leave(&socket, &io, &chat, session, data).await;
-    outgoing::reply(&socket, &chat, ack, left);
+    let left = leave(&socket, &chat, &session, data);
+    outgoing::reply(&socket, &chat, event::LEAVE, ack, left);
 }
 
-async fn leave(
+fn leave(
     socket: &SocketRef,
-    io: &SocketIo,
     chat: &Chat,
-    session: Session,
+    session: &Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<Left, ErrorBody> {
+    within_quota(chat, Action::Membership, socket, session)?;
     let RoomRequest { room } = parse(data, "a leave request")?;
     if !is_valid_room(&room) {
         return Err(invalid_room());
     }
-    if !has_joined(socket, &room) {
+    if !outgoing::leave(socket, &room_key(&room)) {
         return Err(not_joined(&room));
     }
-    outgoing::leave(socket, &room_key(&room));
-    tracing::info!(sid = %socket.id, user = %session.user.id, %room, "left");
-    announce_departure(io, chat, socket, &room, session.user, None).await;
+    chat.presence.depart(&room, &session.user.id);
+    tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "left");
     Ok(Left { room })
+}
+
+pub(super) async fn on_who(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: Ack,
+) {
+    let page = who(&socket, &chat, &session, data);
+    outgoing::reply(&socket, &chat, event::WHO, ack, page);
+}
+
+fn who(
+    socket: &SocketRef,
+    chat: &Chat,
+    session: &Session,
+    data: Result<serde_json::Value, socketioxide::ParserError>,
+) -> Result<WhoPage, ErrorBody> {
+    within_quota(chat, Action::Who, socket, session)?;
+    let request: WhoRequest = parse(data, "a who request")?;
+    let limit = request.limit.unwrap_or(DEFAULT_ONLINE_PAGE);
+    if !(1..=MAX_ONLINE_PAGE).contains(&limit) {
+        return Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            format!("limit is 1 to {MAX_ONLINE_PAGE}"),
+        ));
+    }
+    if !has_joined(socket, &request.room) {
+        return Err(not_joined(&request.room));
+    }
+    let after = match request.after.as_deref() {
+        Some(after) => Some(parse_cursor(after).ok_or_else(|| {
+            ErrorBody::new(ErrorCode::Invalid, "after is the next of an earlier page")
+        })?),
+        None => None,
+    };
+    let page = chat.presence.page(&request.room, after, limit as usize);
+    Ok(WhoPage {
+        room: request.room,
+        users: page.users,
+        count: page.count,
+        next: page.next,
+    })
+}
+
+pub(super) async fn on_rooms(
+    socket: SocketRef,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: Ack,
+) {
+    let page = rooms(&socket, &chat, &session, data).await;
+    outgoing::reply(&socket, &chat, event::ROOMS, ack, page);
+}
+
+async fn rooms(
+    socket: &SocketRef,
+    chat: &Chat,
+    session: &Session,
+    data: Result<serde_json::Value, socketioxide::ParserError>,
+) -> Result<RoomsPage, ErrorBody> {
+    within_quota(chat, Action::Rooms, socket, session)?;
+    let request: RoomsRequest = parse(data, "a rooms request")?;
+    let limit = request.limit.unwrap_or(DEFAULT_ROOMS_PAGE);
+    if !(1..=MAX_ROOMS_PAGE).contains(&limit) {
+        return Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            format!("limit is 1 to {MAX_ROOMS_PAGE}"),
+        ));
+    }
+    let prefix = request.prefix.unwrap_or_default();
+    let after = request.after.unwrap_or_default();
+    // Both are (parts of) room names: anything else matches nothing, and says so.
+    let room_like =
+        |text: &str| text.is_empty() || (text.len() <= MAX_ROOM_CHARS && is_valid_room(text));
+    if !room_like(&prefix) || !room_like(&after) {
+        return Err(invalid_room());
+    }
+    let page = chat
+        .store
+        .rooms_page(&prefix, &after, limit)
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(RoomsPage {
+        next: page.has_more.then(|| page.rooms.last().cloned()).flatten(),
+        rooms: page.rooms,
+    })
 }
 
 pub(super) async fn on_disconnect(
     socket: SocketRef,
-    io: SocketIo,
     reason: DisconnectReason,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
 ) {
     chat.metrics.disconnected();
     chat.transports.forget(socket.id);
-    tracing::info!(
+    tracing::debug!(
         sid = %socket.id, user = %session.user.id, name = %session.user.name, ?reason,
         "disconnected"
     );
-    // The socket is still in its rooms while this runs (unless it was taken out of them for
-    // falling behind): leave it out of the online lists.
+    // From the socket's account, which still knows its rooms if it was taken out of them for
+    // falling behind.
     for key in outgoing::rooms_of(&socket) {
-        let room = if key == SEED_ROOM_KEY {
-            DEFAULT_ROOM
-        } else if let Some(room) = key.strip_prefix("room:") {
-            room
-        } else {
-            continue;
-        };
-        announce_departure(
-            &io,
-            &chat,
-            &socket,
-            room,
-            session.user.clone(),
-            Some(socket.id),
-        )
-        .await;
+        if let Some(room) = room_of_key(&key) {
+            chat.presence.depart(room, &session.user.id);
+        }
     }
 }
 
-/// Tells a room that `user` left, unless another of their sockets is still there.
-async fn announce_departure(
-    io: &SocketIo,
-    chat: &Chat,
-    socket: &SocketRef,
-    room: &str,
-    user: causerie_protocol::User,
-    except: Option<socketioxide::socket::Sid>,
-) {
-    let online = online(io, room, except);
-    if online.iter().any(|u| u.id == user.id) {
-        return;
-    }
-    announce(
-        io,
-        chat,
-        socket,
-        Presence {
-            room: room.to_owned(),
-            online,
-            joined: None,
-            left: Some(user),
-        },
-    )
-    .await;
-}
-
-/// Sends `presence` to the Causerie clients in its room, except `socket`.
-pub(super) async fn announce(io: &SocketIo, chat: &Chat, socket: &SocketRef, presence: Presence) {
-    let key = room_key(&presence.room);
-    outgoing::to_room(io, chat, &key, Some(socket), event::PRESENCE, &presence).await;
+fn room_limit(explanation: String) -> ErrorBody {
+    ErrorBody::new(ErrorCode::RoomLimit, explanation)
 }
 
 fn invalid_room() -> ErrorBody {

@@ -114,6 +114,15 @@ impl std::fmt::Display for WriteFailure {
     }
 }
 
+/// A page of room names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomsSlice {
+    /// Sorted.
+    pub rooms: Vec<String>,
+    /// Whether more rooms match beyond the page.
+    pub has_more: bool,
+}
+
 /// Why the store failed. The chat logic reports every variant to clients as `internal`.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,8 +156,20 @@ pub trait Store: Send + Sync + 'static {
     /// Creates a room if it does not exist (without writing when it does).
     async fn create_room(&self, room: &str) -> Result<(), StoreError>;
 
-    /// Every room's name, sorted.
-    async fn rooms(&self) -> Result<Vec<String>, StoreError>;
+    /// Whether a room exists.
+    async fn room_exists(&self, room: &str) -> Result<bool, StoreError>;
+
+    /// How many rooms exist.
+    async fn room_count(&self) -> Result<u64, StoreError>;
+
+    /// Up to `limit` room names in order, after `after`, starting with `prefix` (both `""` for
+    /// the first page of all rooms).
+    async fn rooms_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<RoomsSlice, StoreError>;
 
     /// Whether writes succeed now (for `/healthz` and `/metrics`).
     fn health(&self) -> WriteHealth;

@@ -37,7 +37,8 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Appended, HistoryQuery, HistorySlice, NewMessage, Store, StoreError, WriteFailure, WriteHealth,
+    Appended, HistoryQuery, HistorySlice, NewMessage, RoomsSlice, Store, StoreError, WriteFailure,
+    WriteHealth,
 };
 
 /// Most writes committed together; bounds the latency one commit adds to the first of them.
@@ -201,12 +202,7 @@ impl Store for SqliteStore {
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
         // Joining a room that exists needs no write, so it works while writes fail.
-        let exists = sqlx::query("SELECT 1 FROM rooms WHERE name = ?")
-            .bind(room)
-            .fetch_optional(&self.reads)
-            .await?
-            .is_some();
-        if exists {
+        if self.room_exists(room).await? {
             return Ok(());
         }
         let room = room.to_owned();
@@ -214,13 +210,45 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn rooms(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT name FROM rooms ORDER BY name")
-            .fetch_all(&self.reads)
+    async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query("SELECT 1 FROM rooms WHERE name = ?")
+            .bind(room)
+            .fetch_optional(&self.reads)
+            .await?
+            .is_some())
+    }
+
+    async fn room_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms")
+            .fetch_one(&self.reads)
             .await?;
-        rows.iter()
-            .map(|row| row.try_get("name").map_err(StoreError::from))
-            .collect()
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn rooms_page(
+        &self,
+        prefix: &str,
+        after: &str,
+        limit: u32,
+    ) -> Result<RoomsSlice, StoreError> {
+        // Room names are ASCII below DEL, so every name starting with `prefix` sorts below
+        // `prefix` + DEL: a range over the primary key, no LIKE (whose `_` is a wildcard).
+        let rows = sqlx::query(
+            "SELECT name FROM rooms WHERE name >= ? AND name < ? AND name > ? ORDER BY name LIMIT ?",
+        )
+        .bind(prefix)
+        .bind(format!("{prefix}\u{7f}"))
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.reads)
+        .await?;
+        let mut rooms = rows
+            .iter()
+            .map(|row| row.try_get("name"))
+            .collect::<Result<Vec<String>, _>>()?;
+        let has_more = rooms.len() > limit as usize;
+        rooms.truncate(limit as usize);
+        Ok(RoomsSlice { rooms, has_more })
     }
 
     fn health(&self) -> WriteHealth {

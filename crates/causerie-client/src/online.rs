@@ -1,0 +1,168 @@
+//! Who is online in a room, as far as this client knows: the first page the server gave (at
+//! welcome or join), kept up to date by `presence` deltas, at most [`MAX_KNOWN`] people.
+//!
+//! The count is always the server's. The list holds everyone while the room is small; in a crowd
+//! it holds the first page and the arrivals that fit, and says it is partial. A `presence` the
+//! server truncated (too many changes to list) means the list may be wrong: it asks for the first
+//! page again.
+
+use std::collections::BTreeMap;
+
+use causerie_protocol::{Presence, User, WhoPage};
+
+/// Most people a view lists.
+pub(crate) const MAX_KNOWN: usize = 200;
+
+/// One room's view of who is online.
+#[derive(Debug, Default)]
+pub(crate) struct OnlineView {
+    /// By name, then id: the order people are shown in.
+    known: BTreeMap<(String, String), User>,
+    count: u32,
+    /// Where the next page starts, for "show more".
+    next: Option<String>,
+}
+
+/// What to tell the user after a change, and whether to ask for the first page again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Changed {
+    /// Ask `who` for the first page: the list may be wrong.
+    pub(crate) refresh: bool,
+}
+
+fn key(user: &User) -> (String, String) {
+    (user.name.clone(), user.id.clone())
+}
+
+impl OnlineView {
+    /// Starts over from a first page (welcome, join, or `who` without a cursor).
+    pub(crate) fn reset(&mut self, users: Vec<User>, count: u32, next: Option<String>) {
+        self.known = users
+            .into_iter()
+            .take(MAX_KNOWN)
+            .map(|user| (key(&user), user))
+            .collect();
+        self.count = count;
+        self.next = next;
+    }
+
+    /// Adds a further page ("show more").
+    pub(crate) fn extend(&mut self, page: WhoPage) {
+        for user in page.users {
+            if self.known.len() >= MAX_KNOWN {
+                break;
+            }
+            self.known.insert(key(&user), user);
+        }
+        self.count = page.count;
+        self.next = page.next;
+    }
+
+    /// Applies a `presence` delta.
+    pub(crate) fn apply(&mut self, presence: &Presence) -> Changed {
+        self.count = presence.count;
+        for user in &presence.left {
+            self.known.retain(|_, known| known.id != user.id);
+        }
+        for user in &presence.joined {
+            // Someone renamed comes back under a new key: drop the old one.
+            self.known.retain(|_, known| known.id != user.id);
+            if self.known.len() < MAX_KNOWN {
+                self.known.insert(key(user), user.clone());
+            }
+        }
+        Changed {
+            refresh: presence.truncated,
+        }
+    }
+
+    /// The people listed, by name.
+    pub(crate) fn users(&self) -> Vec<User> {
+        self.known.values().cloned().collect()
+    }
+
+    /// How many are online, by the server's count.
+    pub(crate) fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Where "show more" continues, if the server has more.
+    pub(crate) fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, name: &str) -> User {
+        User {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn presence(count: u32, joined: Vec<User>, left: Vec<User>, truncated: bool) -> Presence {
+        Presence {
+            room: "general".into(),
+            count,
+            joined,
+            left,
+            truncated,
+        }
+    }
+
+    fn names(view: &OnlineView) -> Vec<String> {
+        view.users().into_iter().map(|u| u.name).collect()
+    }
+
+    #[test]
+    fn deltas_keep_the_list_and_the_count_by_name() {
+        let mut view = OnlineView::default();
+        view.reset(vec![user("1", "Cy"), user("2", "Ada")], 2, None);
+        assert_eq!(names(&view), ["Ada", "Cy"]);
+        let changed = view.apply(&presence(
+            2,
+            vec![user("3", "Bob")],
+            vec![user("1", "Cy")],
+            false,
+        ));
+        assert!(!changed.refresh);
+        assert_eq!(names(&view), ["Ada", "Bob"]);
+        assert_eq!(view.count(), 2);
+    }
+
+    #[test]
+    fn a_truncated_delta_asks_for_the_first_page_again() {
+        let mut view = OnlineView::default();
+        view.reset(vec![user("1", "Ada")], 1, None);
+        let changed = view.apply(&presence(500, Vec::new(), Vec::new(), true));
+        assert!(changed.refresh);
+        assert_eq!(view.count(), 500, "the count is the server's, always");
+    }
+
+    #[test]
+    fn a_crowd_is_listed_up_to_the_cap_and_the_rest_counted() {
+        let mut view = OnlineView::default();
+        let first: Vec<User> = (0..50)
+            .map(|i| user(&i.to_string(), &format!("u{i:03}")))
+            .collect();
+        view.reset(first, 10_000, Some("cursor".into()));
+        let crowd: Vec<User> = (50..400)
+            .map(|i| user(&i.to_string(), &format!("u{i:03}")))
+            .collect();
+        view.apply(&presence(10_350, crowd, Vec::new(), false));
+        assert_eq!(view.users().len(), MAX_KNOWN);
+        assert_eq!(view.count(), 10_350);
+        assert_eq!(view.next(), Some("cursor"));
+    }
+
+    #[test]
+    fn a_rename_replaces_the_old_entry() {
+        let mut view = OnlineView::default();
+        view.reset(vec![user("1", "Ada")], 1, None);
+        view.apply(&presence(1, vec![user("1", "Ada L.")], Vec::new(), false));
+        assert_eq!(names(&view), ["Ada L."]);
+    }
+}

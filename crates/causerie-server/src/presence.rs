@@ -1,0 +1,377 @@
+//! Who is online in each room: kept as connections arrive and go (O(log n) per change), paged by
+//! name for `welcome`, `join` and `who`, and told to each room as coalesced deltas.
+//!
+//! A user is online in a room while at least one of their connections is in it. Each change is
+//! recorded for the room and [`Registry::take_changes`] hands them out in one batch: a flush every
+//! [`FLUSH_EVERY`] sends each room one `presence` with who arrived, who left and the count. So a
+//! crowd arriving costs each member one small event per flush, not the whole list per arrival
+//! (which cost O(N) bytes per member per arrival, O(N³) for a crowd). Someone who leaves and comes
+//! back within a flush is no change at all. More than [`MAX_LISTED`] changes in one flush are not
+//! listed: the event says `truncated`, and a client that shows the list asks `who` again.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use causerie_protocol::{Presence, User, event};
+use socketioxide::SocketIo;
+
+use crate::chat::Chat;
+use crate::outgoing;
+
+/// How often pending changes are told to their rooms.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// Most arrivals and departures listed in one `presence`.
+pub const MAX_LISTED: usize = 32;
+
+/// The online people of every room.
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rooms: HashMap<String, RoomPresence>,
+    /// How many rooms each user is online in, for the per-user room limit.
+    rooms_of_user: HashMap<String, u32>,
+}
+
+#[derive(Debug, Default)]
+struct RoomPresence {
+    /// Each online user, and how many of their connections are in the room.
+    by_id: HashMap<String, (User, u32)>,
+    /// The same users by name, then id: the order of pages.
+    by_name: BTreeSet<(String, String)>,
+    changes: Changes,
+}
+
+/// Changes since the last flush, by user id: the latest of each, or only a count when too many.
+#[derive(Debug, Default)]
+struct Changes {
+    joined: HashMap<String, User>,
+    left: HashMap<String, User>,
+    truncated: bool,
+}
+
+impl Changes {
+    fn joined(&mut self, user: &User) {
+        // Back within the same flush: no change.
+        if self.left.remove(&user.id).is_none() {
+            self.record(|changes| {
+                changes.joined.insert(user.id.clone(), user.clone());
+            });
+        }
+    }
+
+    fn left(&mut self, user: &User) {
+        if self.joined.remove(&user.id).is_none() {
+            self.record(|changes| {
+                changes.left.insert(user.id.clone(), user.clone());
+            });
+        }
+    }
+
+    fn record(&mut self, change: impl FnOnce(&mut Self)) {
+        if self.truncated {
+            return;
+        }
+        change(self);
+        if self.joined.len() + self.left.len() > MAX_LISTED {
+            self.joined.clear();
+            self.left.clear();
+            self.truncated = true;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.joined.is_empty() && self.left.is_empty() && !self.truncated
+    }
+}
+
+/// A page of the people online in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlinePage {
+    /// By name.
+    pub users: Vec<User>,
+    /// How many are online in all.
+    pub count: u32,
+    /// Where the next page starts, if there are more.
+    pub next: Option<String>,
+}
+
+/// The cursor after `user` in name order: name and id, which never hold a NUL (names hold no
+/// control characters, ids are UUIDs). Opaque to clients.
+fn cursor(name: &str, id: &str) -> String {
+    format!("{name}\u{0}{id}")
+}
+
+/// Reads a cursor from a page's `next`; `None` if it is not one.
+pub fn parse_cursor(cursor: &str) -> Option<(&str, &str)> {
+    cursor.split_once('\u{0}')
+}
+
+fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, Inner> {
+    // A std mutex: nothing awaits while it is held, and every update completes under it.
+    registry
+        .inner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Registry {
+    /// A connection of `user` entered `room`; `true` if it is their first there (they arrived).
+    pub fn arrive(&self, room: &str, user: &User) -> bool {
+        let mut inner = lock(self);
+        let presence = inner.rooms.entry(room.to_owned()).or_default();
+        if let Some((_, connections)) = presence.by_id.get_mut(&user.id) {
+            *connections += 1;
+            return false;
+        }
+        presence.by_id.insert(user.id.clone(), (user.clone(), 1));
+        presence
+            .by_name
+            .insert((user.name.clone(), user.id.clone()));
+        presence.changes.joined(user);
+        *inner.rooms_of_user.entry(user.id.clone()).or_default() += 1;
+        true
+    }
+
+    /// A connection of `user` left `room`; `true` if it was their last there (they left).
+    pub fn depart(&self, room: &str, user_id: &str) -> bool {
+        let mut inner = lock(self);
+        let Some(presence) = inner.rooms.get_mut(room) else {
+            return false;
+        };
+        let Some((user, connections)) = presence.by_id.get_mut(user_id) else {
+            return false;
+        };
+        if *connections > 1 {
+            *connections -= 1;
+            return false;
+        }
+        let user = user.clone();
+        presence.by_id.remove(user_id);
+        presence
+            .by_name
+            .remove(&(user.name.clone(), user.id.clone()));
+        presence.changes.left(&user);
+        if let Some(rooms) = inner.rooms_of_user.get_mut(user_id) {
+            *rooms -= 1;
+            if *rooms == 0 {
+                inner.rooms_of_user.remove(user_id);
+            }
+        }
+        true
+    }
+
+    /// How many people are online in `room`.
+    pub fn count(&self, room: &str) -> u32 {
+        lock(self).rooms.get(room).map_or(0, |presence| {
+            u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX)
+        })
+    }
+
+    /// Whether `user_id` is online in `room`.
+    pub fn is_online(&self, room: &str, user_id: &str) -> bool {
+        lock(self)
+            .rooms
+            .get(room)
+            .is_some_and(|presence| presence.by_id.contains_key(user_id))
+    }
+
+    /// How many rooms `user_id` is online in.
+    pub fn rooms_of_user(&self, user_id: &str) -> u32 {
+        lock(self).rooms_of_user.get(user_id).copied().unwrap_or(0)
+    }
+
+    /// Up to `limit` people online in `room` by name, after the cursor `after` (a page's `next`,
+    /// read by [`parse_cursor`]).
+    pub fn page(&self, room: &str, after: Option<(&str, &str)>, limit: usize) -> OnlinePage {
+        let inner = lock(self);
+        let Some(presence) = inner.rooms.get(room) else {
+            return OnlinePage {
+                users: Vec::new(),
+                count: 0,
+                next: None,
+            };
+        };
+        let start = match after {
+            Some((name, id)) => Bound::Excluded((name.to_owned(), id.to_owned())),
+            None => Bound::Unbounded,
+        };
+        let mut keys: Vec<_> = presence
+            .by_name
+            .range((start, Bound::Unbounded))
+            .take(limit + 1)
+            .collect();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let users: Vec<User> = keys
+            .iter()
+            .filter_map(|(_, id)| presence.by_id.get(id).map(|(user, _)| user.clone()))
+            .collect();
+        let next = more
+            .then(|| users.last().map(|last| cursor(&last.name, &last.id)))
+            .flatten();
+        OnlinePage {
+            users,
+            count: u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX),
+            next,
+        }
+    }
+
+    /// The changes of every room since the last call, as the `presence` events to send; rooms
+    /// left empty are forgotten.
+    pub fn take_changes(&self) -> Vec<Presence> {
+        let mut inner = lock(self);
+        let mut events = Vec::new();
+        inner.rooms.retain(|room, presence| {
+            if !presence.changes.is_empty() {
+                let changes = std::mem::take(&mut presence.changes);
+                let mut joined: Vec<User> = changes.joined.into_values().collect();
+                let mut left: Vec<User> = changes.left.into_values().collect();
+                joined.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+                left.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+                events.push(Presence {
+                    room: room.clone(),
+                    count: u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX),
+                    joined,
+                    left,
+                    truncated: changes.truncated,
+                });
+            }
+            !presence.by_id.is_empty()
+        });
+        events
+    }
+}
+
+/// Tells each room its presence changes every [`FLUSH_EVERY`], until `stop` says the server
+/// stopped. Seed clients hear nothing of presence.
+pub fn spawn_flush(io: SocketIo, chat: Arc<Chat>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(FLUSH_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.changed() => break,
+            }
+            for presence in chat.presence.take_changes() {
+                let key = crate::handlers::room_key(&presence.room);
+                outgoing::to_room(&io, &chat, &key, None, event::PRESENCE, &presence).await;
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, name: &str) -> User {
+        User {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn names(page: &OnlinePage) -> Vec<&str> {
+        page.users.iter().map(|u| u.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_user_arrives_with_the_first_connection_and_leaves_with_the_last() {
+        let registry = Registry::default();
+        let ada = user("1", "Ada");
+        assert!(registry.arrive("general", &ada));
+        assert!(!registry.arrive("general", &ada), "a second tab");
+        assert_eq!(registry.count("general"), 1);
+        assert!(!registry.depart("general", "1"));
+        assert!(registry.is_online("general", "1"));
+        assert!(registry.depart("general", "1"));
+        assert_eq!(registry.count("general"), 0);
+        assert!(!registry.depart("general", "1"), "already gone");
+    }
+
+    #[test]
+    fn changes_reach_the_room_once_per_flush_and_a_quick_return_is_no_change() {
+        let registry = Registry::default();
+        registry.arrive("general", &user("1", "Ada"));
+        registry.arrive("general", &user("2", "Bob"));
+        registry.arrive("general", &user("3", "Cy"));
+        registry.depart("general", "3");
+        let events = registry.take_changes();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].count, 2);
+        assert_eq!(
+            events[0].joined,
+            vec![user("1", "Ada"), user("2", "Bob")],
+            "Cy came and went: nothing to tell"
+        );
+        assert!(events[0].left.is_empty());
+        assert!(registry.take_changes().is_empty(), "told once");
+
+        registry.depart("general", "1");
+        registry.arrive("general", &user("1", "Ada"));
+        assert!(registry.take_changes().is_empty(), "back within the flush");
+    }
+
+    #[test]
+    fn a_crowd_is_told_as_a_count_and_a_hint_to_ask_again() {
+        let registry = Registry::default();
+        for i in 0..1000 {
+            registry.arrive("general", &user(&format!("{i:04}"), &format!("u{i:04}")));
+        }
+        let events = registry.take_changes();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].count, 1000);
+        assert!(events[0].truncated);
+        assert!(events[0].joined.is_empty() && events[0].left.is_empty());
+    }
+
+    #[test]
+    fn pages_go_by_name_and_continue_where_the_last_ended() {
+        let registry = Registry::default();
+        for (id, name) in [
+            ("1", "Eve"),
+            ("2", "Ada"),
+            ("3", "Dan"),
+            ("4", "Bob"),
+            ("5", "Ada"),
+        ] {
+            registry.arrive("general", &user(id, name));
+        }
+        let first = registry.page("general", None, 2);
+        assert_eq!(names(&first), ["Ada", "Ada"]);
+        assert_eq!(first.count, 5);
+        let after = |page: &OnlinePage| page.next.clone().expect("more");
+        let second = registry.page("general", parse_cursor(&after(&first)), 2);
+        assert_eq!(names(&second), ["Bob", "Dan"]);
+        let third = registry.page("general", parse_cursor(&after(&second)), 2);
+        assert_eq!(names(&third), ["Eve"]);
+        assert_eq!(third.next, None);
+        // A cursor whose person left still continues in order.
+        registry.depart("general", "4");
+        let resumed = registry.page("general", parse_cursor(&after(&first)), 10);
+        assert_eq!(names(&resumed), ["Dan", "Eve"]);
+        assert_eq!(parse_cursor("not a cursor"), None);
+    }
+
+    #[test]
+    fn the_rooms_of_a_user_are_counted_across_rooms() {
+        let registry = Registry::default();
+        let ada = user("1", "Ada");
+        registry.arrive("general", &ada);
+        registry.arrive("rust", &ada);
+        registry.arrive("rust", &ada);
+        assert_eq!(registry.rooms_of_user("1"), 2);
+        registry.depart("rust", "1");
+        assert_eq!(registry.rooms_of_user("1"), 2, "one tab still in rust");
+        registry.depart("rust", "1");
+        assert_eq!(registry.rooms_of_user("1"), 1);
+    }
+}
