@@ -2,70 +2,20 @@
 //! send, wait for acks and resend. Every message a client saw confirmed is in the file exactly
 //! once afterwards, and every message was stored in the end, once.
 
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use causerie_client::{Backoff, ClientConfig, ClientEvent, LocalId};
 use causerie_protocol::Message;
 use sqlx::{Connection, Row, SqliteConnection};
+use support::ServerProcess;
 
 const CLIENTS: usize = 20;
 const MESSAGES_EACH: usize = 60;
-
-/// The `causerie-server` binary, running in its own process.
-struct ServerProcess {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl ServerProcess {
-    fn start(data_dir: &Path, bind: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_causerie-server"))
-            .args(["--bind", bind, "--rate-limit", "0", "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starts the server binary");
-        let stdout = child.stdout.take().expect("a stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reads its first line");
-        let address = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Self { child, address }
-    }
-
-    /// SIGKILL: no shutdown, no final commit, no closing of the database.
-    fn kill(&mut self) {
-        self.child.kill().expect("kills");
-        self.child.wait().expect("reaps");
-    }
-
-    fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("waits");
-        assert!(status.success(), "the server stopped with {status}");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts the server again on the same port, retrying while the old socket lingers.
 async fn restart(data_dir: &Path, address: SocketAddr) -> ServerProcess {
@@ -73,7 +23,7 @@ async fn restart(data_dir: &Path, address: SocketAddr) -> ServerProcess {
         let listener = std::net::TcpListener::bind(address);
         if listener.is_ok() {
             drop(listener);
-            return ServerProcess::start(data_dir, &address.to_string());
+            return ServerProcess::start(data_dir, &address.to_string(), &[]);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -83,7 +33,7 @@ async fn restart(data_dir: &Path, address: SocketAddr) -> ServerProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_kill_9s_under_20_senders_lose_nothing_acked_and_store_nothing_twice() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut server = ServerProcess::start(data_dir.path(), "127.0.0.1:0");
+    let mut server = ServerProcess::start(data_dir.path(), "127.0.0.1:0", &[]);
     let url = format!("http://{}", server.address);
 
     let (confirmed_tx, mut confirmed_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -1,8 +1,11 @@
 //! Shared fixtures: a real server on 127.0.0.1 with a temporary data dir, and a real Socket.IO
 //! client (rust_socketio) whose events arrive on a channel the test awaits with a timeout.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_imports)]
 
+use std::io::BufRead;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use causerie_protocol::{Message, Welcome};
@@ -238,4 +241,83 @@ pub async fn polling_session(address: SocketAddr, auth: &Value) -> String {
 
 pub fn polling_path(sid: &str) -> String {
     format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
+}
+
+/// The `causerie-server` binary, running in its own process.
+pub struct ServerProcess {
+    child: Child,
+    pub address: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts the binary on `bind` with its data in `data_dir`, without flood control or limits
+    /// per address, and logging warnings to this process's stderr.
+    pub fn start(data_dir: &Path, bind: &str, extra: &[&str]) -> Self {
+        Self::start_with(data_dir, bind, extra, Stdio::inherit(), "warn")
+    }
+
+    /// Like [`ServerProcess::start`], with its stderr going to `stderr` at log level `log`.
+    pub fn start_with(
+        data_dir: &Path,
+        bind: &str,
+        extra: &[&str],
+        stderr: Stdio,
+        log: &str,
+    ) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_causerie-server"))
+            .args([
+                "--bind",
+                bind,
+                "--rate-limit",
+                "0",
+                "--new-guests-per-minute",
+                "0",
+            ])
+            .args(["--max-connections-per-address", "0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starts the server binary");
+        let stdout = child.stdout.take().expect("a stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads its first line");
+        let address = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Self { child, address }
+    }
+
+    /// `http://address`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// SIGKILL: no shutdown, no final commit, no closing of the database.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kills");
+        self.child.wait().expect("reaps");
+    }
+
+    /// SIGTERM, and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "the server stopped with {status}");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
