@@ -22,7 +22,7 @@ pub const MAX_HISTORY_LIMIT: u32 = 200;
 /// Largest Socket.IO packet the server accepts by default, in bytes, on either transport.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: u32 = 64 * 1024;
 /// People online in a `who` page, `welcome.online` and a `join` ack's `online`, by default.
-pub const DEFAULT_ONLINE_PAGE: u32 = 50;
+pub const DEFAULT_ONLINE_PAGE: u32 = 20;
 /// Most people online in one `who` page.
 pub const MAX_ONLINE_PAGE: u32 = 200;
 /// Rooms in a `rooms` page and in `welcome.rooms`, by default.

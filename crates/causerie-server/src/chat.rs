@@ -11,7 +11,7 @@ use crate::connections::Transports;
 use crate::identity::TokenSigner;
 use crate::limiter::Limiter;
 use crate::metrics::{Metrics, Tally};
-use crate::outgoing::RoomTraffic;
+use crate::outgoing::Traffic;
 use crate::presence::Registry;
 use crate::store::Store;
 
@@ -41,8 +41,9 @@ pub struct Chat {
     pub server: ServerInfo,
     /// Which connection carries which session, to end those that fall behind.
     pub transports: Transports,
-    /// Bytes broadcast to each room, to tell how far behind each socket is.
-    pub traffic: RoomTraffic,
+    /// Bytes broadcast to each room, and each socket's account, to tell how far behind each
+    /// socket is.
+    pub traffic: Traffic,
 }
 
 impl Chat {
@@ -64,7 +65,7 @@ impl Chat {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             },
             transports: Transports::default(),
-            traffic: RoomTraffic::default(),
+            traffic: Traffic::default(),
         }
     }
 }

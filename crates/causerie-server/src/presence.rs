@@ -5,14 +5,16 @@
 //! recorded for the room and [`Registry::take_changes`] hands them out in one batch: a flush every
 //! [`FLUSH_EVERY`] sends each room one `presence` with who arrived, who left and the count. So a
 //! crowd arriving costs each member one small event per flush, not the whole list per arrival
-//! (which cost O(N) bytes per member per arrival, O(N³) for a crowd). Someone who leaves and comes
-//! back within a flush is no change at all. More than [`MAX_LISTED`] changes in one flush are not
-//! listed: the event says `truncated`, and a client that shows the list asks `who` again.
+//! (which cost O(N) bytes per member per arrival, O(N³) for a crowd). A big room is told less
+//! often, so that its presence costs at most [`DELIVERIES_PER_SECOND`] whatever its size (every
+//! 200 ms up to 2,000 members, every second at 10,000). Someone who leaves and comes back before
+//! the room is told is no change at all. More than [`MAX_LISTED`] changes at once are not listed:
+//! the event says `truncated`, and a client that shows the list asks `who` again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use causerie_protocol::{Presence, User, event};
 use socketioxide::SocketIo;
@@ -20,8 +22,18 @@ use socketioxide::SocketIo;
 use crate::chat::Chat;
 use crate::outgoing;
 
-/// How often pending changes are told to their rooms.
+/// How often pending changes are told to their rooms, at most.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+/// Presence events a room may cost per second, in deliveries (one per member per event): a room
+/// of N members is told at most every N / this seconds.
+pub const DELIVERIES_PER_SECOND: u32 = 10_000;
+
+/// How long a room of `members` waits between two presence events.
+fn flush_interval(members: usize) -> Duration {
+    let members = u32::try_from(members).unwrap_or(u32::MAX);
+    FLUSH_EVERY.max(Duration::from_secs(1) * members / DELIVERIES_PER_SECOND)
+}
 
 /// Most arrivals and departures listed in one `presence`.
 pub const MAX_LISTED: usize = 32;
@@ -46,6 +58,8 @@ struct RoomPresence {
     /// The same users by name, then id: the order of pages.
     by_name: BTreeSet<(String, String)>,
     changes: Changes,
+    /// When the room was last told its changes.
+    told_at: Option<Instant>,
 }
 
 /// Changes since the last flush, by user id: the latest of each, or only a count when too many.
@@ -223,13 +237,17 @@ impl Registry {
         }
     }
 
-    /// The changes of every room since the last call, as the `presence` events to send; rooms
-    /// left empty are forgotten.
-    pub fn take_changes(&self) -> Vec<Presence> {
+    /// The changes of every room due to be told at `now` (see [`flush_interval`]) since it was
+    /// last told, as the `presence` events to send; rooms left empty are forgotten.
+    pub fn take_changes(&self, now: Instant) -> Vec<Presence> {
         let mut inner = lock(self);
         let mut events = Vec::new();
         inner.rooms.retain(|room, presence| {
-            if !presence.changes.is_empty() {
+            let due = presence.told_at.is_none_or(|at| {
+                now.saturating_duration_since(at) >= flush_interval(presence.by_id.len())
+            });
+            if due && !presence.changes.is_empty() {
+                presence.told_at = Some(now);
                 let changes = std::mem::take(&mut presence.changes);
                 let mut joined: Vec<User> = changes.joined.into_values().collect();
                 let mut left: Vec<User> = changes.left.into_values().collect();
@@ -243,6 +261,7 @@ impl Registry {
                     truncated: changes.truncated,
                 });
             }
+            // Nobody left to tell: forgotten.
             !presence.by_id.is_empty()
         });
         events
@@ -260,7 +279,7 @@ pub fn spawn_flush(io: SocketIo, chat: Arc<Chat>, mut stop: tokio::sync::watch::
                 _ = ticks.tick() => {}
                 _ = stop.changed() => break,
             }
-            for presence in chat.presence.take_changes() {
+            for presence in chat.presence.take_changes(Instant::now()) {
                 let key = crate::handlers::room_key(&presence.room);
                 outgoing::to_room(&io, &chat, &key, None, event::PRESENCE, &presence).await;
             }
@@ -304,7 +323,8 @@ mod tests {
         registry.arrive("general", &user("2", "Bob"));
         registry.arrive("general", &user("3", "Cy"));
         registry.depart("general", "3");
-        let events = registry.take_changes();
+        let start = Instant::now();
+        let events = registry.take_changes(start);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].count, 2);
         assert_eq!(
@@ -313,11 +333,41 @@ mod tests {
             "Cy came and went: nothing to tell"
         );
         assert!(events[0].left.is_empty());
-        assert!(registry.take_changes().is_empty(), "told once");
+        let later = start + FLUSH_EVERY;
+        assert!(registry.take_changes(later).is_empty(), "told once");
 
         registry.depart("general", "1");
         registry.arrive("general", &user("1", "Ada"));
-        assert!(registry.take_changes().is_empty(), "back within the flush");
+        assert!(
+            registry.take_changes(later + FLUSH_EVERY).is_empty(),
+            "back within the flush"
+        );
+    }
+
+    #[test]
+    fn a_big_room_is_told_less_often_so_its_presence_costs_a_bounded_rate() {
+        assert_eq!(flush_interval(10), FLUSH_EVERY);
+        assert_eq!(flush_interval(2_000), FLUSH_EVERY);
+        assert_eq!(flush_interval(10_000), Duration::from_secs(1));
+        let registry = Registry::default();
+        for i in 0..10_000 {
+            registry.arrive("general", &user(&format!("{i:05}"), "u"));
+        }
+        registry.arrive("small", &user("1", "Ada"));
+        let start = Instant::now();
+        assert_eq!(registry.take_changes(start).len(), 2);
+        registry.depart("general", "00001");
+        registry.arrive("small", &user("2", "Bob"));
+        let soon = start + FLUSH_EVERY;
+        let told: Vec<String> = registry
+            .take_changes(soon)
+            .into_iter()
+            .map(|p| p.room)
+            .collect();
+        assert_eq!(told, ["small"], "general waits its turn");
+        let later = registry.take_changes(start + Duration::from_secs(1));
+        assert_eq!(later.len(), 1);
+        assert_eq!((later[0].count, later[0].left.len()), (9_999, 1));
     }
 
     #[test]
@@ -326,7 +376,7 @@ mod tests {
         for i in 0..1000 {
             registry.arrive("general", &user(&format!("{i:04}"), &format!("u{i:04}")));
         }
-        let events = registry.take_changes();
+        let events = registry.take_changes(Instant::now());
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].count, 1000);
         assert!(events[0].truncated);

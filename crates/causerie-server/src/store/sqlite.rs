@@ -19,7 +19,7 @@
 //! [`Store::health`], logs once per change, and retries a one-row write every [`PROBE_EVERY`] when
 //! idle, so that it notices recovery by itself.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -65,10 +65,69 @@ enum WriteRequest {
     Close(oneshot::Sender<()>),
 }
 
+/// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
+/// catch-up asks what is newer than a seq, and neither should cost a read of the file (at a
+/// reconnect wave, thousands a second). Loaded when the store opens; the writer updates it once
+/// a transaction committed, before anyone is answered, so it never shows what is not on disk.
+#[derive(Debug, Default)]
+struct Catalog {
+    /// Each room by name, with its latest committed seq (0 while it is empty).
+    rooms: std::sync::RwLock<BTreeMap<String, u64>>,
+}
+
+impl Catalog {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, u64>> {
+        // Nothing panics while holding it; a poisoned lock still holds consistent data.
+        self.rooms
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The latest committed seq of `room`, if it exists.
+    fn head(&self, room: &str) -> Option<u64> {
+        self.read().get(room).copied()
+    }
+
+    /// Rooms created and seqs assigned by a transaction that committed.
+    fn committed(&self, created: Vec<String>, heads: &HashMap<String, u64>) {
+        let mut rooms = self
+            .rooms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for room in created {
+            rooms.entry(room).or_insert(0);
+        }
+        for (room, &head) in heads {
+            let known = rooms.entry(room.clone()).or_insert(0);
+            *known = (*known).max(head);
+        }
+    }
+
+    /// Reads every room and its latest seq from the file (an index lookup per room).
+    async fn load(connection: &mut SqliteConnection) -> Result<Self, sqlx::Error> {
+        let names: Vec<String> = sqlx::query_scalar("SELECT name FROM rooms")
+            .fetch_all(&mut *connection)
+            .await?;
+        let mut rooms = BTreeMap::new();
+        for name in names {
+            let head: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?")
+                    .bind(&name)
+                    .fetch_one(&mut *connection)
+                    .await?;
+            rooms.insert(name, seq_from_i64(head)?);
+        }
+        Ok(Self {
+            rooms: std::sync::RwLock::new(rooms),
+        })
+    }
+}
+
 /// Messages and rooms in a SQLite file.
 pub struct SqliteStore {
     writes: mpsc::Sender<WriteRequest>,
     reads: SqlitePool,
+    catalog: Arc<Catalog>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpoints: JoinHandle<()>,
     commits: Arc<AtomicU64>,
@@ -102,8 +161,12 @@ impl SqliteStore {
         let mut connection = SqliteConnection::connect_with(&writer_options).await?;
         // `run_direct`, not `run`: `run` over `&mut SqliteConnection` makes this future not `Send`.
         MIGRATOR.run_direct(&mut connection).await?;
+        let catalog = Arc::new(Catalog::load(&mut connection).await?);
         let reads = SqlitePoolOptions::new()
             .max_connections(READERS)
+            // A read that fails says so itself; pinging the connection's thread before each one
+            // doubled the cost of a welcome's history read.
+            .test_before_acquire(false)
             .connect_with(options.clone().read_only(true))
             .await?;
 
@@ -120,11 +183,13 @@ impl SqliteStore {
             next_seq: HashMap::new(),
             health: health_sender,
             commits: commits.clone(),
+            catalog: catalog.clone(),
         };
         let writer = tokio::spawn(writer.run(queue));
         let store = Self {
             writes,
             reads,
+            catalog,
             writer: Mutex::new(Some(writer)),
             checkpoints,
             commits,
@@ -160,6 +225,15 @@ impl Store for SqliteStore {
     }
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
+        // Nothing newer than what the client has, or nothing at all: no need to read the file.
+        if let Some(head) = self.catalog.head(room)
+            && (head == 0 || query.after.is_some_and(|after| after >= head))
+        {
+            return Ok(HistorySlice {
+                messages: Vec::new(),
+                has_more: false,
+            });
+        }
         let fetch = i64::from(query.limit) + 1;
         let after = query.after.map(to_i64);
         let before = query.before.map(to_i64).unwrap_or(i64::MAX);
@@ -202,7 +276,7 @@ impl Store for SqliteStore {
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
         // Joining a room that exists needs no write, so it works while writes fail.
-        if self.room_exists(room).await? {
+        if self.catalog.head(room).is_some() {
             return Ok(());
         }
         let room = room.to_owned();
@@ -211,18 +285,11 @@ impl Store for SqliteStore {
     }
 
     async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM rooms WHERE name = ?")
-            .bind(room)
-            .fetch_optional(&self.reads)
-            .await?
-            .is_some())
+        Ok(self.catalog.head(room).is_some())
     }
 
     async fn room_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms")
-            .fetch_one(&self.reads)
-            .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(self.catalog.read().len() as u64)
     }
 
     async fn rooms_page(
@@ -231,24 +298,22 @@ impl Store for SqliteStore {
         after: &str,
         limit: u32,
     ) -> Result<RoomsSlice, StoreError> {
-        // Room names are ASCII below DEL, so every name starting with `prefix` sorts below
-        // `prefix` + DEL: a range over the primary key, no LIKE (whose `_` is a wildcard).
-        let rows = sqlx::query(
-            "SELECT name FROM rooms WHERE name >= ? AND name < ? AND name > ? ORDER BY name LIMIT ?",
-        )
-        .bind(prefix)
-        .bind(format!("{prefix}\u{7f}"))
-        .bind(after)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reads)
-        .await?;
-        let mut rooms = rows
-            .iter()
-            .map(|row| row.try_get("name"))
-            .collect::<Result<Vec<String>, _>>()?;
-        let has_more = rooms.len() > limit as usize;
-        rooms.truncate(limit as usize);
-        Ok(RoomsSlice { rooms, has_more })
+        let rooms = self.catalog.read();
+        let start = if after > prefix { after } else { prefix };
+        let mut page: Vec<String> = rooms
+            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .map(|(name, _)| name)
+            .filter(|name| name.as_str() != after)
+            .take_while(|name| name.starts_with(prefix))
+            .take(limit as usize + 1)
+            .cloned()
+            .collect();
+        let has_more = page.len() > limit as usize;
+        page.truncate(limit as usize);
+        Ok(RoomsSlice {
+            rooms: page,
+            has_more,
+        })
     }
 
     fn health(&self) -> WriteHealth {
@@ -316,6 +381,8 @@ struct Writer {
     next_seq: HashMap<String, u64>,
     health: watch::Sender<WriteHealth>,
     commits: Arc<AtomicU64>,
+    /// Told what each transaction created and assigned, once it committed.
+    catalog: Arc<Catalog>,
 }
 
 impl Writer {
@@ -367,8 +434,9 @@ impl Writer {
         let mut pending = Vec::with_capacity(batch.len());
         let outcome = self.write_all(batch, &mut pending).await;
         match outcome {
-            Ok(assigned) => {
+            Ok((assigned, created)) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
+                self.catalog.committed(created, &assigned);
                 self.next_seq.extend(assigned);
                 self.set_health(WriteHealth::Writable, None);
                 for item in pending {
@@ -387,12 +455,13 @@ impl Writer {
     }
 
     /// Runs the batch inside `BEGIN IMMEDIATE` ... `COMMIT`, moving each request into `pending`
-    /// (answered later, all alike). Returns the seqs assigned, to keep once committed.
+    /// (answered later, all alike). Returns the seqs assigned and the rooms created, to keep
+    /// once committed.
     async fn write_all(
         &mut self,
         batch: Vec<WriteRequest>,
         pending: &mut Vec<Pending>,
-    ) -> Result<HashMap<String, u64>, sqlx::Error> {
+    ) -> Result<(HashMap<String, u64>, Vec<String>), sqlx::Error> {
         let mut batch = batch.into_iter();
         if let Err(e) = self.open_if_closed().await {
             pending.extend(batch.filter_map(Pending::unanswered));
@@ -411,6 +480,7 @@ impl Writer {
         }
         // Seqs handed out in this transaction, applied to `next_seq` only once it commits.
         let mut assigned: HashMap<String, u64> = HashMap::new();
+        let mut created = Vec::new();
         while let Some(request) = batch.next() {
             let result = match request {
                 WriteRequest::Append(message, reply) => {
@@ -434,7 +504,7 @@ impl Writer {
                     .bind(now())
                     .execute(&mut *connection)
                     .await
-                    .map(drop)
+                    .map(|_| created.push(room))
                 }
                 // Taken out of the batch before it gets here.
                 WriteRequest::Close(done) => {
@@ -450,7 +520,7 @@ impl Writer {
             }
         }
         sqlx::query("COMMIT").execute(&mut *connection).await?;
-        Ok(assigned)
+        Ok((assigned, created))
     }
 
     /// Reopens the writing connection if a failure closed it.
