@@ -55,6 +55,12 @@ use store::{SqliteStore, Store};
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "causerie.sqlite3";
 
+/// The log filter a host of the server starts from (`RUST_LOG` replaces it). socketioxide logs an
+/// error for each request a handler's extractor refuses; the only extractor that refuses is the
+/// limit on requests in flight ([`handlers::MAX_IN_FLIGHT`]), counted in `/metrics` instead: a
+/// line each would be a flood's worth of lines.
+pub const LOG_FILTER: &str = "info,socketioxide::handler::message=off";
+
 /// A server ready to serve: its router, and the handles needed to stop it cleanly.
 pub struct App {
     router: Router,

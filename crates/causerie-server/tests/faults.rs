@@ -14,7 +14,7 @@ use causerie_protocol::{Message, User};
 use causerie_server::store::{NewMessage, SqliteStore, Store, StoreError};
 use serde_json::json;
 use sqlx::{Connection, Row, SqliteConnection};
-use support::{PATIENCE, TestClient, TestServer, auth, http, request_on};
+use support::{LockHolder, PATIENCE, TestClient, TestServer, auth, http, request_on};
 
 /// A tmpfs of a chosen size, mounted for one test (the tests run as root) and unmounted when
 /// dropped: a filesystem that really fills up.
@@ -376,59 +376,6 @@ async fn failed_commits_in_a_row_never_leave_a_later_ack_uncommitted() {
     // Read from another connection while the store is still open: committed means visible.
     read_database(&path).await.assert_holds(&acked, &refused);
     store.close().await;
-}
-
-/// Another process (Python's sqlite3) holding the database's write lock until released.
-struct LockHolder {
-    child: std::process::Child,
-}
-
-impl LockHolder {
-    async fn hold(database: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import sqlite3, sys\n\
-                 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n\
-                 db.execute('BEGIN IMMEDIATE')\n\
-                 print('locked', flush=True)\n\
-                 sys.stdin.read()\n\
-                 db.execute('ROLLBACK')\n",
-            ])
-            .arg(database)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs (./x test installs it)");
-        let stdout = child.stdout.take().expect("a stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufReader::new(stdout)
-                .read_line(&mut line)
-                .map(|_| line)
-        })
-        .await
-        .expect("reads")
-        .expect("reads a line");
-        assert_eq!(line.trim(), "locked");
-        Self { child }
-    }
-
-    async fn release(mut self) {
-        drop(self.child.stdin.take());
-        let status = tokio::task::spawn_blocking(move || self.child.wait())
-            .await
-            .expect("waits")
-            .expect("exits");
-        assert!(status.success());
-    }
-}
-
-impl Drop for LockHolder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use causerie_protocol::Presence;
 use causerie_server::{EventLimits, Limit, ServerConfig};
 use serde_json::{Value, json};
 use support::{
-    PATIENCE, TestClient, TestServer, auth, error_code, http, polling_path, polling_session,
+    LockHolder, PATIENCE, RawSocket, TestClient, TestServer, auth, error_code, http, polling_path,
+    polling_session,
 };
 
 /// Sends `event` with `data` until it is refused; returns how many passed and the refusal.
@@ -445,5 +446,59 @@ async fn a_crowd_arriving_reaches_each_member_as_a_few_small_presence_events() {
         who["users"]
             .as_array()
             .is_some_and(|users| users.iter().any(|u| u["id"] == last.user.id.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn requests_beyond_those_in_flight_are_refused_before_they_run_and_the_connection_stays() {
+    let server = TestServer::start().await;
+    let mut flood = RawSocket::join(&server, &auth("Flood")).await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    // While another process holds the write lock, no message can be stored: every message
+    // admitted stays in flight, its handler waiting for the store.
+    let lock = LockHolder::hold(&server.database()).await;
+    let sent = 3 * causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    for id in 0..sent {
+        flood
+            .emit(
+                id,
+                "message",
+                &json!({"id": format!("m{id}"), "text": "hi"}),
+            )
+            .await;
+    }
+    // A ping is a request too: over the limit, it is refused like the rest.
+    flood.emit(sent, "ping", &json!({})).await;
+    let over = sent + 1 - causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    let mut refused = Vec::new();
+    for _ in 0..over {
+        let (id, ack) = flood.next_ack().await;
+        assert_eq!(error_code(&ack), "rate_limited", "{ack}");
+        assert_eq!(retry_after_ms(&ack), 100, "{ack}");
+        refused.push(id);
+    }
+    // Refused at once, while the admitted ones still wait: the first MAX_IN_FLIGHT are those.
+    refused.sort_unstable();
+    let admitted = causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    assert_eq!(refused, (admitted..=sent).collect::<Vec<_>>());
+    lock.release().await;
+    let mut stored = Vec::new();
+    for _ in 0..admitted {
+        let (id, ack) = flood.next_ack().await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        stored.push(id);
+    }
+    stored.sort_unstable();
+    assert_eq!(stored, (0..admitted).collect::<Vec<_>>());
+    // The connection stayed, and answers again; others were never refused.
+    flood.emit(sent + 1, "ping", &json!({})).await;
+    assert_eq!(flood.next_ack().await, (sent + 1, json!({"ok": true})));
+    assert_eq!(ada.request("ping", json!({})).await["ok"], true);
+    let metrics = http(server.address, "GET", "/metrics", b"").await.1;
+    assert!(
+        metrics.contains(&format!(
+            "causerie_refusals_total{{event=\"*\",code=\"rate_limited\"}} {over}"
+        )),
+        "{metrics}"
     );
 }

@@ -106,9 +106,12 @@ impl Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let default_filter = if cli.dev {
-        "info,causerie_server=debug,socketioxide=debug"
+        format!(
+            "{},causerie_server=debug,socketioxide=debug",
+            causerie_server::LOG_FILTER
+        )
     } else {
-        "info"
+        causerie_server::LOG_FILTER.to_owned()
     };
     // Lines are written by a background thread, in batches (it flushes the buffer once it has
     // drained what is queued): a write(2) per line on the socket tasks' thread cost about a
@@ -125,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     }));
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&default_filter)),
         )
         .with_writer(log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -155,9 +155,11 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
 
     // Before joining any room: a socket is sent room traffic only once it can be accounted for.
     outgoing::attach(&socket, &chat);
+    socket.extensions.insert(super::InFlight::default());
     socket.on(event::MESSAGE, message::on_message);
     socket.on(event::PING, on_ping);
     if !seed {
+        socket.extensions.insert(history::HistoryTurn::default());
         socket.on(event::HISTORY, history::on_history);
         socket.on(event::JOIN, rooms::on_join);
         socket.on(event::LEAVE, rooms::on_leave);
@@ -194,6 +196,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
 
 /// `ping`: acked at once, for clients that check their connection themselves.
 async fn on_ping(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,

@@ -12,24 +12,37 @@ use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::HistoryQuery;
 
+/// One history page built at a time per connection. A page is read, encoded and queued whole
+/// (up to 256 KiB, held two or three times over while it is built): a client that asks for
+/// twenty at once would otherwise hold twenty of them in the server's memory at the same moment.
+/// Pages wait their turn in the order asked; their bytes then count against the connection's
+/// outgoing bound like any other.
+#[derive(Debug, Clone, Default)]
+pub(super) struct HistoryTurn(Arc<tokio::sync::Mutex<()>>);
+
 pub(super) async fn on_history(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
+    Extension(turn): Extension<HistoryTurn>,
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let page = page(&socket, &chat, &session, data).await;
+    // A refusal is answered at once; an admitted page waits its turn, kept until it is queued.
+    if let Err(refused) = within_quota(&chat, Action::History, &socket, &session) {
+        return outgoing::reply::<HistoryPage>(&socket, &chat, event::HISTORY, ack, Err(refused));
+    }
+    let _turn = turn.0.lock().await;
+    let page = page(&socket, &chat, data).await;
     outgoing::reply(&socket, &chat, event::HISTORY, ack, page);
 }
 
 async fn page(
     socket: &SocketRef,
     chat: &Chat,
-    session: &Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<HistoryPage, ErrorBody> {
-    within_quota(chat, Action::History, socket, session)?;
     let request: HistoryRequest = parse(data, "a history request")?;
     let limit = request.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     if !(1..=MAX_HISTORY_LIMIT).contains(&limit) {

@@ -19,6 +19,7 @@ use crate::outgoing::{self, Ack};
 use crate::store::NewMessage;
 
 pub(super) async fn on_message(
+    _admitted: super::Admitted,
     socket: SocketRef,
     io: SocketIo,
     State(chat): State<Arc<Chat>>,

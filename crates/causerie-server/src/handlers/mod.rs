@@ -10,10 +10,16 @@ mod message;
 mod rooms;
 mod typing;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use causerie_protocol::{ErrorBody, ErrorCode, User};
 use socketioxide::SocketIo;
-use socketioxide::extract::SocketRef;
-use socketioxide::handler::ConnectHandler;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{SocketRef, State};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value};
+use socketioxide::socket::Socket;
 
 use crate::chat::Chat;
 use crate::limiter::Action;
@@ -28,6 +34,77 @@ pub struct Session {
     /// `true` for a seed client of the old server (plain-string messages, `general` only).
     pub seed: bool,
 }
+
+/// Requests of one connection handled at once, at most. socketioxide starts a task for each event
+/// as soon as it has read it, whatever the tasks already waiting: a client sending faster than
+/// it is answered (150,000 typing notices, a million malformed messages) would fill the server's
+/// memory with waiting tasks, and its core with running them. Beyond this, a request is refused
+/// before its task starts and before its payload is parsed.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// How long a client refused for having too many requests in flight is asked to wait.
+const IN_FLIGHT_RETRY: Duration = Duration::from_millis(100);
+
+/// The requests of one socket being handled now.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+/// A request admitted among its socket's [`MAX_IN_FLIGHT`]: the first argument of every event
+/// handler, released when the handler ends.
+pub(crate) struct Admitted(InFlight);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request refused for [`MAX_IN_FLIGHT`], answered already: its handler does not run.
+#[derive(Debug)]
+pub(crate) struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "more than {MAX_IN_FLIGHT} requests in flight")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+impl FromMessageParts<LocalAdapter> for Admitted {
+    type Error = Busy;
+
+    fn from_message_parts(
+        socket: &Arc<Socket>,
+        value: &mut Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Busy> {
+        let in_flight = socket.extensions.get::<InFlight>().ok_or(Busy)?;
+        if in_flight.0.fetch_add(1, Ordering::AcqRel) < MAX_IN_FLIGHT {
+            return Ok(Self(in_flight));
+        }
+        in_flight.0.fetch_sub(1, Ordering::AcqRel);
+        // Answered here (a typing notice, with no ack, is dropped): the handler never runs.
+        if let Ok(State(chat)) = State::<Arc<Chat>>::from_message_parts(socket, value, ack_id) {
+            let Ok(ack) = outgoing::Ack::from_message_parts(socket, value, ack_id);
+            let refusal: Result<(), ErrorBody> = Err(ErrorBody::rate_limited(
+                "requests at once (wait for their answers)",
+                IN_FLIGHT_RETRY,
+            ));
+            outgoing::reply(
+                &SocketRef::from(socket.clone()),
+                &chat,
+                ANY_EVENT,
+                ack,
+                refusal,
+            );
+        }
+        Err(Busy)
+    }
+}
+
+/// The event label of requests refused before their event was read.
+const ANY_EVENT: &str = "*";
 
 /// Installs the chat's handlers on the default namespace.
 pub fn register(io: &SocketIo) {

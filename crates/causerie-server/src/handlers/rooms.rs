@@ -26,6 +26,7 @@ use crate::presence::parse_cursor;
 use crate::store::HistoryQuery;
 
 pub(super) async fn on_join(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
@@ -122,6 +123,7 @@ async fn admit(
 }
 
 pub(super) async fn on_leave(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
@@ -152,6 +154,7 @@ fn leave(
 }
 
 pub(super) async fn on_who(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
@@ -196,6 +199,7 @@ fn who(
 }
 
 pub(super) async fn on_rooms(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,

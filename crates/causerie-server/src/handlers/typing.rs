@@ -44,6 +44,7 @@ impl Relayed {
 }
 
 pub(super) async fn on_typing(
+    _admitted: super::Admitted,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,

@@ -321,3 +321,146 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Another process (Python's sqlite3) holding the database's write lock until released.
+pub struct LockHolder {
+    child: std::process::Child,
+}
+
+impl LockHolder {
+    pub async fn hold(database: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n\
+                 db.execute('BEGIN IMMEDIATE')\n\
+                 print('locked', flush=True)\n\
+                 sys.stdin.read()\n\
+                 db.execute('ROLLBACK')\n",
+            ])
+            .arg(database)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (./x test installs it)");
+        let stdout = child.stdout.take().expect("a stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        })
+        .await
+        .expect("reads")
+        .expect("reads a line");
+        assert_eq!(line.trim(), "locked");
+        Self { child }
+    }
+
+    pub async fn release(mut self) {
+        drop(self.child.stdin.take());
+        let status = tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .expect("waits")
+            .expect("exits");
+        assert!(status.success());
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// A websocket speaking Engine.IO and Socket.IO frames by hand: for what a Socket.IO client
+/// library would not do, such as many requests at once (rust_socketio 0.6 draws ack ids from
+/// 0..999 and mixes up answers that share one).
+pub struct RawSocket {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawSocket {
+    /// Connects to `server` with `auth` and waits for its `welcome`.
+    pub async fn join(server: &TestServer, auth: &Value) -> Self {
+        use futures_util::{SinkExt, StreamExt};
+        let url = format!(
+            "ws://{}/socket.io/?EIO=4&transport=websocket",
+            server.address
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("opens a websocket");
+        loop {
+            let text = Self::next_text(&mut socket).await;
+            if text.starts_with('0') {
+                socket
+                    .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                        "40{auth}"
+                    )))
+                    .await
+                    .expect("sends the connect packet");
+            } else if text.starts_with("42[\"welcome\"") {
+                return Self { socket };
+            }
+        }
+    }
+
+    async fn next_text(
+        socket: &mut tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+    ) -> String {
+        use futures_util::{SinkExt, StreamExt};
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, socket.next())
+                .await
+                .expect("a frame in time")
+                .expect("the socket is open")
+                .expect("a frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                if text.as_str() == "2" {
+                    socket
+                        .send(tokio_tungstenite::tungstenite::Message::text("3"))
+                        .await
+                        .expect("answers the ping");
+                    continue;
+                }
+                return text.to_string();
+            }
+        }
+    }
+
+    /// Sends `event` with `data`, asking for an ack under `id`.
+    pub async fn emit(&mut self, id: u64, event: &str, data: &Value) {
+        use futures_util::SinkExt;
+        self.socket
+            .send(tokio_tungstenite::tungstenite::Message::text(format!(
+                "42{id}{}",
+                json!([event, data])
+            )))
+            .await
+            .expect("sends");
+    }
+
+    /// The next ack: its id and its first argument (other packets are skipped).
+    pub async fn next_ack(&mut self) -> (u64, Value) {
+        loop {
+            let text = Self::next_text(&mut self.socket).await;
+            let Some(body) = text.strip_prefix("43") else {
+                continue;
+            };
+            let digits = body
+                .find(|c: char| !c.is_ascii_digit())
+                .expect("an ack has arguments");
+            let id = body[..digits].parse().expect("an ack id");
+            let mut args: Vec<Value> =
+                serde_json::from_str(&body[digits..]).expect("ack arguments in JSON");
+            return (id, args.swap_remove(0));
+        }
+    }
+}
