@@ -17,6 +17,7 @@
 //! acks, pings.
 #![warn(missing_docs)]
 
+pub mod abuse;
 pub mod client;
 pub mod frame;
 pub mod peer;

@@ -1,29 +1,30 @@
 //! `causerie-bench`: runs Causerie and its peers one after another on this machine, under the
 //! same load, and writes the JSON, the Markdown tables and the SVG chart. See `bench/README.md`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use causerie_bench::client::{BenchClient, Counting};
+use causerie_bench::abuse;
+use causerie_bench::client::BenchClient;
 use causerie_bench::peer::{self, Paths, Peer, RunningPeer};
-use causerie_bench::report::{self, Ingest, Machine, Report, Run};
-use causerie_bench::scenario::{
-    self, DELIVERY_LADDER, Hold, INGEST_LADDER, Load, LoadKind, Settings,
-};
+use causerie_bench::report::{self, Ingest, LoadCheck, Machine, Report, Run};
+use causerie_bench::scenario::{self, INGEST_LADDER, Load, LoadKind, Protocol, Settings};
 use causerie_bench::stats::Steps;
 use clap::Parser;
 use futures_util::StreamExt;
 use procfs::Current;
 
-/// Benchmarks Causerie's server against Node socket.io, Flask-SocketIO and a bare socketioxide
-/// server. Without flags it runs a quick set (100 and 1,000 clients) into target/bench/results;
-/// `--full` runs 100, 1,000 and 10,000 clients and publishes into bench/results and bench/README.md.
+/// Benchmarks Causerie's server, with its own clients and with the seed protocol's, against Node
+/// socket.io, Flask-SocketIO and a bare socketioxide server. Without flags it runs a quick set
+/// (100 and 1,000 clients, once) into target/bench/results; `--full` runs 100, 1,000 and 10,000
+/// clients three times, the abuse scenario and the load generator's check, and publishes into
+/// bench/results and bench/README.md.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The full benchmark: 100, 1,000 and 10,000 clients, 3 s steps, results published.
+    /// The full benchmark: 100, 1,000 and 10,000 clients, 3 repeats, results published.
     #[arg(long)]
     full: bool,
     /// Client counts to run [default: 100,1000; with --full 100,1000,10000].
@@ -32,23 +33,35 @@ struct Cli {
     /// Servers to run, in this order.
     #[arg(long, value_delimiter = ',', default_values_t = Peer::ALL.map(|p| format!("{p:?}").to_lowercase()))]
     peers: Vec<String>,
-    /// Seconds each load step sends [default: 2; with --full 3].
+    /// Protocols the clients speak (Causerie's own runs against Causerie only).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Protocol::Causerie, Protocol::Seed])]
+    protocols: Vec<Protocol>,
+    /// Seconds each try of a load step sends.
+    #[arg(long, default_value_t = 2.0)]
+    step_secs: f64,
+    /// Seconds the highest rate held is sent again to confirm it [default: 5; with --full 30].
     #[arg(long)]
-    step_secs: Option<f64>,
-    /// Times the hold scenario runs, each on a fresh server, for a median [default: 1; with
-    /// --full 3].
+    confirm_secs: Option<f64>,
+    /// Times the whole set runs, for the median and the range [default: 1; with --full 3].
     #[arg(long)]
-    hold_trials: Option<usize>,
-    /// Senders in the durable-ingest scenario (0 skips it).
+    repeats: Option<usize>,
+    /// Senders in the durable-ingest scenario.
     #[arg(long, default_value_t = 1000)]
     ingest_senders: usize,
     /// Scenarios to run (hold always runs before fan-out and storm).
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Scenario::ALL)]
     scenarios: Vec<Scenario>,
+    /// Attacks the abuse scenario runs, by name ("history", "guest flood"...) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    attacks: Vec<String>,
     /// Leave every process on every core (by default the server gets the last core and the load
     /// generator the others, so neither starves the other).
     #[arg(long)]
     no_pin: bool,
+    /// Give the load generator every core, the server's included (the server stays pinned): the
+    /// check that more cores for the load do not change the figures.
+    #[arg(long)]
+    share_server_core: bool,
     /// Render the tables and chart again from a run's results.json, beside it (with --full,
     /// into bench/README.md too), without running anything.
     #[arg(long, value_name = "RESULTS_JSON")]
@@ -58,10 +71,10 @@ struct Cli {
     out: Option<PathBuf>,
 }
 
-/// A scenario of issue 5.
+/// A scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Scenario {
-    /// Connect N clients: connections/s, welcome latency, memory per connection.
+    /// Connect N clients: connections/s, welcome latency, memory per connection, presence.
     Hold,
     /// One sender at rising rates.
     FanOut,
@@ -69,10 +82,18 @@ enum Scenario {
     Storm,
     /// Causerie's acked, durable messages from many senders.
     Ingest,
+    /// Each attack on Causerie while 100 normal clients chat.
+    Abuse,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 4] = [Self::Hold, Self::FanOut, Self::Storm, Self::Ingest];
+    const ALL: [Scenario; 5] = [
+        Self::Hold,
+        Self::FanOut,
+        Self::Storm,
+        Self::Ingest,
+        Self::Abuse,
+    ];
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,7 +113,7 @@ fn main() -> anyhow::Result<()> {
         Err(e) => eprintln!("warning: cannot raise the file descriptor limit: {e}"),
     }
     // Pin before the runtime starts: its threads inherit the main thread's cores.
-    let (server_cpus, load_cores) = pin(cli.no_pin);
+    let (server_cpus, load_cores) = pin(cli.no_pin, cli.share_server_core);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(load_cores)
         .enable_all()
@@ -100,15 +121,20 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli, peers, server_cpus, load_cores))
 }
 
-/// Gives the server the last core and the load generator the rest; returns the server's cores
-/// (as a `taskset` list) and how many cores the load generator has.
-fn pin(no_pin: bool) -> (Option<String>, usize) {
+/// Gives the server the last core and the load generator the rest (every core, with
+/// `share`); returns the server's cores (as a `taskset` list) and how many cores the load
+/// generator has.
+fn pin(no_pin: bool, share: bool) -> (Option<String>, usize) {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let all = cores.len().max(1);
     if no_pin || cores.len() < 2 {
         return (None, all);
     }
-    let (load, server) = cores.split_at(cores.len() - 1);
+    let (load, server) = if share {
+        (&cores[..], &cores[cores.len() - 1..])
+    } else {
+        cores.split_at(cores.len() - 1)
+    };
     // Pinning the main thread now pins the runtime's threads, which inherit it when created.
     let list = load
         .iter()
@@ -144,15 +170,19 @@ async fn run(
         ([], true) => vec![100, 1000, 10_000],
         (sizes, _) => sizes.to_vec(),
     };
-    let step = Duration::from_secs_f64(cli.step_secs.unwrap_or(if cli.full { 3.0 } else { 2.0 }));
     let settings = Settings {
-        step,
+        step: Duration::from_secs_f64(cli.step_secs),
+        confirm: Duration::from_secs_f64(cli.confirm_secs.unwrap_or(if cli.full {
+            30.0
+        } else {
+            5.0
+        })),
         drain: Duration::from_secs(3),
-        settle: Duration::from_secs(if cli.full { 5 } else { 2 }),
+        settle: Duration::from_secs(if cli.full { 3 } else { 2 }),
         connect_concurrency: 100,
         connect_timeout: Duration::from_secs(20),
         min_messages: 5,
-        hold_trials: cli.hold_trials.unwrap_or(if cli.full { 3 } else { 1 }),
+        repeats: cli.repeats.unwrap_or(if cli.full { 3 } else { 1 }).max(1),
         load_cores,
     };
     let out = cli.out.clone().unwrap_or_else(|| {
@@ -176,65 +206,83 @@ async fn run(
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
 
-    let mut runs = Vec::new();
-    // Interleaved: every server at one size before the next size, so a drift in the machine's
-    // speed touches them alike.
-    let mut gave_up: Vec<Peer> = Vec::new();
-    let broadcast = [Scenario::Hold, Scenario::FanOut, Scenario::Storm];
-    let broadcast: Vec<Scenario> = broadcast
+    // Causerie's own clients first: they are what people run.
+    let mut configs = Vec::new();
+    if peers.contains(&Peer::Causerie) && cli.protocols.contains(&Protocol::Causerie) {
+        configs.push((Peer::Causerie, Protocol::Causerie));
+    }
+    if cli.protocols.contains(&Protocol::Seed) {
+        configs.extend(peers.iter().map(|&p| (p, Protocol::Seed)));
+    }
+    let broadcast: Vec<Scenario> = [Scenario::Hold, Scenario::FanOut, Scenario::Storm]
         .into_iter()
         .filter(|s| cli.scenarios.contains(s))
         .collect();
-    for &clients in sizes.iter().filter(|_| !broadcast.is_empty()) {
-        for &peer in &peers {
-            if gave_up.contains(&peer) {
-                eprintln!(
-                    "{} at {clients} clients: skipped, it did not hold fewer",
-                    peer.label()
-                );
-                continue;
-            }
-            eprintln!("{} at {clients} clients", peer.label());
-            let run = run_one(
-                peer,
-                clients,
-                &broadcast,
-                &paths,
-                server_cpus.as_deref(),
-                &settings,
-            )
-            .await?;
-            if run.hold.connected < clients {
-                gave_up.push(peer);
-            }
-            runs.push(run);
-        }
-    }
-    let ingest = if peers.contains(&Peer::Causerie)
-        && cli.ingest_senders > 0
-        && cli.scenarios.contains(&Scenario::Ingest)
-    {
-        eprintln!("Causerie durable ingest, {} senders", cli.ingest_senders);
-        Some(
-            ingest(
-                cli.ingest_senders,
-                &paths,
-                server_cpus.as_deref(),
-                &settings,
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-
-    let report = Report {
+    let causerie = peers.contains(&Peer::Causerie);
+    let mut report = Report {
         started,
         machine,
-        settings,
-        runs,
-        ingest,
+        settings: settings.clone(),
+        runs: Vec::new(),
+        ingest: Vec::new(),
+        abuse: Vec::new(),
+        load_check: None,
     };
+    for repeat in 0..settings.repeats {
+        eprintln!("repeat {} of {}", repeat + 1, settings.repeats);
+        // Interleaved: every server at one size before the next size, so a drift in the machine's
+        // speed touches them alike.
+        let mut gave_up = Vec::new();
+        for &clients in sizes.iter().filter(|_| !broadcast.is_empty()) {
+            for &config in &configs {
+                let (peer, protocol) = config;
+                if gave_up.contains(&config) {
+                    eprintln!(
+                        "{} with {} at {clients}: skipped, it did not hold fewer",
+                        peer.label(),
+                        protocol.label()
+                    );
+                    continue;
+                }
+                eprintln!("{} with {} at {clients}", peer.label(), protocol.label());
+                let mut run = run_one(
+                    config,
+                    clients,
+                    &broadcast,
+                    &paths,
+                    server_cpus.as_deref(),
+                    &settings,
+                )
+                .await?;
+                run.repeat = repeat;
+                if run.hold.connected < clients {
+                    gave_up.push(config);
+                }
+                report.runs.push(run);
+            }
+        }
+        if causerie && cli.ingest_senders > 0 && cli.scenarios.contains(&Scenario::Ingest) {
+            eprintln!("Causerie durable ingest, {} senders", cli.ingest_senders);
+            report.ingest.push(
+                ingest(
+                    cli.ingest_senders,
+                    &paths,
+                    server_cpus.as_deref(),
+                    &settings,
+                )
+                .await?,
+            );
+        }
+        if causerie && cli.scenarios.contains(&Scenario::Abuse) {
+            eprintln!("Causerie under abuse");
+            report
+                .abuse
+                .push(abuse::run(&paths, server_cpus.as_deref(), &settings, &cli.attacks).await?);
+        }
+    }
+    if cli.full && !cli.share_server_core && server_cpus.is_some() {
+        report.load_check = load_check(&cli, &paths, load_cores).await;
+    }
     tokio::fs::create_dir_all(&out).await?;
     tokio::fs::write(
         out.join("results.json"),
@@ -244,13 +292,47 @@ async fn run(
     render(&report, &out, cli.full.then_some(&paths)).await
 }
 
+/// Runs Causerie clients' fan-out at 1,000 clients again in a child harness whose load
+/// generator has every core, the server's included: if the figures move, the load generator
+/// limited the main run.
+async fn load_check(cli: &Cli, paths: &Paths, main_cores: usize) -> Option<LoadCheck> {
+    eprintln!("load generator check: Causerie clients' fan-out at 1000, the load on every core");
+    let out = paths.work.join("load-check");
+    let exe = std::env::current_exe().ok()?;
+    let status = tokio::process::Command::new(exe)
+        .args([
+            "--share-server-core",
+            "--clients",
+            "1000",
+            "--peers",
+            "causerie",
+        ])
+        .args(["--protocols", "causerie", "--scenarios", "hold,fan-out"])
+        .args(["--repeats", "1", "--step-secs", &cli.step_secs.to_string()])
+        .args(["--confirm-secs", "30", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .ok()?;
+    if !status.success() {
+        eprintln!("load generator check failed: {status}");
+        return None;
+    }
+    let json = tokio::fs::read_to_string(out.join("results.json"))
+        .await
+        .ok()?;
+    let check: Report = serde_json::from_str(&json).ok()?;
+    Some(LoadCheck {
+        main_cores,
+        check_cores: check.settings.load_cores,
+        runs: check.runs,
+    })
+}
+
 /// Writes the Markdown tables and the chart into `out`, and into `bench/README.md` when
 /// `publish_in` is given.
-async fn render(
-    report: &Report,
-    out: &std::path::Path,
-    publish_in: Option<&Paths>,
-) -> anyhow::Result<()> {
+async fn render(report: &Report, out: &Path, publish_in: Option<&Paths>) -> anyhow::Result<()> {
     let markdown = report::markdown(report);
     tokio::fs::write(out.join("results.md"), &markdown).await?;
     report::chart(report, &out.join("fan-out.svg"))?;
@@ -262,60 +344,56 @@ async fn render(
     Ok(())
 }
 
-/// One server at one client count: hold, then the fan-out and storm ladders on the same clients.
+/// One server and protocol at one client count: hold, then the fan-out and storm ladders on the
+/// same clients.
 async fn run_one(
-    peer: Peer,
+    (peer, protocol): (Peer, Protocol),
     clients: usize,
     scenarios: &[Scenario],
     paths: &Paths,
     cpus: Option<&str>,
     settings: &Settings,
 ) -> anyhow::Result<Run> {
-    // Connecting lasts a second or two, so one reading is noisy: extra trials, each on a fresh
-    // server, and the median is reported.
-    let mut trials = Vec::new();
-    for _ in 1..settings.hold_trials {
-        let server = RunningPeer::start(peer, paths, cpus).await?;
-        let (hold, connected) = hold(&server, clients, None, settings).await;
-        drop(connected);
-        server.stop().await;
-        let held = hold.connected == clients;
-        trials.push(hold);
-        if !held {
-            break;
-        }
-    }
-    if trials.last().is_some_and(|h| h.connected < clients) {
-        return Ok(Run {
-            peer,
-            clients,
-            hold: Hold::median(trials),
-            fan_out: None,
-            storm: None,
-        });
-    }
     let server = RunningPeer::start(peer, paths, cpus).await?;
-    let (hold, connected) = hold(&server, clients, None, settings).await;
-    trials.push(hold);
-    let hold = Hold::median(trials);
+    // Room for two ladders of three tries a rate and their confirming runs.
+    let steps = Arc::new(Steps::new(256, 4));
+    let (hold, group) =
+        scenario::hold(&server.url, server.pid, clients, protocol, &steps, settings).await;
+    eprintln!(
+        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, welcome {:.0} B, presence {:.1} B per arrival per member, +{:.1} KB per connection after a {:.0} B history page, CPU: server {:.2} load {:.2}{}",
+        hold.connected,
+        clients,
+        hold.connects_per_s,
+        hold.welcome_p99_ms,
+        hold.rss_per_connection_kb,
+        hold.welcome_bytes,
+        hold.presence_bytes_per_arrival_member,
+        hold.rss_after_history_page_kb,
+        hold.history_page_bytes,
+        hold.server_cpu_cores,
+        hold.load_cpu_cores,
+        hold.first_error
+            .as_deref()
+            .map(|e| format!(" (first error: {e})"))
+            .unwrap_or_default()
+    );
     let mut run = Run {
+        repeat: 0,
         peer,
+        protocol,
         clients,
         hold,
         fan_out: None,
         storm: None,
     };
-    if connected.len() == clients {
-        let steps = Arc::new(Steps::new(4 * DELIVERY_LADDER.len(), 4));
-        let (senders, listeners) = scenario::listen_all(connected, &steps, Counting::Messages);
+    if group.senders.len() == clients {
         let rates = scenario::ladder_rates(clients);
         let fan_out = Load {
             pid: server.pid,
-            senders: &senders[..1],
+            senders: &group.senders[..1],
             recipients: clients,
             steps: steps.clone(),
-            first_step: 0,
-            kind: LoadKind::Broadcast,
+            kind: protocol.into(),
         };
         if scenarios.contains(&Scenario::FanOut) {
             eprintln!("  fan-out");
@@ -326,43 +404,16 @@ async fn run_one(
         if scenarios.contains(&Scenario::Storm) {
             eprintln!("  storm");
             let storm = Load {
-                senders: &senders,
-                first_step: 2 * DELIVERY_LADDER.len(),
+                senders: &group.senders,
                 ..fan_out
             };
             run.storm =
                 Some(scenario::ladder(&storm, &rates, scenario::FAN_OUT_P99_LIMIT, settings).await);
         }
-        for listener in listeners {
-            listener.abort();
-        }
     }
+    drop(group);
     server.stop().await;
     Ok(run)
-}
-
-async fn hold(
-    server: &RunningPeer,
-    clients: usize,
-    auth: Option<serde_json::Value>,
-    settings: &Settings,
-) -> (Hold, Vec<BenchClient>) {
-    let (hold, connected) = scenario::hold(&server.url, server.pid, clients, auth, settings).await;
-    eprintln!(
-        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, CPU: server {:.2} load {:.2}{}",
-        hold.connected,
-        clients,
-        hold.connects_per_s,
-        hold.welcome_p99_ms,
-        hold.rss_per_connection_kb,
-        hold.server_cpu_cores,
-        hold.load_cpu_cores,
-        hold.first_error
-            .as_deref()
-            .map(|e| format!(" (first error: {e})"))
-            .unwrap_or_default()
-    );
-    (hold, connected)
 }
 
 /// Causerie alone: senders each in a room of their own, acked messages at rising rates.
@@ -375,12 +426,12 @@ async fn ingest(
     let server = RunningPeer::start(Peer::Causerie, paths, cpus).await?;
     // Each sender leaves `general` as soon as it is welcomed, so the senders do not spend the
     // run announcing themselves to each other.
-    let auth = serde_json::json!({"protocol": 1});
     let connected: Vec<_> = futures_util::stream::iter(0..senders)
         .map(|who| {
-            let (url, auth) = (&server.url, &auth);
+            let url = &server.url;
             async move {
-                let mut client = BenchClient::connect(url, Some(auth)).await?;
+                let handshake = Protocol::Causerie.handshake(who);
+                let mut client = BenchClient::connect(url, &handshake).await?;
                 scenario::prepare_ingest_sender(&mut client, who).await?;
                 anyhow::Ok(client)
             }
@@ -392,26 +443,21 @@ async fn ingest(
         .into_iter()
         .collect::<anyhow::Result<Vec<_>>>()
         .context("connecting the ingest senders")?;
-    let steps = Arc::new(Steps::new(2 * INGEST_LADDER.len(), 4));
-    let (senders, listeners) = scenario::listen_all(prepared, &steps, Counting::Acks);
+    let steps = Arc::new(Steps::new(2 * 3 * INGEST_LADDER.len(), 4));
+    let group = scenario::listen_for_acks(prepared, &steps);
     let load = Load {
         pid: server.pid,
-        senders: &senders,
+        senders: &group.senders,
         recipients: 1,
         steps,
-        first_step: 0,
         kind: LoadKind::Acked,
     };
     let ladder =
         scenario::ladder(&load, &INGEST_LADDER, scenario::INGEST_P99_LIMIT, settings).await;
-    for listener in listeners {
-        listener.abort();
-    }
+    let senders = group.senders.len();
+    drop(group);
     server.stop().await;
-    Ok(Ingest {
-        senders: senders.len(),
-        ladder,
-    })
+    Ok(Ingest { senders, ladder })
 }
 
 async fn machine(

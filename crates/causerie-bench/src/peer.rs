@@ -1,5 +1,6 @@
-//! The servers under test, each speaking the seed protocol: how the harness installs and starts
-//! them, as people run them. Every one prints `listening on http://ADDRESS` when it starts.
+//! The servers under test, each speaking the seed protocol (Causerie its own as well): how the
+//! harness installs and starts them, as people run them. Every one prints
+//! `listening on http://ADDRESS` when it starts.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Peer {
-    /// `causerie-server`: durable SQLite history on, flood control off.
+    /// `causerie-server`: durable SQLite history on, flood control and per-address caps off.
     Causerie,
     /// A bare socketioxide broadcast server with stock settings (`bench/peers/socketioxide`).
     Socketioxide,
@@ -83,10 +84,7 @@ pub async fn install(peer: Peer, paths: &Paths) -> anyhow::Result<()> {
         Peer::Causerie | Peer::Socketioxide => {
             let bin = paths.bins.join(binary(peer));
             if !bin.exists() {
-                bail!(
-                    "{} is missing: build it with `cargo build --release -p causerie-server -p bench-socketioxide` (./x bench does)",
-                    bin.display()
-                );
+                bail!("{} is missing: ./x bench builds it", bin.display());
             }
         }
         Peer::Node => {
@@ -177,28 +175,61 @@ pub struct RunningPeer {
     _data: Option<tempfile::TempDir>,
 }
 
+/// Where a started server's log goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// Into `work/logs/<peer>.log`.
+    File,
+    /// Into a pipe nobody reads, as a log collector that stalled: a server that waits for its
+    /// log stops.
+    Unread,
+}
+
+/// The flags that let one load generator be thousands of users on one address without being
+/// throttled: no flood limit, no cap on new guests or connections per address.
+pub const CAUSERIE_BENCH_FLAGS: [&str; 6] = [
+    "--rate-limit",
+    "0",
+    "--new-guests-per-minute",
+    "0",
+    "--max-connections-per-address",
+    "0",
+];
+
 impl RunningPeer {
     /// Starts `peer` on a free port, pinned to `cpus` (a `taskset` list) when given, with its
-    /// output in `work/logs/<peer>.log`; returns once it accepts connections.
+    /// output in `work/logs/<peer>.log`; returns once it accepts connections. Causerie runs
+    /// with [`CAUSERIE_BENCH_FLAGS`].
     pub async fn start(peer: Peer, paths: &Paths, cpus: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(peer, paths, cpus, &CAUSERIE_BENCH_FLAGS, Log::File).await
+    }
+
+    /// The same, with `causerie_flags` for Causerie (beside its address and data directory)
+    /// and its log going to `log`.
+    pub async fn start_with(
+        peer: Peer,
+        paths: &Paths,
+        cpus: Option<&str>,
+        causerie_flags: &[&str],
+        log: Log,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let logs = paths.work.join("logs");
         tokio::fs::create_dir_all(&logs).await?;
         let log_path = logs.join(format!("{peer:?}.log").to_lowercase());
-        let log = std::fs::File::create(&log_path)?;
+        let log_file = std::fs::File::create(&log_path)?;
 
         let mut data = None;
         let (program, args): (PathBuf, Vec<String>) = match peer {
             Peer::Causerie => {
                 let dir = tempfile::tempdir_in(&paths.work)?;
-                let args = vec![
+                let mut args = vec![
                     "--bind".into(),
                     format!("127.0.0.1:{port}"),
                     "--data-dir".into(),
                     dir.path().display().to_string(),
-                    "--rate-limit".into(),
-                    "0".into(),
                 ];
+                args.extend(causerie_flags.iter().map(|f| (*f).to_owned()));
                 data = Some(dir);
                 (paths.bins.join(binary(peer)), args)
             }
@@ -226,8 +257,12 @@ impl RunningPeer {
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
             .kill_on_drop(true);
+        match log {
+            Log::File => command.stderr(log_file.try_clone()?),
+            // Kept open in the child handle and never read.
+            Log::Unread => command.stderr(Stdio::piped()),
+        };
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
@@ -243,10 +278,10 @@ impl RunningPeer {
             .with_context(|| format!("unexpected first line from {}: {first:?}", peer.label()))?
             .to_owned();
         // The rest of its output goes to the log: an unread pipe would fill and stall the server.
-        let mut log = tokio::fs::File::from_std(log);
+        let mut log_file = tokio::fs::File::from_std(log_file);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
-                let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+                let _ = log_file.write_all(format!("{line}\n").as_bytes()).await;
             }
         });
         wait_for_port(port).await?;
@@ -256,6 +291,11 @@ impl RunningPeer {
             url,
             _data: data,
         })
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Stops the server and waits for it to exit.

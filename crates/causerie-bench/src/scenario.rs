@@ -1,6 +1,7 @@
 //! The scenarios: hold (connect N clients), a load ladder (fan-out from one sender, or a storm from
-//! every client), and durable ingest (acked messages from many senders). Each charges the server
-//! with the CPU time and memory it used, read from `/proc`.
+//! every client), and durable ingest (acked messages from many senders), each with seed clients
+//! or Causerie's own. Each charges the server with the CPU time and memory it used, read from
+//! `/proc`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{BenchClient, Counting, Sender};
+use crate::client::{BenchClient, BenchError, Counting, Handshake, Listening, Sender, Traffic};
 use crate::probe::{self, Probe};
 use crate::schedule::OpenLoop;
 use crate::stats::{LatencyRecorder, Steps};
@@ -20,6 +21,8 @@ use crate::usage;
 pub struct Settings {
     /// How long each load step sends.
     pub step: Duration,
+    /// How long the highest rate held is sent again, to confirm it.
+    pub confirm: Duration,
     /// How long after a step's last send its deliveries may still arrive before they count as lost.
     pub drain: Duration,
     /// The pause after connecting before memory is read, so the server's allocator and garbage
@@ -33,8 +36,8 @@ pub struct Settings {
     pub min_messages: u64,
     /// CPU cores the load generator runs on.
     pub load_cores: usize,
-    /// Times the hold scenario runs, on fresh servers, for the median.
-    pub hold_trials: usize,
+    /// Times the whole set of scenarios runs, for the median and the spread.
+    pub repeats: usize,
 }
 
 /// A load step is held when nothing is lost and the p99 latency stays under this.
@@ -42,11 +45,15 @@ pub const FAN_OUT_P99_LIMIT: Duration = Duration::from_millis(100);
 /// An ingest step is held when every message is acked and the p99 ack latency stays under this.
 pub const INGEST_P99_LIMIT: Duration = Duration::from_millis(20);
 
+/// Above this share of its core, a server is saturated: its CPU per delivery then only says
+/// how many deliveries fit in a second.
+pub const SATURATED_CORES: f64 = 0.8;
+
 /// The fan-out and storm ladders, in deliveries per second (messages per second times recipients),
 /// so the same ladder fits 100 clients and 10,000.
-pub const DELIVERY_LADDER: [f64; 18] = [
+pub const DELIVERY_LADDER: [f64; 21] = [
     1e3, 2e3, 5e3, 1e4, 2e4, 3e4, 5e4, 7.5e4, 1e5, 1.5e5, 2e5, 3e5, 4e5, 5e5, 7.5e5, 1e6, 1.5e6,
-    2e6,
+    2e6, 3e6, 4e6, 5e6,
 ];
 
 /// The fan-out and storm rates for `clients` clients, in messages per second: the delivery ladder
@@ -62,6 +69,48 @@ pub fn ladder_rates(clients: usize) -> Vec<f64> {
 /// The ingest ladder, in messages per second offered across all senders.
 pub const INGEST_LADDER: [f64; 9] = [2e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4, 5e4];
 
+/// Which protocol the load's clients speak.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    PartialOrd,
+    Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Causerie's own (`auth.protocol: 1`, a name): what the app and the core client speak. Each
+    /// client is in `general`, hears `presence`, and sends acked message objects.
+    Causerie,
+    /// The old app's: no `auth`, `message` as a plain string, every message to everyone. Every
+    /// peer speaks it.
+    Seed,
+}
+
+impl Protocol {
+    /// The name in tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Causerie => "Causerie clients",
+            Protocol::Seed => "seed clients",
+        }
+    }
+
+    /// How client number `n` of a scenario introduces itself.
+    pub fn handshake(self, n: usize) -> Handshake {
+        match self {
+            Protocol::Causerie => Handshake::causerie(&format!("bench-{n}"), None),
+            Protocol::Seed => Handshake::seed(),
+        }
+    }
+}
+
 /// What connecting N clients looked like.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hold {
@@ -71,9 +120,10 @@ pub struct Hold {
     pub connected: usize,
     /// The first failure, if any client was not welcomed.
     pub first_error: Option<String>,
-    /// Clients welcomed per second, from the first attempt to the last welcome.
+    /// Clients welcomed per second of connecting (the settle pause between the two halves
+    /// excluded), from each half's first attempt to its last welcome.
     pub connects_per_s: f64,
-    /// Median time from opening the websocket to the `welcome` event, in ms.
+    /// Median time from opening the TCP connection to the `welcome` event, in ms.
     pub welcome_p50_ms: f64,
     /// 99th percentile of the same, in ms.
     pub welcome_p99_ms: f64,
@@ -84,63 +134,255 @@ pub struct Hold {
     pub load_cpu_cores: f64,
     /// The server's resident memory before any client connected, in MB.
     pub idle_rss_mb: f64,
-    /// The server's resident memory per connected client after the settle, in KB.
+    /// Its resident memory with half the clients connected, after the settle, in MB.
+    pub half_rss_mb: f64,
+    /// With every client connected, after the settle, in MB.
+    pub full_rss_mb: f64,
+    /// Memory per connection: the slope of resident memory between half and all the clients,
+    /// in KB, so that what the server allocates once (its runtime, its first pages) is not
+    /// charged to the connections.
     pub rss_per_connection_kb: f64,
-    /// The connection rate of each trial, when the scenario ran more than once.
-    pub trials_connects_per_s: Vec<f64>,
+    /// The `welcome` event's average size, in bytes.
+    pub welcome_bytes: f64,
+    /// `presence` events the clients received while connecting and settling.
+    pub presence_events: u64,
+    /// Their bytes.
+    pub presence_bytes: u64,
+    /// Presence bytes per arrival per member already there: the presence bytes over
+    /// N(N-1)/2 (each arrival, with the members it finds). Constant in N when presence costs
+    /// O(1) per change; growing with N when every arrival sends the list.
+    pub presence_bytes_per_arrival_member: f64,
+    /// Causerie clients: the average `join` ack of a room of long messages (a full history
+    /// page), in bytes.
+    #[serde(default)]
+    pub history_page_bytes: f64,
+    /// Causerie clients: what each connection's memory grew by once every client had read that
+    /// page, in KB. A websocket that keeps its largest frame's buffer keeps the page.
+    #[serde(default)]
+    pub rss_after_history_page_kb: f64,
 }
 
-impl Hold {
-    /// The trial with the median connection rate, carrying the median memory per connection
-    /// and every trial's rate. Trials that did not welcome every client win: a failure is not
-    /// averaged away.
-    pub fn median(mut trials: Vec<Hold>) -> Hold {
-        let rates: Vec<f64> = trials.iter().map(|h| h.connects_per_s).collect();
-        if let Some(failed) = trials.iter().position(|h| h.connected < h.clients) {
-            let mut failed = trials.swap_remove(failed);
-            failed.trials_connects_per_s = rates;
-            return failed;
+/// The room of long messages each Causerie client joins once connected.
+const LONG_ROOM: &str = "long-reads";
+
+/// Fills [`LONG_ROOM`] with 50 messages of 4,000 characters (16 KB each), from a client that
+/// leaves at once.
+async fn write_long_room(url: &str) -> Result<(), BenchError> {
+    let timeout = Duration::from_secs(30);
+    let mut writer = BenchClient::connect(url, &Protocol::Causerie.handshake(usize::MAX)).await?;
+    writer
+        .request("join", &serde_json::json!({"room": LONG_ROOM}), timeout)
+        .await?;
+    let text: String = std::iter::repeat_n('😀', 4000).collect();
+    for n in 0..50 {
+        let message =
+            serde_json::json!({"id": format!("long-{n}"), "room": LONG_ROOM, "text": text});
+        writer.request("message", &message, timeout).await?;
+    }
+    Ok(())
+}
+
+/// Every client joins [`LONG_ROOM`] and reads its latest page; returns the page's average size
+/// and the server's memory growth per client, in KB.
+async fn read_long_room(
+    pid: u32,
+    group: &Group,
+    settings: &Settings,
+) -> Result<(f64, f64), BenchError> {
+    let before = usage::of(pid).ok();
+    let traffic = group.traffic.counts();
+    let join = serde_json::json!({"room": LONG_ROOM});
+    for sender in &group.senders {
+        sender.event_with_ack(u64::MAX >> 12, "join", &join).await?;
+    }
+    let clients = group.senders.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (group.traffic.counts() - traffic).acks < clients {
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout(Duration::from_secs(120)));
         }
-        let mut memory: Vec<f64> = trials.iter().map(|h| h.rss_per_connection_kb).collect();
-        memory.sort_by(f64::total_cmp);
-        trials.sort_by(|a, b| a.connects_per_s.total_cmp(&b.connects_per_s));
-        let middle = trials.len() / 2;
-        let mut median = trials.swap_remove(middle);
-        median.rss_per_connection_kb = memory.get(middle).copied().unwrap_or(f64::NAN);
-        median.trials_connects_per_s = rates;
-        median
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(settings.settle).await;
+    let read = group.traffic.counts() - traffic;
+    let grown = match (before, usage::of(pid).ok()) {
+        (Some(before), Some(after)) => {
+            (after.rss_bytes as f64 - before.rss_bytes as f64) / 1e3 / clients as f64
+        }
+        _ => f64::NAN,
+    };
+    Ok((read.ack_bytes as f64 / clients as f64, grown))
+}
+
+/// Connected clients that listen: their senders, and the listeners, stopped when this is
+/// dropped.
+pub struct Group {
+    /// One per client, in the clients' order (client `n` records as recipient `n`).
+    pub senders: Vec<Sender>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+    /// What they received besides probes.
+    pub traffic: Arc<Traffic>,
+}
+
+impl Group {
+    /// Senders and their listeners, counting into `traffic`.
+    pub fn new(
+        senders: Vec<Sender>,
+        listeners: Vec<tokio::task::JoinHandle<()>>,
+        traffic: Arc<Traffic>,
+    ) -> Self {
+        Self {
+            senders,
+            listeners,
+            traffic,
+        }
     }
 }
 
-/// Connects `clients` clients to `url` (with `auth`, when given) and measures the server `pid`.
+impl Drop for Group {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+    }
+}
+
+/// Connects `clients` clients speaking `protocol` to `url`, in two halves, and measures the
+/// server `pid`: connection rate, welcome latency, the memory slope between the halves, and the
+/// presence traffic. The clients listen from their welcome on, counting probes into `steps`.
 pub async fn hold(
     url: &str,
     pid: u32,
     clients: usize,
-    auth: Option<serde_json::Value>,
+    protocol: Protocol,
+    steps: &Arc<Steps>,
     settings: &Settings,
-) -> (Hold, Vec<BenchClient>) {
-    let before = usage::of(pid).ok();
-    let load_before = usage::of_self().ok();
+) -> (Hold, Group) {
+    let traffic = Arc::new(Traffic::default());
+    let long_room = match protocol {
+        Protocol::Causerie => write_long_room(url).await.map_err(|e| e.to_string()),
+        Protocol::Seed => Err("seed clients read no history".to_owned()),
+    };
+    let idle = usage::of(pid).ok();
     let welcomes = LatencyRecorder::new(1);
-    let started = Instant::now();
+    let mut connected = Vec::with_capacity(clients);
+    let mut first_error = None;
+    let mut welcome_bytes = 0usize;
+    let mut connecting = Duration::ZERO;
+    let (mut server_cpu, mut load_cpu) = (0.0, 0.0);
+    let half = clients / 2;
+    let mut half_rss = None;
+    for range in [0..half, half..clients] {
+        let (server_before, load_before) = (usage::of(pid).ok(), usage::of_self().ok());
+        let started = Instant::now();
+        let results = connect_many(url, range.clone(), protocol, settings).await;
+        connecting += started.elapsed();
+        server_cpu += cpu_between(server_before, usage::of(pid).ok());
+        load_cpu += cpu_between(load_before, usage::of_self().ok());
+        for result in results {
+            match result {
+                Ok(client) => {
+                    welcomes.record(0, client.welcome_after);
+                    welcome_bytes += client.welcome_bytes;
+                    let listening = Listening {
+                        who: connected.len(),
+                        steps: steps.clone(),
+                        counting: Counting::Messages,
+                        traffic: traffic.clone(),
+                    };
+                    connected.push((client.sender(), client.listen(listening)));
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        tokio::time::sleep(settings.settle).await;
+        if range.start == 0 {
+            half_rss = usage::of(pid).ok().map(|u| u.rss_bytes);
+        }
+        if first_error.is_some() {
+            break;
+        }
+    }
+    let full_rss = usage::of(pid).ok().map(|u| u.rss_bytes);
+    let summary = welcomes.summary();
+    let mb = |bytes: Option<u64>| bytes.map_or(f64::NAN, |b| b as f64 / 1e6);
+    let rss_per_connection_kb = match (half_rss, full_rss) {
+        (Some(half_rss), Some(full_rss)) if connected.len() == clients && clients > half => {
+            (full_rss as f64 - half_rss as f64) / 1e3 / (clients - half) as f64
+        }
+        _ => f64::NAN,
+    };
+    let presence = traffic.counts();
+    let n = connected.len() as f64;
+    let hold = Hold {
+        clients,
+        connected: connected.len(),
+        first_error,
+        connects_per_s: n / connecting.as_secs_f64(),
+        welcome_p50_ms: millis(summary.p50),
+        welcome_p99_ms: millis(summary.p99),
+        server_cpu_cores: server_cpu / connecting.as_secs_f64(),
+        load_cpu_cores: load_cpu / connecting.as_secs_f64(),
+        idle_rss_mb: mb(idle.map(|u| u.rss_bytes)),
+        half_rss_mb: mb(half_rss),
+        full_rss_mb: mb(full_rss),
+        rss_per_connection_kb,
+        welcome_bytes: welcome_bytes as f64 / n.max(1.0),
+        presence_events: presence.presence_events,
+        presence_bytes: presence.presence_bytes,
+        presence_bytes_per_arrival_member: presence.presence_bytes as f64
+            / (n * (n - 1.0) / 2.0).max(1.0),
+        history_page_bytes: f64::NAN,
+        rss_after_history_page_kb: f64::NAN,
+    };
+    let (senders, listeners) = connected.into_iter().unzip();
+    let group = Group {
+        senders,
+        listeners,
+        traffic,
+    };
+    let mut hold = hold;
+    if long_room.is_ok() && hold.connected == clients {
+        match read_long_room(pid, &group, settings).await {
+            Ok((page, grown)) => {
+                hold.history_page_bytes = page;
+                hold.rss_after_history_page_kb = grown;
+            }
+            Err(error) => {
+                hold.first_error
+                    .get_or_insert(format!("reading a history page: {error}"));
+            }
+        }
+    }
+    (hold, group)
+}
+
+/// Connects clients numbered `range`, `connect_concurrency` at a time. A server that refuses
+/// one client in a hundred does not hold N: the rest are not attempted, rather than each
+/// waiting out a timeout.
+async fn connect_many(
+    url: &str,
+    range: std::ops::Range<usize>,
+    protocol: Protocol,
+    settings: &Settings,
+) -> Vec<Result<BenchClient, String>> {
     let timeout = settings.connect_timeout;
-    // A server that refuses one client in a hundred does not hold N: stop asking rather than
-    // wait out a timeout for each of the rest.
     let failures = AtomicUsize::new(0);
-    let give_up_after = (clients / 100).max(10);
-    let results: Vec<_> = futures_util::stream::iter(0..clients)
-        .map(|_| {
-            let (auth, failures) = (auth.clone(), &failures);
+    let give_up_after = (range.len() / 100).max(10);
+    futures_util::stream::iter(range)
+        .map(|n| {
+            let failures = &failures;
             async move {
                 if failures.load(Ordering::Relaxed) > give_up_after {
                     return Err("not attempted: too many failures before".to_owned());
                 }
-                let result =
-                    tokio::time::timeout(timeout, BenchClient::connect(url, auth.as_ref()))
-                        .await
-                        .map_err(|_| format!("no welcome within {timeout:?}"))
-                        .and_then(|r| r.map_err(|e| e.to_string()));
+                let handshake = protocol.handshake(n);
+                let result = tokio::time::timeout(timeout, BenchClient::connect(url, &handshake))
+                    .await
+                    .map_err(|_| format!("no welcome within {timeout:?}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
                 if result.is_err() {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
@@ -149,62 +391,30 @@ pub async fn hold(
         })
         .buffer_unordered(settings.connect_concurrency)
         .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let server_cpu_cores = cpu_between(before, usage::of(pid).ok()) / elapsed.as_secs_f64();
-    let load_cpu_cores = cpu_between(load_before, usage::of_self().ok()) / elapsed.as_secs_f64();
-    let mut connected = Vec::with_capacity(clients);
-    let mut first_error = None;
-    for result in results {
-        match result {
-            Ok(client) => {
-                welcomes.record(0, client.welcome_after);
-                connected.push(client);
-            }
-            Err(error) => {
-                first_error.get_or_insert(error);
-            }
-        }
-    }
-    tokio::time::sleep(settings.settle).await;
-    let after = usage::of(pid).ok();
-    let summary = welcomes.summary();
-    let (idle_rss_mb, rss_per_connection_kb) = match (before, after) {
-        (Some(before), Some(after)) if !connected.is_empty() => (
-            before.rss_bytes as f64 / 1e6,
-            after.rss_bytes.saturating_sub(before.rss_bytes) as f64 / 1e3 / connected.len() as f64,
-        ),
-        _ => (f64::NAN, f64::NAN),
-    };
-    let hold = Hold {
-        clients,
-        connected: connected.len(),
-        first_error,
-        connects_per_s: connected.len() as f64 / elapsed.as_secs_f64(),
-        welcome_p50_ms: millis(summary.p50),
-        welcome_p99_ms: millis(summary.p99),
-        server_cpu_cores,
-        load_cpu_cores,
-        idle_rss_mb,
-        rss_per_connection_kb,
-        trials_connects_per_s: Vec::new(),
-    };
-    (hold, connected)
+        .await
 }
 
-/// One step of a ladder.
+/// One try of a rate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Messages offered per second, across all senders.
     pub messages_per_s: f64,
+    /// Which try of this rate (1 to 3); the confirming run counts on its own.
+    pub attempt: u8,
+    /// The long run that confirms the ladder's highest rate held.
+    pub confirm: bool,
+    /// How long it sent, in seconds.
+    pub seconds: f64,
     /// Messages sent.
     pub sent: u64,
     /// Deliveries (or acks) expected: each message times its recipients.
     pub expected: u64,
-    /// Deliveries (or acks) received in time.
+    /// Distinct deliveries (or acks) received in time: each message counted once per recipient.
     pub received: u64,
     /// Expected but not received within the drain time.
     pub lost: u64,
+    /// Deliveries of a message its recipient already had.
+    pub duplicates: u64,
     /// Median latency from the intended send time, in ms.
     pub p50_ms: f64,
     /// 99th percentile latency, in ms.
@@ -217,34 +427,54 @@ pub struct Step {
     pub server_cpu_us_per_delivery: f64,
     /// Server CPU time per second of the step, in cores.
     pub server_cpu_cores: f64,
-    /// The load generator's CPU time per second of the step, in cores.
+    /// The load generator's CPU time per second while it sent, in cores.
     pub load_cpu_cores: f64,
     /// 99th percentile of how late the load generator sent, in ms.
     pub send_lag_p99_ms: f64,
+    /// 99th percentile of how late a task woken every millisecond ran on the load generator
+    /// during the step: the wait a received frame has before its reader runs.
+    pub receive_lag_p99_ms: f64,
     /// Sends that failed (a broken socket).
     pub send_errors: u64,
     /// Nothing lost, no send failed, p99 under the scenario's limit.
     pub held: bool,
-    /// Not held, and run again: the next step is its second attempt.
-    pub retried: bool,
     /// The load generator was busy enough to distort the step (its CPU near its cores, or it sent
-    /// more than 10 ms late at p99): read this step's latency with care.
+    /// or read more than 10 ms late at p99): read this step's latency with care.
     pub load_bound: bool,
 }
 
-/// A ladder of steps, up to the first one not held.
+/// A ladder of rates, up to the first one not held, and the long run confirming the highest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ladder {
-    /// Each step run, lowest load first.
+    /// Each try, lowest rate first, then the confirming runs.
     pub steps: Vec<Step>,
-    /// The highest messages per second held, if any step was.
+    /// The highest rate held in 2 of 3 tries.
+    pub highest_tried: Option<f64>,
+    /// The highest rate held in 2 of 3 tries and then for the confirming run: the claim.
     pub highest_held: Option<f64>,
 }
 
 impl Ladder {
-    /// The highest step held.
+    /// The confirming run of the rate claimed.
     pub fn best(&self) -> Option<&Step> {
-        self.steps.iter().rev().find(|s| s.held)
+        let rate = self.highest_held?;
+        self.steps
+            .iter()
+            .rfind(|s| s.confirm && s.held && s.messages_per_s == rate)
+    }
+
+    /// The tries of `rate` in the ladder (not its confirming run).
+    pub fn tries(&self, rate: f64) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(move |s| !s.confirm && s.messages_per_s == rate)
+    }
+
+    /// The first rate not held in 2 of 3 tries, if the ladder ended on one.
+    pub fn first_not_held(&self) -> Option<f64> {
+        let last = self.steps.iter().rfind(|s| !s.confirm)?;
+        (self.tries(last.messages_per_s).filter(|s| s.held).count() < 2)
+            .then_some(last.messages_per_s)
     }
 }
 
@@ -256,27 +486,39 @@ pub struct Load<'a> {
     pub senders: &'a [Sender],
     /// Clients that receive each message (1 for ingest: the sender's ack).
     pub recipients: usize,
-    /// Where the listeners count, by step.
+    /// Where the listeners count.
     pub steps: Arc<Steps>,
-    /// The first step number of this ladder in `steps`.
-    pub first_step: usize,
     /// What the senders send.
     pub kind: LoadKind,
 }
 
-/// Seed-protocol broadcasts or Causerie's acked messages.
+/// What a sender sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadKind {
-    /// `message` with a plain string, broadcast to every client; latency to each recipient.
-    Broadcast,
+    /// The seed protocol's `message`: a plain string, broadcast to every client; latency to each
+    /// recipient.
+    Seed,
+    /// Causerie's `message` object to `general` with an ack, as the app sends it; latency to each
+    /// member's `message` event.
+    Causerie,
     /// Causerie's `message` object to the sender's own room, with an ack; latency to the ack.
     Acked,
 }
 
-/// Runs `load` at each rate of `rates` (messages per second) until a step is not held. A step not
-/// held is run once more before the ladder stops, so that one stall of the machine (a disk
-/// flush, another process) does not end it; both attempts are kept. Uses at most
-/// `2 * rates.len()` step numbers from `load.first_step`.
+impl From<Protocol> for LoadKind {
+    fn from(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Causerie => LoadKind::Causerie,
+            Protocol::Seed => LoadKind::Seed,
+        }
+    }
+}
+
+/// Runs `load` at each rate of `rates` (messages per second) until one is not held. A rate
+/// counts as held when 2 of 3 tries hold it (the third runs only after a split), so that one
+/// stall of the machine neither ends the ladder nor lifts it. The highest rate held is then
+/// sent again for `settings.confirm`; if that does not hold, the rate below it is, and so on
+/// (three at most). Every try is kept.
 pub async fn ladder(
     load: &Load<'_>,
     rates: &[f64],
@@ -284,26 +526,46 @@ pub async fn ladder(
     settings: &Settings,
 ) -> Ladder {
     let mut ladder = Ladder::default();
-    let mut number = load.first_step;
-    for &rate in rates {
-        let mut step = run_step(load, number, rate, limit, settings).await;
-        number += 1;
-        report_step(&step);
-        quiesce(&load.steps).await;
-        if !step.held {
-            step.retried = true;
-            ladder.steps.push(step);
-            step = run_step(load, number, rate, limit, settings).await;
-            number += 1;
+    let mut held_rates = Vec::new();
+    'rates: for &rate in rates {
+        let (mut held, mut failed) = (0, 0);
+        while held < 2 && failed < 2 {
+            let Some(step) = run_step(load, rate, settings.step, limit, settings).await else {
+                break 'rates;
+            };
+            let step = Step {
+                attempt: held + failed + 1,
+                ..step
+            };
             report_step(&step);
             quiesce(&load.steps).await;
+            if step.held {
+                held += 1;
+            } else {
+                failed += 1;
+            }
+            ladder.steps.push(step);
         }
+        if held < 2 {
+            break;
+        }
+        held_rates.push(rate);
+        ladder.highest_tried = Some(rate);
+    }
+    for &rate in held_rates.iter().rev().take(3) {
+        let Some(step) = run_step(load, rate, settings.confirm, limit, settings).await else {
+            break;
+        };
+        let step = Step {
+            confirm: true,
+            ..step
+        };
+        report_step(&step);
+        quiesce(&load.steps).await;
         let held = step.held;
+        ladder.steps.push(step);
         if held {
             ladder.highest_held = Some(rate);
-        }
-        ladder.steps.push(step);
-        if !held {
             break;
         }
     }
@@ -312,12 +574,19 @@ pub async fn ladder(
 
 fn report_step(step: &Step) {
     eprintln!(
-        "    {:>9.1} msg/s: p50 {:>8.2} ms  p99 {:>8.2} ms  lost {:>7}  {:>6.2} µs/delivery{}{}",
+        "    {:>9.1} msg/s {}: p50 {:>8.2} ms  p99 {:>8.2} ms  lost {:>7}  {:>6.2} µs/delivery  server {:.2}  load {:.2}{}{}",
         step.messages_per_s,
+        if step.confirm {
+            format!("({:.0} s)", step.seconds)
+        } else {
+            format!("(try {})", step.attempt)
+        },
         step.p50_ms,
         step.p99_ms,
         step.lost,
         step.server_cpu_us_per_delivery,
+        step.server_cpu_cores,
+        step.load_cpu_cores,
         if step.held { "" } else { "  (not held)" },
         if step.load_bound {
             "  (load-bound)"
@@ -327,29 +596,36 @@ fn report_step(step: &Step) {
     );
 }
 
-async fn run_step(
+/// Sends `rate` messages a second for `duration`, and counts what arrives. `None` once the
+/// run's steps are used up.
+pub async fn run_step(
     load: &Load<'_>,
-    step_number: usize,
     rate: f64,
+    duration: Duration,
     limit: Duration,
     settings: &Settings,
-) -> Step {
-    let Some(tally) = load.steps.get(step_number) else {
-        unreachable!("the caller sizes the steps for its ladders")
+) -> Option<Step> {
+    let count = ((rate * duration.as_secs_f64()).ceil() as u64).max(settings.min_messages);
+    let slots = if load.kind == LoadKind::Acked {
+        1
+    } else {
+        load.recipients
     };
-    let count = ((rate * settings.step.as_secs_f64()).ceil() as u64).max(settings.min_messages);
+    let (step_number, tally) = load.steps.start(count, slots)?;
     let server_before = usage::of(load.pid).ok();
     let load_before = usage::of_self().ok();
+    let receive_lags = Arc::new(LatencyRecorder::new(1));
+    let lag_probe = tokio::spawn(measure_lag(receive_lags.clone()));
     let started = Instant::now();
     let schedule = OpenLoop::new(started + Duration::from_millis(5), rate);
-    let lags = LatencyRecorder::new(1);
+    let send_lags = LatencyRecorder::new(1);
     let mut send_errors = 0;
     for n in 0..count {
         let due = schedule.due(n);
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
         }
-        lags.record(0, Instant::now().saturating_duration_since(due));
+        send_lags.record(0, Instant::now().saturating_duration_since(due));
         let who = (n as usize) % load.senders.len();
         let probe = Probe {
             step: step_number,
@@ -357,54 +633,89 @@ async fn run_step(
             intended_nanos: probe::nanos_at(due),
         };
         tally.expect(load.recipients as u64);
+        let sender = &load.senders[who];
         let sent = match load.kind {
-            LoadKind::Broadcast => load.senders[who].message(&probe.text()).await,
-            LoadKind::Acked => {
+            LoadKind::Seed => sender.message(&probe.text()).await,
+            LoadKind::Causerie | LoadKind::Acked => {
+                let room = match load.kind {
+                    LoadKind::Acked => ingest_room(who),
+                    _ => "general".to_owned(),
+                };
                 let message = serde_json::json!({
                     "id": format!("s{step_number}-{n}"),
-                    "room": ingest_room(who),
+                    "room": room,
                     "text": probe.text(),
                 });
-                load.senders[who]
-                    .event_with_ack(n, "message", &message)
-                    .await
+                sender.event_with_ack(n, "message", &message).await
             }
         };
         if sent.is_err() {
             send_errors += 1;
         }
     }
-    let sending = schedule.due(count).saturating_duration_since(started);
+    let sending = started.elapsed();
+    let load_cpu = cpu_between(load_before, usage::of_self().ok());
     let drain_until = Instant::now() + settings.drain;
     while tally.counts().lost > 0 && Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    lag_probe.abort();
     let wall = started.elapsed().as_secs_f64();
     let counts = tally.counts();
     let latencies = tally.latencies();
     let server_cpu = cpu_between(server_before, usage::of(load.pid).ok());
-    let load_cpu = cpu_between(load_before, usage::of_self().ok());
-    let send_lag_p99 = lags.summary().p99;
-    let load_cpu_cores = load_cpu / wall;
-    Step {
+    let send_lag_p99 = send_lags.summary().p99;
+    let receive_lag_p99 = receive_lags.summary().p99;
+    let load_cpu_cores = load_cpu / sending.as_secs_f64();
+    let late = Duration::from_millis(10);
+    Some(Step {
         messages_per_s: rate,
+        attempt: 1,
+        confirm: false,
+        seconds: duration.as_secs_f64(),
         sent: count,
         expected: counts.expected,
         received: counts.received,
         lost: counts.lost,
+        duplicates: counts.duplicates,
         p50_ms: millis(latencies.p50),
         p99_ms: millis(latencies.p99),
         max_ms: millis(latencies.max),
-        deliveries_per_s: counts.received as f64 / sending.as_secs_f64(),
+        deliveries_per_s: counts.received as f64 / schedule_span(&schedule, count, started),
         server_cpu_us_per_delivery: server_cpu * 1e6 / counts.received.max(1) as f64,
         server_cpu_cores: server_cpu / wall,
         load_cpu_cores,
         send_lag_p99_ms: millis(send_lag_p99),
+        receive_lag_p99_ms: millis(receive_lag_p99),
         send_errors,
-        held: counts.lost == 0 && send_errors == 0 && latencies.p99 < limit,
-        retried: false,
+        held: counts.lost == 0
+            && counts.duplicates == 0
+            && send_errors == 0
+            && latencies.p99 < limit,
         load_bound: load_cpu_cores > 0.9 * settings.load_cores as f64
-            || send_lag_p99 > Duration::from_millis(10),
+            || send_lag_p99 > late
+            || receive_lag_p99 > late,
+    })
+}
+
+/// Seconds from the step's start to its last message's due time.
+fn schedule_span(schedule: &OpenLoop, count: u64, started: Instant) -> f64 {
+    schedule
+        .due(count)
+        .saturating_duration_since(started)
+        .as_secs_f64()
+}
+
+/// Records, until aborted, how late a task that sleeps a millisecond at a time wakes: when the
+/// load generator's threads are busy, its readers wait as long.
+async fn measure_lag(lags: Arc<LatencyRecorder>) {
+    loop {
+        let due = tokio::time::Instant::now() + Duration::from_millis(1);
+        tokio::time::sleep_until(due).await;
+        lags.record(
+            0,
+            tokio::time::Instant::now().saturating_duration_since(due),
+        );
     }
 }
 
@@ -445,30 +756,39 @@ pub async fn prepare_ingest_sender(client: &mut BenchClient, who: usize) -> anyh
     Ok(())
 }
 
-/// Spawns a listener per client, counting into `steps`.
-pub fn listen_all(
-    clients: Vec<BenchClient>,
-    steps: &Arc<Steps>,
-    counting: Counting,
-) -> (Vec<Sender>, Vec<tokio::task::JoinHandle<()>>) {
+/// Makes listening ingest senders of prepared clients: each counts its own acks.
+pub fn listen_for_acks(clients: Vec<BenchClient>, steps: &Arc<Steps>) -> Group {
+    let traffic = Arc::new(Traffic::default());
     let senders = clients.iter().map(BenchClient::sender).collect();
     let listeners = clients
         .into_iter()
         .enumerate()
-        .map(|(who, client)| client.listen(who, steps.clone(), counting))
+        .map(|(who, client)| {
+            client.listen(Listening {
+                who,
+                steps: steps.clone(),
+                counting: Counting::Acks,
+                traffic: traffic.clone(),
+            })
+        })
         .collect();
-    (senders, listeners)
+    Group {
+        senders,
+        listeners,
+        traffic,
+    }
 }
 
 /// CPU seconds spent between two readings (NaN when either is missing).
-fn cpu_between(before: Option<usage::Usage>, after: Option<usage::Usage>) -> f64 {
+pub fn cpu_between(before: Option<usage::Usage>, after: Option<usage::Usage>) -> f64 {
     match (before, after) {
         (Some(b), Some(a)) => a.cpu.saturating_sub(b.cpu).as_secs_f64(),
         _ => f64::NAN,
     }
 }
 
-fn millis(duration: Duration) -> f64 {
+/// A duration in milliseconds.
+pub fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
@@ -476,46 +796,62 @@ fn millis(duration: Duration) -> f64 {
 mod tests {
     use super::*;
 
-    fn hold(connected: usize, rate: f64, memory: f64) -> Hold {
-        Hold {
-            clients: 10,
-            connected,
-            first_error: None,
-            connects_per_s: rate,
-            welcome_p50_ms: 1.0,
-            welcome_p99_ms: 2.0,
-            server_cpu_cores: 1.0,
-            load_cpu_cores: 0.5,
-            idle_rss_mb: 10.0,
-            rss_per_connection_kb: memory,
-            trials_connects_per_s: Vec::new(),
+    fn step(rate: f64, attempt: u8, confirm: bool, held: bool) -> Step {
+        Step {
+            messages_per_s: rate,
+            attempt,
+            confirm,
+            seconds: 2.0,
+            sent: 10,
+            expected: 10,
+            received: 10,
+            lost: 0,
+            duplicates: 0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+            deliveries_per_s: 5.0,
+            server_cpu_us_per_delivery: 1.0,
+            server_cpu_cores: 0.1,
+            load_cpu_cores: 0.1,
+            send_lag_p99_ms: 0.1,
+            receive_lag_p99_ms: 0.1,
+            send_errors: 0,
+            held,
+            load_bound: false,
         }
     }
 
     #[test]
-    fn the_median_trial_is_reported_with_every_rate() {
-        let median = Hold::median(vec![
-            hold(10, 300.0, 9.0),
-            hold(10, 100.0, 7.0),
-            hold(10, 200.0, 8.0),
-        ]);
-        assert_eq!(median.connects_per_s, 200.0);
-        assert_eq!(median.rss_per_connection_kb, 8.0);
-        assert_eq!(median.trials_connects_per_s, [300.0, 100.0, 200.0]);
+    fn the_claim_is_the_confirmed_rate_and_the_ladder_ends_on_the_first_rate_not_held() {
+        let ladder = Ladder {
+            steps: vec![
+                step(10.0, 1, false, true),
+                step(10.0, 2, false, true),
+                step(20.0, 1, false, false),
+                step(20.0, 2, false, true),
+                step(20.0, 3, false, true),
+                step(50.0, 1, false, false),
+                step(50.0, 2, false, false),
+                step(20.0, 1, true, false),
+                step(10.0, 1, true, true),
+            ],
+            highest_tried: Some(20.0),
+            highest_held: Some(10.0),
+        };
+        assert_eq!(ladder.best().map(|s| s.messages_per_s), Some(10.0));
+        assert!(ladder.best().is_some_and(|s| s.confirm));
+        assert_eq!(ladder.tries(20.0).count(), 3);
+        assert_eq!(ladder.first_not_held(), Some(50.0));
     }
 
     #[test]
-    fn a_trial_that_failed_is_reported_not_averaged_away() {
-        let median = Hold::median(vec![hold(10, 300.0, 9.0), hold(4, 50.0, 7.0)]);
-        assert_eq!(median.connected, 4);
-    }
-
-    #[test]
-    fn ladders_start_at_one_message_a_second_and_keep_their_deliveries() {
+    fn ladders_start_at_one_message_a_second_and_go_past_two_million_deliveries() {
         let rates = ladder_rates(10_000);
         assert_eq!(rates.first(), Some(&1.0));
-        assert_eq!(rates.last(), Some(&200.0));
+        assert_eq!(rates.last(), Some(&500.0));
         assert_eq!(ladder_rates(100).first(), Some(&10.0));
         assert_eq!(ladder_rates(100).len(), DELIVERY_LADDER.len());
+        assert!(DELIVERY_LADDER.iter().any(|&d| d > 2e6));
     }
 }

@@ -1,7 +1,7 @@
 //! Latencies in HDR histograms, and deliveries counted against what was expected.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -74,11 +74,18 @@ impl LatencyRecorder {
     }
 }
 
-/// One load step: how many deliveries (or acks) were expected and received, and the latency of each.
+/// One load step: which deliveries (or acks) were expected and received, and the latency of
+/// each. Deliveries are counted per recipient and message, so a duplicate never hides a loss.
 pub struct Tally {
     latencies: LatencyRecorder,
+    messages: u64,
+    recipients: usize,
+    /// One bit per (message, recipient): set on its first delivery.
+    delivered: Vec<AtomicU64>,
     expected: AtomicU64,
     received: AtomicU64,
+    duplicates: AtomicU64,
+    strays: AtomicU64,
 }
 
 /// Deliveries of one step: expected, received, and the difference.
@@ -86,19 +93,30 @@ pub struct Tally {
 pub struct Counts {
     /// Each message sent times the clients that should get it.
     pub expected: u64,
-    /// What arrived.
+    /// Distinct (message, recipient) pairs that arrived.
     pub received: u64,
     /// Expected but never arrived.
     pub lost: u64,
+    /// Deliveries of a message a recipient had already received.
+    pub duplicates: u64,
+    /// Deliveries no recipient should have had (a message id or recipient outside the step).
+    pub strays: u64,
 }
 
 impl Tally {
-    /// An empty tally recording into `shards` histograms.
-    pub fn new(shards: usize) -> Self {
+    /// An empty tally for `messages` messages to `recipients` recipients each, recording into
+    /// `shards` histograms.
+    pub fn new(messages: u64, recipients: usize, shards: usize) -> Self {
+        let bits = messages.saturating_mul(recipients as u64);
         Self {
             latencies: LatencyRecorder::new(shards),
+            messages,
+            recipients,
+            delivered: (0..bits.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             expected: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            strays: AtomicU64::new(0),
         }
     }
 
@@ -107,8 +125,19 @@ impl Tally {
         self.expected.fetch_add(recipients, Ordering::Relaxed);
     }
 
-    /// Client `who` received a message `latency` after it was due to be sent.
-    pub fn receive(&self, who: usize, latency: Duration) {
+    /// Recipient `who` received message `id` `latency` after it was due to be sent.
+    pub fn receive(&self, who: usize, id: u64, latency: Duration) {
+        if who >= self.recipients || id >= self.messages {
+            self.strays.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let bit = id * self.recipients as u64 + who as u64;
+        let mask = 1u64 << (bit % 64);
+        let word = &self.delivered[(bit / 64) as usize];
+        if word.fetch_or(mask, Ordering::Relaxed) & mask != 0 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.latencies.record(who, latency);
         self.received.fetch_add(1, Ordering::Relaxed);
     }
@@ -121,6 +150,8 @@ impl Tally {
             expected,
             received,
             lost: expected.saturating_sub(received),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            strays: self.strays.load(Ordering::Relaxed),
         }
     }
 
@@ -133,25 +164,42 @@ impl Tally {
 /// The tallies of a run's steps, found by the step number each probe carries, so that a late
 /// delivery counts against the step that sent it and never flatters the next one.
 pub struct Steps {
-    tallies: Vec<Tally>,
+    tallies: Vec<OnceLock<Tally>>,
+    next: AtomicUsize,
+    shards: usize,
 }
 
 impl Steps {
-    /// Room for `count` steps.
+    /// Room for `count` steps, each recording into `shards` histograms.
     pub fn new(count: usize, shards: usize) -> Self {
         Self {
-            tallies: (0..count).map(|_| Tally::new(shards)).collect(),
+            tallies: (0..count).map(|_| OnceLock::new()).collect(),
+            next: AtomicUsize::new(0),
+            shards,
         }
     }
 
-    /// The tally of step `step`, if the run has one.
+    /// Starts the next step, of `messages` messages to `recipients` recipients each: its number
+    /// (for the probes) and its tally. `None` once every step is used.
+    pub fn start(&self, messages: u64, recipients: usize) -> Option<(usize, &Tally)> {
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = self.tallies.get(number)?;
+        let tally = slot.get_or_init(|| Tally::new(messages, recipients, self.shards));
+        Some((number, tally))
+    }
+
+    /// The tally of step `step`, if it has started.
     pub fn get(&self, step: usize) -> Option<&Tally> {
-        self.tallies.get(step)
+        self.tallies.get(step)?.get()
     }
 
     /// Deliveries received by all steps: steady once the server has nothing left to send.
     pub fn received(&self) -> u64 {
-        self.tallies.iter().map(|t| t.counts().received).sum()
+        self.tallies
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(|t| t.counts().received + t.counts().duplicates)
+            .sum()
     }
 }
 
@@ -184,11 +232,14 @@ mod tests {
 
     #[test]
     fn lost_deliveries_are_expected_minus_received() {
-        let tally = Tally::new(2);
+        let tally = Tally::new(2, 10, 2);
         tally.expect(10);
         tally.expect(10);
-        for who in 0..17 {
-            tally.receive(who, Duration::from_millis(1));
+        for who in 0..10 {
+            tally.receive(who, 0, Duration::from_millis(1));
+        }
+        for who in 0..7 {
+            tally.receive(who, 1, Duration::from_millis(1));
         }
         let counts = tally.counts();
         assert_eq!((counts.expected, counts.received, counts.lost), (20, 17, 3));
@@ -196,23 +247,43 @@ mod tests {
     }
 
     #[test]
+    fn a_duplicate_does_not_hide_a_loss() {
+        let tally = Tally::new(2, 3, 1);
+        tally.expect(3);
+        tally.expect(3);
+        // Recipient 0 gets message 0 twice and never message 1; the others get both.
+        for (who, id) in [(0, 0), (0, 0), (1, 0), (2, 0), (1, 1), (2, 1)] {
+            tally.receive(who, id, Duration::from_millis(1));
+        }
+        // Out of the step: a recipient or message it does not have.
+        tally.receive(3, 0, Duration::from_millis(1));
+        tally.receive(0, 2, Duration::from_millis(1));
+        let counts = tally.counts();
+        assert_eq!(
+            (
+                counts.received,
+                counts.lost,
+                counts.duplicates,
+                counts.strays
+            ),
+            (5, 1, 1, 2)
+        );
+        assert_eq!(tally.latencies().count, 5);
+    }
+
+    #[test]
     fn each_step_keeps_its_own_count() {
         let steps = Steps::new(2, 1);
-        steps
-            .get(0)
-            .expect("step 0")
-            .receive(0, Duration::from_millis(5));
-        steps
-            .get(1)
-            .expect("step 1")
-            .receive(0, Duration::from_millis(9));
-        steps
-            .get(1)
-            .expect("step 1")
-            .receive(0, Duration::from_millis(9));
+        let (first, tally) = steps.start(1, 1).expect("step 0");
+        tally.receive(0, 0, Duration::from_millis(5));
+        let (second, tally) = steps.start(2, 1).expect("step 1");
+        tally.receive(0, 0, Duration::from_millis(9));
+        tally.receive(0, 1, Duration::from_millis(9));
+        assert_eq!((first, second), (0, 1));
         assert_eq!(steps.get(0).expect("step 0").counts().received, 1);
         assert_eq!(steps.get(1).expect("step 1").counts().received, 2);
         assert_eq!(steps.received(), 3);
+        assert!(steps.start(1, 1).is_none(), "only two steps");
         assert!(steps.get(2).is_none());
     }
 }

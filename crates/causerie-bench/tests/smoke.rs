@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use causerie_bench::client::Counting;
 use causerie_bench::peer::{Paths, Peer, RunningPeer};
 use causerie_bench::report::{self, Machine, Report, Run};
-use causerie_bench::scenario::{self, FAN_OUT_P99_LIMIT, Load, LoadKind, Settings};
+use causerie_bench::scenario::{self, FAN_OUT_P99_LIMIT, Load, Protocol, Settings};
 use causerie_bench::stats::Steps;
 use causerie_server::testing::TestServer;
 
@@ -19,8 +18,21 @@ async fn a_short_run_against_causerie_counts_every_delivery_and_reports_it() {
     // As people run it: durable history on; flood control off for the sender.
     let server = TestServer::start().await;
     // The server runs in this process: its CPU and memory are this process's.
-    let run = smoke(Peer::Causerie, &server.url(), std::process::id()).await;
-    write_report(run).await;
+    let own = smoke(
+        Peer::Causerie,
+        Protocol::Causerie,
+        &server.url(),
+        std::process::id(),
+    )
+    .await;
+    let seed = smoke(
+        Peer::Causerie,
+        Protocol::Seed,
+        &server.url(),
+        std::process::id(),
+    )
+    .await;
+    write_report(vec![own, seed]).await;
 }
 
 #[tokio::test]
@@ -30,61 +42,78 @@ async fn a_short_run_against_node_socket_io_counts_every_delivery() {
     let peer = RunningPeer::start(Peer::Node, &paths, None)
         .await
         .expect("starts Node's socket.io");
-    smoke(Peer::Node, &peer.url, peer.pid).await;
+    smoke(Peer::Node, Protocol::Seed, &peer.url, peer.pid).await;
     peer.stop().await;
 }
 
 fn settings() -> Settings {
     Settings {
         step: Duration::from_secs(1),
+        confirm: Duration::from_secs(1),
         drain: Duration::from_secs(10),
         settle: Duration::from_millis(200),
         connect_concurrency: 10,
         connect_timeout: Duration::from_secs(10),
         min_messages: 5,
         load_cores: 1,
-        hold_trials: 1,
+        repeats: 1,
     }
 }
 
-/// 20 clients; one sends at 20 then 40 messages a second; every client must get every message.
-async fn smoke(peer: Peer, url: &str, pid: u32) -> Run {
+/// 20 clients; one sends at 20 then 40 messages a second; every client must get every message,
+/// each try counted once per recipient.
+async fn smoke(peer: Peer, protocol: Protocol, url: &str, pid: u32) -> Run {
     let settings = settings();
-    let (hold, clients) = scenario::hold(url, pid, CLIENTS, None, &settings).await;
+    let steps = Arc::new(Steps::new(16, 2));
+    let (hold, group) = scenario::hold(url, pid, CLIENTS, protocol, &steps, &settings).await;
     assert_eq!(hold.connected, CLIENTS, "{hold:?}");
     assert!(
-        hold.connects_per_s > 0.0 && hold.welcome_p99_ms > 0.0,
+        hold.connects_per_s > 0.0 && hold.welcome_p99_ms > 0.0 && hold.welcome_bytes > 10.0,
         "{hold:?}"
     );
+    match protocol {
+        // Causerie clients hear of each other: each arrival reaches the members already there
+        // (coalesced), so presence costs bytes, but a bounded number per arrival and member.
+        Protocol::Causerie => assert!(
+            hold.presence_events > 0
+                && hold.presence_bytes_per_arrival_member > 0.0
+                && hold.presence_bytes_per_arrival_member < 200.0,
+            "{hold:?}"
+        ),
+        Protocol::Seed => assert_eq!(hold.presence_events, 0, "{hold:?}"),
+    }
 
-    let steps = Arc::new(Steps::new(4, 2));
-    let (senders, listeners) = scenario::listen_all(clients, &steps, Counting::Messages);
     let load = Load {
         pid,
-        senders: &senders[..1],
+        senders: &group.senders[..1],
         recipients: CLIENTS,
         steps,
-        first_step: 0,
-        kind: LoadKind::Broadcast,
+        kind: protocol.into(),
     };
     let ladder = scenario::ladder(&load, &[20.0, 40.0], FAN_OUT_P99_LIMIT, &settings).await;
-    for listener in listeners {
-        listener.abort();
-    }
+    drop(group);
     // Whether a step is held depends on the machine's load; the counting does not.
     let first = ladder.steps.first().expect("at least one step");
     assert_eq!(
-        first.sent, 20,
+        (first.sent, first.attempt),
+        (20, 1),
         "a second at 20 messages a second: {first:?}"
     );
     for step in &ladder.steps {
         assert_eq!(step.expected, step.sent * CLIENTS as u64, "{step:?}");
-        assert_eq!((step.received, step.lost), (step.expected, 0), "{step:?}");
+        assert_eq!(
+            (step.received, step.lost, step.duplicates),
+            (step.expected, 0, 0),
+            "{step:?}"
+        );
         assert!(step.p50_ms > 0.0 && step.p99_ms >= step.p50_ms, "{step:?}");
         assert!(step.server_cpu_us_per_delivery.is_finite(), "{step:?}");
+        assert!(step.attempt <= 3, "{step:?}");
     }
     Run {
+        repeat: 0,
         peer,
+        protocol,
         clients: CLIENTS,
         hold,
         fan_out: Some(ladder),
@@ -93,7 +122,7 @@ async fn smoke(peer: Peer, url: &str, pid: u32) -> Run {
 }
 
 /// The Markdown and the chart come out of a run's figures.
-async fn write_report(run: Run) {
+async fn write_report(runs: Vec<Run>) {
     let report = Report {
         started: "2026-11-25T00:00:00Z".to_owned(),
         machine: Machine {
@@ -105,14 +134,18 @@ async fn write_report(run: Run) {
             software: Vec::new(),
         },
         settings: settings(),
-        runs: vec![run],
-        ingest: None,
+        runs,
+        ingest: Vec::new(),
+        abuse: Vec::new(),
+        load_check: None,
     };
     let markdown = report::markdown(&report);
-    assert!(
-        markdown.contains(&format!("| {CLIENTS} | Causerie | {CLIENTS} |")),
-        "{markdown}"
-    );
+    for row in [
+        format!("| {CLIENTS} | Causerie (Causerie clients) | {CLIENTS} |"),
+        format!("| {CLIENTS} | Causerie | {CLIENTS} |"),
+    ] {
+        assert!(markdown.contains(&row), "{row} in {markdown}");
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let chart = dir.path().join("fan-out.svg");
     report::chart(&report, &chart).expect("draws the chart");
