@@ -185,15 +185,19 @@ pub enum Log {
     Unread,
 }
 
-/// The flags that let one load generator be thousands of users on one address without being
-/// throttled: no flood limit, no cap on new guests or connections per address.
-pub const CAUSERIE_BENCH_FLAGS: [&str; 6] = [
+/// The flags that let one load generator be thousands of users on one machine without being
+/// throttled: no flood limit, no cap on new guests or connections per address, and room for a
+/// sender that outpaces the disk's commits (thousands of messages a second from one connection,
+/// each in flight until committed).
+pub const CAUSERIE_BENCH_FLAGS: [&str; 8] = [
     "--rate-limit",
     "0",
     "--new-guests-per-minute",
     "0",
     "--max-connections-per-address",
     "0",
+    "--max-requests-in-flight",
+    "4096",
 ];
 
 impl RunningPeer {

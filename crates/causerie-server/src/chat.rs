@@ -31,6 +31,8 @@ pub struct Chat {
     pub presence: Registry,
     /// Rooms the server holds at most.
     pub max_rooms: u32,
+    /// Requests a connection may have in flight at once.
+    pub max_requests_in_flight: u32,
     /// Browser origins allowed to reach Socket.IO.
     pub origins: CorsOrigins,
     /// The token `/metrics` needs, if any.
@@ -57,6 +59,7 @@ impl Chat {
             limiter: Limiter::new(config.event_limits.as_ref(), config.rate_limit),
             presence: Registry::default(),
             max_rooms: config.max_rooms,
+            max_requests_in_flight: config.max_requests_in_flight,
             origins: config.cors_origins.clone(),
             metrics_token: config.metrics_token.clone().filter(|t| !t.is_empty()),
             metrics: Metrics::default().with_dropped_log_lines(config.dropped_log_lines.clone()),

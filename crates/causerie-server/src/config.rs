@@ -135,6 +135,12 @@ pub struct ServerConfig {
     /// 256; `None`: no limit (behind a reverse proxy, where every client has its address, or a
     /// load test).
     pub max_connections_per_address: Option<u32>,
+    /// Requests one connection may have in flight at once; beyond, a request is refused with
+    /// `rate_limited` before it is read. Defaults to [`crate::handlers::MAX_IN_FLIGHT`] (32):
+    /// far above what a client within its quotas reaches, since a message is in flight only
+    /// until it is committed. A load test with flood control off, whose one sender outpaces
+    /// the disk's commits, raises it.
+    pub max_requests_in_flight: u32,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`. Defaults to `None`:
     /// open, for a Prometheus on the same host or network.
     pub metrics_token: Option<String>,
@@ -173,6 +179,7 @@ impl ServerConfig {
             max_rooms: 10_000,
             max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
             max_connections_per_address: Some(256),
+            max_requests_in_flight: crate::handlers::MAX_IN_FLIGHT,
             metrics_token: None,
             header_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),

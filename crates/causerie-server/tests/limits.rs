@@ -457,7 +457,7 @@ async fn requests_beyond_those_in_flight_are_refused_before_they_run_and_the_con
     // While another process holds the write lock, no message can be stored: every message
     // admitted stays in flight, its handler waiting for the store.
     let lock = LockHolder::hold(&server.database()).await;
-    let sent = 3 * causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    let sent = 3 * u64::from(causerie_server::handlers::MAX_IN_FLIGHT);
     for id in 0..sent {
         flood
             .emit(
@@ -469,7 +469,7 @@ async fn requests_beyond_those_in_flight_are_refused_before_they_run_and_the_con
     }
     // A ping is a request too: over the limit, it is refused like the rest.
     flood.emit(sent, "ping", &json!({})).await;
-    let over = sent + 1 - causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    let over = sent + 1 - u64::from(causerie_server::handlers::MAX_IN_FLIGHT);
     let mut refused = Vec::new();
     for _ in 0..over {
         let (id, ack) = flood.next_ack().await;
@@ -479,7 +479,7 @@ async fn requests_beyond_those_in_flight_are_refused_before_they_run_and_the_con
     }
     // Refused at once, while the admitted ones still wait: the first MAX_IN_FLIGHT are those.
     refused.sort_unstable();
-    let admitted = causerie_server::handlers::MAX_IN_FLIGHT as u64;
+    let admitted = u64::from(causerie_server::handlers::MAX_IN_FLIGHT);
     assert_eq!(refused, (admitted..=sent).collect::<Vec<_>>());
     lock.release().await;
     let mut stored = Vec::new();

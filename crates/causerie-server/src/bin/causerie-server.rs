@@ -59,6 +59,10 @@ struct Cli {
     /// bursts of twice as many; 0 for no limit.
     #[arg(long, env = "CAUSERIE_NEW_GUESTS_PER_MINUTE", default_value_t = 30)]
     new_guests_per_minute: u32,
+    /// Requests one connection may have in flight at once (a load test with flood control off
+    /// raises it).
+    #[arg(long, env = "CAUSERIE_MAX_REQUESTS_IN_FLIGHT", default_value_t = causerie_server::handlers::MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_in_flight: u32,
     /// Token that `GET /metrics` requires as `Authorization: Bearer <token>` [default: none,
     /// metrics are open].
     #[arg(long, env = "CAUSERIE_METRICS_TOKEN", hide_env_values = true)]
@@ -93,6 +97,7 @@ impl Cli {
             max_joined_rooms: self.max_joined_rooms,
             max_connections_per_address: Some(self.max_connections_per_address)
                 .filter(|max| *max > 0),
+            max_requests_in_flight: self.max_requests_in_flight,
             metrics_token: self.metrics_token,
             max_message_chars: self.max_message_chars,
             max_payload_bytes: self.max_payload_bytes,

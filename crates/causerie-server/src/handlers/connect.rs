@@ -155,7 +155,9 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
 
     // Before joining any room: a socket is sent room traffic only once it can be accounted for.
     outgoing::attach(&socket, &chat);
-    socket.extensions.insert(super::InFlight::default());
+    socket
+        .extensions
+        .insert(super::InFlight::new(chat.max_requests_in_flight));
     socket.on(event::MESSAGE, message::on_message);
     socket.on(event::PING, on_ping);
     if !seed {

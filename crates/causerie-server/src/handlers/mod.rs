@@ -35,37 +35,51 @@ pub struct Session {
     pub seed: bool,
 }
 
-/// Requests of one connection handled at once, at most. socketioxide starts a task for each event
+/// Requests of one connection handled at once, at most, by default
+/// ([`crate::ServerConfig::max_requests_in_flight`]). socketioxide starts a task for each event
 /// as soon as it has read it, whatever the tasks already waiting: a client sending faster than
 /// it is answered (150,000 typing notices, a million malformed messages) would fill the server's
 /// memory with waiting tasks, and its core with running them. Beyond this, a request is refused
 /// before its task starts and before its payload is parsed.
-pub const MAX_IN_FLIGHT: usize = 32;
+pub const MAX_IN_FLIGHT: u32 = 32;
 
 /// How long a client refused for having too many requests in flight is asked to wait.
 const IN_FLIGHT_RETRY: Duration = Duration::from_millis(100);
 
-/// The requests of one socket being handled now.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct InFlight(Arc<AtomicUsize>);
+/// The requests of one socket being handled now, and how many it may have.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    count: Arc<AtomicUsize>,
+    max: usize,
+}
 
-/// A request admitted among its socket's [`MAX_IN_FLIGHT`]: the first argument of every event
+impl InFlight {
+    pub(crate) fn new(max: u32) -> Self {
+        Self {
+            count: Arc::default(),
+            max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
+        }
+    }
+}
+
+/// A request admitted among its socket's requests in flight: the first argument of every event
 /// handler, released when the handler ends.
 pub(crate) struct Admitted(InFlight);
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        (self.0).0.fetch_sub(1, Ordering::AcqRel);
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// A request refused for [`MAX_IN_FLIGHT`], answered already: its handler does not run.
+/// A request refused for being beyond its socket's requests in flight, answered already: its
+/// handler does not run.
 #[derive(Debug)]
 pub(crate) struct Busy;
 
 impl std::fmt::Display for Busy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "more than {MAX_IN_FLIGHT} requests in flight")
+        write!(f, "too many requests in flight")
     }
 }
 
@@ -80,10 +94,10 @@ impl FromMessageParts<LocalAdapter> for Admitted {
         ack_id: &Option<i64>,
     ) -> Result<Self, Busy> {
         let in_flight = socket.extensions.get::<InFlight>().ok_or(Busy)?;
-        if in_flight.0.fetch_add(1, Ordering::AcqRel) < MAX_IN_FLIGHT {
+        if in_flight.count.fetch_add(1, Ordering::AcqRel) < in_flight.max {
             return Ok(Self(in_flight));
         }
-        in_flight.0.fetch_sub(1, Ordering::AcqRel);
+        in_flight.count.fetch_sub(1, Ordering::AcqRel);
         // Answered here (a typing notice, with no ack, is dropped): the handler never runs.
         if let Ok(State(chat)) = State::<Arc<Chat>>::from_message_parts(socket, value, ack_id) {
             let Ok(ack) = outgoing::Ack::from_message_parts(socket, value, ack_id);
