@@ -189,16 +189,20 @@ describe('a server that allows one browser origin', () => {
   before(async () => { server = await startServer(['--cors-origin', 'https://chat.example.org']); });
   after(() => server.cleanup());
 
-  for (const transports of [['websocket'], ['polling']]) {
-    test(`refuses a page of another origin over ${transports[0]}, not apps or its own pages`, async () => {
+  // `addTrailingSlash: false` asks for `/socket.io?...`, which the server answers as well.
+  for (const [transports, addTrailingSlash] of [
+    [['websocket'], true], [['polling'], true], [['websocket'], false], [['polling'], false],
+  ]) {
+    const path = addTrailingSlash ? '/socket.io/' : '/socket.io';
+    test(`refuses a page of another origin over ${transports[0]} at ${path}, not apps or its own pages`, async () => {
       const evil = connect(server.url, causerie('Eve'), {
-        transports, extraHeaders: { Origin: 'https://evil.example' },
+        transports, addTrailingSlash, extraHeaders: { Origin: 'https://evil.example' },
       });
       await connectError(evil);
       assert.deepEqual(await unconsumed(evil, 'welcome'), []);
       evil.close();
       for (const extraHeaders of [{ Origin: 'https://chat.example.org' }, {}]) {
-        const { socket, welcome } = await join(server.url, causerie('Ada'), { transports, extraHeaders });
+        const { socket, welcome } = await join(server.url, causerie('Ada'), { transports, addTrailingSlash, extraHeaders });
         assert.equal(welcome.user.name, 'Ada');
         socket.close();
       }

@@ -88,6 +88,15 @@ async fn detach_request_head(mut request: Request) -> Request {
     request
 }
 
+/// Whether socketioxide serves `path`: `/socket.io/...`, and also `/socket.io` itself (as
+/// engineioxide matches it), which a client without the trailing slash asks for. Every check on
+/// Socket.IO requests (origin, ended sessions) must see both, or a page skips it by the slash.
+fn is_socket_io(path: &str) -> bool {
+    let bare = causerie_protocol::SOCKET_IO_PATH.trim_end_matches('/');
+    path.strip_prefix(bare)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Counts what a session's transports deliver, for [`crate::outgoing`]: notes which connection
 /// carries a session upgraded to a websocket, and the bytes of each polling response. Refuses
 /// the requests of a polling session the server ended: its client then starts a new one.
@@ -96,11 +105,7 @@ async fn track_transport(
     request: Request,
     next: Next,
 ) -> Response {
-    if !request
-        .uri()
-        .path()
-        .starts_with(causerie_protocol::SOCKET_IO_PATH)
-    {
+    if !is_socket_io(request.uri().path()) {
         return next.run(request).await;
     }
     // CORS does not cover a websocket: a page of any origin could open one. Browsers always
@@ -321,5 +326,20 @@ pub async fn serve(
             connection.abort();
         }
         connections.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_socket_io;
+
+    #[test]
+    fn socket_io_requests_are_recognised_with_or_without_the_trailing_slash() {
+        assert!(is_socket_io("/socket.io/"));
+        assert!(is_socket_io("/socket.io"));
+        assert!(is_socket_io("/socket.io/anything"));
+        assert!(!is_socket_io("/socket.iox"));
+        assert!(!is_socket_io("/healthz"));
+        assert!(!is_socket_io("/"));
     }
 }
