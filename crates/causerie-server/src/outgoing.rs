@@ -134,8 +134,11 @@ pub struct Outgoing {
     direct: AtomicU64,
     /// Bytes of broadcasts to its rooms that left it out.
     excluded: AtomicU64,
-    /// The socketioxide rooms it is in, by key.
+    /// The socketioxide rooms it is in, by key. Joins, leaves and the end of the socket take
+    /// this lock for the whole change, presence included (see [`join`]).
     subscriptions: Mutex<HashMap<String, Subscription>>,
+    /// Set, under the `subscriptions` lock, when the socket ended: it joins nothing more.
+    ended: AtomicBool,
     /// Bytes of its polling responses.
     polled: AtomicU64,
     /// Its websocket, once it has one.
@@ -176,6 +179,7 @@ impl Outgoing {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    #[cfg(test)]
     fn subscribe(&self, key: &str, counter: Arc<AtomicU64>) {
         self.subscriptions()
             .entry(key.to_owned())
@@ -185,8 +189,19 @@ impl Outgoing {
             });
     }
 
+    #[cfg(test)]
     fn unsubscribe(&self, key: &str) -> bool {
-        let Some(left) = self.subscriptions().remove(key) else {
+        let mut subscriptions = self.subscriptions();
+        self.unsubscribe_locked(&mut subscriptions, key)
+    }
+
+    /// What a left room sent it stays counted; nothing after.
+    fn unsubscribe_locked(
+        &self,
+        subscriptions: &mut HashMap<String, Subscription>,
+        key: &str,
+    ) -> bool {
+        let Some(left) = subscriptions.remove(key) else {
             return false;
         };
         let received = left.counter.load(Ordering::Relaxed) - left.at_join;
@@ -255,25 +270,70 @@ fn outgoing_of(socket: &SocketRef) -> Option<Arc<Outgoing>> {
     socket.extensions.get::<Arc<Outgoing>>()
 }
 
-/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on; `true` if
-/// it was not in it. Not a socket being closed for falling behind, whose stream must end where
-/// it fell behind.
-pub fn join(socket: &SocketRef, chat: &Chat, key: &str) -> bool {
+/// Puts `socket` in the socketioxide room `key`, counting its broadcasts from now on, and runs
+/// `arrived` (its presence) if it was not in it; `true` then. Not a socket being closed for
+/// falling behind, whose stream must end where it fell behind, nor one that ended.
+///
+/// All under the account's lock, as [`leave`] and [`end`] are: a join that raced the socket's
+/// disconnect (it waited on the store meanwhile) either comes first, and the departure undoes
+/// it, or comes after and does nothing. Otherwise the user would stay online in the room for
+/// good.
+pub fn join(socket: &SocketRef, chat: &Chat, key: &str, arrived: impl FnOnce()) -> bool {
     let Some(outgoing) = outgoing_of(socket) else {
         return false;
     };
-    if outgoing.closing.load(Ordering::Acquire) || outgoing.is_subscribed(key) {
+    let mut subscriptions = outgoing.subscriptions();
+    if outgoing.closing.load(Ordering::Acquire)
+        || outgoing.ended.load(Ordering::Acquire)
+        || subscriptions.contains_key(key)
+    {
         return false;
     }
-    outgoing.subscribe(key, chat.traffic.counter(key));
+    let counter = chat.traffic.counter(key);
+    subscriptions.insert(
+        key.to_owned(),
+        Subscription {
+            at_join: counter.load(Ordering::Relaxed),
+            counter,
+        },
+    );
     socket.join(key.to_owned());
+    arrived();
     true
 }
 
-/// Takes `socket` out of the socketioxide room `key`; `true` if it was in it.
-pub fn leave(socket: &SocketRef, key: &str) -> bool {
+/// Takes `socket` out of the socketioxide room `key` and runs `departed` if it was in it;
+/// `true` then.
+pub fn leave(socket: &SocketRef, key: &str, departed: impl FnOnce()) -> bool {
     socket.leave(key.to_owned());
-    outgoing_of(socket).is_some_and(|outgoing| outgoing.unsubscribe(key))
+    let Some(outgoing) = outgoing_of(socket) else {
+        return false;
+    };
+    let mut subscriptions = outgoing.subscriptions();
+    if !outgoing.unsubscribe_locked(&mut subscriptions, key) {
+        return false;
+    }
+    departed();
+    true
+}
+
+/// Ends `socket`'s rooms once it disconnected: runs `departed` for each room it was in (those
+/// it was taken out of for falling behind included), once however often it is called; later
+/// joins do nothing.
+pub fn end(socket: &SocketRef, mut departed: impl FnMut(&str)) {
+    let Some(outgoing) = outgoing_of(socket) else {
+        for room in socket.rooms() {
+            departed(&room);
+        }
+        return;
+    };
+    let subscriptions = outgoing.subscriptions();
+    if outgoing.ended.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    for key in subscriptions.keys() {
+        departed(key);
+    }
 }
 
 /// Whether `socket` is in the socketioxide room `key`, in O(1).
@@ -524,19 +584,6 @@ fn close_behind(socket: &SocketRef, chat: &Chat, outgoing: &Outgoing, overflow: 
                 }
             }
         });
-    }
-}
-
-/// The socketioxide rooms `socket` was in, from its account: still known after it was taken out
-/// of them for falling behind, for the disconnect handler's departure notices.
-pub fn rooms_of(socket: &SocketRef) -> Vec<String> {
-    match outgoing_of(socket) {
-        Some(outgoing) => outgoing.subscriptions().keys().cloned().collect(),
-        None => socket
-            .rooms()
-            .into_iter()
-            .map(|room| room.to_string())
-            .collect(),
     }
 }
 

@@ -4,7 +4,7 @@ mod support;
 
 use causerie_protocol::{HistoryPage, Joined, Presence, Typing};
 use serde_json::json;
-use support::{TestClient, TestServer, auth, error_code};
+use support::{LockHolder, RawSocket, TestClient, TestServer, auth, error_code};
 
 #[tokio::test]
 async fn a_client_is_welcomed_with_identity_rooms_history_and_limits() {
@@ -254,6 +254,29 @@ async fn presence_tells_a_room_who_arrives_and_who_leaves_with_the_count() {
     let departed = presence_where(&mut ada, |p| p.left.contains(&bob_user)).await;
     assert_eq!(departed.count, 1);
     assert!(departed.joined.is_empty());
+}
+
+#[tokio::test]
+async fn a_join_still_waiting_when_its_connection_closes_leaves_no_one_online() {
+    let server = TestServer::start().await;
+    let (mut ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let mut eve = RawSocket::join(&server, &auth("Eve")).await;
+    // A new room must be stored before anyone is in it: with the database locked by another
+    // process, the join waits for the store while its connection goes away.
+    let lock = LockHolder::hold(&server.database()).await;
+    eve.emit(1, "join", &json!({"room": "ghosts"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    drop(eve);
+    presence_where(&mut ada, |p| p.left.iter().any(|u| u.name == "Eve")).await;
+    lock.release().await;
+
+    // Eve's join has now finished; she must not have arrived in the room after her departure.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let joined: Joined =
+        serde_json::from_value(ada.request("join", json!({"room": "ghosts"})).await)
+            .expect("joined");
+    assert_eq!(joined.online_count, 1, "{:?}", joined.online);
+    assert_eq!(joined.online.len(), 1);
 }
 
 #[tokio::test]

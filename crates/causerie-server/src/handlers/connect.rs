@@ -176,8 +176,14 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
     } else {
         room_key(DEFAULT_ROOM)
     };
-    if outgoing::join(&socket, &chat, &key) {
+    outgoing::join(&socket, &chat, &key, || {
         chat.presence.arrive(DEFAULT_ROOM, &user);
+    });
+    if !socket.connected() {
+        // Closed before its disconnect handler was set, which then never runs: depart here
+        // (once, if the handler runs too).
+        rooms::end(&socket, &chat, &Session { user, seed });
+        return;
     }
     let welcome = if seed {
         Ok(seed_welcome(&chat, &user))
@@ -188,9 +194,9 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         Ok(welcome) => outgoing::to_socket(&socket, &chat, event::WELCOME, &welcome),
         Err(e) => {
             tracing::error!(error = %e, sid = %socket.id, "cannot greet a socket; closing it");
-            if outgoing::leave(&socket, &key) {
+            outgoing::leave(&socket, &key, || {
                 chat.presence.depart(DEFAULT_ROOM, &user.id);
-            }
+            });
             let _ = socket.disconnect();
         }
     }

@@ -54,8 +54,9 @@ async fn join(
         // reaches the socket live (or both; clients drop repeats by seq), never neither. If the
         // read fails the socket stays joined: the client asks again, and joining twice is
         // harmless.
-        if outgoing::join(socket, chat, &room_key(&room)) {
+        if outgoing::join(socket, chat, &room_key(&room), || {
             chat.presence.arrive(&room, &session.user);
+        }) {
             tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "joined");
         }
     }
@@ -145,10 +146,11 @@ fn leave(
     if !is_valid_room(&room) {
         return Err(invalid_room());
     }
-    if !outgoing::leave(socket, &room_key(&room)) {
+    if !outgoing::leave(socket, &room_key(&room), || {
+        chat.presence.depart(&room, &session.user.id);
+    }) {
         return Err(not_joined(&room));
     }
-    chat.presence.depart(&room, &session.user.id);
     tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "left");
     Ok(Left { room })
 }
@@ -256,13 +258,17 @@ pub(super) async fn on_disconnect(
         sid = %socket.id, user = %session.user.id, name = %session.user.name, ?reason,
         "disconnected"
     );
-    // From the socket's account, which still knows its rooms if it was taken out of them for
-    // falling behind.
-    for key in outgoing::rooms_of(&socket) {
-        if let Some(room) = room_of_key(&key) {
+    end(&socket, &chat, &session);
+}
+
+/// The socket's departure from every room it was in, once: from its account, which still knows
+/// its rooms if it was taken out of them for falling behind.
+pub(super) fn end(socket: &SocketRef, chat: &Chat, session: &Session) {
+    outgoing::end(socket, |key| {
+        if let Some(room) = room_of_key(key) {
             chat.presence.depart(room, &session.user.id);
         }
-    }
+    });
 }
 
 fn room_limit(explanation: String) -> ErrorBody {
