@@ -12,13 +12,20 @@ use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::HistoryQuery;
 
-/// One history page built at a time per connection. A page is read, encoded and queued whole
+/// One history page built at a time per connection, for `history` and `join` alike. A page is read, encoded and queued whole
 /// (up to 256 KiB, held two or three times over while it is built): a client that asks for
 /// twenty at once would otherwise hold twenty of them in the server's memory at the same moment.
 /// Pages wait their turn in the order asked; their bytes then count against the connection's
 /// outgoing bound like any other.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HistoryTurn(Arc<tokio::sync::Mutex<()>>);
+
+impl HistoryTurn {
+    /// Waits until no other page of this connection is being built.
+    pub(super) async fn wait(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.lock().await
+    }
+}
 
 pub(super) async fn on_history(
     _admitted: super::Admitted,
@@ -33,7 +40,10 @@ pub(super) async fn on_history(
     if let Err(refused) = within_quota(&chat, Action::History, &socket, &session) {
         return outgoing::reply::<HistoryPage>(&socket, &chat, event::HISTORY, ack, Err(refused));
     }
-    let _turn = turn.0.lock().await;
+    let _turn = turn.wait().await;
+    if !socket.connected() {
+        return; // closed while it waited: nobody to read the page
+    }
     let page = page(&socket, &chat, data).await;
     outgoing::reply(&socket, &chat, event::HISTORY, ack, page);
 }

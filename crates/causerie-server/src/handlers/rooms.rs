@@ -16,6 +16,7 @@ use causerie_protocol::{
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
+use super::history::HistoryTurn;
 use super::{
     Session, has_joined, internal, not_joined, parse, room_key, room_of_key, within_quota,
 };
@@ -30,10 +31,11 @@ pub(super) async fn on_join(
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
+    Extension(turn): Extension<HistoryTurn>,
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let joined = join(&socket, &chat, &session, data).await;
+    let joined = join(&socket, &chat, &session, &turn, data).await;
     outgoing::reply(&socket, &chat, event::JOIN, ack, joined);
 }
 
@@ -41,6 +43,7 @@ async fn join(
     socket: &SocketRef,
     chat: &Chat,
     session: &Session,
+    turn: &HistoryTurn,
     data: Result<serde_json::Value, socketioxide::ParserError>,
 ) -> Result<Joined, ErrorBody> {
     within_quota(chat, Action::Membership, socket, session)?;
@@ -59,6 +62,12 @@ async fn join(
         }) {
             tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "joined");
         }
+    }
+    // The join's page waits its turn with the connection's `history` requests: thirty joins of
+    // a room already joined would otherwise read thirty pages at once.
+    let _turn = turn.wait().await;
+    if !socket.connected() {
+        return Err(internal_closed());
     }
     let history = chat
         .store
@@ -269,6 +278,12 @@ pub(super) fn end(socket: &SocketRef, chat: &Chat, session: &Session) {
             chat.presence.depart(room, &session.user.id);
         }
     });
+}
+
+/// The answer to a join whose connection closed while it waited: never delivered, so no page is
+/// read for it.
+fn internal_closed() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Internal, "the connection closed")
 }
 
 fn room_limit(explanation: String) -> ErrorBody {
