@@ -189,7 +189,7 @@ pub enum Log {
 /// throttled: no flood limit, no cap on new guests or connections per address, and room for a
 /// sender that outpaces the disk's commits (thousands of messages a second from one connection,
 /// each in flight until committed).
-pub const CAUSERIE_BENCH_FLAGS: [&str; 8] = [
+pub const CAUSERIE_BENCH_FLAGS: [&str; 10] = [
     "--rate-limit",
     "0",
     "--new-guests-per-minute",
@@ -198,6 +198,8 @@ pub const CAUSERIE_BENCH_FLAGS: [&str; 8] = [
     "0",
     "--max-requests-in-flight",
     "4096",
+    "--new-rooms-per-address-per-minute",
+    "0",
 ];
 
 impl RunningPeer {

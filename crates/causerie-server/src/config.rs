@@ -56,6 +56,13 @@ pub struct EventLimits {
     pub typing: Limit,
     /// Rooms a user creates. Defaults to 1 a minute, bursts of 10.
     pub room_creation: Limit,
+    /// Rooms created from one client address, whoever the users (guests are cheap, rooms are
+    /// kept for good). Defaults to 5 a minute, bursts of 30; `None`: no limit (behind a reverse
+    /// proxy, where every client has its address, or tests from one address).
+    pub room_creation_per_address: Option<Limit>,
+    /// Connections of one user with a token (a reconnect loop reads a welcome's pages each
+    /// time). Defaults to 30 a minute, bursts of 30.
+    pub connects_per_user: Limit,
     /// New guest identities (connections without a valid token) per client address. Defaults to
     /// 30 a minute, bursts of 60; `None`: no limit (load tests from one address).
     pub new_guests_per_address: Option<Limit>,
@@ -71,6 +78,8 @@ impl Default for EventLimits {
             ping: Limit::per_second(2, 10),
             typing: Limit::per_second(4, 8),
             room_creation: Limit::per_minute(1, 10),
+            room_creation_per_address: Some(Limit::per_minute(5, 30)),
+            connects_per_user: Limit::per_minute(30, 30),
             new_guests_per_address: Some(Limit::per_minute(30, 60)),
         }
     }

@@ -139,7 +139,7 @@ impl Listener for TrackedListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (stream, peer) = Listener::accept(&mut self.inner).await;
-            let Some(slot) = self.admit(peer.ip()) else {
+            let Some(slot) = self.admit(client_address(peer.ip())) else {
                 tracing::debug!(%peer, "refused a connection: too many from this address");
                 continue; // dropped: the client sees its connection reset
             };
@@ -375,8 +375,48 @@ impl Transports {
 
 /// A std mutex, not Tokio's: nothing awaits while one is held. A poisoned one still holds valid
 /// maps (no update is left half done), so it is used as is.
+/// A client's address as the limits per address count it: an IPv6 /64, which one home or one
+/// server gets whole (counting its 2^64 addresses apart would make every limit per address
+/// free to escape), and an IPv4-mapped IPv6 address as the IPv4 address it is.
+pub fn client_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+    use std::net::IpAddr;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_client_address_and_ipv4_stays_whole() {
+        assert_eq!(
+            client_address(ip("2001:db8:1:2:aaaa::1")),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            client_address(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            client_address(ip("2001:db8:1:2::7"))
+        );
+        assert_ne!(client_address(ip("2001:db8:1:3::1")), ip("2001:db8:1:2::"));
+        assert_eq!(client_address(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_address(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
 }

@@ -37,8 +37,11 @@ pub enum Action {
     Ping,
     /// `typing`.
     Typing,
-    /// A `join` that creates a room.
+    /// A `join` that creates a room (per user and per client address).
     CreateRoom,
+    /// A connection with a token, per user (without one, a connection is a new guest: see
+    /// [`Limiter::new_guest`]).
+    Connect,
 }
 
 impl Action {
@@ -53,6 +56,7 @@ impl Action {
             Self::Ping => "pings",
             Self::Typing => "typing notices",
             Self::CreateRoom => "new rooms",
+            Self::Connect => "connections",
         }
     }
 }
@@ -75,6 +79,7 @@ const MAX_REMEMBERED_ADDRESSES: usize = 100_000;
 pub struct Limiter {
     per_connection: HashMap<Action, DefaultKeyedRateLimiter<Sid>>,
     per_user: HashMap<Action, DefaultKeyedRateLimiter<String>>,
+    per_address: HashMap<Action, DefaultKeyedRateLimiter<IpAddr>>,
     new_guests: Option<DefaultKeyedRateLimiter<IpAddr>>,
     join_code_failures: Mutex<HashMap<IpAddr, Failures>>,
 }
@@ -100,6 +105,7 @@ impl Limiter {
     pub fn new(events: Option<&EventLimits>, messages: Option<RateLimit>) -> Self {
         let mut per_connection = HashMap::new();
         let mut per_user = HashMap::new();
+        let mut per_address = HashMap::new();
         if let Some(messages) = messages {
             let quota = Quota::per_second(messages.per_second).allow_burst(messages.burst);
             per_user.insert(Action::Message, RateLimiter::keyed(quota));
@@ -120,6 +126,13 @@ impl Limiter {
                 Action::CreateRoom,
                 RateLimiter::keyed(quota(events.room_creation)),
             );
+            per_user.insert(
+                Action::Connect,
+                RateLimiter::keyed(quota(events.connects_per_user)),
+            );
+            if let Some(limit) = events.room_creation_per_address {
+                per_address.insert(Action::CreateRoom, RateLimiter::keyed(quota(limit)));
+            }
             new_guests = events
                 .new_guests_per_address
                 .map(|limit| RateLimiter::keyed(quota(limit)));
@@ -127,6 +140,7 @@ impl Limiter {
         Self {
             per_connection,
             per_user,
+            per_address,
             new_guests,
             join_code_failures: Mutex::new(HashMap::new()),
         }
@@ -144,6 +158,16 @@ impl Limiter {
                 .map_err(|e| refused(action, e))?;
         }
         Ok(())
+    }
+
+    /// Counts a request of `action` from client address `address` (see
+    /// [`crate::connections::client_address`]), for the actions also limited per address (new
+    /// rooms: a room is stored for good, and guests are cheap), or refuses it.
+    pub fn check_address(&self, action: Action, address: IpAddr) -> Result<(), ErrorBody> {
+        match self.per_address.get(&action) {
+            Some(limiter) => limiter.check_key(&address).map_err(|e| refused(action, e)),
+            None => Ok(()),
+        }
     }
 
     /// Counts a new guest identity from `address`, or refuses it.
@@ -213,6 +237,10 @@ impl Limiter {
             limiter.shrink_to_fit();
         }
         for limiter in self.per_user.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        for limiter in self.per_address.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

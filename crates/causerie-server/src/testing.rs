@@ -52,6 +52,7 @@ impl TestServer {
             rate_limit: None,
             event_limits: Some(crate::EventLimits {
                 new_guests_per_address: None,
+                room_creation_per_address: None,
                 ..crate::EventLimits::default()
             }),
             max_connections_per_address: None,

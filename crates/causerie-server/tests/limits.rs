@@ -171,6 +171,65 @@ async fn creating_rooms_is_limited_per_user() {
 }
 
 #[tokio::test]
+async fn creating_rooms_is_limited_per_address_whatever_the_guests() {
+    let server = TestServer::start_with(|config| ServerConfig {
+        event_limits: Some(EventLimits {
+            room_creation_per_address: Some(Limit::per_minute(1, 3)),
+            new_guests_per_address: None,
+            ..EventLimits::default()
+        }),
+        ..config
+    })
+    .await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    for room in ["a-1", "a-2"] {
+        assert_eq!(ada.request("join", json!({"room": room})).await["ok"], true);
+    }
+    assert_eq!(
+        bob.request("join", json!({"room": "b-1"})).await["ok"],
+        true
+    );
+    // Bob is within his own quota (10 at once), not within the address's.
+    let refused = bob.request("join", json!({"room": "b-2"})).await;
+    assert_eq!(error_code(&refused), "rate_limited", "{refused}");
+    assert!(retry_after_ms(&refused) > 1000);
+    // Rooms that exist are joined whatever the quota.
+    assert_eq!(
+        bob.request("join", json!({"room": "a-1"})).await["ok"],
+        true
+    );
+}
+
+#[tokio::test]
+async fn a_returning_user_reconnecting_in_a_loop_is_refused_and_new_guests_are_not() {
+    let server = TestServer::start_with(|config| ServerConfig {
+        event_limits: Some(EventLimits {
+            connects_per_user: Limit::per_minute(1, 2),
+            new_guests_per_address: None,
+            ..EventLimits::default()
+        }),
+        ..config
+    })
+    .await;
+    let (first, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
+    first.disconnect().await;
+    let again = json!({"protocol": 1, "token": welcome.token});
+    for _ in 0..2 {
+        let (client, back) = TestClient::join(&server.url(), again.clone()).await;
+        assert_eq!(back.user.id, welcome.user.id);
+        client.disconnect().await;
+    }
+    let mut looping = TestClient::connect(&server.url(), again).await;
+    let error = looping.next("error").await;
+    let error = error.as_str().unwrap_or_default();
+    assert!(error.contains("rate_limited: "), "{error}");
+    assert!(error.contains("retry in "), "{error}");
+    looping.expect_no("welcome").await;
+    let (_bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+}
+
+#[tokio::test]
 async fn typing_is_coalesced_and_a_flood_of_it_costs_the_room_nothing() {
     let server = TestServer::start().await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
@@ -414,14 +473,13 @@ async fn a_seed_client_reads_every_message_on_one_line() {
 async fn a_crowd_arriving_reaches_each_member_as_a_few_small_presence_events() {
     let server = TestServer::start().await;
     let (mut watcher, _) = TestClient::join(&server.url(), auth("Watcher")).await;
-    let mut crowd = Vec::new();
-    for i in 0..60 {
-        crowd.push(
-            TestClient::join(&server.url(), auth(&format!("p{i:02}")))
-                .await
-                .0,
-        );
-    }
+    // All at once, as a reconnect wave arrives (one by one, a slow machine would spread them
+    // over many flushes).
+    let url = server.url();
+    let _crowd = futures_util::future::join_all(
+        (0..60).map(|i| TestClient::join(&url, auth(&format!("p{i:02}")))),
+    )
+    .await;
     let (_, last) = TestClient::join(&server.url(), auth("Last")).await;
     // Wait for the count to include everyone, counting the events and their size.
     let mut events = 0;

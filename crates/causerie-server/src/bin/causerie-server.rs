@@ -59,6 +59,14 @@ struct Cli {
     /// bursts of twice as many; 0 for no limit.
     #[arg(long, env = "CAUSERIE_NEW_GUESTS_PER_MINUTE", default_value_t = 30)]
     new_guests_per_minute: u32,
+    /// New rooms per client address and minute, in bursts of six times as many; 0 for no limit
+    /// (behind a reverse proxy, where all clients share its address).
+    #[arg(
+        long,
+        env = "CAUSERIE_NEW_ROOMS_PER_ADDRESS_PER_MINUTE",
+        default_value_t = 5
+    )]
+    new_rooms_per_address_per_minute: u32,
     /// Requests one connection may have in flight at once (a load test with flood control off
     /// raises it).
     #[arg(long, env = "CAUSERIE_MAX_REQUESTS_IN_FLIGHT", default_value_t = causerie_server::handlers::MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
@@ -90,6 +98,12 @@ impl Cli {
             event_limits: Some(EventLimits {
                 new_guests_per_address: (self.new_guests_per_minute > 0).then(|| {
                     Limit::per_minute(self.new_guests_per_minute, self.new_guests_per_minute * 2)
+                }),
+                room_creation_per_address: (self.new_rooms_per_address_per_minute > 0).then(|| {
+                    Limit::per_minute(
+                        self.new_rooms_per_address_per_minute,
+                        self.new_rooms_per_address_per_minute * 6,
+                    )
                 }),
                 ..EventLimits::default()
             }),

@@ -15,7 +15,7 @@ use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{SEED_ROOM_KEY, Session, history, message, room_key, rooms, typing, within_quota};
 use crate::chat::Chat;
-use crate::connections::ConnectionInfo;
+use crate::connections::{ConnectionInfo, client_address};
 use crate::identity::{constant_time_eq, guest_name, new_user_id};
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
@@ -31,7 +31,7 @@ fn address_of(socket: &SocketRef) -> Option<IpAddr> {
         .req_parts()
         .extensions
         .get::<ConnectInfo<ConnectionInfo>>()
-        .map(|ConnectInfo(ConnectionInfo(connection))| connection.peer().ip())
+        .map(|ConnectInfo(ConnectionInfo(connection))| client_address(connection.peer().ip()))
 }
 
 /// Connect middleware: checks the join code and the name, and settles who the socket is. A refusal
@@ -80,6 +80,7 @@ fn identify(
         None => None,
     };
     let returning = auth.token.as_deref().and_then(|t| chat.tokens.verify(t));
+    let has_token = returning.is_some();
     let user = match (returning, name) {
         (Some(user), Some(name)) => User {
             name: name.to_owned(),
@@ -98,7 +99,15 @@ fn identify(
             }
         }
     };
-    socket.extensions.insert(Session { user, seed });
+    if has_token {
+        // A reconnect loop would otherwise cost a welcome's pages each time, unlimited.
+        chat.limiter.check(Action::Connect, socket.id, &user.id)?;
+    }
+    socket.extensions.insert(Session {
+        user,
+        seed,
+        address,
+    });
     Ok(())
 }
 
@@ -143,10 +152,11 @@ fn check_join_code(
 /// Connect handler: registers the socket's event handlers, joins `general`, and sends
 /// `welcome`. The room hears of the arrival in its next presence flush.
 pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>) {
-    let Some(Session { user, seed }) = socket.extensions.get::<Session>() else {
+    let Some(session) = socket.extensions.get::<Session>() else {
         tracing::error!(sid = %socket.id, "connected without a session");
         return;
     };
+    let (user, seed) = (session.user.clone(), session.seed);
     chat.metrics.connected();
     tracing::debug!(
         sid = %socket.id, user = %user.id, name = %user.name, seed,
@@ -182,7 +192,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
     if !socket.connected() {
         // Closed before its disconnect handler was set, which then never runs: depart here
         // (once, if the handler runs too).
-        rooms::end(&socket, &chat, &Session { user, seed });
+        rooms::end(&socket, &chat, &session);
         return;
     }
     let welcome = if seed {

@@ -10,6 +10,7 @@ mod message;
 mod rooms;
 mod typing;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Session {
     pub user: User,
     /// `true` for a seed client of the old server (plain-string messages, `general` only).
     pub seed: bool,
+    /// Where it connects from, as quotas per address count it (an IPv6 /64 is one address).
+    pub address: Option<IpAddr>,
 }
 
 /// Requests of one connection handled at once, at most, by default
@@ -154,7 +157,11 @@ fn within_quota(
     socket: &SocketRef,
     session: &Session,
 ) -> Result<(), ErrorBody> {
-    chat.limiter.check(action, socket.id, &session.user.id)
+    chat.limiter.check(action, socket.id, &session.user.id)?;
+    match session.address {
+        Some(address) => chat.limiter.check_address(action, address),
+        None => Ok(()),
+    }
 }
 
 /// Parses a request payload, refusing a wrong shape with `invalid`.
