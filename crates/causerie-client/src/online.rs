@@ -3,8 +3,8 @@
 //!
 //! The count is always the server's. The list holds everyone while the room is small; in a crowd
 //! it holds the first page and the arrivals that fit, and says it is partial. A `presence` the
-//! server truncated (too many changes to list) means the list may be wrong: it asks for the first
-//! page again.
+//! server truncated (too many changes to list) carries the first page instead: the view starts
+//! over from it, without asking.
 
 use std::collections::BTreeMap;
 
@@ -21,13 +21,6 @@ pub(crate) struct OnlineView {
     count: u32,
     /// Where the next page starts, for "show more".
     next: Option<String>,
-}
-
-/// What to tell the user after a change, and whether to ask for the first page again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Changed {
-    /// Ask `who` for the first page: the list may be wrong.
-    pub(crate) refresh: bool,
 }
 
 fn key(user: &User) -> (String, String) {
@@ -58,8 +51,16 @@ impl OnlineView {
         self.next = page.next;
     }
 
-    /// Applies a `presence` delta.
-    pub(crate) fn apply(&mut self, presence: &Presence) -> Changed {
+    /// Applies a `presence` delta, or the first page a truncated one carries.
+    pub(crate) fn apply(&mut self, presence: &Presence) {
+        if presence.truncated {
+            self.reset(
+                presence.online.clone(),
+                presence.count,
+                presence.online_next.clone(),
+            );
+            return;
+        }
         self.count = presence.count;
         for user in &presence.left {
             self.known.retain(|_, known| known.id != user.id);
@@ -70,9 +71,6 @@ impl OnlineView {
             if self.known.len() < MAX_KNOWN {
                 self.known.insert(key(user), user.clone());
             }
-        }
-        Changed {
-            refresh: presence.truncated,
         }
     }
 
@@ -110,6 +108,8 @@ mod tests {
             joined,
             left,
             truncated,
+            online: Vec::new(),
+            online_next: None,
         }
     }
 
@@ -122,24 +122,31 @@ mod tests {
         let mut view = OnlineView::default();
         view.reset(vec![user("1", "Cy"), user("2", "Ada")], 2, None);
         assert_eq!(names(&view), ["Ada", "Cy"]);
-        let changed = view.apply(&presence(
+        view.apply(&presence(
             2,
             vec![user("3", "Bob")],
             vec![user("1", "Cy")],
             false,
         ));
-        assert!(!changed.refresh);
         assert_eq!(names(&view), ["Ada", "Bob"]);
         assert_eq!(view.count(), 2);
     }
 
     #[test]
-    fn a_truncated_delta_asks_for_the_first_page_again() {
+    fn a_truncated_delta_replaces_the_list_with_the_first_page_it_carries() {
         let mut view = OnlineView::default();
-        view.reset(vec![user("1", "Ada")], 1, None);
-        let changed = view.apply(&presence(500, Vec::new(), Vec::new(), true));
-        assert!(changed.refresh);
+        view.reset(vec![user("1", "Ada"), user("9", "Zoe")], 2, None);
+        let mut truncated = presence(500, Vec::new(), Vec::new(), true);
+        truncated.online = vec![user("2", "Bea"), user("1", "Ada")];
+        truncated.online_next = Some("next".into());
+        view.apply(&truncated);
+        assert_eq!(
+            names(&view),
+            ["Ada", "Bea"],
+            "Zoe may have gone: not listed"
+        );
         assert_eq!(view.count(), 500, "the count is the server's, always");
+        assert_eq!(view.next(), Some("next"));
     }
 
     #[test]

@@ -645,12 +645,9 @@ impl Supervisor {
                     if let Ok(presence) = serde_json::from_value::<Presence>(data) {
                         let room = presence.room.clone();
                         // A room not joined yet: its join's first page will say who is there.
-                        let changed = self.online.get_mut(&room).map(|view| view.apply(&presence));
+                        let known = self.online.get_mut(&room).map(|view| view.apply(&presence));
                         self.emit(ClientEvent::Presence(presence));
-                        if let Some(changed) = changed {
-                            if changed.refresh {
-                                live.pages.push(PageRequest::Online(room.clone()));
-                            }
+                        if known.is_some() {
                             self.emit_online(&room);
                         }
                     }

@@ -314,10 +314,19 @@ joined: Array<User>,
  */
 left: Array<User>, 
 /**
- * More people arrived or left than are listed: a client that shows the list of people
- * should ask `who` again.
+ * More people arrived or left than are listed: `online` then holds the first page of
+ * who is online now, which replaces what the client knew.
  */
-truncated: boolean, };
+truncated: boolean, 
+/**
+ * With `truncated`: the first page of the people online, by name (as in `welcome`);
+ * empty otherwise. Sent once to the whole room, so that no member has to ask `who`.
+ */
+online?: Array<User>, 
+/**
+ * With `truncated`: where `who {after}` continues, when there are more.
+ */
+onlineNext?: string, };
 
 export type WhoRequest = { 
 /**

@@ -209,6 +209,7 @@ pub struct Left {
 /// Server `presence`: the people online in a room changed. Changes close together (within about
 /// 200 ms) arrive as one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Presence {
     /// The room whose people changed.
     pub room: String,
@@ -220,10 +221,19 @@ pub struct Presence {
     /// Who went away (their last connection left the room).
     #[serde(default)]
     pub left: Vec<User>,
-    /// More people arrived or left than are listed: a client that shows the list of people
-    /// should ask `who` again.
+    /// More people arrived or left than are listed: `online` then holds the first page of
+    /// who is online now, which replaces what the client knew.
     #[serde(default)]
     pub truncated: bool,
+    /// With `truncated`: the first page of the people online, by name (as in `welcome`);
+    /// empty otherwise. Sent once to the whole room, so that no member has to ask `who`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<User>>")]
+    pub online: Vec<User>,
+    /// With `truncated`: where `who {after}` continues, when there are more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub online_next: Option<String>,
 }
 
 /// Client `who`: a page of the people online in a joined room, by name.

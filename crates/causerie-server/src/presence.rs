@@ -9,13 +9,14 @@
 //! often, so that its presence costs at most [`DELIVERIES_PER_SECOND`] whatever its size (every
 //! 200 ms up to 2,000 members, every second at 10,000). Someone who leaves and comes back before
 //! the room is told is no change at all. More than [`MAX_LISTED`] changes at once are not listed:
-//! the event says `truncated`, and a client that shows the list asks `who` again.
+//! the event says `truncated` and carries the room's first page of who is online instead.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use causerie_protocol::limits::DEFAULT_ONLINE_PAGE;
 use causerie_protocol::{Presence, User, event};
 use socketioxide::SocketIo;
 
@@ -60,6 +61,35 @@ struct RoomPresence {
     changes: Changes,
     /// When the room was last told its changes.
     told_at: Option<Instant>,
+}
+
+impl RoomPresence {
+    /// Up to `limit` people by name, after the cursor `after`.
+    fn page(&self, after: Option<(&str, &str)>, limit: usize) -> OnlinePage {
+        let start = match after {
+            Some((name, id)) => Bound::Excluded((name.to_owned(), id.to_owned())),
+            None => Bound::Unbounded,
+        };
+        let mut keys: Vec<_> = self
+            .by_name
+            .range((start, Bound::Unbounded))
+            .take(limit + 1)
+            .collect();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let users: Vec<User> = keys
+            .iter()
+            .filter_map(|(_, id)| self.by_id.get(id).map(|(user, _)| user.clone()))
+            .collect();
+        let next = more
+            .then(|| users.last().map(|last| cursor(&last.name, &last.id)))
+            .flatten();
+        OnlinePage {
+            users,
+            count: u32::try_from(self.by_id.len()).unwrap_or(u32::MAX),
+            next,
+        }
+    }
 }
 
 /// Changes since the last flush, by user id: the latest of each, or only a count when too many.
@@ -205,35 +235,13 @@ impl Registry {
     /// read by [`parse_cursor`]).
     pub fn page(&self, room: &str, after: Option<(&str, &str)>, limit: usize) -> OnlinePage {
         let inner = lock(self);
-        let Some(presence) = inner.rooms.get(room) else {
-            return OnlinePage {
+        match inner.rooms.get(room) {
+            Some(presence) => presence.page(after, limit),
+            None => OnlinePage {
                 users: Vec::new(),
                 count: 0,
                 next: None,
-            };
-        };
-        let start = match after {
-            Some((name, id)) => Bound::Excluded((name.to_owned(), id.to_owned())),
-            None => Bound::Unbounded,
-        };
-        let mut keys: Vec<_> = presence
-            .by_name
-            .range((start, Bound::Unbounded))
-            .take(limit + 1)
-            .collect();
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let users: Vec<User> = keys
-            .iter()
-            .filter_map(|(_, id)| presence.by_id.get(id).map(|(user, _)| user.clone()))
-            .collect();
-        let next = more
-            .then(|| users.last().map(|last| cursor(&last.name, &last.id)))
-            .flatten();
-        OnlinePage {
-            users,
-            count: u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX),
-            next,
+            },
         }
     }
 
@@ -253,12 +261,22 @@ impl Registry {
                 let mut left: Vec<User> = changes.left.into_values().collect();
                 joined.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
                 left.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+                // Too many changes to list: the first page instead, so that no member has to
+                // ask `who` (every member of a big room at once).
+                let (online, online_next) = if changes.truncated {
+                    let page = presence.page(None, DEFAULT_ONLINE_PAGE as usize);
+                    (page.users, page.next)
+                } else {
+                    (Vec::new(), None)
+                };
                 events.push(Presence {
                     room: room.clone(),
                     count: u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX),
                     joined,
                     left,
                     truncated: changes.truncated,
+                    online,
+                    online_next,
                 });
             }
             // Nobody left to tell: forgotten.
@@ -371,9 +389,9 @@ mod tests {
     }
 
     #[test]
-    fn a_crowd_is_told_as_a_count_and_a_hint_to_ask_again() {
+    fn a_crowd_is_told_as_a_count_and_the_first_page_of_who_is_online() {
         let registry = Registry::default();
-        for i in 0..1000 {
+        for i in (0..1000).rev() {
             registry.arrive("general", &user(&format!("{i:04}"), &format!("u{i:04}")));
         }
         let events = registry.take_changes(Instant::now());
@@ -381,6 +399,16 @@ mod tests {
         assert_eq!(events[0].count, 1000);
         assert!(events[0].truncated);
         assert!(events[0].joined.is_empty() && events[0].left.is_empty());
+        let first: Vec<&str> = events[0].online.iter().map(|u| u.name.as_str()).collect();
+        let expected: Vec<String> = (0..DEFAULT_ONLINE_PAGE)
+            .map(|i| format!("u{i:04}"))
+            .collect();
+        assert_eq!(first, expected);
+        let next = events[0].online_next.as_deref().and_then(parse_cursor);
+        assert_eq!(
+            registry.page("general", next, 1).users[0].name,
+            format!("u{DEFAULT_ONLINE_PAGE:04}")
+        );
     }
 
     #[test]
