@@ -47,6 +47,7 @@ pub struct Abuse {
     /// Normal clients chatting meanwhile.
     pub normal_clients: usize,
     /// Their messages per second.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub chat_rate: f64,
     /// One entry per attack, in the order they ran, each on a fresh server.
     pub attacks: Vec<AttackResult>,
@@ -65,17 +66,21 @@ pub struct AttackResult {
     pub error: Option<String>,
     /// The server's resident memory with the normal clients connected and chatting, before the
     /// attack, in MB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub idle_rss_mb: f64,
     /// Log lines the server dropped during the attack (its log is a pipe nobody reads).
     pub log_lines_dropped: Option<u64>,
     /// The server's peak resident memory during the attack, in MB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub peak_rss_mb: f64,
     /// That peak over the idle memory.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub rss_ratio: f64,
     /// The server still ran, and answered every `/healthz` (from another address) in time,
     /// during the attack and after it.
     pub stayed_up: bool,
     /// The slowest `/healthz` answer during the attack, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub healthz_max_ms: f64,
     /// The normal clients' chat during the attack.
     pub chat: Step,

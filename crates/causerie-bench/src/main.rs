@@ -280,7 +280,13 @@ async fn run(
                 .push(abuse::run(&paths, server_cpus.as_deref(), &settings, &cli.attacks).await?);
         }
     }
-    if cli.full && !cli.share_server_core && server_cpus.is_some() {
+    // The check compares with this run's fan-out of Causerie clients at 1,000: without one,
+    // there is nothing to compare.
+    let comparable = cli.scenarios.contains(&Scenario::FanOut)
+        && sizes.contains(&1000)
+        && cli.protocols.contains(&Protocol::Causerie)
+        && peers.contains(&Peer::Causerie);
+    if cli.full && comparable && !cli.share_server_core && server_cpus.is_some() {
         report.load_check = load_check(&cli, &paths, load_cores).await;
     }
     tokio::fs::create_dir_all(&out).await?;
@@ -299,7 +305,14 @@ async fn load_check(cli: &Cli, paths: &Paths, main_cores: usize) -> Option<LoadC
     eprintln!("load generator check: Causerie clients' fan-out at 1000, the load on every core");
     let out = paths.work.join("load-check");
     let exe = std::env::current_exe().ok()?;
-    let status = tokio::process::Command::new(exe)
+    // This process is pinned to the load's cores, and a child inherits that: give it every core
+    // the machine has, so that it can take the server's too.
+    let online = tokio::fs::read_to_string("/sys/devices/system/cpu/online")
+        .await
+        .ok()?;
+    let status = tokio::process::Command::new("taskset")
+        .args(["-c", online.trim()])
+        .arg(exe)
         .args([
             "--share-server-core",
             "--clients",
@@ -360,7 +373,7 @@ async fn run_one(
     let (hold, group) =
         scenario::hold(&server.url, server.pid, clients, protocol, &steps, settings).await;
     eprintln!(
-        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, welcome {:.0} B, presence {:.1} B per arrival per member, +{:.1} KB per connection after a {:.0} B history page, CPU: server {:.2} load {:.2}{}",
+        "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, welcome {:.0} B, presence {:.1} B per arrival per member{}, CPU: server {:.2} load {:.2}{}",
         hold.connected,
         clients,
         hold.connects_per_s,
@@ -368,8 +381,14 @@ async fn run_one(
         hold.rss_per_connection_kb,
         hold.welcome_bytes,
         hold.presence_bytes_per_arrival_member,
-        hold.rss_after_history_page_kb,
-        hold.history_page_bytes,
+        if hold.history_page_bytes.is_nan() {
+            String::new()
+        } else {
+            format!(
+                ", +{:.1} KB per connection after a {:.0} B history page",
+                hold.rss_after_history_page_kb, hold.history_page_bytes
+            )
+        },
         hold.server_cpu_cores,
         hold.load_cpu_cores,
         hold.first_error

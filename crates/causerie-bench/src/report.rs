@@ -42,6 +42,7 @@ pub struct Machine {
     /// Cores the kernel reports.
     pub cores: usize,
     /// Memory, in GiB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub memory_gib: f64,
     /// The operating system and kernel.
     pub os: String,

@@ -122,27 +122,37 @@ pub struct Hold {
     pub first_error: Option<String>,
     /// Clients welcomed per second of connecting (the settle pause between the two halves
     /// excluded), from each half's first attempt to its last welcome.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub connects_per_s: f64,
     /// Median time from opening the TCP connection to the `welcome` event, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub welcome_p50_ms: f64,
     /// 99th percentile of the same, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub welcome_p99_ms: f64,
     /// Server CPU time per second while connecting, in cores.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub server_cpu_cores: f64,
     /// The load generator's CPU time per second while connecting, in cores: near its cores, the
     /// connection rate measures the load generator, not the server.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub load_cpu_cores: f64,
     /// The server's resident memory before any client connected, in MB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub idle_rss_mb: f64,
     /// Its resident memory with half the clients connected, after the settle, in MB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub half_rss_mb: f64,
     /// With every client connected, after the settle, in MB.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub full_rss_mb: f64,
     /// Memory per connection: the slope of resident memory between half and all the clients,
     /// in KB, so that what the server allocates once (its runtime, its first pages) is not
     /// charged to the connections.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub rss_per_connection_kb: f64,
     /// The `welcome` event's average size, in bytes.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub welcome_bytes: f64,
     /// `presence` events the clients received while connecting and settling.
     pub presence_events: u64,
@@ -151,14 +161,17 @@ pub struct Hold {
     /// Presence bytes per arrival per member already there: the presence bytes over
     /// N(N-1)/2 (each arrival, with the members it finds). Constant in N when presence costs
     /// O(1) per change; growing with N when every arrival sends the list.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub presence_bytes_per_arrival_member: f64,
     /// Causerie clients: the average `join` ack of a room of long messages (a full history
     /// page), in bytes.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub history_page_bytes: f64,
     /// Causerie clients: what each connection's memory grew by once every client had read that
     /// page, in KB. A websocket that keeps its largest frame's buffer keeps the page.
     #[serde(default)]
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub rss_after_history_page_kb: f64,
 }
 
@@ -398,12 +411,14 @@ async fn connect_many(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Messages offered per second, across all senders.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub messages_per_s: f64,
     /// Which try of this rate (1 to 3); the confirming run counts on its own.
     pub attempt: u8,
     /// The long run that confirms the ladder's highest rate held.
     pub confirm: bool,
     /// How long it sent, in seconds.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub seconds: f64,
     /// Messages sent.
     pub sent: u64,
@@ -416,23 +431,32 @@ pub struct Step {
     /// Deliveries of a message its recipient already had.
     pub duplicates: u64,
     /// Median latency from the intended send time, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub p50_ms: f64,
     /// 99th percentile latency, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub p99_ms: f64,
     /// Slowest, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub max_ms: f64,
     /// Deliveries received per second of sending.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub deliveries_per_s: f64,
     /// Server CPU time per delivery, in µs (user plus system, over the step and its drain).
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub server_cpu_us_per_delivery: f64,
     /// Server CPU time per second of the step, in cores.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub server_cpu_cores: f64,
     /// The load generator's CPU time per second while it sent, in cores.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub load_cpu_cores: f64,
     /// 99th percentile of how late the load generator sent, in ms.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub send_lag_p99_ms: f64,
     /// 99th percentile of how late a task woken every millisecond ran on the load generator
     /// during the step: the wait a received frame has before its reader runs.
+    #[serde(deserialize_with = "crate::stats::f64_or_nan")]
     pub receive_lag_p99_ms: f64,
     /// Sends that failed (a broken socket).
     pub send_errors: u64,

@@ -203,6 +203,12 @@ impl Steps {
     }
 }
 
+/// Reads a figure written as `null`: serde_json writes a NaN (a figure not measured) so, and
+/// could not read it back for `--replot`.
+pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
