@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { Chat, connectionLabel } from '../src/lib/chat.svelte';
-import { linkify, isOpenable } from '../src/lib/text';
+import { Chat, connectionLabel, noticeText } from '../src/lib/chat.svelte';
+import { dayLabel, hueOf, initials, isLong, isOpenable, linkify } from '../src/lib/text';
 import { FakeBackend, ada, bob, message, session } from './fake-backend';
 
 async function started() {
@@ -25,15 +25,18 @@ describe('the chat state', () => {
     expect(chat.linesOf('general').map((l) => l.key)).toEqual([theirs.id, ours.id]);
   });
 
-  test('a failed message keeps its text and can be retried', async () => {
+  test('a failed message keeps its text and its place, and later messages go below it', async () => {
     const { backend, chat } = await started();
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'too long' } });
     backend.emit({ type: 'failed', data: { localId: 'l1', error: { code: 'too_long', message: 'too long' } } });
     const line = chat.linesOf('general')[0];
     expect(line.kind === 'pending' && line.failed?.code).toBe('too_long');
-    await chat.retry('l1');
-    expect(backend.callsTo('send')).toEqual([['general', 'too long']]);
-    expect(chat.linesOf('general')).toEqual([]);
+    const later = message(bob, 'after it');
+    backend.emit({ type: 'message', data: { message: later, confirms: null } });
+    expect(chat.linesOf('general').map((l) => l.key)).toEqual(['l1', later.id]);
+    chat.edit('l1');
+    expect(chat.draftOf('general')).toBe('too long');
+    expect(chat.linesOf('general').map((l) => l.key)).toEqual([later.id]);
   });
 
   test('older history goes above what is shown, without repeats', async () => {
@@ -56,8 +59,30 @@ describe('the chat state', () => {
       type: 'presence',
       data: { room: 'general', count: 3, joined: [cy, ada], left: [bob], truncated: false },
     });
-    const notices = chat.linesOf('general').filter((l) => l.kind === 'notice');
-    expect(notices.map((l) => l.kind === 'notice' && l.text)).toEqual(['Cy joined', 'Bob left']);
+    const notices = () => chat.linesOf('general').flatMap((l) => (l.kind === 'notice' ? [l.text] : []));
+    expect(notices()).toEqual(['Cy joined · Bob left']);
+    // Bob back within the group: a reconnect is no news.
+    backend.emit({ type: 'presence', data: { room: 'general', count: 3, joined: [bob], left: [], truncated: false } });
+    expect(notices()).toEqual(['Cy joined']);
+  });
+
+  test('a notice goes above the first message of whom it announces, and a message ends a group', async () => {
+    const { backend, chat } = await started();
+    const gail = { id: 'u-gail', name: 'Gail' };
+    const hello = message(gail, 'hello all');
+    backend.emit({ type: 'message', data: { message: hello, confirms: null } });
+    backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [gail], left: [], truncated: false } });
+    expect(chat.linesOf('general').map((l) => (l.kind === 'notice' ? l.text : l.key))).toEqual(['Gail joined', hello.id]);
+    backend.emit({ type: 'presence', data: { room: 'general', count: 1, joined: [], left: [bob], truncated: false } });
+    expect(chat.linesOf('general').map((l) => (l.kind === 'notice' ? l.text : l.key))).toEqual(['Gail joined', hello.id, 'Bob left']);
+  });
+
+  test('notices name a few and count the rest', () => {
+    const people = ['Ada', 'Bob', 'Cy', 'Dee', 'Eve'].map((name) => ({ id: name, name }));
+    expect(noticeText(people.slice(0, 1), [])).toBe('Ada joined');
+    expect(noticeText(people.slice(0, 2), [])).toBe('Ada and Bob joined');
+    expect(noticeText(people.slice(0, 3), [])).toBe('Ada, Bob and Cy joined');
+    expect(noticeText(people, people.slice(0, 1))).toBe('Ada, Bob and 3 others joined · Ada left');
   });
 
   test('typing notices show others only, until they stop or expire', async () => {
@@ -100,5 +125,28 @@ describe('message text', () => {
     ]);
     expect(isOpenable('https://x.org')).toBe(true);
     expect(isOpenable('file:///etc/passwd')).toBe(false);
+  });
+
+  test('a link keeps the brackets it opened, not those around it, and www. addresses are links', () => {
+    const links = (text: string) => linkify(text).flatMap((p) => (p.kind === 'link' ? [p.url] : []));
+    expect(links('https://en.wikipedia.org/wiki/Rust_(programming_language)')).toEqual([
+      'https://en.wikipedia.org/wiki/Rust_(programming_language)',
+    ]);
+    expect(links('(see https://example.org/a)')).toEqual(['https://example.org/a']);
+    expect(links('[https://example.org/x_(y)].')).toEqual(['https://example.org/x_(y)']);
+    expect(links('go to www.example.org, now')).toEqual(['https://www.example.org']);
+    expect(linkify('www.')).toEqual([{ kind: 'text', text: 'www.' }]);
+  });
+
+  test('days are named for separators, and long texts are collapsed', () => {
+    const now = new Date(2026, 10, 26, 15, 0);
+    expect(dayLabel(new Date(2026, 10, 26, 9, 0).toISOString(), now)).toBe('Today');
+    expect(dayLabel(new Date(2026, 10, 25, 23, 0).toISOString(), now)).toBe('Yesterday');
+    expect(dayLabel(new Date(2026, 10, 20, 12, 0).toISOString(), now)).not.toMatch(/Today|Yesterday/);
+    expect(isLong('x'.repeat(4000))).toBe(true);
+    expect(isLong('a short line')).toBe(false);
+    expect(isLong('line\n'.repeat(20))).toBe(true);
+    expect(initials('Ada Lovelace')).toBe('AL');
+    expect(hueOf('u-1')).toBe(hueOf('u-1'));
   });
 });
