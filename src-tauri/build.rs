@@ -15,6 +15,8 @@ const COMMANDS: &[&str] = &[
     "take_notices",
     "find_rooms",
     "load_more_online",
+    "get_drafts",
+    "save_drafts",
 ];
 
 fn main() {

@@ -109,3 +109,20 @@ pub async fn check_connection(core: State<'_, AppCore>) -> Result<(), AppError> 
     core.client().await?.check_connection();
     Ok(())
 }
+
+/// The running chat's drafts, by room.
+#[tauri::command]
+pub async fn get_drafts(
+    core: State<'_, AppCore>,
+) -> Result<std::collections::BTreeMap<String, String>, AppError> {
+    core.drafts().await
+}
+
+/// Keeps the running chat's drafts (all of them), so that they outlive a restart.
+#[tauri::command]
+pub async fn save_drafts(
+    core: State<'_, AppCore>,
+    drafts: std::collections::BTreeMap<String, String>,
+) -> Result<(), AppError> {
+    core.save_drafts(drafts).await
+}

@@ -1,6 +1,7 @@
 //! The app's behaviour, apart from Tauri: which chat to run (hosted here or joined), the embedded
 //! server's lifecycle, settings and tokens. Commands delegate here, and tests drive it directly.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::error::AppError;
-use crate::settings::{Mode, Notice, Overrides, Settings, create_private_dir};
+use crate::settings::{Mode, Notice, Overrides, Settings, create_private_dir, write_private_json};
 
 const SETTINGS_FILE: &str = "settings.json";
 /// The key of the embedded server in [`Settings::tokens`], whatever port it gets.
@@ -49,6 +50,8 @@ struct EmbeddedServer {
 /// A running chat: the client, and the server when hosted here.
 struct Running {
     client: ChatClient,
+    /// The server's key in the app's per-server files (tokens, rooms, drafts, outboxes).
+    server_key: String,
     server: Option<EmbeddedServer>,
     forward: JoinHandle<()>,
 }
@@ -73,6 +76,8 @@ pub struct AppCore {
     overrides: Overrides,
     settings: Arc<Mutex<Settings>>,
     running: tokio::sync::Mutex<Option<Running>>,
+    /// One write of the drafts file at a time.
+    drafts_lock: tokio::sync::Mutex<()>,
     notices: Mutex<Vec<Notice>>,
 }
 
@@ -87,6 +92,7 @@ impl AppCore {
             overrides,
             settings: Arc::new(Mutex::new(settings)),
             running: tokio::sync::Mutex::new(None),
+            drafts_lock: tokio::sync::Mutex::new(()),
             notices: Mutex::new(notice.into_iter().collect()),
         })
     }
@@ -122,7 +128,8 @@ impl AppCore {
         settings
     }
 
-    /// Keeps new settings (the tokens are the app's, not the UI's, and are kept as they are).
+    /// Keeps new settings (the tokens and joined rooms are the app's, not the UI's, and are kept
+    /// as they are).
     /// Call [`AppCore::start`] to apply them.
     pub fn save_settings(&self, new: Settings) -> Result<(), AppError> {
         if new.mode == Mode::Join
@@ -137,7 +144,12 @@ impl AppCore {
         }
         let mut settings = lock(&self.settings);
         let tokens = std::mem::take(&mut settings.tokens);
-        *settings = Settings { tokens, ..new };
+        let rooms = std::mem::take(&mut settings.rooms);
+        *settings = Settings {
+            tokens,
+            rooms,
+            ..new
+        };
         settings.save(&self.data_dir.join(SETTINGS_FILE))
     }
 
@@ -192,21 +204,39 @@ impl AppCore {
             token: settings.tokens.get(&token_key).cloned(),
             join_code,
             outbox_file: Some(self.data_dir.join(outbox_file_name(&token_key))),
+            rooms: settings.rooms.get(&token_key).cloned().unwrap_or_default(),
             ..ClientConfig::new(server_url.clone())
         };
+        let drafts_key = token_key.clone();
         let (client, mut events) = causerie_client::connect(config)?;
         let shared = self.settings.clone();
         let settings_path = self.data_dir.join(SETTINGS_FILE);
         let forward = tokio::spawn(async move {
             while let Some(event) = events.next().await {
-                if let ClientEvent::Welcome(session) = &event {
-                    keep_token(&shared, &settings_path, &token_key, &session.token);
+                match &event {
+                    ClientEvent::Welcome(session) => {
+                        keep_token(&shared, &settings_path, &token_key, &session.token);
+                    }
+                    ClientEvent::Joined { room } => {
+                        keep_rooms(&shared, &settings_path, &token_key, |rooms| {
+                            if !rooms.contains(room) && room != causerie_protocol::DEFAULT_ROOM {
+                                rooms.push(room.clone());
+                            }
+                        });
+                    }
+                    ClientEvent::Left { room } => {
+                        keep_rooms(&shared, &settings_path, &token_key, |rooms| {
+                            rooms.retain(|r| r != room);
+                        });
+                    }
+                    _ => {}
                 }
                 sink(event);
             }
         });
         *running = Some(Running {
             client,
+            server_key: drafts_key,
             server,
             forward,
         });
@@ -214,6 +244,43 @@ impl AppCore {
             server_url,
             hosting,
         })
+    }
+
+    /// The running chat's drafts, by room (what was typed and not sent).
+    pub async fn drafts(&self) -> Result<BTreeMap<String, String>, AppError> {
+        let key = self.server_key().await?;
+        Ok(read_drafts(&self.data_dir.join(DRAFTS_FILE))
+            .remove(&key)
+            .unwrap_or_default())
+    }
+
+    /// Keeps the running chat's drafts, replacing those it had: the UI sends them all, a little
+    /// after the typing stops. Bounded, since they come from the page.
+    pub async fn save_drafts(&self, drafts: BTreeMap<String, String>) -> Result<(), AppError> {
+        if drafts.len() > MAX_DRAFTS || drafts.values().any(|d| d.len() > MAX_DRAFT_BYTES) {
+            return Err(AppError::InvalidSettings(format!(
+                "drafts are kept for {MAX_DRAFTS} rooms of {MAX_DRAFT_BYTES} bytes at most"
+            )));
+        }
+        let key = self.server_key().await?;
+        let path = self.data_dir.join(DRAFTS_FILE);
+        let _writing = self.drafts_lock.lock().await;
+        let mut all = read_drafts(&path);
+        if drafts.is_empty() {
+            all.remove(&key);
+        } else {
+            all.insert(key, drafts);
+        }
+        write_private_json(&path, &all)
+    }
+
+    async fn server_key(&self) -> Result<String, AppError> {
+        self.running
+            .lock()
+            .await
+            .as_ref()
+            .map(|r| r.server_key.clone())
+            .ok_or(AppError::NotStarted)
     }
 
     /// The running chat's client.
@@ -290,6 +357,40 @@ fn keep_token(settings: &Mutex<Settings>, path: &Path, key: &str, token: &str) {
             tracing::warn!(error = %e, "could not keep the session token");
         }
     }
+}
+
+/// Remembers the rooms joined on a server, when they change.
+fn keep_rooms(
+    settings: &Mutex<Settings>,
+    path: &Path,
+    key: &str,
+    change: impl FnOnce(&mut Vec<String>),
+) {
+    let mut settings = lock(settings);
+    let rooms = settings.rooms.entry(key.to_owned()).or_default();
+    let before = rooms.clone();
+    change(rooms);
+    if *rooms != before
+        && let Err(e) = settings.save(path)
+    {
+        tracing::warn!(error = %e, "could not keep the joined rooms");
+    }
+}
+
+/// The drafts file: drafts by server key, then by room.
+const DRAFTS_FILE: &str = "drafts.json";
+/// Rooms with a draft, at most (the rooms a user may be in).
+const MAX_DRAFTS: usize = 200;
+/// The longest draft kept, in bytes (a message's most, in the widest characters, with room).
+const MAX_DRAFT_BYTES: usize = 64 * 1024;
+
+/// Every server's drafts; none when the file is missing or unreadable (a draft is not worth
+/// refusing to start over).
+fn read_drafts(path: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
 }
 
 /// One outbox per server, so that messages never reach a server they were not written for.

@@ -49,6 +49,8 @@ pub fn run() {
             commands::find_rooms,
             commands::load_more_online,
             commands::check_connection,
+            commands::get_drafts,
+            commands::save_drafts,
         ])
         .build(tauri::generate_context!());
     let app = match app {

@@ -41,6 +41,9 @@ pub struct Settings {
     pub name: Option<String>,
     /// Session tokens by server, so that each server knows the user again.
     pub tokens: BTreeMap<String, String>,
+    /// Rooms joined beside `general`, by server (the same keys as `tokens`): joined again when
+    /// the chat starts, after a restart of the app or a change of settings.
+    pub rooms: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             join_code: None,
             name: None,
             tokens: BTreeMap::new(),
+            rooms: BTreeMap::new(),
         }
     }
 }
@@ -123,23 +127,29 @@ impl Settings {
     /// Writes the settings file whole or not at all (a temporary file, synced, renamed over the
     /// old one, the folder synced), readable by the user only: it holds tokens and join codes.
     pub fn save(&self, path: &Path) -> Result<(), AppError> {
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                create_private_dir(dir)?;
-            }
-            let mut options = atomic_write_file::AtomicWriteFile::options();
-            #[cfg(unix)]
-            {
-                use atomic_write_file::unix::OpenOptionsExt as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.preserve_mode(false).mode(0o600);
-            }
-            let mut file = options.open(path)?;
-            std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(self)?)?;
-            file.commit()
-        };
-        write().map_err(|e| AppError::storage(path, &e))
+        write_private_json(path, self)
     }
+}
+
+/// Writes `value` as JSON to `path` whole or not at all (a temporary file, synced, renamed over
+/// the old one, the folder synced), readable by the user only.
+pub fn write_private_json(path: &Path, value: &impl Serialize) -> Result<(), AppError> {
+    let write = || -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir)?;
+        }
+        let mut options = atomic_write_file::AtomicWriteFile::options();
+        #[cfg(unix)]
+        {
+            use atomic_write_file::unix::OpenOptionsExt as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.preserve_mode(false).mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(value)?)?;
+        file.commit()
+    };
+    write().map_err(|e| AppError::storage(path, &e))
 }
 
 /// Creates the app's data folder (and its parents) for the user only, and narrows an existing

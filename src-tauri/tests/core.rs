@@ -332,3 +332,76 @@ fn settings_and_the_data_folder_are_readable_by_the_user_only() {
         .collect();
     assert_eq!(names, ["settings.json"], "no temporary file left behind");
 }
+
+#[tokio::test]
+async fn joined_rooms_are_joined_again_when_the_app_starts_again() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let overrides = Overrides {
+        server: Some(server.url()),
+        ..named("Ada")
+    };
+    let mut ada = start(dir.path(), overrides.clone()).await;
+    next_matching(&mut ada.events, welcome).await;
+    let client = ada.core.client().await.expect("running");
+    client.join("books");
+    client.join("films");
+    for _ in 0..2 {
+        next_matching(&mut ada.events, |e| match e {
+            ClientEvent::Joined { room } => Some(room),
+            _ => None,
+        })
+        .await;
+    }
+    client.leave("films");
+    next_matching(&mut ada.events, |e| match e {
+        ClientEvent::Left { room } => Some(room),
+        _ => None,
+    })
+    .await;
+    ada.core.stop().await;
+    drop(ada);
+
+    let mut again = start(dir.path(), overrides).await;
+    let rejoined = next_matching(&mut again.events, |e| match e {
+        ClientEvent::Joined { room } if room != "general" => Some(room),
+        _ => None,
+    })
+    .await;
+    assert_eq!(rejoined, "books");
+    again.core.stop().await;
+}
+
+#[tokio::test]
+async fn drafts_are_kept_per_server_across_restarts_and_bounded() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let overrides = Overrides {
+        server: Some(server.url()),
+        ..named("Ada")
+    };
+    let ada = start(dir.path(), overrides.clone()).await;
+    let drafts = std::collections::BTreeMap::from([("general".to_owned(), "half a".to_owned())]);
+    ada.core.save_drafts(drafts.clone()).await.expect("keeps");
+    let too_long =
+        std::collections::BTreeMap::from([("general".to_owned(), "x".repeat(100 * 1024))]);
+    assert!(ada.core.save_drafts(too_long).await.is_err());
+    ada.core.stop().await;
+    drop(ada);
+
+    let again = start(dir.path(), overrides).await;
+    assert_eq!(again.core.drafts().await.expect("read"), drafts);
+    again.core.stop().await;
+    // Another server has drafts of its own.
+    let other = TestServer::start().await;
+    let elsewhere = start(
+        dir.path(),
+        Overrides {
+            server: Some(other.url()),
+            ..named("Ada")
+        },
+    )
+    .await;
+    assert!(elsewhere.core.drafts().await.expect("read").is_empty());
+    elsewhere.core.stop().await;
+}

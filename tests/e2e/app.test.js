@@ -1,71 +1,19 @@
 // The real app, driven through WebDriver (tauri-driver + WebKitWebDriver) under Xvfb, with a real
 // causerie-server and the official socket.io-client as the other person in the chat.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join as joinPath, resolve } from 'node:path';
-import { after, before, test } from 'node:test';
+import { join as joinPath } from 'node:path';
+import { test } from 'node:test';
 import { causerie, join, next, request, startServer } from '../js/fixture.js';
-import { WebDriver } from './webdriver.js';
+import { freePort, openApp, page, screenshot, sendFromApp, useDriver } from './harness.js';
 
-const here = new URL('.', import.meta.url).pathname;
-const APP = process.env.CAUSERIE_APP_BIN ?? resolve(here, '../../target/debug/causerie-app');
-const ARTIFACTS = process.env.CAUSERIE_ARTIFACTS ?? resolve(here, '../../artifacts');
-
-/** Expressions read in the app's page. */
-const page = {
-  connection: "document.querySelector('.connection')?.textContent ?? ''",
-  texts: "[...document.querySelectorAll('.messages article .text')].map((e) => e.textContent)",
-  pending: "document.querySelectorAll('.messages [data-pending]').length",
-};
-
-function freePort() {
-  return new Promise((resolvePort) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolvePort(port));
-    });
-  });
-}
-
-let driver;
-let driverUrl;
-before(async () => {
-  const port = await freePort();
-  driver = spawn('tauri-driver', ['--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
-  driverUrl = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await fetch(`${driverUrl}/status`, { signal: AbortSignal.timeout(1000) });
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`tauri-driver did not start: ${error}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
-});
-after(() => driver?.kill());
-
-/** Resizes the window, lets the layout and its transitions settle, and keeps a screenshot. */
-async function screenshot(app, width, height, file) {
-  await app.resize(width, height);
-  await app.until(`a ${width} px wide layout`, `Math.abs(window.innerWidth - ${width}) < 40`);
-  await new Promise((r) => setTimeout(r, 500));
-  writeFileSync(joinPath(ARTIFACTS, file), await app.screenshot());
-}
-
-async function sendFromApp(app, text) {
-  await app.type('textarea[aria-label="Message"]', `${text}\uE007`);
-}
+useDriver();
 
 test('the app chats with socket.io-client, survives a server restart, and delivers what was sent offline', async () => {
   let server = await startServer();
   const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-app-'));
-  const app = await WebDriver.open(driverUrl, APP, ['--server', server.url, '--name', 'Appy', '--data-dir', dataDir]);
+  const app = await openApp(['--server', server.url, '--name', 'Appy', '--data-dir', dataDir]);
   try {
     await app.until('the app to connect', `${page.connection} === 'Connected'`);
     const { socket: js } = await join(server.url, causerie('Js'));
@@ -111,7 +59,7 @@ test('with no server given, the app hosts its own chat and another client can jo
   const port = await freePort();
   // Settings as the settings screen writes them: host, open to the local network on `port`.
   writeFileSync(joinPath(dataDir, 'settings.json'), JSON.stringify({ mode: 'host', hostOnLan: true, port, name: 'Host' }));
-  const app = await WebDriver.open(driverUrl, APP, ['--data-dir', dataDir]);
+  const app = await openApp(['--data-dir', dataDir]);
   try {
     await app.until('the app to connect to itself', `${page.connection} === 'Connected'`);
     await sendFromApp(app, 'welcome to my chat');
@@ -131,7 +79,7 @@ test('settings left half-written by a crash: the app starts anyway and says what
   const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-crashed-'));
   const truncated = '{"mode":"join","serverUrl":"http://chat.exa';
   writeFileSync(joinPath(dataDir, 'settings.json'), truncated);
-  const app = await WebDriver.open(driverUrl, APP, ['--data-dir', dataDir]);
+  const app = await openApp(['--data-dir', dataDir]);
   try {
     await app.until('the notice', "document.querySelector('.app-notice')?.textContent.includes('could not be read')");
     await app.until('the first-run screen, from the defaults', "!!document.querySelector('input#name')");
@@ -150,7 +98,7 @@ test('scrolling up loads older history, and new messages wait behind a pill whil
   const { socket: js } = await join(server.url, causerie('Js'));
   for (let i = 1; i <= 70; i += 1) await request(js, 'message', { id: `old-${i}`, text: `old ${i}` });
   const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-scroll-'));
-  const app = await WebDriver.open(driverUrl, APP, ['--server', server.url, '--name', 'Scroller', '--data-dir', dataDir]);
+  const app = await openApp(['--server', server.url, '--name', 'Scroller', '--data-dir', dataDir]);
   try {
     // The welcome brings the latest 50; the top of the list asks for the rest.
     await app.until('the latest 50', `${page.texts}.length === 50 && ${page.texts}[0] === 'old 21'`);

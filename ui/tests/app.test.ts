@@ -12,9 +12,10 @@ async function openApp(settings = {}) {
   return backend;
 }
 
-async function openChat() {
-  const backend = await openApp();
-  await waitFor(() => expect(backend.callsTo('start')).toHaveLength(1));
+async function openChat(backend = new FakeBackend()) {
+  const starts = backend.callsTo('start').length;
+  render(App, { props: { backend } });
+  await waitFor(() => expect(backend.callsTo('start')).toHaveLength(starts + 1));
   backend.emit({ type: 'state', data: { status: 'connected' } });
   backend.emit({ type: 'welcome', data: session() });
   backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 2 } });
@@ -50,7 +51,13 @@ describe('the app', () => {
     expect(screen.getByText('Connected')).toBeTruthy();
     expect(screen.getByText('2 online')).toBeTruthy();
     backend.emit({ type: 'state', data: { status: 'reconnecting', attempt: 1, delayMs: 3_000 } });
-    expect(await screen.findByText(/Reconnecting in [23] s/)).toBeTruthy();
+    expect((await screen.findAllByText(/Reconnecting in [23] s/)).length).toBeGreaterThan(0);
+    // Offline: a banner says so, no online count is shown, and the button asks to try now.
+    expect(screen.queryByText('2 online')).toBeNull();
+    await userEvent.click(screen.getByRole('button', { name: 'Reconnect now' }));
+    expect(backend.callsTo('checkConnection')).toHaveLength(1);
+    backend.emit({ type: 'state', data: { status: 'connected' } });
+    await waitFor(() => expect(screen.queryByRole('button', { name: 'Reconnect now' })).toBeNull());
   });
 
   test('Enter sends, Shift+Enter starts a new line, and the button waits for text', async () => {
@@ -66,14 +73,37 @@ describe('the app', () => {
     expect((field as HTMLTextAreaElement).value).toBe('');
   });
 
-  test('counts down near the length limit and refuses past it', async () => {
-    await openChat(); // the session's limit is 20 characters
+  test('says in words how much is left near the limit, how much is over past it, and why Enter did nothing', async () => {
+    const backend = await openChat(); // the session's limit is 20 characters
     const field = await screen.findByRole('textbox', { name: 'Message' });
     await userEvent.type(field, 'x'.repeat(19));
-    expect(screen.getByText('1')).toBeTruthy();
+    expect(screen.getByText('1 character left')).toBeTruthy();
     await userEvent.type(field, 'xx');
-    expect(screen.getByText('-1')).toBeTruthy();
+    expect(screen.getByText('1 character over the 20-character limit')).toBeTruthy();
     expect(screen.getByRole('button', { name: 'Send' })).toHaveProperty('disabled', true);
+    await userEvent.type(field, '{Enter}');
+    expect(screen.getByText('1 character over the 20-character limit: shorten it to send')).toBeTruthy();
+    expect(backend.callsTo('send')).toEqual([]);
+    expect(field.getAttribute('aria-invalid')).toBe('true');
+  });
+
+  test('keeps one draft per room, across a room switch and a restart of the app', async () => {
+    const backend = await openChat();
+    const field = await screen.findByRole('textbox', { name: 'Message' });
+    await userEvent.type(field, 'half a thought');
+    backend.emit({ type: 'joined', data: { room: 'random' } });
+    await userEvent.click(await screen.findByRole('button', { name: '#random' }));
+    await waitFor(() => expect((field as HTMLTextAreaElement).value).toBe(''));
+    await userEvent.type(field, 'for random{Enter}');
+    expect(backend.callsTo('send')).toEqual([['random', 'for random']]);
+    await userEvent.click(screen.getByRole('button', { name: '#general' }));
+    await waitFor(() => expect((field as HTMLTextAreaElement).value).toBe('half a thought'));
+    // The app starts again (the same app files): the draft is still there, the sent one is not.
+    await waitFor(() => expect(backend.storedDrafts).toEqual({ general: 'half a thought' }));
+    cleanup();
+    await openChat(backend);
+    const again = await screen.findByRole('textbox', { name: 'Message' });
+    await waitFor(() => expect((again as HTMLTextAreaElement).value).toBe('half a thought'));
   });
 
   test('sets own messages apart and shows pending, sent and failed states', async () => {
@@ -82,16 +112,32 @@ describe('the app', () => {
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'on its way' } });
     backend.emit({ type: 'pending', data: { localId: 'l2', room: 'general', text: 'refused' } });
     backend.emit({ type: 'failed', data: { localId: 'l2', error: { code: 'too_long', message: 'too long' } } });
-    expect(await screen.findByLabelText('Sending')).toBeTruthy();
+    expect(await screen.findByText('Sending…')).toBeTruthy();
     expect(screen.getByText('Not sent: too long')).toBeTruthy();
     backend.emit({ type: 'message', data: { message: message(ada, 'on its way', { clientId: 'l1' }), confirms: 'l1' } });
-    await waitFor(() => expect(screen.queryByLabelText('Sending')).toBeNull());
+    await waitFor(() => expect(screen.queryByText('Sending…')).toBeNull());
     expect(screen.getByLabelText('Sent')).toBeTruthy();
     const own = screen.getByText('on its way').closest('article');
     expect(own?.classList.contains('own')).toBe(true);
     expect(screen.getByText('hi Ada').closest('article')?.classList.contains('own')).toBe(false);
-    await userEvent.click(screen.getByRole('button', { name: 'Retry' }));
-    expect(backend.callsTo('send')).toEqual([['general', 'refused']]);
+    // Refused for good: no Retry, but Edit, Copy and Discard.
+    expect(screen.queryByRole('button', { name: 'Retry' })).toBeNull();
+    await userEvent.click(screen.getByRole('button', { name: 'Edit' }));
+    const field = screen.getByRole('textbox', { name: 'Message' }) as HTMLTextAreaElement;
+    await waitFor(() => expect(field.value).toBe('refused'));
+    expect(screen.queryByText('Not sent: too long')).toBeNull();
+  });
+
+  test('a message refused for a room not joined offers Retry; any failed one can be discarded', async () => {
+    const backend = await openChat();
+    backend.emit({ type: 'pending', data: { localId: 'l3', room: 'general', text: 'lost room' } });
+    backend.emit({ type: 'failed', data: { localId: 'l3', error: { code: 'not_joined', message: 'join first' } } });
+    await userEvent.click(await screen.findByRole('button', { name: 'Retry' }));
+    expect(backend.callsTo('send')).toEqual([['general', 'lost room']]);
+    backend.emit({ type: 'pending', data: { localId: 'l4', room: 'general', text: 'never mind' } });
+    backend.emit({ type: 'failed', data: { localId: 'l4', error: { code: 'empty', message: 'empty' } } });
+    await userEvent.click(await screen.findByRole('button', { name: 'Discard' }));
+    expect(screen.queryByText('never mind')).toBeNull();
   });
 
   test('renders message text as text and opens only http(s) links, in the system browser', async () => {
@@ -117,8 +163,15 @@ describe('the app', () => {
   test("a crowd shows its count, and typed letters search the server's rooms", async () => {
     const backend = await openChat();
     backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 5000 } });
-    const count = await screen.findByText('5000 online');
-    expect(count.getAttribute('title')).toBe('Ada, Bob and 4998 more');
+    // The count opens the list of who is online, by touch or keyboard; it pages the rest.
+    await userEvent.click(await screen.findByRole('button', { name: '5000 online' }));
+    const list = screen.getByRole('region', { name: 'Online in #general' });
+    expect(list.textContent).toContain('Ada (you)');
+    expect(list.textContent).toContain('Bob');
+    await userEvent.click(screen.getByRole('button', { name: 'Show more (4998 not listed)' }));
+    expect(backend.callsTo('loadMoreOnline')).toEqual([['general']]);
+    await userEvent.keyboard('{Escape}');
+    expect(screen.queryByRole('region', { name: 'Online in #general' })).toBeNull();
     const field = screen.getByLabelText('Join or create');
     await userEvent.type(field, 'ru');
     await waitFor(() => expect(backend.callsTo('findRooms')).toContainEqual(['ru', null]));

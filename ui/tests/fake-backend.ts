@@ -41,6 +41,10 @@ export class FakeBackend implements Backend {
   async typing(room: string, typing: boolean) { this.record('typing', room, typing); }
   async findRooms(prefix: string, after: string | null) { this.record('findRooms', prefix, after); }
   async loadMoreOnline(room: string) { this.record('loadMoreOnline', room); }
+  /** Kept across starts, as the app's file is. */
+  storedDrafts: Record<string, string> = {};
+  async drafts() { return { ...this.storedDrafts }; }
+  async saveDrafts(drafts: Record<string, string>) { this.record('saveDrafts', drafts); this.storedDrafts = { ...drafts }; }
   async settings() { return { ...this.stored }; }
   async saveSettings(settings: Settings) { this.record('saveSettings', settings); this.stored = settings; }
   async checkConnection() { this.record('checkConnection'); }

@@ -14,6 +14,10 @@ export interface Backend {
   findRooms(prefix: string, after: string | null): Promise<void>;
   /** More of the people online in `room`; they arrive in the next `online` event. */
   loadMoreOnline(room: string): Promise<void>;
+  /** The running chat's drafts by room, as last saved. */
+  drafts(): Promise<Record<string, string>>;
+  /** Keeps the running chat's drafts (all of them), so that they outlive a restart. */
+  saveDrafts(drafts: Record<string, string>): Promise<void>;
   settings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
   checkConnection(): Promise<void>;

@@ -6,11 +6,22 @@ import type {
 } from './types';
 import { DEFAULT_ROOM } from './types';
 
-/** A line of a room: a stored message, one of ours still on its way, or a notice. */
+/** A line of a room: a stored message, one of ours still on its way, or a notice of people
+ *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
+ *  the line came, in ms. */
 export type Line =
-  | { kind: 'message'; key: string; message: Message }
+  | { kind: 'message'; key: string; message: Message; at: number }
   | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null }
-  | { kind: 'notice'; key: string; text: string };
+  | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string };
+
+/** How long after a change of people a notice still takes more of them. */
+const NOTICE_GROUP_MS = 5 * 60_000;
+/** How late a presence may reach us after the messages of those it announces (the server
+ *  coalesces changes for up to a second in a big room). */
+const PRESENCE_LAG_MS = 2_000;
+
+/** How long after the last key a draft is kept. */
+const DRAFT_SAVE_MS = 400;
 
 /** How long a typing notice lasts without a refresh. */
 const TYPING_MS = 6_000;
@@ -34,8 +45,32 @@ export class Chat {
   complete = $state<Record<string, boolean>>({});
   loadingOlder = $state<Record<string, boolean>>({});
   error = $state<string | null>(null);
+  /** What is typed but not sent, per room of this server: kept across room switches and restarts. */
+  drafts = $state<Record<string, string>>({});
 
   constructor(private readonly backend: Backend) {}
+
+  draftOf(room: string): string {
+    return this.drafts[room] ?? '';
+  }
+
+  /** Changes a room's draft; it is kept (by the app, in its data folder) once typing pauses. */
+  setDraft(room: string, text: string): void {
+    if (text) this.drafts[room] = text;
+    else delete this.drafts[room];
+    clearTimeout(this.savingDrafts);
+    this.savingDrafts = setTimeout(() => {
+      this.savingDrafts = undefined;
+      this.saveDrafts();
+    }, DRAFT_SAVE_MS);
+  }
+
+  private savingDrafts: ReturnType<typeof setTimeout> | undefined;
+
+  private saveDrafts(): void {
+    // A draft that cannot be kept stays in memory for this session: not worth an error.
+    this.backend.saveDrafts({ ...this.drafts }).catch(() => {});
+  }
 
   get me(): User | null {
     return this.session?.user ?? null;
@@ -57,9 +92,16 @@ export class Chat {
 
   /** Starts (or restarts, perhaps on another server) the chat, from a clean slate. */
   async start(): Promise<void> {
+    // Drafts not kept yet belong to the chat being left: keep them before it stops.
+    if (this.savingDrafts !== undefined) {
+      clearTimeout(this.savingDrafts);
+      this.savingDrafts = undefined;
+      await this.backend.saveDrafts({ ...this.drafts }).catch(() => {});
+    }
     this.reset();
     try {
       this.info = await this.backend.start((event) => this.apply(event));
+      this.drafts = await this.backend.drafts().catch(() => ({}));
       this.error = null;
     } catch (e) {
       this.error = describe(e);
@@ -81,10 +123,12 @@ export class Chat {
     this.complete = {};
     this.loadingOlder = {};
     this.error = null;
+    this.drafts = {};
   }
 
   async send(text: string): Promise<void> {
     const room = this.current;
+    this.setDraft(room, '');
     try {
       await this.backend.send(room, text);
       await this.backend.typing(room, false);
@@ -93,7 +137,30 @@ export class Chat {
     }
   }
 
-  /** Sends a failed message again, as a new message. */
+  /** Takes a failed message out of the conversation. */
+  discard(localId: string): void {
+    for (const [room, lines] of Object.entries(this.lines)) {
+      if (lines.some((l) => l.kind === 'pending' && l.localId === localId)) {
+        this.lines[room] = lines.filter((l) => !(l.kind === 'pending' && l.localId === localId));
+      }
+    }
+  }
+
+  /** Puts a failed message back into its room's composer, to change it and send it again. */
+  edit(localId: string): void {
+    for (const lines of Object.values(this.lines)) {
+      const line = lines.find((l) => l.kind === 'pending' && l.localId === localId);
+      if (line?.kind === 'pending') {
+        this.discard(localId);
+        this.setDraft(line.room, line.text);
+        this.current = line.room;
+        return;
+      }
+    }
+  }
+
+  /** Sends a failed message again, as a new message (only where that can succeed: see
+   *  [`canRetry`]). */
   async retry(localId: string): Promise<void> {
     for (const [room, lines] of Object.entries(this.lines)) {
       const line = lines.find((l) => l.kind === 'pending' && l.localId === localId);
@@ -163,9 +230,10 @@ export class Chat {
       case 'message': {
         const { message, confirms } = event.data;
         const lines = this.linesOf(message.room).filter((l) => l.key !== confirms);
-        // Stored messages stay in seq order, above our own still on their way.
-        const firstPending = lines.findIndex((l) => l.kind === 'pending');
-        const line: Line = { kind: 'message', key: message.id, message };
+        // Stored messages stay in seq order, above our own still on their way; a failed one
+        // is done with, and stays where it failed, in time order.
+        const firstPending = lines.findIndex((l) => l.kind === 'pending' && !l.failed);
+        const line: Line = { kind: 'message', key: message.id, message, at: Date.now() };
         if (firstPending < 0) lines.push(line);
         else lines.splice(firstPending, 0, line);
         this.lines[message.room] = lines;
@@ -191,8 +259,8 @@ export class Chat {
       case 'presence': {
         // Who is online comes as its own event; these are the notices in the conversation.
         const { room, joined, left } = event.data;
-        for (const user of joined) if (user.id !== this.me?.id) this.push(room, notice(`${user.name} joined`));
-        for (const user of left) if (user.id !== this.me?.id) this.push(room, notice(`${user.name} left`));
+        const others = (users: User[]) => users.filter((u) => u.id !== this.me?.id);
+        this.notify(room, others(joined), others(left));
         break;
       }
       case 'typing': {
@@ -208,7 +276,7 @@ export class Chat {
         const known = new Set(lines.map((l) => l.key));
         const older: Line[] = messages
           .filter((m) => !known.has(m.id))
-          .map((m) => ({ kind: 'message', key: m.id, message: m }));
+          .map((m) => ({ kind: 'message', key: m.id, message: m, at: 0 }));
         this.lines[room] = [...older, ...lines];
         this.complete[room] = !hasMore;
         this.loadingOlder[room] = false;
@@ -223,17 +291,74 @@ export class Chat {
   private push(room: string, line: Line): void {
     this.lines[room] = [...this.linesOf(room), line];
   }
+
+  /** Says who arrived and who went, in order and grouped: added to the room's last notice while
+   *  nothing else came since (someone who left and came back, or came and left, cancels out:
+   *  reconnects are no news); otherwise a new notice, placed above the first message of those
+   *  who arrived that came in just before it (presence is told a little later than messages). */
+  private notify(room: string, joined: User[], left: User[]): void {
+    if (joined.length === 0 && left.length === 0) return;
+    const lines = [...this.linesOf(room)];
+    const now = Date.now();
+    // Where it goes: at the end, above our own still on their way.
+    let index = lines.findIndex((l) => l.kind === 'pending' && !l.failed);
+    if (index < 0) index = lines.length;
+    const arrived = new Set(joined.map((u) => u.id));
+    for (let i = index - 1; i >= 0; i -= 1) {
+      const line = lines[i];
+      if (line.kind !== 'message' || line.at < now - PRESENCE_LAG_MS) break;
+      if (arrived.has(line.message.author.id)) index = i;
+    }
+    const previous = lines[index - 1];
+    if (previous?.kind === 'notice' && now - previous.at < NOTICE_GROUP_MS) {
+      let was = { joined: [...previous.joined], left: [...previous.left] };
+      for (const user of joined) {
+        if (was.left.some((u) => u.id === user.id)) was.left = was.left.filter((u) => u.id !== user.id);
+        else was.joined = [...was.joined.filter((u) => u.id !== user.id), user];
+      }
+      for (const user of left) {
+        if (was.joined.some((u) => u.id === user.id)) was.joined = was.joined.filter((u) => u.id !== user.id);
+        else was.left = [...was.left.filter((u) => u.id !== user.id), user];
+      }
+      if (was.joined.length === 0 && was.left.length === 0) lines.splice(index - 1, 1);
+      else lines[index - 1] = { ...previous, ...was, text: noticeText(was.joined, was.left) };
+    } else {
+      lines.splice(index, 0, notice(joined, left, now));
+    }
+    this.lines[room] = lines;
+  }
 }
 
 let notices = 0;
-function notice(text: string): Line {
+function notice(joined: User[], left: User[], at: number): Line {
   notices += 1;
-  return { kind: 'notice', key: `notice-${notices}`, text };
+  return { kind: 'notice', key: `notice-${notices}`, at, joined, left, text: noticeText(joined, left) };
+}
+
+/** "Ada joined", "Ada and Bob joined · Cy left", "Ada, Bob and 3 others joined". */
+export function noticeText(joined: User[], left: User[]): string {
+  const names = (users: User[]) => {
+    const shown = users.slice(0, users.length > 3 ? 2 : 3).map((u) => u.name);
+    const rest = users.length - shown.length;
+    if (rest > 0) return `${shown.join(', ')} and ${rest} ${rest === 1 ? 'other' : 'others'}`;
+    return shown.length > 1 ? `${shown.slice(0, -1).join(', ')} and ${shown[shown.length - 1]}` : shown[0];
+  };
+  const parts = [];
+  if (joined.length > 0) parts.push(`${names(joined)} joined`);
+  if (left.length > 0) parts.push(`${names(left)} left`);
+  return parts.join(' · ');
 }
 
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) return String(error.message);
   return String(error);
+}
+
+/** Whether sending a refused message again, unchanged, can succeed. The core client retries
+ *  `rate_limited` and `internal` by itself; what it gives up on is final but for `not_joined`
+ *  (the room may be joined again). */
+export function canRetry(error: ErrorBody): boolean {
+  return error.code === 'not_joined';
 }
 
 /** The connection as the app bar says it; `now` counts a reconnection down. */

@@ -16,6 +16,8 @@ export interface Settings {
   joinCode: string | null;
   name: string | null;
   tokens?: Record<string, string>;
+  /** Rooms joined beside general, by server: the app's, kept as they are. */
+  rooms?: Record<string, string[]>;
 }
 
 /** What the app says about the running chat (src-tauri/src/core.rs). */

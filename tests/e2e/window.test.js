@@ -1,0 +1,263 @@
+// The chat window to the habits people bring from other apps, in the real window: scrolling,
+// drafts, the composer, failed messages, notices, settings, the drawer, offline. Each state is
+// kept as a screenshot at desktop and phone size.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+import { test } from 'node:test';
+import { causerie, join, request, startServer } from '../js/fixture.js';
+import { openApp, page, resize, screenshot, sendFromApp, useDriver } from './harness.js';
+
+useDriver();
+
+const field = 'textarea[aria-label="Message"]';
+/** WebDriver keys. */
+const ENTER = '\uE007';
+const ESCAPE = '\uE00C';
+
+/** The top of the message (its bubble) whose text is `text`, from the top of the list, in px.
+ *  The bubble, not its text: a message that becomes a follow-on of the older one landing above
+ *  it loses its name line, as it should. */
+function topOf(text) {
+  return `(() => { const list = document.querySelector('.messages');
+    const body = [...list.querySelectorAll('article .body')].find((e) => e.textContent === ${JSON.stringify(text)});
+    return body ? body.closest('article').getBoundingClientRect().top - list.getBoundingClientRect().top : null; })()`;
+}
+
+async function launch(server, name, dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-window-'))) {
+  const app = await openApp(['--server', server.url, '--name', name, '--data-dir', dataDir]);
+  await app.until('the app to connect', `${page.connection} === 'Connected'`);
+  return { app, dataDir };
+}
+
+async function joinFromApp(app, room) {
+  await app.type('#room-name', room);
+  await app.click('.join button[type="submit"]');
+  await app.until(`#${room} open`, `document.querySelector('.app-bar h1')?.textContent === '#${room}'`);
+}
+
+async function connectsTotal(server) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return Number(/^causerie_connects_total (\d+)/m.exec(text)?.[1]);
+}
+
+test('older history lands above without moving the reader; only new messages count as new', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  for (let i = 1; i <= 70; i += 1) await request(js, 'message', { id: `old-${i}`, text: `old ${i}` });
+  const { app } = await launch(server, 'Reader');
+  try {
+    await app.until('the latest 50', `${page.texts}.length === 50`);
+    // At the top, the first message in view is "old 21"; the older page lands above it.
+    const before = await app.run(`const list = document.querySelector('.messages'); list.scrollTop = 0; return ${topOf('old 21')};`);
+    await app.until('all 70', `${page.texts}.length === 70 && ${page.texts}[0] === 'old 1'`);
+    const after = await app.value(topOf('old 21'));
+    assert.ok(Math.abs(after - before) <= 4, `"old 21" moved from ${before} to ${after} px`);
+    assert.equal(await app.value("!!document.querySelector('.pill')"), false, 'older history is not new');
+
+    // Scrolled up, a new message waits behind a pill that counts it alone.
+    await request(js, 'message', { id: 'fresh', text: 'something new' });
+    await app.until('the pill', "document.querySelector('.pill')?.textContent.includes('1 new message')");
+    await screenshot(app, 1280, 800, 'window-pill-desktop.png');
+    await app.click('.pill');
+    await app.until('the bottom', `${page.fromBottom} < 4 && !document.querySelector('.jump')`);
+
+    // Scrolled up with nothing new: a plain button goes back down.
+    await app.run("document.querySelector('.messages').scrollTop = 0;");
+    await app.until('the jump button', "!!document.querySelector('.jump:not(.pill)')");
+    await app.click('.jump');
+    await app.until('the bottom again', `${page.fromBottom} < 4`);
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
+
+test('at the bottom, the view stays there when the window shrinks and when someone types', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  for (let i = 1; i <= 40; i += 1) await request(js, 'message', { id: `m-${i}`, text: `message ${i}` });
+  const { app } = await launch(server, 'Phone');
+  try {
+    await app.until('the messages', `${page.texts}.length === 40 && ${page.fromBottom} < 4`);
+    await resize(app, 390, 500);
+    await app.until('still at the bottom after shrinking', `${page.fromBottom} < 4`);
+    js.emit('typing', { room: 'general', typing: true });
+    await app.until('the typing line', "document.querySelector('.typing').textContent.includes('Js is typing')");
+    assert.ok((await app.value(page.fromBottom)) < 4, 'the typing line does not cover the newest message');
+    await screenshot(app, 390, 500, 'window-typing-phone-keyboard.png');
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
+
+test('each room keeps its own draft, across a switch and a restart; joined rooms come back too', async () => {
+  const server = await startServer();
+  let { app, dataDir } = await launch(server, 'Drafter');
+  try {
+    await app.type(field, 'half a thought');
+    await joinFromApp(app, 'random');
+    assert.equal(await app.value(`document.querySelector('${field}').value`), '', 'the draft stays in #general');
+    await sendFromApp(app, 'said in random');
+    await app.until('sent in random', `${page.texts}.includes('said in random')`);
+    await app.click('.rooms li:first-child .room');
+    await app.until('the draft back in #general', `document.querySelector('${field}').value === 'half a thought'`);
+    await new Promise((r) => setTimeout(r, 1000)); // drafts are kept once typing pauses
+    await app.close();
+
+    ({ app } = await launch(server, 'Drafter', dataDir));
+    await app.until('the draft after a restart', `document.querySelector('${field}').value === 'half a thought'`);
+    await app.until('#random joined again', "[...document.querySelectorAll('.rooms .room')].some((b) => b.textContent === '#random')");
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('the composer grows with its lines and says in words what is over the limit', async () => {
+  const server = await startServer(['--max-message-chars', '20']);
+  const { app } = await launch(server, 'Writer');
+  try {
+    const oneLine = await app.value(`document.querySelector('${field}').offsetHeight`);
+    // Four lines as a paste brings them (Shift+Enter itself is covered by the component tests).
+    await app.run(`const f = document.querySelector('${field}'); f.value = 'one\\ntwo\\nthree\\nfour'; f.dispatchEvent(new Event('input', { bubbles: true }));`);
+    await app.until('the field grown to four lines', `document.querySelector('${field}').offsetHeight > ${oneLine} * 2.5`);
+    await app.run(`const f = document.querySelector('${field}'); f.value = Array.from({ length: 20 }, (_, i) => 'line ' + i).join('\\n'); f.dispatchEvent(new Event('input', { bubbles: true }));`);
+    const tall = await app.value(`document.querySelector('${field}').offsetHeight`);
+    assert.ok(tall < oneLine * 10, `twenty lines stop growing at about eight (${tall} px, one line ${oneLine} px)`);
+    await app.run(`const f = document.querySelector('${field}'); f.value = 'one two three four'; f.dispatchEvent(new Event('input', { bubbles: true }));`);
+    await app.type(field, ' and more words');
+    await app.until('the limit in words', "document.querySelector('.composer .limit').textContent.includes('over the 20-character limit')");
+    await app.type(field, ENTER);
+    await app.until('why Enter did nothing', "document.querySelector('.composer .limit').textContent.includes('shorten it to send')");
+    assert.equal(await app.value(page.pending), 0, 'nothing was sent');
+    await screenshot(app, 390, 844, 'window-composer-over-phone.png');
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('a message refused for good offers no Retry, and can be edited, copied or discarded', async () => {
+  let server = await startServer();
+  const { app } = await launch(server, 'Refused');
+  try {
+    // Written while the server is away; it comes back with a lower limit and refuses it.
+    await server.stop();
+    await app.until('the outage', `/^(Reconnecting|Offline)/.test(${page.connection})`);
+    await sendFromApp(app, 'a message longer than ten');
+    server = await startServer(['--max-message-chars', '10'], { dataDir: server.dataDir, bind: new URL(server.url).host });
+    await app.click('.offline-banner button');
+    await app.until('the refusal', "document.querySelector('.message.failed')?.textContent.includes('Not sent')", { timeoutMs: 60_000 });
+    const buttons = await app.value("[...document.querySelectorAll('.message.failed .actions button')].map((b) => b.textContent)");
+    assert.deepEqual(buttons, ['Edit', 'Copy', 'Discard']);
+    await screenshot(app, 1280, 800, 'window-failed-desktop.png');
+    await screenshot(app, 390, 844, 'window-failed-phone.png');
+    await app.click('.message.failed .actions button');
+    await app.until('the text back in the composer', `document.querySelector('${field}').value === 'a message longer than ten' && !document.querySelector('.message.failed')`);
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('someone arriving is announced above their first message, with a time', async () => {
+  const server = await startServer();
+  const { app } = await launch(server, 'Watcher');
+  try {
+    const { socket: gail } = await join(server.url, causerie('Gail'));
+    await request(gail, 'message', { id: 'g-1', text: 'hello from Gail' });
+    await app.until('the notice and the message', `${page.texts}.includes('hello from Gail') && [...document.querySelectorAll('.messages .notice')].some((n) => n.textContent.includes('Gail joined'))`);
+    const order = await app.value(`(() => {
+      const notice = [...document.querySelectorAll('.messages .notice')].find((n) => n.textContent.includes('Gail joined'));
+      const message = [...document.querySelectorAll('.messages article')].find((a) => a.textContent.includes('hello from Gail'));
+      return { before: !!(notice.compareDocumentPosition(message) & Node.DOCUMENT_POSITION_FOLLOWING), time: !!notice.querySelector('time') };
+    })()`);
+    assert.deepEqual(order, { before: true, time: true });
+    gail.close();
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('saving unchanged settings does not reconnect', async () => {
+  const server = await startServer();
+  const { app } = await launch(server, 'Settler');
+  try {
+    const connects = await connectsTotal(server);
+    await app.click('button[aria-label="Settings"]');
+    await app.click('dialog.settings button[type="submit"]');
+    await app.until('the dialog closed', "!document.querySelector('dialog.settings')");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await connectsTotal(server), connects, 'the server saw no new connection');
+    assert.equal(await app.value(page.connection), 'Connected');
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('on a phone, the room drawer takes the focus, closes on Escape, and is out of reach when closed', async () => {
+  const server = await startServer();
+  const { app } = await launch(server, 'Thumbs');
+  try {
+    await resize(app, 390, 844);
+    await app.until('the closed drawer inert', "document.querySelector('nav.rooms').inert === true");
+    await app.click('.rooms-toggle');
+    await app.until('the drawer open with the focus', "document.querySelector('nav.rooms').classList.contains('open') && document.querySelector('nav.rooms').contains(document.activeElement)");
+    await screenshot(app, 390, 844, 'window-drawer-phone.png');
+    await app.type('nav.rooms .room', ESCAPE);
+    await app.until('the drawer closed', "!document.querySelector('nav.rooms').classList.contains('open') && document.querySelector('nav.rooms').inert");
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('offline, a banner says so and its button reconnects at once', async () => {
+  let server = await startServer();
+  const { app } = await launch(server, 'Offliner');
+  try {
+    await app.until('the online count', "!!document.querySelector('.status .online')");
+    await server.stop();
+    // Wait for a countdown of a few seconds: the button must not wait for it.
+    const waiting = await app.until('a countdown of 3 s or more', `(() => { const m = /Reconnecting in (\\d+) s/.exec(${page.connection}); return m && Number(m[1]) >= 3 ? Number(m[1]) : 0; })()`, { timeoutMs: 60_000 });
+    assert.equal(await app.value("!!document.querySelector('.status .online')"), false, 'no online count while offline');
+    await screenshot(app, 1280, 800, 'window-offline-desktop.png');
+    await screenshot(app, 390, 844, 'window-offline-phone.png');
+    server = await server.restart();
+    await app.click('.offline-banner button');
+    await app.until('connected before the countdown ran out', `${page.connection} === 'Connected'`, { timeoutMs: (waiting - 1) * 1000 });
+  } finally {
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('long messages are collapsed, links keep their brackets, and each person has a colour', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  await request(js, 'message', { id: 'long', text: `A long one. ${'word '.repeat(700)}` });
+  await request(js, 'message', { id: 'link', text: 'see https://en.wikipedia.org/wiki/Rust_(programming_language) and www.example.org' });
+  const { app } = await launch(server, 'Looker');
+  try {
+    await app.until('both', `${page.texts}.length === 2`);
+    const collapsed = await app.value("document.querySelector('.text.collapsed').getBoundingClientRect().height");
+    assert.ok(collapsed < 300, `a collapsed message is ${collapsed} px high`);
+    const links = await app.value("[...document.querySelectorAll('.messages a')].map((a) => a.getAttribute('href'))");
+    assert.deepEqual(links, ['https://en.wikipedia.org/wiki/Rust_(programming_language)', 'https://www.example.org']);
+    await screenshot(app, 1280, 800, 'window-details-desktop.png');
+    await screenshot(app, 390, 844, 'window-details-phone.png');
+    await app.click('.message .more');
+    await app.until('expanded', "!document.querySelector('.text.collapsed')");
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
