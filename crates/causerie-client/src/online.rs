@@ -51,15 +51,21 @@ impl OnlineView {
         self.next = page.next;
     }
 
-    /// Applies a `presence` delta, or the first page a truncated one carries.
-    pub(crate) fn apply(&mut self, presence: &Presence) {
+    /// Applies a `presence` delta, or the first page a truncated one carries. `true` when the
+    /// list may be wrong and the first page must be asked for (a truncated event without a
+    /// page, from a server of before pages came with it).
+    pub(crate) fn apply(&mut self, presence: &Presence) -> bool {
         if presence.truncated {
+            if presence.online.is_empty() && presence.count > 0 {
+                self.count = presence.count;
+                return true;
+            }
             self.reset(
                 presence.online.clone(),
                 presence.count,
                 presence.online_next.clone(),
             );
-            return;
+            return false;
         }
         self.count = presence.count;
         for user in &presence.left {
@@ -72,6 +78,7 @@ impl OnlineView {
                 self.known.insert(key(user), user.clone());
             }
         }
+        false
     }
 
     /// The people listed, by name.
@@ -147,6 +154,14 @@ mod tests {
         );
         assert_eq!(view.count(), 500, "the count is the server's, always");
         assert_eq!(view.next(), Some("next"));
+    }
+
+    #[test]
+    fn a_truncated_delta_without_a_page_asks_for_it() {
+        let mut view = OnlineView::default();
+        view.reset(vec![user("1", "Ada")], 1, None);
+        assert!(view.apply(&presence(500, Vec::new(), Vec::new(), true)));
+        assert_eq!(view.count(), 500);
     }
 
     #[test]

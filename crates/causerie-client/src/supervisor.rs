@@ -645,9 +645,12 @@ impl Supervisor {
                     if let Ok(presence) = serde_json::from_value::<Presence>(data) {
                         let room = presence.room.clone();
                         // A room not joined yet: its join's first page will say who is there.
-                        let known = self.online.get_mut(&room).map(|view| view.apply(&presence));
+                        let refresh = self.online.get_mut(&room).map(|view| view.apply(&presence));
                         self.emit(ClientEvent::Presence(presence));
-                        if known.is_some() {
+                        if let Some(refresh) = refresh {
+                            if refresh {
+                                live.pages.push(PageRequest::Online(room.clone()));
+                            }
                             self.emit_online(&room);
                         }
                     }

@@ -373,8 +373,6 @@ impl Transports {
     }
 }
 
-/// A std mutex, not Tokio's: nothing awaits while one is held. A poisoned one still holds valid
-/// maps (no update is left half done), so it is used as is.
 /// A client's address as the limits per address count it: an IPv6 /64, which one home or one
 /// server gets whole (counting its 2^64 addresses apart would make every limit per address
 /// free to escape), and an IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -390,6 +388,8 @@ pub fn client_address(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A std mutex, not Tokio's: nothing awaits while one is held. A poisoned one still holds valid
+/// maps (no update is left half done), so it is used as is.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

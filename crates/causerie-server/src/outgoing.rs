@@ -305,12 +305,17 @@ pub fn join(socket: &SocketRef, chat: &Chat, key: &str, arrived: impl FnOnce()) 
 /// Takes `socket` out of the socketioxide room `key` and runs `departed` if it was in it;
 /// `true` then.
 pub fn leave(socket: &SocketRef, key: &str, departed: impl FnOnce()) -> bool {
-    socket.leave(key.to_owned());
     let Some(outgoing) = outgoing_of(socket) else {
+        socket.leave(key.to_owned());
         return false;
     };
     let mut subscriptions = outgoing.subscriptions();
-    if !outgoing.unsubscribe_locked(&mut subscriptions, key) {
+    // Under the lock, so that no join of the same room slips in between and leaves the socket
+    // in the room unaccounted for; and not after the end, whose departure covered it.
+    socket.leave(key.to_owned());
+    if outgoing.ended.load(Ordering::Acquire)
+        || !outgoing.unsubscribe_locked(&mut subscriptions, key)
+    {
         return false;
     }
     departed();
@@ -319,21 +324,25 @@ pub fn leave(socket: &SocketRef, key: &str, departed: impl FnOnce()) -> bool {
 
 /// Ends `socket`'s rooms once it disconnected: runs `departed` for each room it was in (those
 /// it was taken out of for falling behind included), once however often it is called; later
-/// joins do nothing.
-pub fn end(socket: &SocketRef, mut departed: impl FnMut(&str)) {
+/// joins and leaves do nothing. `true` for the call that ended it.
+pub fn end(socket: &SocketRef, mut departed: impl FnMut(&str)) -> bool {
     let Some(outgoing) = outgoing_of(socket) else {
         for room in socket.rooms() {
             departed(&room);
         }
-        return;
+        return true;
     };
     let subscriptions = outgoing.subscriptions();
     if outgoing.ended.swap(true, Ordering::AcqRel) {
-        return;
+        return false;
     }
+    // Out of socketioxide's rooms too: a socket closed before its disconnect handler was set
+    // was already removed from them, and a join since would have put it back for good.
+    socket.leave_all();
     for key in subscriptions.keys() {
         departed(key);
     }
+    true
 }
 
 /// Whether `socket` is in the socketioxide room `key`, in O(1).
@@ -556,13 +565,16 @@ const DISCONNECT_TRIES: u32 = 450;
 
 /// Closes a socket that fell behind, once: nothing more is sent, and its transport is ended.
 fn close_behind(socket: &SocketRef, chat: &Chat, outgoing: &Outgoing, overflow: Overflow) {
-    if outgoing.closing.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    // Out of its rooms at once, so that no broadcast reaches it after what it missed. The
-    // disconnect handler still announces its departure: it reads the rooms from the account.
-    for key in socket.rooms() {
-        socket.leave(key);
+    {
+        // Under the account's lock, as joins are: a join that passed its check cannot put the
+        // socket back in a room after this.
+        let _subscriptions = outgoing.subscriptions();
+        if outgoing.closing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Out of its rooms at once, so that no broadcast reaches it after what it missed. The
+        // disconnect handler still announces its departure: it reads the rooms from the account.
+        socket.leave_all();
     }
     chat.metrics.closed_behind(overflow);
     tracing::warn!(

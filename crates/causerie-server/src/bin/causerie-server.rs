@@ -97,12 +97,15 @@ impl Cli {
             rate_limit,
             event_limits: Some(EventLimits {
                 new_guests_per_address: (self.new_guests_per_minute > 0).then(|| {
-                    Limit::per_minute(self.new_guests_per_minute, self.new_guests_per_minute * 2)
+                    Limit::per_minute(
+                        self.new_guests_per_minute,
+                        self.new_guests_per_minute.saturating_mul(2),
+                    )
                 }),
                 room_creation_per_address: (self.new_rooms_per_address_per_minute > 0).then(|| {
                     Limit::per_minute(
                         self.new_rooms_per_address_per_minute,
-                        self.new_rooms_per_address_per_minute * 6,
+                        self.new_rooms_per_address_per_minute.saturating_mul(6),
                     )
                 }),
                 ..EventLimits::default()

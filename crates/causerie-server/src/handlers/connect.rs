@@ -192,7 +192,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
     if !socket.connected() {
         // Closed before its disconnect handler was set, which then never runs: depart here
         // (once, if the handler runs too).
-        rooms::end(&socket, &chat, &session);
+        rooms::closed(&socket, &chat, &session);
         return;
     }
     let welcome = if seed {

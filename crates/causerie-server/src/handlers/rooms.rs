@@ -36,6 +36,9 @@ pub(super) async fn on_join(
     ack: Ack,
 ) {
     let joined = join(&socket, &chat, &session, &turn, data).await;
+    if !socket.connected() {
+        return; // nobody to answer, and no refusal to count
+    }
     outgoing::reply(&socket, &chat, event::JOIN, ack, joined);
 }
 
@@ -67,7 +70,7 @@ async fn join(
     // a room already joined would otherwise read thirty pages at once.
     let _turn = turn.wait().await;
     if !socket.connected() {
-        return Err(internal_closed());
+        return Err(closed_meanwhile());
     }
     let history = chat
         .store
@@ -261,29 +264,33 @@ pub(super) async fn on_disconnect(
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
 ) {
-    chat.metrics.disconnected();
-    chat.transports.forget(socket.id);
     tracing::debug!(
         sid = %socket.id, user = %session.user.id, name = %session.user.name, ?reason,
         "disconnected"
     );
-    end(&socket, &chat, &session);
+    closed(&socket, &chat, &session);
 }
 
-/// The socket's departure from every room it was in, once: from its account, which still knows
-/// its rooms if it was taken out of them for falling behind.
-pub(super) fn end(socket: &SocketRef, chat: &Chat, session: &Session) {
-    outgoing::end(socket, |key| {
+/// Everything a closed socket leaves behind, once however often it is called (by the disconnect
+/// handler, and by the connect handler for a socket closed before that handler was set): its
+/// departure from every room it was in (from its account, which still knows its rooms if it was
+/// taken out of them for falling behind), its transport, and the count of connections.
+pub(super) fn closed(socket: &SocketRef, chat: &Chat, session: &Session) {
+    let ended = outgoing::end(socket, |key| {
         if let Some(room) = room_of_key(key) {
             chat.presence.depart(room, &session.user.id);
         }
     });
+    if ended {
+        chat.metrics.disconnected();
+        chat.transports.forget(socket.id);
+    }
 }
 
-/// The answer to a join whose connection closed while it waited: never delivered, so no page is
-/// read for it.
-fn internal_closed() -> ErrorBody {
-    ErrorBody::new(ErrorCode::Internal, "the connection closed")
+/// The answer to a join whose connection closed while it waited: never delivered (a closed
+/// socket's acks go nowhere), so no page is read for it.
+fn closed_meanwhile() -> ErrorBody {
+    ErrorBody::new(ErrorCode::Invalid, "the connection closed")
 }
 
 fn room_limit(explanation: String) -> ErrorBody {
