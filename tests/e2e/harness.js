@@ -32,11 +32,15 @@ export function freePort() {
 let driver;
 let driverUrl;
 
-/** Starts a tauri-driver before the calling file's tests and stops it after them. */
-export function useDriver() {
+/** Starts a tauri-driver before the calling file's tests and stops it after them; the apps it
+ *  starts inherit `env` (a GTK theme, for the dark screenshots). */
+export function useDriver(env = {}) {
   before(async () => {
     const port = await freePort();
-    driver = spawn('tauri-driver', ['--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    driver = spawn('tauri-driver', ['--port', String(port)], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, ...env },
+    });
     driverUrl = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 20_000;
     for (;;) {

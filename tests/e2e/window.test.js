@@ -15,6 +15,7 @@ const field = 'textarea[aria-label="Message"]';
 /** WebDriver keys. */
 const ENTER = '\uE007';
 const ESCAPE = '\uE00C';
+const TAB = '\uE004';
 
 /** The top of the message (its bubble) whose text is `text`, from the top of the list, in px.
  *  The bubble, not its text: a message that becomes a follow-on of the older one landing above
@@ -211,6 +212,10 @@ test('on a phone, the room drawer takes the focus, closes on Escape, and is out 
     await app.click('.rooms-toggle');
     await app.until('the drawer open with the focus', "document.querySelector('nav.rooms').classList.contains('open') && document.querySelector('nav.rooms').contains(document.activeElement)");
     await screenshot(app, 390, 844, 'window-drawer-phone.png');
+    // Tab goes round inside the open drawer: past its last control, back to its first.
+    await app.run("const c = [...document.querySelectorAll('nav.rooms button:not(:disabled), nav.rooms input')]; c[c.length - 1].focus();");
+    await app.type('nav.rooms input#room-name', TAB);
+    await app.until('the focus back at the top of the drawer', "document.activeElement === document.querySelector('nav.rooms .room')");
     await app.type('nav.rooms .room', ESCAPE);
     await app.until('the drawer closed', "!document.querySelector('nav.rooms').classList.contains('open') && document.querySelector('nav.rooms').inert");
   } finally {

@@ -215,9 +215,11 @@ async fn a_long_outage_keeps_retrying_at_the_capped_interval() {
             _ => None,
         })
         .collect();
-    // About 3 s / 45 ms on average; far from a tight loop, and still trying.
+    // About 3 s / 45 ms on average, fewer on a loaded machine (each attempt also costs a
+    // connect and a runtime turn: 14 were seen under a parallel build); far from a tight loop,
+    // and still trying. That each wait is capped is checked below, on the delays themselves.
     assert!(
-        (15..=300).contains(&delays.len()),
+        (8..=300).contains(&delays.len()),
         "{} attempts",
         delays.len()
     );
