@@ -127,6 +127,16 @@ struct Subscription {
     at_join: u64,
 }
 
+impl Subscription {
+    /// A subscription that counts the room's broadcasts from now on.
+    fn from_now(counter: Arc<AtomicU64>) -> Self {
+        Self {
+            at_join: counter.load(Ordering::Relaxed),
+            counter,
+        }
+    }
+}
+
 /// One socket's account: what it was sent and what its transport delivered.
 #[derive(Debug, Default)]
 pub struct Outgoing {
@@ -183,10 +193,7 @@ impl Outgoing {
     fn subscribe(&self, key: &str, counter: Arc<AtomicU64>) {
         self.subscriptions()
             .entry(key.to_owned())
-            .or_insert_with(|| Subscription {
-                at_join: counter.load(Ordering::Relaxed),
-                counter,
-            });
+            .or_insert_with(|| Subscription::from_now(counter));
     }
 
     #[cfg(test)]
@@ -289,13 +296,9 @@ pub fn join(socket: &SocketRef, chat: &Chat, key: &str, arrived: impl FnOnce()) 
     {
         return false;
     }
-    let counter = chat.traffic.counter(key);
     subscriptions.insert(
         key.to_owned(),
-        Subscription {
-            at_join: counter.load(Ordering::Relaxed),
-            counter,
-        },
+        Subscription::from_now(chat.traffic.counter(key)),
     );
     socket.join(key.to_owned());
     arrived();
