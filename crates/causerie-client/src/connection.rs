@@ -4,7 +4,9 @@
 //! generation, so that the supervisor can ignore what a connection it already gave up on says
 //! late. Its own reconnection is off: it stops waiting after 15 minutes, and a manual disconnect
 //! does not stop it, so the supervisor reconnects instead. Its errors are turned into strings
-//! here and go no further.
+//! here and go no further. Its `close` event also comes when the transport ends without a word
+//! (a server shutting down, a dropped connection): our copy carries upstream's fix for that
+//! (`vendor/rust_socketio/PATCHED.md`).
 
 use std::time::Duration;
 
@@ -52,7 +54,7 @@ pub(crate) enum Signal {
     },
     /// A transport error, or a refused connection ("Received an ConnectError frame: ...").
     Error(String),
-    /// The server closed the Socket.IO session.
+    /// The server closed the Socket.IO session, or the transport ended.
     Closed,
 }
 

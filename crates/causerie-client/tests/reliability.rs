@@ -118,6 +118,49 @@ async fn a_silently_dead_connection_is_found_by_the_liveness_check() {
 }
 
 #[tokio::test]
+async fn a_lost_transport_is_noticed_at_once_not_at_the_next_ping() {
+    let mut server = TestServer::start().await;
+    let proxy = Proxy::start(server.address).await;
+    // No liveness ping within the test: only the end of the transport can tell.
+    let without_pings = |url: &str, name: &str| ClientConfig {
+        liveness_interval: Duration::from_secs(3600),
+        ..test_config(url, name)
+    };
+    let lost = |log: &[ClientEvent]| {
+        log.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::State(ConnectionState::Disconnected {
+                    reason: DisconnectReason::Lost(_)
+                })
+            )
+        })
+    };
+    let mut ada = Recorded::start(without_pings(&server.url(), "Ada"));
+    ada.until_connected().await;
+    let mut bob = Recorded::start(without_pings(&proxy.url(), "Bob"));
+    bob.until_connected().await;
+
+    // Bob's network drops his connection: no word from the server, the socket just ends.
+    proxy.cut();
+    bob.until("the cut to be noticed", lost).await;
+    // The server shuts down: Ada gets an Engine.IO close, and no Socket.IO disconnect.
+    server.stop().await;
+    ada.until("the shutdown to be noticed", lost).await;
+
+    proxy.restore();
+    server.resume().await;
+    ada.until_connected().await;
+    bob.until_connected().await;
+    let connects = |log: &[ClientEvent]| {
+        log.iter()
+            .filter(|e| matches!(e, ClientEvent::State(ConnectionState::Connected)))
+            .count()
+    };
+    assert_eq!((connects(&ada.log), connects(&bob.log)), (2, 2));
+}
+
+#[tokio::test]
 async fn messages_sent_while_disconnected_arrive_after_the_reconnect() {
     let mut server = TestServer::start().await;
     let mut ada = Recorded::connect(&server.url(), "Ada").await;
