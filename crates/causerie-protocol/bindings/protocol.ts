@@ -306,7 +306,8 @@ room: string,
  */
 count: number, 
 /**
- * Who arrived (their first connection in the room).
+ * Who arrived (their first connection in the room), or connected under a new name: an
+ * entry with an id the client lists already replaces it.
  */
 joined: Array<User>, 
 /**

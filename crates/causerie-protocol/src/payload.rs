@@ -215,7 +215,8 @@ pub struct Presence {
     pub room: String,
     /// How many people are online in the room now.
     pub count: u32,
-    /// Who arrived (their first connection in the room).
+    /// Who arrived (their first connection in the room), or connected under a new name: an
+    /// entry with an id the client lists already replaces it.
     #[serde(default)]
     pub joined: Vec<User>,
     /// Who went away (their last connection left the room).

@@ -97,21 +97,53 @@ impl RoomPresence {
 struct Changes {
     joined: HashMap<String, User>,
     left: HashMap<String, User>,
+    /// The name the room was last told, for the `joined` entries that are renames of someone
+    /// it lists: leaving is then news, and a rename back to that name is none.
+    told_names: HashMap<String, String>,
     truncated: bool,
 }
 
 impl Changes {
     fn joined(&mut self, user: &User) {
-        // Back within the same flush: no change.
-        if self.left.remove(&user.id).is_none() {
-            self.record(|changes| {
+        match self.left.remove(&user.id) {
+            // Back within the same flush: no change, unless under a new name.
+            Some(told) if told.name != user.name => self.renamed(&told, user),
+            Some(_) => {}
+            None => self.record(|changes| {
                 changes.joined.insert(user.id.clone(), user.clone());
-            });
+            }),
         }
     }
 
+    /// Told as an arrival under the new name: clients replace the entry with the same id.
+    fn renamed(&mut self, before: &User, user: &User) {
+        let arrived_untold =
+            self.joined.contains_key(&user.id) && !self.told_names.contains_key(&user.id);
+        if arrived_untold {
+            // The room has not heard of them yet: it hears the latest name.
+            self.joined.insert(user.id.clone(), user.clone());
+            return;
+        }
+        let told = self
+            .told_names
+            .get(&user.id)
+            .cloned()
+            .unwrap_or_else(|| before.name.clone());
+        if told == user.name {
+            // Back to the name the room knows: nothing to tell.
+            self.joined.remove(&user.id);
+            self.told_names.remove(&user.id);
+            return;
+        }
+        self.record(|changes| {
+            changes.joined.insert(user.id.clone(), user.clone());
+            changes.told_names.insert(user.id.clone(), told);
+        });
+    }
+
     fn left(&mut self, user: &User) {
-        if self.joined.remove(&user.id).is_none() {
+        let was_told = self.told_names.remove(&user.id).is_some();
+        if self.joined.remove(&user.id).is_none() || was_told {
             self.record(|changes| {
                 changes.left.insert(user.id.clone(), user.clone());
             });
@@ -126,6 +158,7 @@ impl Changes {
         if self.joined.len() + self.left.len() > MAX_LISTED {
             self.joined.clear();
             self.left.clear();
+            self.told_names.clear();
             self.truncated = true;
         }
     }
@@ -167,11 +200,22 @@ fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, Inner> {
 
 impl Registry {
     /// A connection of `user` entered `room`; `true` if it is their first there (they arrived).
+    /// Under a new name, the user is listed under it and the room told, as if they arrived.
     pub fn arrive(&self, room: &str, user: &User) -> bool {
         let mut inner = lock(self);
         let presence = inner.rooms.entry(room.to_owned()).or_default();
-        if let Some((_, connections)) = presence.by_id.get_mut(&user.id) {
+        if let Some((known, connections)) = presence.by_id.get_mut(&user.id) {
             *connections += 1;
+            if known.name != user.name {
+                presence
+                    .by_name
+                    .remove(&(known.name.clone(), known.id.clone()));
+                presence
+                    .by_name
+                    .insert((user.name.clone(), user.id.clone()));
+                let before = std::mem::replace(known, user.clone());
+                presence.changes.renamed(&before, user);
+            }
             return false;
         }
         presence.by_id.insert(user.id.clone(), (user.clone(), 1));
@@ -332,6 +376,83 @@ mod tests {
         assert!(registry.depart("general", "1"));
         assert_eq!(registry.count("general"), 0);
         assert!(!registry.depart("general", "1"), "already gone");
+    }
+
+    /// Ada and Bob online in general, and the room told so.
+    fn ada_and_bob_told() -> (Registry, Instant) {
+        let registry = Registry::default();
+        registry.arrive("general", &user("1", "Ada"));
+        registry.arrive("general", &user("2", "Bob"));
+        let start = Instant::now();
+        registry.take_changes(start);
+        (registry, start)
+    }
+
+    #[test]
+    fn a_new_name_is_told_as_an_arrival_under_it_whichever_connection_comes_first() {
+        let (registry, start) = ada_and_bob_told();
+
+        // The new connection before the old one is gone.
+        registry.arrive("general", &user("1", "Ada L"));
+        registry.depart("general", "1");
+        let events = registry.take_changes(start + FLUSH_EVERY);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].joined, vec![user("1", "Ada L")]);
+        assert!(events[0].left.is_empty());
+        assert_eq!(events[0].count, 2);
+        assert_eq!(names(&registry.page("general", None, 10)), ["Ada L", "Bob"]);
+
+        // The old connection gone first, within the same flush.
+        registry.depart("general", "1");
+        registry.arrive("general", &user("1", "Ada Lovelace"));
+        let events = registry.take_changes(start + FLUSH_EVERY * 2);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].joined, vec![user("1", "Ada Lovelace")]);
+        assert!(events[0].left.is_empty());
+        assert_eq!(
+            names(&registry.page("general", None, 10)),
+            ["Ada Lovelace", "Bob"]
+        );
+    }
+
+    #[test]
+    fn leaving_right_after_a_rename_is_told_and_a_rename_back_is_no_change() {
+        let (registry, start) = ada_and_bob_told();
+
+        // Renamed, then gone, within one flush (in either order of the two connections).
+        registry.arrive("general", &user("1", "Ada L"));
+        registry.depart("general", "1");
+        registry.depart("general", "1");
+        let events = registry.take_changes(start + FLUSH_EVERY);
+        assert_eq!(events.len(), 1);
+        assert!(events[0].joined.is_empty());
+        assert_eq!(events[0].left.len(), 1);
+        assert_eq!(events[0].left[0].id, "1", "no ghost left behind");
+        assert_eq!(events[0].count, 1);
+
+        registry.arrive("general", &user("1", "Ada"));
+        registry.take_changes(start + FLUSH_EVERY * 2);
+        registry.depart("general", "1");
+        registry.arrive("general", &user("1", "Ada L"));
+        registry.depart("general", "1");
+        let events = registry.take_changes(start + FLUSH_EVERY * 3);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].left.len(), 1);
+        assert!(events[0].joined.is_empty());
+
+        // Renamed and back again before the room is told: nothing to tell.
+        registry.arrive("general", &user("1", "Ada"));
+        registry.take_changes(start + FLUSH_EVERY * 4);
+        registry.arrive("general", &user("1", "Ada L"));
+        registry.arrive("general", &user("1", "Ada"));
+        assert!(registry.take_changes(start + FLUSH_EVERY * 5).is_empty());
+        assert_eq!(names(&registry.page("general", None, 10)), ["Ada", "Bob"]);
+
+        // Someone who arrived under one name and changed it before anyone heard: the latest.
+        registry.arrive("general", &user("3", "Cy"));
+        registry.arrive("general", &user("3", "Cyrus"));
+        let events = registry.take_changes(start + FLUSH_EVERY * 6);
+        assert_eq!(events[0].joined, vec![user("3", "Cyrus")]);
     }
 
     #[test]
