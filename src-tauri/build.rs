@@ -10,7 +10,7 @@ const COMMANDS: &[&str] = &[
     "leave_room",
     "set_typing",
     "get_settings",
-    "save_settings",
+    "apply_settings",
     "check_connection",
     "take_notices",
     "find_rooms",

@@ -4,7 +4,7 @@ use causerie_client::{ClientEvent, LocalId};
 use tauri::State;
 use tauri::ipc::Channel;
 
-use crate::core::{AppCore, ChatInfo};
+use crate::core::{AppCore, Applied, ChatInfo};
 use crate::error::AppError;
 use crate::settings::{Notice, Settings};
 
@@ -97,10 +97,14 @@ pub fn take_notices(core: State<'_, AppCore>) -> Vec<Notice> {
     core.take_notices()
 }
 
-/// Keeps new settings; `start_chat` applies them.
+/// Keeps new settings and applies what it can to the running chat; when the answer is
+/// `restart`, `start_chat` starts the chat they describe.
 #[tauri::command]
-pub fn save_settings(core: State<'_, AppCore>, settings: Settings) -> Result<(), AppError> {
-    core.save_settings(settings)
+pub async fn apply_settings(
+    core: State<'_, AppCore>,
+    settings: Settings,
+) -> Result<Applied, AppError> {
+    core.apply_settings(settings).await
 }
 
 /// Checks the connection now (the app came back to the foreground, the network changed).

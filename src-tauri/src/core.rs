@@ -41,10 +41,87 @@ pub struct Hosting {
     pub join_code: Option<String>,
 }
 
+/// What saving settings did to the running chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Applied {
+    /// Nothing the chat uses changed: it goes on as it was.
+    Unchanged,
+    /// The same chat, connecting again at once under the new name or join code; what is shown
+    /// goes on, and a chat hosted here keeps running with everyone connected to it.
+    Reconnecting,
+    /// Another chat (another server, hosted or joined): start it with [`AppCore::start`].
+    Restart,
+}
+
+impl Applied {
+    /// What changing the settings a chat was started with into `after` asks of it (both with
+    /// the command line's overrides applied).
+    fn of_change(before: &Settings, after: &Settings) -> Self {
+        let same_server = after.mode == before.mode
+            && match after.mode {
+                Mode::Host => HostPlan::of(after) == HostPlan::of(before),
+                Mode::Join => after.server_url == before.server_url,
+            };
+        // Hosted here, the client's code is the server's, part of the plan compared above.
+        let same_code = after.mode == Mode::Host || after.join_code == before.join_code;
+        if !same_server {
+            Self::Restart
+        } else if after.name == before.name && same_code {
+            Self::Unchanged
+        } else {
+            Self::Reconnecting
+        }
+    }
+}
+
 /// A server running inside the app.
 struct EmbeddedServer {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    /// What it was started with: a change of settings that leaves this as it is keeps the
+    /// server running, and the people connected to it.
+    plan: HostPlan,
+    port: u16,
+    /// The code it requires: the user's, or a random one that only this app holds.
+    join_code: Option<String>,
+}
+
+/// The settings an embedded server is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPlan {
+    host_on_lan: bool,
+    port: u16,
+    join_code: Option<String>,
+}
+
+impl HostPlan {
+    fn of(settings: &Settings) -> Self {
+        Self {
+            host_on_lan: settings.host_on_lan,
+            // The port and the code only matter on the network: for this device only, the port
+            // is any free one and the code a random one.
+            port: if settings.host_on_lan {
+                settings.port
+            } else {
+                0
+            },
+            join_code: if settings.host_on_lan {
+                settings.join_code.clone().filter(|code| !code.is_empty())
+            } else {
+                None
+            },
+        }
+    }
+}
+
+impl EmbeddedServer {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        // The server bounds its own shutdown (5 s, then the store is closed): this bound is
+        // only a last resort, so that quitting the app never hangs.
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    }
 }
 
 /// A running chat: the client, and the server when hosted here.
@@ -54,18 +131,22 @@ struct Running {
     server_key: String,
     server: Option<EmbeddedServer>,
     forward: JoinHandle<()>,
+    /// The settings it was started with (overrides applied), to tell what a change touches.
+    settings: Settings,
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops the client, and hands back the embedded server, still running.
+    async fn stop_client(self) -> Option<EmbeddedServer> {
         self.client.disconnect();
         // The forwarder ends with the client's event stream.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.forward).await;
-        if let Some(server) = self.server {
-            let _ = server.stop.send(());
-            // The server bounds its own shutdown (5 s, then the store is closed): this bound is
-            // only a last resort, so that quitting the app never hangs.
-            let _ = tokio::time::timeout(Duration::from_secs(15), server.task).await;
+        self.server
+    }
+
+    async fn stop(self) {
+        if let Some(server) = self.stop_client().await {
+            server.stop().await;
         }
     }
 }
@@ -128,9 +209,32 @@ impl AppCore {
         settings
     }
 
+    /// Keeps new settings, and applies to the running chat what can be applied without starting
+    /// it again: see [`Applied`].
+    pub async fn apply_settings(&self, new: Settings) -> Result<Applied, AppError> {
+        self.save_settings(new)?;
+        let settings = self.settings();
+        let mut running = self.running.lock().await;
+        let Some(running) = running.as_mut().filter(|r| r.client.is_running()) else {
+            return Ok(Applied::Restart);
+        };
+        let applied = Applied::of_change(&running.settings, &settings);
+        if applied != Applied::Reconnecting {
+            return Ok(applied);
+        }
+        let join_code = match settings.mode {
+            Mode::Host => running.server.as_ref().and_then(|s| s.join_code.clone()),
+            Mode::Join => settings.join_code.clone(),
+        };
+        running
+            .client
+            .reconnect_as(settings.name.as_deref(), join_code.as_deref());
+        running.settings = settings;
+        Ok(Applied::Reconnecting)
+    }
+
     /// Keeps new settings (the tokens and joined rooms are the app's, not the UI's, and are kept
-    /// as they are).
-    /// Call [`AppCore::start`] to apply them.
+    /// as they are), without applying them: see [`AppCore::apply_settings`].
     pub fn save_settings(&self, new: Settings) -> Result<(), AppError> {
         if new.mode == Mode::Join
             && new
@@ -153,36 +257,43 @@ impl AppCore {
         settings.save(&self.data_dir.join(SETTINGS_FILE))
     }
 
-    /// Starts the chat the settings describe (stopping any running one) and streams its events to
-    /// `sink`, in order.
+    /// Starts the chat the settings describe and streams its events to `sink`, in order. A
+    /// running chat is stopped first, except for an embedded server whose settings did not
+    /// change: a new name restarts only this app's connection, and the people connected to the
+    /// chat hosted here stay connected.
     pub async fn start(
         &self,
         sink: impl Fn(ClientEvent) + Send + Sync + 'static,
     ) -> Result<ChatInfo, AppError> {
         let mut running = self.running.lock().await;
-        if let Some(previous) = running.take() {
-            previous.stop().await;
-        }
         let settings = self.settings();
+        let mut kept_server = match running.take() {
+            Some(previous) => previous.stop_client().await,
+            None => None,
+        };
+        if let Some(server) = kept_server.take_if(|server| {
+            settings.mode != Mode::Host
+                || server.plan != HostPlan::of(&settings)
+                || server.task.is_finished()
+        }) {
+            server.stop().await;
+        }
         let (server, server_url, token_key, hosting, join_code) = match settings.mode {
             Mode::Host => {
-                // Hosted for this device only, the chat listens on loopback, where any web page
-                // in a browser could reach it: it takes a random code that only this app holds.
-                let join_code = if settings.host_on_lan {
-                    settings.join_code.clone().filter(|code| !code.is_empty())
-                } else {
-                    Some(uuid::Uuid::new_v4().simple().to_string())
+                let server = match kept_server {
+                    Some(server) => server,
+                    None => self.host(&settings).await?,
                 };
-                let (server, port) = self.host(&settings, join_code.clone()).await?;
                 let hosting = Hosting {
                     lan_urls: if settings.host_on_lan {
-                        lan_urls(port)
+                        lan_urls(server.port)
                     } else {
                         Vec::new()
                     },
                     join_code: settings.join_code.clone(),
                 };
-                let url = format!("http://127.0.0.1:{port}");
+                let url = format!("http://127.0.0.1:{}", server.port);
+                let join_code = server.join_code.clone();
                 (
                     Some(server),
                     url,
@@ -208,7 +319,16 @@ impl AppCore {
             ..ClientConfig::new(server_url.clone())
         };
         let drafts_key = token_key.clone();
-        let (client, mut events) = causerie_client::connect(config)?;
+        let (client, mut events) = match causerie_client::connect(config) {
+            Ok(started) => started,
+            Err(e) => {
+                // Not left to stop unawaited: its port and database are free when this returns.
+                if let Some(server) = server {
+                    server.stop().await;
+                }
+                return Err(e.into());
+            }
+        };
         let shared = self.settings.clone();
         let settings_path = self.data_dir.join(SETTINGS_FILE);
         let forward = tokio::spawn(async move {
@@ -239,6 +359,7 @@ impl AppCore {
             server_key: drafts_key,
             server,
             forward,
+            settings,
         });
         Ok(ChatInfo {
             server_url,
@@ -300,13 +421,17 @@ impl AppCore {
         }
     }
 
-    async fn host(
-        &self,
-        settings: &Settings,
-        join_code: Option<String>,
-    ) -> Result<(EmbeddedServer, u16), AppError> {
-        let bind = if settings.host_on_lan {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), settings.port)
+    async fn host(&self, settings: &Settings) -> Result<EmbeddedServer, AppError> {
+        let plan = HostPlan::of(settings);
+        // Hosted for this device only, the chat listens on loopback, where any web page in a
+        // browser could reach it: it takes a random code that only this app holds.
+        let join_code = if plan.host_on_lan {
+            plan.join_code.clone()
+        } else {
+            Some(uuid::Uuid::new_v4().simple().to_string())
+        };
+        let bind = if plan.host_on_lan {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), plan.port)
         } else {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
         };
@@ -318,7 +443,7 @@ impl AppCore {
             .map_err(|e| AppError::Hosting(e.to_string()))?
             .port();
         let config = ServerConfig {
-            join_code,
+            join_code: join_code.clone(),
             // Its clients are apps, which send no Origin: no web page may use it, on loopback
             // or on the network.
             cors_origins: CorsOrigins::List(Vec::new()),
@@ -337,8 +462,14 @@ impl AppCore {
                 tracing::error!(error = %e, "the embedded server failed");
             }
         });
-        tracing::info!(port, lan = settings.host_on_lan, "hosting the chat");
-        Ok((EmbeddedServer { stop, task }, port))
+        tracing::info!(port, lan = plan.host_on_lan, "hosting the chat");
+        Ok(EmbeddedServer {
+            stop,
+            task,
+            plan,
+            port,
+            join_code,
+        })
     }
 }
 
@@ -413,4 +544,93 @@ fn lan_urls(port: u16) -> Vec<String> {
             IpAddr::V6(_) => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(base: &Settings, change: impl FnOnce(&mut Settings)) -> Settings {
+        let mut changed = base.clone();
+        change(&mut changed);
+        changed
+    }
+
+    #[test]
+    fn a_change_restarts_only_what_it_touches() {
+        let host = Settings {
+            name: Some("Ada".into()),
+            ..Settings::default()
+        };
+        let on_lan = changed(&host, |s| {
+            s.host_on_lan = true;
+            s.join_code = Some("first".into());
+        });
+        let joined = changed(&host, |s| {
+            s.mode = Mode::Join;
+            s.server_url = Some("http://chat.example:3000".into());
+            s.join_code = Some("code".into());
+        });
+        let cases = [
+            (&host, host.clone(), Applied::Unchanged),
+            (
+                &host,
+                changed(&host, |s| s.name = Some("Ada L".into())),
+                Applied::Reconnecting,
+            ),
+            // Hosted for this device only, the port and the code are the app's own.
+            (&host, changed(&host, |s| s.port = 4000), Applied::Unchanged),
+            (
+                &host,
+                changed(&host, |s| s.join_code = Some("x".into())),
+                Applied::Unchanged,
+            ),
+            (&host, on_lan.clone(), Applied::Restart),
+            (
+                &on_lan,
+                changed(&on_lan, |s| s.join_code = Some("second".into())),
+                Applied::Restart,
+            ),
+            (
+                &on_lan,
+                changed(&on_lan, |s| s.port = 4000),
+                Applied::Restart,
+            ),
+            (
+                &on_lan,
+                changed(&on_lan, |s| s.name = Some("Ada L".into())),
+                Applied::Reconnecting,
+            ),
+            (&host, joined.clone(), Applied::Restart),
+            (
+                &joined,
+                changed(&joined, |s| s.join_code = Some("new".into())),
+                Applied::Reconnecting,
+            ),
+            (
+                &joined,
+                changed(&joined, |s| s.name = Some("Ada L".into())),
+                Applied::Reconnecting,
+            ),
+            (
+                &joined,
+                changed(&joined, |s| s.server_url = Some("http://other:3000".into())),
+                Applied::Restart,
+            ),
+            (
+                &joined,
+                changed(&joined, |s| {
+                    s.tokens.insert("k".into(), "t".into());
+                }),
+                Applied::Unchanged,
+            ),
+        ];
+        for (i, (before, after, expected)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                Applied::of_change(before, &after),
+                expected,
+                "case {i}: {after:?}"
+            );
+        }
+    }
 }

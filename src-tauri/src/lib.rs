@@ -44,7 +44,7 @@ pub fn run() {
             commands::leave_room,
             commands::set_typing,
             commands::get_settings,
-            commands::save_settings,
+            commands::apply_settings,
             commands::take_notices,
             commands::find_rooms,
             commands::load_more_online,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use causerie_app_lib::core::AppCore;
+use causerie_app_lib::core::{AppCore, Applied};
 use causerie_app_lib::settings::{Mode, NoticeCode, Overrides, Settings};
 use causerie_client::{ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
 use causerie_protocol::ErrorCode;
@@ -29,9 +29,20 @@ async fn start(data_dir: &std::path::Path, overrides: Overrides) -> Started {
     Started { core, events, info }
 }
 
+/// Starts the chat the settings now describe on `core`; its events on a new channel.
+async fn start_again(core: &AppCore) -> mpsc::UnboundedReceiver<ClientEvent> {
+    let (sink, events) = mpsc::unbounded_channel();
+    core.start(move |event| {
+        let _ = sink.send(event);
+    })
+    .await
+    .expect("starts");
+    events
+}
+
 async fn next_matching<T>(
     events: &mut mpsc::UnboundedReceiver<ClientEvent>,
-    pick: impl Fn(ClientEvent) -> Option<T>,
+    mut pick: impl FnMut(ClientEvent) -> Option<T>,
 ) -> T {
     tokio::time::timeout(PATIENCE, async {
         loop {
@@ -63,6 +74,15 @@ fn welcome(event: ClientEvent) -> Option<causerie_client::Session> {
     }
 }
 
+fn refusal(event: ClientEvent) -> Option<causerie_protocol::ErrorBody> {
+    match event {
+        ClientEvent::State(ConnectionState::Disconnected {
+            reason: DisconnectReason::Refused(error),
+        }) => Some(error),
+        _ => None,
+    }
+}
+
 fn message_text(event: ClientEvent) -> Option<String> {
     match event {
         ClientEvent::Message { message, .. } => Some(message.text),
@@ -90,13 +110,7 @@ async fn hosting_for_this_device_only_takes_a_code_that_no_one_else_has() {
     let (_stranger, stranger_events) =
         causerie_client::connect(ClientConfig::new(ada.info.server_url.clone())).expect("starts");
     let mut stranger_events = forward(stranger_events);
-    let refused = next_matching(&mut stranger_events, |event| match event {
-        ClientEvent::State(ConnectionState::Disconnected {
-            reason: DisconnectReason::Refused(error),
-        }) => Some(error),
-        _ => None,
-    })
-    .await;
+    let refused = next_matching(&mut stranger_events, refusal).await;
     assert_eq!(refused.code, ErrorCode::Unauthorized);
 
     // A browser's websocket says where it comes from: refused before any Socket.IO.
@@ -145,6 +159,106 @@ async fn hosting_on_the_network_lets_others_join() {
         seen.push(next_matching(&mut bob_events, message_text).await);
     }
     assert_eq!(seen, ["hello host", "hello guest"]);
+    ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn settings_restart_only_what_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let hosted = Settings {
+        name: Some("Ada".into()),
+        host_on_lan: true,
+        port,
+        join_code: Some("first".into()),
+        ..Settings::default()
+    };
+    let core = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
+    core.save_settings(hosted.clone()).expect("saves");
+    drop(core);
+    let mut ada = start(dir.path(), Overrides::default()).await;
+    next_matching(&mut ada.events, welcome).await;
+    let (_bob, bob_events) = causerie_client::connect(ClientConfig {
+        name: Some("Bob".into()),
+        join_code: Some("first".into()),
+        ..ClientConfig::new(ada.info.server_url.clone())
+    })
+    .expect("starts");
+    let mut bob_events = forward(bob_events);
+    next_matching(&mut bob_events, welcome).await;
+
+    // Saved as they are: nothing happens.
+    let applied = ada.core.apply_settings(hosted.clone()).await;
+    assert_eq!(applied.expect("applies"), Applied::Unchanged);
+
+    // A new name: only Ada's own connection is made again, on the same event stream. Bob,
+    // connected to the chat hosted here, sees her under it and never loses his connection.
+    let renamed = Settings {
+        name: Some("Ada Lovelace".into()),
+        ..hosted.clone()
+    };
+    let applied = ada.core.apply_settings(renamed.clone()).await;
+    assert_eq!(applied.expect("applies"), Applied::Reconnecting);
+    assert_eq!(
+        next_matching(&mut ada.events, welcome).await.user.name,
+        "Ada Lovelace"
+    );
+    let mut bob_saw = Vec::new();
+    next_matching(&mut bob_events, |event| {
+        bob_saw.push(format!("{event:?}"));
+        match event {
+            ClientEvent::Online { users, .. } => users
+                .iter()
+                .any(|user| user.name == "Ada Lovelace")
+                .then_some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(
+        !bob_saw.iter().any(|event| event.starts_with("State(")),
+        "Bob's connection never changed: {bob_saw:?}"
+    );
+
+    // A new join code: the server starts again with it, and those who had only the old one
+    // are out.
+    let recoded = Settings {
+        join_code: Some("second".into()),
+        ..renamed
+    };
+    let applied = ada.core.apply_settings(recoded).await;
+    assert_eq!(applied.expect("applies"), Applied::Restart);
+    let mut restarted = start_again(&ada.core).await;
+    next_matching(&mut restarted, welcome).await;
+    let refused = next_matching(&mut bob_events, refusal).await;
+    assert_eq!(refused.code, ErrorCode::Unauthorized);
+
+    // Joining a server: a new name reconnects there; another server is another chat.
+    let server = TestServer::start().await;
+    let joining = Settings {
+        mode: Mode::Join,
+        server_url: Some(server.url()),
+        name: Some("Ada".into()),
+        ..Settings::default()
+    };
+    assert_eq!(
+        ada.core
+            .apply_settings(joining.clone())
+            .await
+            .expect("applies"),
+        Applied::Restart
+    );
+    let mut joined = start_again(&ada.core).await;
+    next_matching(&mut joined, welcome).await;
+    let applied = ada
+        .core
+        .apply_settings(Settings {
+            name: Some("Ada L".into()),
+            ..joining
+        })
+        .await;
+    assert_eq!(applied.expect("applies"), Applied::Reconnecting);
+    assert_eq!(next_matching(&mut joined, welcome).await.user.name, "Ada L");
     ada.core.stop().await;
 }
 

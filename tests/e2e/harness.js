@@ -10,6 +10,8 @@ import { WebDriver } from './webdriver.js';
 const here = new URL('.', import.meta.url).pathname;
 export const APP = process.env.CAUSERIE_APP_BIN ?? resolve(here, '../../target/debug/causerie-app');
 export const ARTIFACTS = process.env.CAUSERIE_ARTIFACTS ?? resolve(here, '../../artifacts');
+/** The theme of this run's windows: `dark` runs the apps with GTK's dark variant. */
+export const THEME = process.env.CAUSERIE_E2E_THEME === 'dark' ? 'dark' : 'light';
 
 /** Expressions read in the app's page. */
 export const page = {
@@ -33,13 +35,14 @@ let driver;
 let driverUrl;
 
 /** Starts a tauri-driver before the calling file's tests and stops it after them; the apps it
- *  starts inherit `env` (a GTK theme, for the dark screenshots). */
+ *  starts inherit `env`, and run in this run's [THEME]. */
 export function useDriver(env = {}) {
   before(async () => {
     const port = await freePort();
+    const theme = THEME === 'dark' ? { GTK_THEME: 'Adwaita:dark' } : {};
     driver = spawn('tauri-driver', ['--port', String(port)], {
       stdio: ['ignore', 'inherit', 'inherit'],
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...theme, ...env },
     });
     driverUrl = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 20_000;
@@ -67,6 +70,14 @@ export async function screenshot(app, width, height, file) {
   await resize(app, width, height);
   await new Promise((r) => setTimeout(r, 500));
   writeFileSync(joinPath(ARTIFACTS, file), await app.screenshot());
+}
+
+/** Keeps a state as screenshots at desktop and phone size in this run's theme
+ *  (`<state>-<theme>-desktop.png`, `-phone.png`), then gives the window its desktop size back. */
+export async function screenshots(app, state) {
+  await screenshot(app, 1280, 800, `${state}-${THEME}-desktop.png`);
+  await screenshot(app, 390, 844, `${state}-${THEME}-phone.png`);
+  await resize(app, 1280, 800);
 }
 
 /** Resizes the window and waits for the page to see it. */

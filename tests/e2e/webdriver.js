@@ -41,6 +41,12 @@ export class WebDriver {
     await this.call('POST', `/element/${element}/value`, { text });
   }
 
+  /** Empties a text field, as a user selecting all and deleting would. */
+  async clear(css) {
+    const element = await this.find(css);
+    await this.call('POST', `/element/${element}/clear`, {});
+  }
+
   async click(css) {
     const element = await this.find(css);
     await this.call('POST', `/element/${element}/click`, {});

@@ -1,13 +1,14 @@
 // The chat window to the habits people bring from other apps, in the real window: scrolling,
 // drafts, the composer, failed messages, notices, settings, the drawer, offline. Each state is
-// kept as a screenshot at desktop and phone size.
+// kept as a screenshot at desktop and phone size, in the theme of the run (window.dark.test.js
+// runs them all again in the dark theme).
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { test } from 'node:test';
-import { causerie, join, request, startServer } from '../js/fixture.js';
-import { openApp, page, resize, screenshot, sendFromApp, useDriver } from './harness.js';
+import { causerie, join, next, request, startServer } from '../js/fixture.js';
+import { THEME, openApp, page, resize, screenshot, screenshots, sendFromApp, useDriver } from './harness.js';
 
 useDriver();
 
@@ -60,7 +61,7 @@ test('older history lands above without moving the reader; only new messages cou
     // Scrolled up, a new message waits behind a pill that counts it alone.
     await request(js, 'message', { id: 'fresh', text: 'something new' });
     await app.until('the pill', "document.querySelector('.pill')?.textContent.includes('1 new message')");
-    await screenshot(app, 1280, 800, 'window-pill-desktop.png');
+    await screenshots(app, 'window-pill');
     await app.click('.pill');
     await app.until('the bottom', `${page.fromBottom} < 4 && !document.querySelector('.jump')`);
 
@@ -88,7 +89,7 @@ test('at the bottom, the view stays there when the window shrinks and when someo
     js.emit('typing', { room: 'general', typing: true });
     await app.until('the typing line', "document.querySelector('.typing').textContent.includes('Js is typing')");
     assert.ok((await app.value(page.fromBottom)) < 4, 'the typing line does not cover the newest message');
-    await screenshot(app, 390, 500, 'window-typing-phone-keyboard.png');
+    await screenshot(app, 390, 500, `window-typing-${THEME}-phone-keyboard.png`);
   } finally {
     await app.close().catch(() => {});
     js.close();
@@ -136,7 +137,7 @@ test('the composer grows with its lines and says in words what is over the limit
     await app.type(field, ENTER);
     await app.until('why Enter did nothing', "document.querySelector('.composer .limit').textContent.includes('shorten it to send')");
     assert.equal(await app.value(page.pending), 0, 'nothing was sent');
-    await screenshot(app, 390, 844, 'window-composer-over-phone.png');
+    await screenshots(app, 'window-composer-over');
   } finally {
     await app.close().catch(() => {});
     server.cleanup();
@@ -156,8 +157,7 @@ test('a message refused for good offers no Retry, and can be edited, copied or d
     await app.until('the refusal', "document.querySelector('.message.failed')?.textContent.includes('Not sent')", { timeoutMs: 60_000 });
     const buttons = await app.value("[...document.querySelectorAll('.message.failed .actions button')].map((b) => b.textContent)");
     assert.deepEqual(buttons, ['Edit', 'Copy', 'Discard']);
-    await screenshot(app, 1280, 800, 'window-failed-desktop.png');
-    await screenshot(app, 390, 844, 'window-failed-phone.png');
+    await screenshots(app, 'window-failed');
     await app.click('.message.failed .actions button');
     await app.until('the text back in the composer', `document.querySelector('${field}').value === 'a message longer than ten' && !document.querySelector('.message.failed')`);
   } finally {
@@ -179,6 +179,7 @@ test('someone arriving is announced above their first message, with a time', asy
       return { before: !!(notice.compareDocumentPosition(message) & Node.DOCUMENT_POSITION_FOLLOWING), time: !!notice.querySelector('time') };
     })()`);
     assert.deepEqual(order, { before: true, time: true });
+    await screenshots(app, 'window-notice');
     gail.close();
   } finally {
     await app.close().catch(() => {});
@@ -203,6 +204,39 @@ test('saving unchanged settings does not reconnect', async () => {
   }
 });
 
+test('a new name reconnects in place: what is shown stays, and others see the new name', async () => {
+  const server = await startServer();
+  const dataDir = mkdtempSync(joinPath(tmpdir(), 'causerie-window-'));
+  // The name from the settings, not the command line (which would win over any change).
+  writeFileSync(joinPath(dataDir, 'settings.json'), JSON.stringify({ mode: 'join', serverUrl: server.url, name: 'Before' }));
+  const { socket: js } = await join(server.url, causerie('Js'));
+  const app = await openApp(['--data-dir', dataDir]);
+  try {
+    await app.until('the app to connect', `${page.connection} === 'Connected'`);
+    await request(js, 'message', { id: 'kept', text: 'still shown after the rename' });
+    await app.until('the message', `${page.texts}.includes('still shown after the rename')`);
+    await app.run("window.keptArticle = document.querySelector('.messages article');");
+    const connects = await connectsTotal(server);
+    await app.click('button[aria-label="Settings"]');
+    await app.clear('#settings-name');
+    await app.type('#settings-name', 'After');
+    await screenshots(app, 'window-settings');
+    await app.click('dialog.settings button[type="submit"]');
+    // The others hear of the new name (each presence awaited in turn, with a timeout).
+    while (!(await next(js, 'presence')).joined.some((u) => u.name === 'After'));
+    await app.until('connected again', `${page.connection} === 'Connected'`);
+    assert.equal(await connectsTotal(server), connects + 1, 'one new connection, no restart of the chat');
+    assert.equal(await app.value('document.contains(window.keptArticle)'), true, 'the list was kept, not rebuilt');
+    assert.deepEqual(await app.value(page.texts), ['still shown after the rename']);
+    const saved = JSON.parse(readFileSync(joinPath(dataDir, 'settings.json'), 'utf8'));
+    assert.equal(saved.name, 'After');
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
+
 test('on a phone, the room drawer takes the focus, closes on Escape, and is out of reach when closed', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Thumbs');
@@ -211,7 +245,7 @@ test('on a phone, the room drawer takes the focus, closes on Escape, and is out 
     await app.until('the closed drawer inert', "document.querySelector('nav.rooms').inert === true");
     await app.click('.rooms-toggle');
     await app.until('the drawer open with the focus', "document.querySelector('nav.rooms').classList.contains('open') && document.querySelector('nav.rooms').contains(document.activeElement)");
-    await screenshot(app, 390, 844, 'window-drawer-phone.png');
+    await screenshot(app, 390, 844, `window-drawer-${THEME}-phone.png`);
     // Tab goes round inside the open drawer: past its last control, back to its first.
     await app.run("const c = [...document.querySelectorAll('nav.rooms button:not(:disabled), nav.rooms input')]; c[c.length - 1].focus();");
     await app.type('nav.rooms input#room-name', TAB);
@@ -233,8 +267,7 @@ test('offline, a banner says so and its button reconnects at once', async () => 
     // Wait for a countdown of a few seconds: the button must not wait for it.
     const waiting = await app.until('a countdown of 3 s or more', `(() => { const m = /Reconnecting in (\\d+) s/.exec(${page.connection}); return m && Number(m[1]) >= 3 ? Number(m[1]) : 0; })()`, { timeoutMs: 60_000 });
     assert.equal(await app.value("!!document.querySelector('.status .online')"), false, 'no online count while offline');
-    await screenshot(app, 1280, 800, 'window-offline-desktop.png');
-    await screenshot(app, 390, 844, 'window-offline-phone.png');
+    await screenshots(app, 'window-offline');
     server = await server.restart();
     await app.click('.offline-banner button');
     await app.until('connected before the countdown ran out', `${page.connection} === 'Connected'`, { timeoutMs: (waiting - 1) * 1000 });
@@ -256,8 +289,8 @@ test('long messages are collapsed, links keep their brackets, and each person ha
     assert.ok(collapsed < 300, `a collapsed message is ${collapsed} px high`);
     const links = await app.value("[...document.querySelectorAll('.messages a')].map((a) => a.getAttribute('href'))");
     assert.deepEqual(links, ['https://en.wikipedia.org/wiki/Rust_(programming_language)', 'https://www.example.org']);
-    await screenshot(app, 1280, 800, 'window-details-desktop.png');
-    await screenshot(app, 390, 844, 'window-details-phone.png');
+    assert.equal(await app.value("matchMedia('(prefers-color-scheme: dark)').matches"), THEME === 'dark', `the page sees the ${THEME} theme`);
+    await screenshots(app, 'window-details');
     await app.click('.message .more');
     await app.until('expanded', "!document.querySelector('.text.collapsed')");
   } finally {

@@ -42,7 +42,28 @@ describe('the app', () => {
     await userEvent.type(name, 'Ada');
     await userEvent.click(start);
     await waitFor(() => expect(backend.callsTo('start')).toHaveLength(1));
-    expect(backend.callsTo('saveSettings')[0][0]).toMatchObject({ name: 'Ada', mode: 'host' });
+    expect(backend.callsTo('applySettings')[0][0]).toMatchObject({ name: 'Ada', mode: 'host' });
+  });
+
+  test('starts the chat again only when the app says the change needs it', async () => {
+    // jsdom has no modal dialogs; the real window's is tested in tests/e2e.
+    HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) { this.open = true; };
+    const backend = await openChat();
+    backend.emit({ type: 'message', data: { message: message(bob, 'kept across a rename'), confirms: null } });
+    await screen.findByText('kept across a rename');
+    const save = async (applied: 'unchanged' | 'reconnecting' | 'restart') => {
+      backend.applied = applied;
+      await userEvent.click(screen.getByRole('button', { name: 'Settings' }));
+      await userEvent.click(await screen.findByRole('button', { name: 'Save' }));
+      await waitFor(() => expect(screen.queryByRole('button', { name: 'Save' })).toBeNull());
+    };
+    await save('unchanged');
+    await save('reconnecting');
+    expect(backend.callsTo('start')).toHaveLength(1);
+    expect(screen.getByText('kept across a rename')).toBeTruthy();
+    await save('restart');
+    await waitFor(() => expect(backend.callsTo('start')).toHaveLength(2));
+    expect(screen.queryByText('kept across a rename')).toBeNull();
   });
 
   test('shows the room, the connection and who is online', async () => {

@@ -66,6 +66,17 @@ describe('the chat state', () => {
     expect(notices()).toEqual(['Cy joined']);
   });
 
+  test('someone listed who comes back under a new name is told as renamed, not as arrived', async () => {
+    const { backend, chat } = await started();
+    backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 2 } });
+    const renamed = { ...bob, name: 'Robert' };
+    // Their first message under the new name comes a little before the presence that says so.
+    const hello = message(renamed, 'hello again');
+    backend.emit({ type: 'message', data: { message: hello, confirms: null } });
+    backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [renamed, { ...ada, name: 'Ada L' }], left: [], truncated: false } });
+    expect(chat.linesOf('general').map((l) => (l.kind === 'renamed' || l.kind === 'notice' ? l.text : l.key))).toEqual(['Bob is now Robert', hello.id]);
+  });
+
   test('a notice goes above the first message of whom it announces, and a message ends a group', async () => {
     const { backend, chat } = await started();
     const gail = { id: 'u-gail', name: 'Gail' };

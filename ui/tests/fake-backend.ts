@@ -1,7 +1,7 @@
 // A backend for component tests: records what the UI asks, and lets a test play the core
 // client's events.
 import type { Backend } from '../src/lib/backend';
-import type { AppNotice, ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
+import type { AppNotice, Applied, ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
 
 export class FakeBackend implements Backend {
   calls: { method: string; args: unknown[] }[] = [];
@@ -46,7 +46,9 @@ export class FakeBackend implements Backend {
   async drafts() { return { ...this.storedDrafts }; }
   async saveDrafts(drafts: Record<string, string>) { this.record('saveDrafts', drafts); this.storedDrafts = { ...drafts }; }
   async settings() { return { ...this.stored }; }
-  async saveSettings(settings: Settings) { this.record('saveSettings', settings); this.stored = settings; }
+  /** What the next saves say they did (the app decides; see src-tauri/tests/core.rs). */
+  applied: Applied = 'restart';
+  async applySettings(settings: Settings) { this.record('applySettings', settings); this.stored = settings; return this.applied; }
   async checkConnection() { this.record('checkConnection'); }
   async notices() { const given = this.pending; this.pending = []; return given; }
   async openUrl(url: string) { this.record('openUrl', url); }

@@ -165,6 +165,21 @@ impl ChatClient {
         self.command(Command::CheckNow);
     }
 
+    /// Connects again at once under a new name or join code (they are sent only when
+    /// connecting), keeping the outbox, the rooms and what was delivered: what the user sees
+    /// goes on, with nothing shown twice. A client that was refused has stopped: start another.
+    pub fn reconnect_as(&self, name: Option<&str>, join_code: Option<&str>) {
+        self.command(Command::ReconnectAs {
+            name: name.map(str::to_owned),
+            join_code: join_code.map(str::to_owned),
+        });
+    }
+
+    /// Whether the client still runs: `false` once it was refused, or told to disconnect.
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     /// Closes the connection for good; the event stream ends after a final
     /// [`ConnectionState::Disconnected`]. Unsent messages stay in the outbox file, if any.
     pub fn disconnect(&self) {

@@ -48,13 +48,31 @@ pub(crate) enum Command {
         after: Option<String>,
     },
     CheckNow,
+    /// Connect again at once with these credentials (sent only when connecting).
+    ReconnectAs {
+        name: Option<String>,
+        join_code: Option<String>,
+    },
     Disconnect,
+}
+
+/// What to do with a welcomed connection after a command.
+enum Flow {
+    Continue,
+    /// Connect again at once (new credentials).
+    Reconnect,
+    Stop,
 }
 
 /// How a connection ended.
 enum End {
-    Lost { reason: String, was_connected: bool },
+    Lost {
+        reason: String,
+        was_connected: bool,
+    },
     Refused(ErrorBody),
+    /// Ended on purpose, to connect again at once.
+    Reconnect,
     Stopped,
 }
 
@@ -179,6 +197,12 @@ impl Supervisor {
             };
             let reason = match end {
                 End::Stopped => DisconnectReason::Closed,
+                // Not a loss: no offline countdown, a connection being made.
+                End::Reconnect => {
+                    attempt = 0;
+                    self.emit(ClientEvent::State(ConnectionState::Connecting));
+                    continue;
+                }
                 // Refused for now (too many new users from this address, too many wrong codes):
                 // try again once the server says it may succeed, not sooner.
                 End::Refused(body) if body.code.is_retryable() => {
@@ -198,6 +222,13 @@ impl Supervisor {
                     DisconnectReason::Closed
                 }
                 End::Refused(body) => {
+                    // New credentials asked for while these were refused: try them, rather
+                    // than stop with the command unread.
+                    if self.take_queued_credentials() {
+                        attempt = 0;
+                        self.emit(ClientEvent::State(ConnectionState::Connecting));
+                        continue;
+                    }
                     self.emit(ClientEvent::Error(ClientError::Refused(body.clone())));
                     DisconnectReason::Refused(body)
                 }
@@ -238,6 +269,10 @@ impl Supervisor {
                 command = self.commands.recv() => match command {
                     // Try now rather than at the end of the backoff.
                     Some(Command::CheckNow) => return true,
+                    Some(Command::ReconnectAs { name, join_code }) => {
+                        self.set_credentials(name, join_code);
+                        return true;
+                    }
                     command => {
                         if !self.offline(command) {
                             return false;
@@ -268,9 +303,30 @@ impl Supervisor {
             Some(Command::FindRooms { .. }) => {
                 self.emit(ClientEvent::Error(ClientError::NotConnected))
             }
+            Some(Command::ReconnectAs { name, join_code }) => {
+                self.set_credentials(name, join_code);
+            }
             Some(Command::Typing { .. } | Command::LoadMoreOnline(_) | Command::CheckNow) => {}
         }
         true
+    }
+
+    /// Handles the commands already queued; `true` if one asked for new credentials.
+    fn take_queued_credentials(&mut self) -> bool {
+        let mut renewed = false;
+        while let Ok(command) = self.commands.try_recv() {
+            renewed |= matches!(command, Command::ReconnectAs { .. });
+            // A queued Disconnect still wins: the stream ends as asked.
+            if !self.offline(Some(command)) {
+                return false;
+            }
+        }
+        renewed
+    }
+
+    fn set_credentials(&mut self, name: Option<String>, join_code: Option<String>) {
+        self.config.name = name;
+        self.config.join_code = join_code;
     }
 
     fn queue(&mut self, entry: OutboxEntry) {
@@ -335,9 +391,15 @@ impl Supervisor {
                     }
                 }
                 command = self.commands.recv() => {
+                    // New credentials: this handshake used the old ones.
+                    let again = matches!(command, Some(Command::ReconnectAs { .. }));
                     if !self.offline(command) {
                         connection.close();
                         return Err(End::Stopped);
+                    }
+                    if again {
+                        connection.close();
+                        return Err(End::Reconnect);
                     }
                 }
                 () = tokio::time::sleep_until(deadline) => {
@@ -415,14 +477,18 @@ impl Supervisor {
                         if tagged.generation == live.generation {
                             self.on_signal(&mut live, tagged.signal).await?;
                         }
-                        Ok(true)
+                        Ok(Flow::Continue)
                     }
-                    () = tokio::time::sleep_until(wake) => self.on_timer(&mut live).await.map(|()| true),
+                    () = tokio::time::sleep_until(wake) => self.on_timer(&mut live).await.map(|()| Flow::Continue),
                 }
             };
             match step.await {
-                Ok(true) => {}
-                Ok(false) => {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Reconnect) => {
+                    live.connection.close();
+                    return End::Reconnect;
+                }
+                Ok(Flow::Stop) => {
                     live.connection.close();
                     return End::Stopped;
                 }
@@ -515,10 +581,14 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Handles a command while connected; `Ok(false)` when told to stop.
-    async fn online(&mut self, live: &mut Live, command: Option<Command>) -> Result<bool, String> {
+    /// Handles a command while connected.
+    async fn online(&mut self, live: &mut Live, command: Option<Command>) -> Result<Flow, String> {
         match command {
-            None | Some(Command::Disconnect) => return Ok(false),
+            None | Some(Command::Disconnect) => return Ok(Flow::Stop),
+            Some(Command::ReconnectAs { name, join_code }) => {
+                self.set_credentials(name, join_code);
+                return Ok(Flow::Reconnect);
+            }
             Some(Command::Send(entry)) => self.queue(entry),
             Some(Command::History { room, before }) => {
                 let mut data = json!({"room": room, "limit": causerie_protocol::limits::DEFAULT_HISTORY_LIMIT});
@@ -576,7 +646,7 @@ impl Supervisor {
                     .await?;
             }
         }
-        Ok(true)
+        Ok(Flow::Continue)
     }
 
     async fn on_timer(&mut self, live: &mut Live) -> Result<(), String> {

@@ -216,6 +216,95 @@ async fn a_wrong_join_code_is_a_typed_refusal_not_a_retry_storm() {
 }
 
 #[tokio::test]
+async fn a_new_name_reconnects_at_once_and_shows_nothing_twice() {
+    let server = TestServer::start_with(|config| ServerConfig {
+        join_code: Some("sesame".into()),
+        ..config
+    })
+    .await;
+    let with_code = |name: &str| ClientConfig {
+        join_code: Some("sesame".into()),
+        ..test_config(&server.url(), name)
+    };
+    let mut ada = Recorded::start(with_code("Ada"));
+    ada.until_connected().await;
+    let mut bob = Recorded::start(with_code("Bob"));
+    bob.until_connected().await;
+    ada.client.join("side");
+    ada.until("Ada in side", |log| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::Joined { room } if room == "side"))
+    })
+    .await;
+    let sent: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|text| bob.client.send("general", text))
+        .collect();
+    bob.until_confirmed(&sent).await;
+    ada.until_messages("general", 2).await;
+    let user = |log: &[ClientEvent]| {
+        log.iter().rev().find_map(|e| match e {
+            ClientEvent::Welcome(session) => Some(session.user.clone()),
+            _ => None,
+        })
+    };
+    let before = user(&ada.log).expect("a welcome");
+
+    ada.client
+        .reconnect_as(Some("Ada Lovelace"), Some("sesame"));
+    ada.until("the welcome under the new name", |log| {
+        user(log).is_some_and(|user| user.name == "Ada Lovelace")
+    })
+    .await;
+    assert_eq!(
+        user(&ada.log).map(|u| u.id),
+        Some(before.id),
+        "the same user"
+    );
+    let three = bob.client.send("general", "three");
+    bob.until_confirmed(std::slice::from_ref(&three)).await;
+    ada.until_messages("general", 3).await;
+    // Still in side, by the client's own rejoin.
+    ada.until("Ada in side again", |log| {
+        log.iter()
+            .filter(|e| matches!(e, ClientEvent::Joined { room } if room == "side"))
+            .count()
+            == 2
+    })
+    .await;
+    let texts: Vec<&str> = ada.messages().iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["one", "two", "three"], "each once");
+    assert!(
+        !ada.log.iter().any(|e| matches!(
+            e,
+            ClientEvent::State(
+                ConnectionState::Disconnected { .. } | ConnectionState::Reconnecting { .. }
+            )
+        )),
+        "a deliberate reconnection is no loss, and no countdown"
+    );
+    bob.until("Ada under her new name in Bob's list", |log| {
+        log.iter()
+            .rev()
+            .find_map(|e| match e {
+                ClientEvent::Online { room, users, .. } if room == "general" => Some(users),
+                _ => None,
+            })
+            .is_some_and(|users| {
+                let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+                names == ["Ada Lovelace", "Bob"]
+            })
+    })
+    .await;
+
+    // A wrong code is refused, and the client stops: the app starts another.
+    ada.client.reconnect_as(Some("Ada"), Some("wrong"));
+    ada.until_stopped().await;
+    assert!(!ada.client.is_running());
+    assert!(bob.client.is_running());
+}
+
+#[tokio::test]
 async fn the_token_from_the_welcome_brings_the_same_user_back() {
     let server = TestServer::start().await;
     let mut first = Recorded::connect(&server.url(), "Ada").await;

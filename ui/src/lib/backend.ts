@@ -1,6 +1,6 @@
 // The one way the UI reaches the app: an interface, implemented over Tauri in tauri-backend.ts
 // and by a fake in the tests.
-import type { AppNotice, ChatInfo, ClientEvent, LocalId, Settings } from './types';
+import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
 
 export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
@@ -19,7 +19,8 @@ export interface Backend {
   /** Keeps the running chat's drafts (all of them), so that they outlive a restart. */
   saveDrafts(drafts: Record<string, string>): Promise<void>;
   settings(): Promise<Settings>;
-  saveSettings(settings: Settings): Promise<void>;
+  /** Keeps the settings and applies what it can to the running chat. */
+  applySettings(settings: Settings): Promise<Applied>;
   checkConnection(): Promise<void>;
   /** What the app did by itself at start that the user should know (each is given once). */
   notices(): Promise<AppNotice[]>;

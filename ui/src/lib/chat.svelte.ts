@@ -12,7 +12,9 @@ import { DEFAULT_ROOM } from './types';
 export type Line =
   | { kind: 'message'; key: string; message: Message; at: number }
   | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null }
-  | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string };
+  | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string }
+  /** Someone listed already came back under a new name. */
+  | { kind: 'renamed'; key: string; at: number; text: string };
 
 /** How long after a change of people a notice still takes more of them. */
 const NOTICE_GROUP_MS = 5 * 60_000;
@@ -260,7 +262,17 @@ export class Chat {
         // Who is online comes as its own event; these are the notices in the conversation.
         const { room, joined, left } = event.data;
         const others = (users: User[]) => users.filter((u) => u.id !== this.me?.id);
-        this.notify(room, others(joined), others(left));
+        // Someone already listed, under another name, was renamed: that is the news.
+        const listed = new Map((this.online[room]?.users ?? []).map((u) => [u.id, u.name]));
+        const renamed = others(joined).filter((u) => listed.has(u.id) && listed.get(u.id) !== u.name);
+        for (const user of renamed) {
+          notices += 1;
+          const now = Date.now();
+          const lines = [...this.linesOf(room)];
+          lines.splice(noticeIndex(lines, [user], now), 0, { kind: 'renamed', key: `notice-${notices}`, at: now, text: `${listed.get(user.id)} is now ${user.name}` });
+          this.lines[room] = lines;
+        }
+        this.notify(room, others(joined).filter((u) => !renamed.includes(u)), others(left));
         break;
       }
       case 'typing': {
@@ -300,15 +312,7 @@ export class Chat {
     if (joined.length === 0 && left.length === 0) return;
     const lines = [...this.linesOf(room)];
     const now = Date.now();
-    // Where it goes: at the end, above our own still on their way.
-    let index = lines.findIndex((l) => l.kind === 'pending' && !l.failed);
-    if (index < 0) index = lines.length;
-    const arrived = new Set(joined.map((u) => u.id));
-    for (let i = index - 1; i >= 0; i -= 1) {
-      const line = lines[i];
-      if (line.kind !== 'message' || line.at < now - PRESENCE_LAG_MS) break;
-      if (arrived.has(line.message.author.id)) index = i;
-    }
+    const index = noticeIndex(lines, joined, now);
     const previous = lines[index - 1];
     if (previous?.kind === 'notice' && now - previous.at < NOTICE_GROUP_MS) {
       let was = { joined: [...previous.joined], left: [...previous.left] };
@@ -327,6 +331,21 @@ export class Chat {
     }
     this.lines[room] = lines;
   }
+}
+
+/** Where a notice about `people` goes: at the end, above our own still on their way, and above
+ *  the first of their messages that came in just before it (presence is told a little later
+ *  than messages). */
+function noticeIndex(lines: Line[], people: User[], now: number): number {
+  let index = lines.findIndex((l) => l.kind === 'pending' && !l.failed);
+  if (index < 0) index = lines.length;
+  const ids = new Set(people.map((u) => u.id));
+  for (let i = index - 1; i >= 0; i -= 1) {
+    const line = lines[i];
+    if (line.kind !== 'message' || line.at < now - PRESENCE_LAG_MS) break;
+    if (ids.has(line.message.author.id)) index = i;
+  }
+  return index;
 }
 
 let notices = 0;

@@ -1,7 +1,7 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
 import { openUrl } from '@tauri-apps/plugin-opener';
 import type { Backend } from './backend';
-import type { AppNotice, ChatInfo, ClientEvent, LocalId, Settings } from './types';
+import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
 
 /** The backend inside the Tauri app: each method is one command of src-tauri/src/commands.rs. */
 export const tauriBackend: Backend = {
@@ -20,7 +20,7 @@ export const tauriBackend: Backend = {
   drafts: () => invoke<Record<string, string>>('get_drafts'),
   saveDrafts: (drafts) => invoke('save_drafts', { drafts }),
   settings: () => invoke<Settings>('get_settings'),
-  saveSettings: (settings) => invoke('save_settings', { settings }),
+  applySettings: (settings) => invoke<Applied>('apply_settings', { settings }),
   checkConnection: () => invoke('check_connection'),
   notices: () => invoke<AppNotice[]>('take_notices'),
   openUrl: (url) => openUrl(url),

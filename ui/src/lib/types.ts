@@ -20,6 +20,10 @@ export interface Settings {
   rooms?: Record<string, string[]>;
 }
 
+/** What saving settings did to the running chat (src-tauri/src/core.rs): nothing it uses
+ *  changed; the same chat reconnects under the new name or code; or another chat must start. */
+export type Applied = 'unchanged' | 'reconnecting' | 'restart';
+
 /** What the app says about the running chat (src-tauri/src/core.rs). */
 export interface ChatInfo {
   serverUrl: string;
