@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::tls::TrustedRoots;
 
 /// How to reach a server and who to be there. Build it with struct update syntax over
 /// [`ClientConfig::new`].
@@ -29,6 +30,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How often an idle connection is checked with a `ping`. Defaults to 15 s.
     pub liveness_interval: Duration,
+    /// Who may vouch for an `https://` server. Defaults to the platform's store (Mozilla's
+    /// roots on Android).
+    pub trusted_roots: TrustedRoots,
 }
 
 impl ClientConfig {
@@ -44,6 +48,7 @@ impl ClientConfig {
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
             liveness_interval: Duration::from_secs(15),
+            trusted_roots: TrustedRoots::default(),
         }
     }
 }

@@ -79,6 +79,7 @@ impl Connection {
     pub(crate) async fn open(
         url: &str,
         auth: Value,
+        tls: native_tls::TlsConnector,
         generation: u64,
         signals: mpsc::UnboundedSender<Tagged>,
     ) -> Result<Self, String> {
@@ -94,6 +95,7 @@ impl Connection {
         };
         let mut builder = ClientBuilder::new(url)
             .auth(auth)
+            .tls_config(tls)
             .reconnect(false)
             .on("error", forward(&signals, |p| Signal::Error(text_of(p))))
             .on("close", forward(&signals, |_| Signal::Closed));
@@ -110,7 +112,7 @@ impl Connection {
                 async {}.boxed()
             });
         }
-        let client = builder.connect().await.map_err(|e| e.to_string())?;
+        let client = builder.connect().await.map_err(|e| with_causes(&e))?;
         Ok(Self {
             client,
             generation,
@@ -162,6 +164,19 @@ impl Connection {
             let _ = tokio::time::timeout(Duration::from_secs(5), self.client.disconnect()).await;
         });
     }
+}
+
+/// An error and its causes, one after the other: reqwest's own text leaves out why a request
+/// failed ("certificate verify failed", "connection refused").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }
 
 fn first_value(payload: Payload) -> Value {

@@ -25,6 +25,12 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// No TLS connector could be made with the trusted roots given.
+    #[error("cannot set up TLS: {reason}")]
+    Tls {
+        /// What went wrong.
+        reason: String,
+    },
     /// The outbox file could not be read or written.
     #[error("cannot keep the outbox in {path}: {reason}")]
     Storage {
@@ -48,12 +54,13 @@ impl serde::Serialize for ClientError {
 
 impl ClientError {
     /// A stable code: the server's error code for refusals, else one of `not_connected`,
-    /// `invalid_url`, `storage`.
+    /// `invalid_url`, `tls`, `storage`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Refused(body) | Self::Rejected(body) => body.code.as_str(),
             Self::NotConnected => "not_connected",
             Self::InvalidUrl { .. } => "invalid_url",
+            Self::Tls { .. } => "tls",
             Self::Storage { .. } => "storage",
         }
     }

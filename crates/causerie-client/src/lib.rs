@@ -7,6 +7,7 @@
 //! - [`ClientEvents`]: the events, in order: connection state, welcome, messages, failures, presence.
 //! - [`ClientConfig`]: server URL, name, token, join code, outbox file, timings.
 //! - [`Backoff`]: reconnection delays (exponential, full jitter, capped).
+//! - [`TrustedRoots`]: the certificate authorities trusted for `https://` servers.
 //! - [`ClientError`]: what can fail, with stable codes.
 //! - [`bindings`]: the events as TypeScript, for the app's UI.
 //!
@@ -44,6 +45,7 @@ mod outbox;
 mod pages;
 mod supervisor;
 mod timeline;
+mod tls;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -55,6 +57,7 @@ pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
 pub use outbox::{LocalId, OutboxEntry};
+pub use tls::TrustedRoots;
 
 use outbox::Outbox;
 use supervisor::{Command, Supervisor};
@@ -63,10 +66,11 @@ use supervisor::{Command, Supervisor};
 /// until connected. Must be called inside a Tokio runtime.
 pub fn connect(config: ClientConfig) -> Result<(ChatClient, ClientEvents), ClientError> {
     let url = socket_io_url(&config.server_url)?;
+    let tls = tls::connector(&config.trusted_roots)?;
     let outbox = Outbox::open(config.outbox_file.clone())?;
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let (event_sender, events) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(config, url, outbox, command_receiver, event_sender);
+    let supervisor = Supervisor::new(config, url, tls, outbox, command_receiver, event_sender);
     tokio::spawn(supervisor.run());
     Ok((ChatClient { commands }, ClientEvents { events }))
 }

@@ -127,6 +127,8 @@ impl Live {
 pub(crate) struct Supervisor {
     config: ClientConfig,
     url: String,
+    /// For `https://` servers, by both transports.
+    tls: native_tls::TlsConnector,
     commands: mpsc::UnboundedReceiver<Command>,
     signal_sender: mpsc::UnboundedSender<Tagged>,
     signals: mpsc::UnboundedReceiver<Tagged>,
@@ -151,6 +153,7 @@ impl Supervisor {
     pub(crate) fn new(
         config: ClientConfig,
         url: String,
+        tls: native_tls::TlsConnector,
         outbox: Outbox,
         commands: mpsc::UnboundedReceiver<Command>,
         events: mpsc::UnboundedSender<ClientEvent>,
@@ -163,6 +166,7 @@ impl Supervisor {
             token: config.token.clone(),
             config,
             url,
+            tls,
             commands,
             signal_sender,
             signals,
@@ -358,6 +362,7 @@ impl Supervisor {
         let opening = Connection::open(
             &self.url,
             self.auth(),
+            self.tls.clone(),
             generation,
             self.signal_sender.clone(),
         );
