@@ -75,16 +75,27 @@ impl Applied {
     }
 }
 
-/// A server running inside the app.
+/// A server inside the app: serving, or paused while a phone's app is in the background.
 struct EmbeddedServer {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
     /// What it was started with: a change of settings that leaves this as it is keeps the
     /// server running, and the people connected to it.
     plan: HostPlan,
+    /// The port it listens on, kept across pauses so that the client's address stays right.
     port: u16,
     /// The code it requires: the user's, or a random one that only this app holds.
     join_code: Option<String>,
+    /// Its database and key.
+    data_dir: PathBuf,
+    /// The listening socket, kept open while paused: the port stays this app's, so that no other
+    /// program can take the address the client (and the guests) keep trying.
+    socket: Option<std::net::TcpListener>,
+    serving: Option<Serving>,
+}
+
+/// A server task and the way to stop it.
+struct Serving {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 /// The settings an embedded server is started with.
@@ -116,11 +127,116 @@ impl HostPlan {
 }
 
 impl EmbeddedServer {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        // The server bounds its own shutdown (5 s, then the store is closed): this bound is
-        // only a last resort, so that quitting the app never hangs.
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+    /// Starts a server for `plan`, its database in `data_dir`.
+    async fn start(plan: HostPlan, data_dir: PathBuf) -> Result<Self, AppError> {
+        // Hosted for this device only, the chat listens on loopback, where any web page in a
+        // browser could reach it: it takes a random code that only this app holds.
+        let join_code = if plan.host_on_lan {
+            plan.join_code.clone()
+        } else {
+            Some(uuid::Uuid::new_v4().simple().to_string())
+        };
+        let mut server = Self {
+            port: plan.port,
+            plan,
+            join_code,
+            data_dir,
+            socket: None,
+            serving: None,
+        };
+        server.serve().await?;
+        Ok(server)
+    }
+
+    /// Serves on its socket, made now (on the port it had, if it had one) unless it has one.
+    async fn serve(&mut self) -> Result<(), AppError> {
+        let hosting = |e: std::io::Error| AppError::Hosting(e.to_string());
+        if self.socket.is_none() {
+            let interface = if self.plan.host_on_lan {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            let bind = SocketAddr::new(IpAddr::V4(interface), self.port);
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| AppError::Hosting(format!("cannot listen on {bind}: {e}")))?;
+            self.port = listener.local_addr().map_err(hosting)?.port();
+            self.socket = Some(listener.into_std().map_err(hosting)?);
+        }
+        let socket = match &self.socket {
+            Some(socket) => socket.try_clone().map_err(hosting)?,
+            None => return Err(AppError::Hosting("no socket to serve on".into())),
+        };
+        socket.set_nonblocking(true).map_err(hosting)?;
+        let listener = tokio::net::TcpListener::from_std(socket).map_err(hosting)?;
+        let config = ServerConfig {
+            join_code: self.join_code.clone(),
+            // Its clients are apps, which send no Origin: no web page may use it, on loopback
+            // or on the network.
+            cors_origins: CorsOrigins::List(Vec::new()),
+            ..ServerConfig::new(self.data_dir.clone())
+        };
+        // Opened here, so that a failure reaches the user now rather than a log later.
+        let app = causerie_server::App::new(&config)
+            .await
+            .map_err(|e| AppError::Hosting(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            if let Err(e) = app.serve(listener, shutdown).await {
+                tracing::error!(error = %e, "the embedded server failed");
+            }
+        });
+        tracing::info!(
+            port = self.port,
+            lan = self.plan.host_on_lan,
+            "hosting the chat"
+        );
+        self.serving = Some(Serving { stop, task });
+        Ok(())
+    }
+
+    /// Serves again after a pause, or after the system closed its socket (which then gives way
+    /// to a new one on the same port).
+    async fn serve_again(&mut self) -> Result<(), AppError> {
+        self.pause().await;
+        self.serve().await?;
+        if !self.is_serving().await {
+            self.pause().await;
+            self.socket = None;
+            self.serve().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether it serves: its task runs, and its port answers (a phone's system may have closed
+    /// the socket while the app was in the background).
+    async fn is_serving(&self) -> bool {
+        if self.serving.as_ref().is_none_or(|s| s.task.is_finished()) {
+            return false;
+        }
+        let probe = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), probe).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Stops serving, keeping the socket (its port) and the code for [`EmbeddedServer::serve`].
+    async fn pause(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            let _ = serving.stop.send(());
+            // The server bounds its own shutdown (5 s, then the store is closed): this bound is
+            // only a last resort, so that quitting the app never hangs.
+            let _ = tokio::time::timeout(Duration::from_secs(15), serving.task).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        self.pause().await;
     }
 }
 
@@ -160,6 +276,9 @@ pub struct AppCore {
     /// One write of the drafts file at a time.
     drafts_lock: tokio::sync::Mutex<()>,
     notices: Mutex<Vec<Notice>>,
+    /// Whether the app is in the foreground, as last told: what [`AppCore::follow_lifecycle`]
+    /// acts on, whatever order the work it starts runs in.
+    foreground: std::sync::atomic::AtomicBool,
 }
 
 impl AppCore {
@@ -175,6 +294,7 @@ impl AppCore {
             running: tokio::sync::Mutex::new(None),
             drafts_lock: tokio::sync::Mutex::new(()),
             notices: Mutex::new(notice.into_iter().collect()),
+            foreground: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -274,7 +394,7 @@ impl AppCore {
         if let Some(server) = kept_server.take_if(|server| {
             settings.mode != Mode::Host
                 || server.plan != HostPlan::of(&settings)
-                || server.task.is_finished()
+                || server.serving.as_ref().is_none_or(|s| s.task.is_finished())
         }) {
             server.stop().await;
         }
@@ -422,55 +542,88 @@ impl AppCore {
     }
 
     async fn host(&self, settings: &Settings) -> Result<EmbeddedServer, AppError> {
-        let plan = HostPlan::of(settings);
-        // Hosted for this device only, the chat listens on loopback, where any web page in a
-        // browser could reach it: it takes a random code that only this app holds.
-        let join_code = if plan.host_on_lan {
-            plan.join_code.clone()
-        } else {
-            Some(uuid::Uuid::new_v4().simple().to_string())
-        };
-        let bind = if plan.host_on_lan {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), plan.port)
-        } else {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
-        };
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .map_err(|e| AppError::Hosting(format!("cannot listen on {bind}: {e}")))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| AppError::Hosting(e.to_string()))?
-            .port();
-        let config = ServerConfig {
-            join_code: join_code.clone(),
-            // Its clients are apps, which send no Origin: no web page may use it, on loopback
-            // or on the network.
-            cors_origins: CorsOrigins::List(Vec::new()),
-            ..ServerConfig::new(self.data_dir.join("server"))
-        };
-        // Opened here, so that a failure reaches the user now rather than a log later.
-        let app = causerie_server::App::new(&config)
-            .await
-            .map_err(|e| AppError::Hosting(e.to_string()))?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = app.serve(listener, shutdown).await {
-                tracing::error!(error = %e, "the embedded server failed");
-            }
-        });
-        tracing::info!(port, lan = plan.host_on_lan, "hosting the chat");
-        Ok(EmbeddedServer {
-            stop,
-            task,
-            plan,
-            port,
-            join_code,
-        })
+        EmbeddedServer::start(HostPlan::of(settings), self.data_dir.join("server")).await
     }
+
+    /// The app went to the background, or came back (a phone): to be called at once, in the
+    /// order the system says it; then [`AppCore::follow_lifecycle`].
+    pub fn set_foreground(&self, foreground: bool) {
+        self.foreground
+            .store(foreground, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Brings the hosted chat in line with the latest [`AppCore::set_foreground`]:
+    /// - in the background, a chat hosted here pauses, its database committed and closed, since
+    ///   the system would soon cut its sockets or suspend the app (which may then be ended
+    ///   without a word); its port stays reserved, so no other program can take its address;
+    /// - in the foreground, a chat hosted here that does not serve (paused, or its socket closed
+    ///   by the system) serves again on the same port, and the client checks its connection at
+    ///   once rather than at the end of a backoff.
+    ///
+    /// Idempotent: calls started in any order leave it as the latest state says.
+    pub async fn follow_lifecycle(&self) -> Result<(), AppError> {
+        let mut running = self.running.lock().await;
+        let Some(running) = running.as_mut() else {
+            return Ok(());
+        };
+        if !self.foreground.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Some(server) = running.server.as_mut() {
+                server.pause().await;
+            }
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if let Some(server) = running.server.as_mut()
+            && !server.is_serving().await
+        {
+            result = server.serve_again().await;
+        }
+        running.client.check_connection();
+        result
+    }
+}
+
+/// The app's identifiers before the current one: their data folders are the same user's.
+const PREVIOUS_IDENTIFIERS: &[&str] = &["org.causerie.app"];
+
+/// Moves what the data folder of an earlier identifier (`org.causerie.app`, which clashed with
+/// macOS bundle names) holds into `data_dir`, while `data_dir` holds no chat of its own yet (no
+/// settings, no hosted history): settings, tokens, outboxes and the hosted chat's history come
+/// along. The window may have made `data_dir` already (WebKit keeps its files there), so it is
+/// moved entry by entry, and a name `data_dir` has already stays where it was. Returns the folder
+/// the entries came from. Desktop only: on a phone a new identifier is a new app.
+pub fn adopt_previous_data_dir(data_dir: &Path) -> Option<PathBuf> {
+    if data_dir.join(SETTINGS_FILE).exists() || data_dir.join("server").exists() {
+        return None;
+    }
+    let previous = PREVIOUS_IDENTIFIERS
+        .iter()
+        .map(|identifier| data_dir.with_file_name(identifier))
+        .find(|candidate| candidate.join(SETTINGS_FILE).is_file())?;
+    if let Err(e) = create_private_dir(data_dir) {
+        tracing::warn!(error = %e, "could not make the data folder");
+        return None;
+    }
+    let entries = match std::fs::read_dir(&previous) {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(error = %e, from = %previous.display(), "could not read the former data folder");
+            return None;
+        }
+    };
+    for entry in entries.flatten() {
+        let target = data_dir.join(entry.file_name());
+        if target.exists() {
+            continue;
+        }
+        if let Err(e) = std::fs::rename(entry.path(), &target) {
+            tracing::warn!(error = %e, entry = %entry.path().display(), "could not move from the former data folder");
+        }
+    }
+    // Gone if all moved; otherwise kept, with what stayed, for the user.
+    let _ = std::fs::remove_dir(&previous);
+    tracing::info!(from = %previous.display(), to = %data_dir.display(), "moved the data folder");
+    Some(previous)
 }
 
 fn lock(settings: &Mutex<Settings>) -> std::sync::MutexGuard<'_, Settings> {

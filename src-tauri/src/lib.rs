@@ -31,7 +31,12 @@ pub fn run() {
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_opener::init())
         .setup(move |app| {
-            let core = AppCore::new(app.path().app_data_dir()?, overrides)?;
+            let data_dir = app.path().app_data_dir()?;
+            #[cfg(desktop)]
+            if overrides.data_dir.is_none() {
+                crate::core::adopt_previous_data_dir(&data_dir);
+            }
+            let core = AppCore::new(data_dir, overrides)?;
             tracing::info!(data_dir = %core.data_dir().display(), "starting");
             app.manage(core);
             Ok(())
@@ -67,19 +72,40 @@ pub fn run() {
                 tauri::async_runtime::block_on(core.stop());
             }
         }
-        // A phone kills sockets in the background: check at once on return.
+        // A phone's app going to the background and back: Tauri 2.12 sends these as window
+        // events (`RunEvent::Resumed` is about the event loop, and does not fire here). iOS
+        // sends no `Resumed` after a mere interruption (Control Center, a call, a permission
+        // prompt), only the focus back.
         #[cfg(mobile)]
-        tauri::RunEvent::Resumed => {
-            if let Some(core) = handle.try_state::<AppCore>() {
-                let core = core.inner();
-                tauri::async_runtime::block_on(async {
-                    if let Ok(client) = core.client().await {
-                        client.check_connection();
-                    }
-                });
-            }
-        }
+        tauri::RunEvent::WindowEvent {
+            event: tauri::WindowEvent::Suspended,
+            ..
+        } => lifecycle(handle, false),
+        #[cfg(mobile)]
+        tauri::RunEvent::WindowEvent {
+            event: tauri::WindowEvent::Resumed | tauri::WindowEvent::Focused(true),
+            ..
+        } => lifecycle(handle, true),
         _ => {}
+    });
+}
+
+/// The app went to the background, or came back (`foreground`): told to the core at once, in
+/// the order the system says it, then acted on in a task, since the system wants the UI thread
+/// back quickly. Whatever order such tasks run in, the latest word wins.
+#[cfg_attr(desktop, allow(dead_code))]
+fn lifecycle(handle: &tauri::AppHandle, foreground: bool) {
+    let Some(core) = handle.try_state::<AppCore>() else {
+        return;
+    };
+    core.set_foreground(foreground);
+    let handle = handle.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Some(core) = handle.try_state::<AppCore>()
+            && let Err(e) = core.follow_lifecycle().await
+        {
+            tracing::error!(error = %e, "the hosted chat could not serve again");
+        }
     });
 }
 

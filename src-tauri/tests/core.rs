@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use causerie_app_lib::core::{AppCore, Applied};
+use causerie_app_lib::core::{AppCore, Applied, adopt_previous_data_dir};
 use causerie_app_lib::settings::{Mode, NoticeCode, Overrides, Settings};
 use causerie_client::{ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
 use causerie_protocol::ErrorCode;
@@ -260,6 +260,89 @@ async fn settings_restart_only_what_changed() {
     assert_eq!(applied.expect("applies"), Applied::Reconnecting);
     assert_eq!(next_matching(&mut joined, welcome).await.user.name, "Ada L");
     ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn a_hosted_chat_paused_in_the_background_serves_again_on_return_and_catches_up() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ada = start(dir.path(), named("Ada")).await;
+    next_matching(&mut ada.events, welcome).await;
+    let client = ada.core.client().await.expect("running");
+    client.send("general", "before");
+    assert_eq!(next_matching(&mut ada.events, message_text).await, "before");
+
+    // To the background: the hosted chat stops, and the client sees it go. Told twice, and
+    // back in between, in the wrong order: the latest word wins.
+    ada.core.set_foreground(false);
+    ada.core.follow_lifecycle().await.expect("follows");
+    ada.core.follow_lifecycle().await.expect("follows");
+    next_matching(&mut ada.events, |event| {
+        matches!(
+            event,
+            ClientEvent::State(ConnectionState::Disconnected {
+                reason: DisconnectReason::Lost(_)
+            })
+        )
+        .then_some(())
+    })
+    .await;
+    client.send("general", "while away");
+
+    // Back: the same address serves again, and what was written meanwhile goes out.
+    ada.core.set_foreground(true);
+    ada.core.follow_lifecycle().await.expect("serves again");
+    assert_eq!(
+        next_matching(&mut ada.events, message_text).await,
+        "while away"
+    );
+    let (_bob, bob_events) = causerie_client::connect(ClientConfig {
+        join_code: None,
+        ..ClientConfig::new(ada.info.server_url.clone())
+    })
+    .expect("starts");
+    let refused = next_matching(&mut forward(bob_events), refusal).await;
+    assert_eq!(
+        refused.code,
+        ErrorCode::Unauthorized,
+        "still closed to other programs"
+    );
+    ada.core.stop().await;
+}
+
+#[tokio::test]
+async fn the_data_of_the_former_identifier_comes_along() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let former = root.path().join("org.causerie.app");
+    std::fs::create_dir(&former).expect("creates");
+    std::fs::write(
+        former.join("settings.json"),
+        r#"{"mode":"host","name":"Ada","tokens":{"hosted":"v1.kept"}}"#,
+    )
+    .expect("writes");
+    std::fs::write(former.join("outbox-hosted.json"), "[]").expect("writes");
+    std::fs::create_dir(former.join("WebKitCache")).expect("creates");
+    // The window made the new folder (WebKit's files) before the app's setup runs.
+    let current = root.path().join("org.causerie.chat");
+    std::fs::create_dir_all(current.join("WebKitCache")).expect("creates");
+    assert_eq!(adopt_previous_data_dir(&current), Some(former.clone()));
+    assert!(
+        former.join("WebKitCache").exists(),
+        "a name the new folder has stays where it was"
+    );
+    let core = AppCore::new(current.clone(), Overrides::default()).expect("loads");
+    assert_eq!(core.settings().name.as_deref(), Some("Ada"));
+    assert_eq!(
+        std::fs::read_to_string(current.join("outbox-hosted.json")).expect("moved"),
+        "[]"
+    );
+    assert_eq!(
+        core.settings().tokens.get("hosted").map(String::as_str),
+        Some("v1.kept")
+    );
+    // Once there, the current folder is the user's: nothing is moved over it again.
+    std::fs::write(former.join("settings.json"), "{}").expect("writes");
+    assert_eq!(adopt_previous_data_dir(&current), None);
+    assert!(former.join("settings.json").exists());
 }
 
 /// A port free now, for a test that needs a fixed one.
