@@ -60,9 +60,10 @@ export function useDriver(env = {}) {
   after(() => driver?.kill());
 }
 
-/** Opens the app with `args` in a new WebDriver session. */
-export function openApp(args) {
-  return WebDriver.open(driverUrl, APP, args);
+/** Opens the app (`binary`, the one built for the tests unless given) with `args` in a new
+ *  WebDriver session. */
+export function openApp(args, binary = APP) {
+  return WebDriver.open(driverUrl, binary, args);
 }
 
 /** Resizes the window, lets the layout and its transitions settle, and keeps a screenshot. */

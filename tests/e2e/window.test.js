@@ -237,6 +237,33 @@ test('a new name reconnects in place: what is shown stays, and others see the ne
   }
 });
 
+test('on a phone, the keyboard never covers the composer, and every control is a 44 px target', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  for (let i = 1; i <= 30; i += 1) await request(js, 'message', { id: `k-${i}`, text: `line ${i}` });
+  const { app } = await launch(server, 'Thumbs');
+  try {
+    await resize(app, 390, 844);
+    await app.until('the messages at the bottom', `${page.texts}.length === 30 && ${page.fromBottom} < 4`);
+    const small = await app.value(`[...document.querySelectorAll('button, input, textarea')]
+      .filter((e) => e.getClientRects().length > 0 && !e.closest('[inert]'))
+      .map((e) => ({ what: e.getAttribute('aria-label') || e.textContent.trim() || e.id, height: e.getBoundingClientRect().height }))
+      .filter((c) => c.height < 44)`);
+    assert.deepEqual(small, [], 'every control in view is at least 44 px high');
+
+    // The keyboard slides up: WebKit shrinks the visual viewport (not dvh). Here no keyboard can
+    // appear, so the viewport says it is 500 px high and tells its listeners, as WebKit does.
+    await app.run("Object.defineProperty(window.visualViewport, 'height', { configurable: true, get: () => 500 }); window.visualViewport.dispatchEvent(new Event('resize'));");
+    await app.until('the composer above the keyboard', "document.querySelector('.composer').getBoundingClientRect().bottom <= 500");
+    await app.until('the newest message still in view', `${page.fromBottom} < 4`);
+    await screenshot(app, 390, 844, `window-keyboard-${THEME}-phone.png`);
+  } finally {
+    await app.close().catch(() => {});
+    js.close();
+    server.cleanup();
+  }
+});
+
 test('on a phone, the room drawer takes the focus, closes on Escape, and is out of reach when closed', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Thumbs');
