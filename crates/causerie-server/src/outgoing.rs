@@ -395,7 +395,12 @@ pub async fn to_room(
             }
             except.to(key.to_owned())
         }
-        None => io.within(key.to_owned()),
+        // `io.within` panics once the server closed its namespace: a store write finishing
+        // during shutdown has no one left to tell (its sender resends and is told then).
+        None => match io.of("/") {
+            Some(namespace) => namespace.within(key.to_owned()),
+            None => return,
+        },
     };
     match to.emit(event, &*payload).await {
         Ok(()) => {}
