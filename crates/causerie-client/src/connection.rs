@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use causerie_protocol::event;
 use futures_util::FutureExt;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
@@ -66,7 +67,12 @@ pub(crate) struct Tagged {
 }
 
 /// The server-to-client events the client listens to.
-const EVENTS: [&str; 4] = ["welcome", "message", "presence", "typing"];
+const EVENTS: [&str; 4] = [
+    event::WELCOME,
+    event::MESSAGE,
+    event::PRESENCE,
+    event::TYPING,
+];
 
 pub(crate) struct Connection {
     client: Client,
@@ -79,7 +85,7 @@ impl Connection {
     pub(crate) async fn open(
         url: &str,
         auth: Value,
-        tls: native_tls::TlsConnector,
+        tls: Option<native_tls::TlsConnector>,
         generation: u64,
         signals: mpsc::UnboundedSender<Tagged>,
     ) -> Result<Self, String> {
@@ -95,10 +101,12 @@ impl Connection {
         };
         let mut builder = ClientBuilder::new(url)
             .auth(auth)
-            .tls_config(tls)
             .reconnect(false)
             .on("error", forward(&signals, |p| Signal::Error(text_of(p))))
             .on("close", forward(&signals, |_| Signal::Closed));
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls);
+        }
         for name in EVENTS {
             let signals = signals.clone();
             builder = builder.on(name, move |payload, _| {

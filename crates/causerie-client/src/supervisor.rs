@@ -11,8 +11,13 @@ use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, Joined, Limits, Message, MessageAccepted,
     Pong, Presence, Reply, RoomsPage, User, Welcome, WhoPage, event,
 };
+use causerie_protocol::{
+    HandshakeAuth, HistoryRequest, RoomRequest, RoomsRequest, SendMessage, TypingRequest,
+    WhoRequest,
+};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,6 +29,18 @@ use crate::online::{MAX_KNOWN, OnlineView};
 use crate::outbox::{LocalId, Outbox, OutboxEntry};
 use crate::pages::{PageQueue, PageRequest};
 use crate::timeline::Timeline;
+
+/// A request's payload as rust_socketio takes it.
+fn payload(data: impl Serialize) -> Value {
+    serde_json::to_value(data).expect("protocol payloads are plain structs, always serializable")
+}
+
+/// An empty `ping` body.
+#[derive(Serialize)]
+struct PingRequest {}
+
+/// People listed per `who` page: as many as a view keeps.
+const MAX_KNOWN_PAGE: u32 = MAX_KNOWN as u32;
 
 /// Messages in one catch-up page: the most the server gives.
 const CATCH_UP_PAGE: u32 = causerie_protocol::limits::MAX_HISTORY_LIMIT;
@@ -104,6 +121,8 @@ struct Live {
     ping: Option<(u64, Instant)>,
     next_ping: Instant,
     pings_sent: u64,
+    /// Rooms told the user is typing: told they stopped when the user sends there.
+    typing: HashSet<String>,
 }
 
 impl Live {
@@ -128,7 +147,7 @@ pub(crate) struct Supervisor {
     config: ClientConfig,
     url: String,
     /// For `https://` servers, by both transports.
-    tls: native_tls::TlsConnector,
+    tls: Option<native_tls::TlsConnector>,
     commands: mpsc::UnboundedReceiver<Command>,
     signal_sender: mpsc::UnboundedSender<Tagged>,
     signals: mpsc::UnboundedReceiver<Tagged>,
@@ -153,7 +172,7 @@ impl Supervisor {
     pub(crate) fn new(
         config: ClientConfig,
         url: String,
-        tls: native_tls::TlsConnector,
+        tls: Option<native_tls::TlsConnector>,
         outbox: Outbox,
         commands: mpsc::UnboundedReceiver<Command>,
         events: mpsc::UnboundedSender<ClientEvent>,
@@ -341,17 +360,12 @@ impl Supervisor {
     }
 
     fn auth(&self) -> Value {
-        let mut auth = json!({"protocol": causerie_protocol::PROTOCOL_VERSION});
-        for (key, value) in [
-            ("name", &self.config.name),
-            ("token", &self.token),
-            ("code", &self.config.join_code),
-        ] {
-            if let Some(value) = value {
-                auth[key] = json!(value);
-            }
-        }
-        auth
+        payload(HandshakeAuth {
+            protocol: Some(causerie_protocol::PROTOCOL_VERSION),
+            name: self.config.name.clone(),
+            token: self.token.clone(),
+            code: self.config.join_code.clone(),
+        })
     }
 
     /// Opens a connection and waits for its `welcome`.
@@ -430,6 +444,7 @@ impl Supervisor {
             ping: None,
             next_ping: Instant::now() + self.config.liveness_interval,
             pings_sent: 0,
+            typing: HashSet::new(),
         };
         self.welcomed(&mut live, welcome)
             .await
@@ -509,11 +524,11 @@ impl Supervisor {
         &self,
         live: &Live,
         event: &str,
-        data: Value,
+        data: impl Serialize,
         request: Request,
     ) -> Result<(), String> {
         live.connection
-            .request(event, data, request, self.config.request_timeout)
+            .request(event, payload(data), request, self.config.request_timeout)
             .await
     }
 
@@ -527,7 +542,7 @@ impl Supervisor {
         };
         match page {
             PageRequest::Join(room) => {
-                let data = json!({"room": room});
+                let data = RoomRequest { room: room.clone() };
                 self.request(live, event::JOIN, data, Request::Join(room))
                     .await
             }
@@ -536,7 +551,12 @@ impl Supervisor {
                     .timelines
                     .get(&room)
                     .map_or(0, Timeline::last_delivered);
-                let data = json!({"room": room, "after": after, "limit": CATCH_UP_PAGE});
+                let data = HistoryRequest {
+                    room: Some(room.clone()),
+                    after: Some(after),
+                    before: None,
+                    limit: Some(CATCH_UP_PAGE),
+                };
                 let request = Request::History {
                     room,
                     catch_up: true,
@@ -544,13 +564,21 @@ impl Supervisor {
                 self.request(live, event::HISTORY, data, request).await
             }
             PageRequest::Online(room) => {
-                let data = json!({"room": room, "limit": MAX_KNOWN});
+                let data = WhoRequest {
+                    room: room.clone(),
+                    after: None,
+                    limit: Some(MAX_KNOWN_PAGE),
+                };
                 let request = Request::Who { room, more: false };
                 self.request(live, event::WHO, data, request).await
             }
             PageRequest::MoreOnline(room) => {
                 let after = self.online.get(&room).and_then(OnlineView::next);
-                let data = json!({"room": room, "after": after, "limit": MAX_KNOWN});
+                let data = WhoRequest {
+                    room: room.clone(),
+                    after: after.map(str::to_owned),
+                    limit: Some(MAX_KNOWN_PAGE),
+                };
                 let request = Request::Who { room, more: true };
                 self.request(live, event::WHO, data, request).await
             }
@@ -574,7 +602,19 @@ impl Supervisor {
         if self.rooms.contains(&entry.room) && !live.joined.contains(&entry.room) {
             return Ok(()); // its room's join is on its way
         }
-        let data = json!({"id": entry.local_id, "room": entry.room, "text": entry.text});
+        // Refused here as the server would refuse it (its limits came with the welcome): no
+        // round trip for a message that cannot be sent.
+        if let Err(error) = self.limits.check_message(&entry.text) {
+            let local_id = entry.local_id;
+            self.forget(&local_id);
+            self.emit(ClientEvent::Failed { local_id, error });
+            return Ok(());
+        }
+        let data = SendMessage {
+            id: entry.local_id.as_str().to_owned(),
+            room: Some(entry.room.clone()),
+            text: entry.text.clone(),
+        };
         self.request(
             live,
             event::MESSAGE,
@@ -594,12 +634,25 @@ impl Supervisor {
                 self.set_credentials(name, join_code);
                 return Ok(Flow::Reconnect);
             }
-            Some(Command::Send(entry)) => self.queue(entry),
-            Some(Command::History { room, before }) => {
-                let mut data = json!({"room": room, "limit": causerie_protocol::limits::DEFAULT_HISTORY_LIMIT});
-                if let Some(before) = before {
-                    data["before"] = json!(before);
+            Some(Command::Send(entry)) => {
+                let room = entry.room.clone();
+                self.queue(entry);
+                // Sent, so no longer typing: as every chat app shows it.
+                if live.typing.remove(&room) {
+                    let data = payload(TypingRequest {
+                        room,
+                        typing: false,
+                    });
+                    live.connection.emit(event::TYPING, data).await?;
                 }
+            }
+            Some(Command::History { room, before }) => {
+                let data = HistoryRequest {
+                    room: Some(room.clone()),
+                    after: None,
+                    before,
+                    limit: Some(causerie_protocol::limits::DEFAULT_HISTORY_LIMIT),
+                };
                 self.request(
                     live,
                     event::HISTORY,
@@ -624,7 +677,7 @@ impl Supervisor {
                 self.request(
                     live,
                     event::LEAVE,
-                    json!({"room": room}),
+                    RoomRequest { room: room.clone() },
                     Request::Leave(room),
                 )
                 .await?;
@@ -636,7 +689,11 @@ impl Supervisor {
                 }
             }
             Some(Command::FindRooms { prefix, after }) => {
-                let data = json!({"prefix": prefix, "after": after});
+                let data = RoomsRequest {
+                    prefix: Some(prefix.clone()),
+                    after,
+                    limit: None,
+                };
                 self.request(live, event::ROOMS, data, Request::Rooms { prefix })
                     .await?;
             }
@@ -646,8 +703,13 @@ impl Supervisor {
                 }
             }
             Some(Command::Typing { room, typing }) => {
+                if typing {
+                    live.typing.insert(room.clone());
+                } else {
+                    live.typing.remove(&room);
+                }
                 live.connection
-                    .emit(event::TYPING, json!({"room": room, "typing": typing}))
+                    .emit(event::TYPING, payload(TypingRequest { room, typing }))
                     .await?;
             }
         }
@@ -698,7 +760,7 @@ impl Supervisor {
     async fn ping(&self, live: &mut Live) -> Result<(), String> {
         live.pings_sent += 1;
         let id = live.pings_sent;
-        self.request(live, event::PING, json!({}), Request::Ping(id))
+        self.request(live, event::PING, PingRequest {}, Request::Ping(id))
             .await?;
         let now = Instant::now();
         live.ping = Some((id, now + self.config.request_timeout));
@@ -852,9 +914,14 @@ impl Supervisor {
                 }
             }
             Request::History {
-                catch_up: false, ..
+                room,
+                catch_up: false,
             } => match parse::<HistoryPage>(data) {
-                Some(Ok(page)) => self.emit(ClientEvent::History(page)),
+                Some(Ok(mut page)) => {
+                    let timeline = self.timelines.entry(room).or_default();
+                    page.messages = timeline.older(std::mem::take(&mut page.messages));
+                    self.emit(ClientEvent::History(page));
+                }
                 Some(Err(error)) => self.emit(ClientEvent::Error(ClientError::Rejected(error))),
                 None => {}
             },

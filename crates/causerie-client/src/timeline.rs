@@ -21,6 +21,9 @@ pub(crate) struct Timeline {
     /// The seq to deliver next; `None` until the room's first page sets where this client starts.
     next: Option<u64>,
     waiting: BTreeMap<u64, Message>,
+    /// The oldest seq handed out, delivered or as older history: pages of older history give
+    /// only what lies below it.
+    oldest: Option<u64>,
 }
 
 impl Timeline {
@@ -32,8 +35,28 @@ impl Timeline {
             return Vec::new();
         }
         self.next = Some(seq.max(1));
+        self.oldest = Some(
+            self.oldest
+                .map_or(seq.max(1), |oldest| oldest.min(seq.max(1))),
+        );
         self.waiting.retain(|&waiting, _| waiting >= seq);
         self.drain()
+    }
+
+    /// Of a page of older history, the messages older than all handed out so far, oldest first
+    /// and each once (pages can overlap what was delivered, or repeat): the user sees each
+    /// message once however they came.
+    pub(crate) fn older(&mut self, page: Vec<Message>) -> Vec<Message> {
+        let below = self.oldest.unwrap_or(u64::MAX);
+        let older: BTreeMap<u64, Message> = page
+            .into_iter()
+            .filter(|message| message.seq > 0 && message.seq < below)
+            .map(|message| (message.seq, message))
+            .collect();
+        if let Some(&first) = older.keys().next() {
+            self.oldest = Some(first);
+        }
+        older.into_values().collect()
     }
 
     /// Takes a message and returns those now deliverable, in seq order (possibly none).
@@ -120,6 +143,22 @@ mod tests {
         assert_eq!(seqs(timeline.accept(message(1))), [1]);
         assert_eq!(seqs(timeline.accept(message(2))), [2]);
         assert_eq!(timeline.last_delivered(), 2);
+    }
+
+    #[test]
+    fn older_pages_give_each_message_once_below_what_was_handed_out() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(5);
+        assert_eq!(seqs(timeline.accept(message(5))), [5]);
+        // A page that overlaps what was delivered, out of order and with a repeat.
+        let page = [4, 2, 5, 3, 4].into_iter().map(message).collect();
+        assert_eq!(seqs(timeline.older(page)), [2, 3, 4]);
+        // The same page again: nothing new.
+        let again = [2, 3, 4].into_iter().map(message).collect();
+        assert!(timeline.older(again).is_empty());
+        assert_eq!(seqs(timeline.older(vec![message(1)])), [1]);
+        // Live delivery goes on above, untouched.
+        assert_eq!(seqs(timeline.accept(message(6))), [6]);
     }
 
     #[test]

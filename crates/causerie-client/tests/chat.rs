@@ -73,6 +73,30 @@ async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
         ]
     );
     assert_eq!(ada.messages().len(), 1);
+    // The blank and the long one were refused by the client, against the server's limits: only
+    // the one for a room not joined reached the server.
+    let metrics = http_get(server.address, "/metrics").await;
+    let rejected: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("causerie_messages_rejected_total{"))
+        .collect();
+    assert_eq!(
+        rejected,
+        ["causerie_messages_rejected_total{code=\"not_joined\"} 1"]
+    );
+}
+
+/// The body of `GET path` on the server at `address`.
+async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connects");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: causerie\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("reads");
+    response
 }
 
 #[tokio::test]
@@ -101,37 +125,58 @@ async fn rate_limited_messages_are_retried_until_sent_in_order() {
 
 #[tokio::test]
 async fn rooms_scope_messages_and_history_pages_arrive_as_events() {
-    let server = TestServer::start().await;
-    let mut ada = Recorded::connect(&server.url(), "Ada").await;
-    let mut bob = Recorded::connect(&server.url(), "Bob").await;
-    ada.client.join("side");
-    ada.until("joined", |log| {
-        log.iter()
-            .any(|e| matches!(e, ClientEvent::Joined { room, .. } if room == "side"))
+    let server = TestServer::start_with(|config| ServerConfig {
+        rate_limit: None,
+        ..config
     })
     .await;
-    let ids: Vec<_> = (1..=3)
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    let joined = |log: &[ClientEvent]| {
+        log.iter()
+            .any(|e| matches!(e, ClientEvent::Joined { room, .. } if room == "side"))
+    };
+    ada.client.join("side");
+    ada.until("joined", joined).await;
+    let ids: Vec<_> = (1..=60)
         .map(|i| ada.client.send("side", &format!("s{i}")))
         .collect();
     ada.until_confirmed(&ids).await;
     bob.settle(std::time::Duration::from_millis(300)).await;
     assert!(bob.messages().is_empty(), "Bob is not in side");
 
-    ada.client.history("side", Some(3));
-    ada.until("a history page", |log| {
-        log.iter().any(|e| matches!(e, ClientEvent::History(_)))
-    })
-    .await;
-    let page = ada.log.iter().find_map(|e| match e {
-        ClientEvent::History(page) => Some(page.clone()),
-        _ => None,
-    });
-    let page = page.expect("a page");
+    // Bob joins: the latest page comes with the join, the older one when asked for.
+    bob.client.join("side");
+    bob.until_messages("side", 50).await;
+    let oldest = bob.messages().first().map(|m| m.seq).expect("a message");
+    assert_eq!(oldest, 11);
+    let history = |log: &[ClientEvent]| {
+        log.iter()
+            .filter_map(|e| match e {
+                ClientEvent::History(page) => Some(page.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    bob.client.history("side", Some(oldest));
+    bob.until("a history page", |log| !history(log).is_empty())
+        .await;
+    let page = history(&bob.log).remove(0);
     assert_eq!(
         page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        [1, 2]
+        (1..=10).collect::<Vec<_>>()
     );
     assert!(!page.has_more);
+
+    // Asked again, or asked for what was delivered live: nothing twice.
+    bob.client.history("side", Some(oldest));
+    ada.client.history("side", Some(30));
+    bob.until("a second page", |log| history(log).len() == 2)
+        .await;
+    ada.until("Ada's page", |log| !history(log).is_empty())
+        .await;
+    assert!(history(&bob.log)[1].messages.is_empty());
+    assert!(history(&ada.log)[0].messages.is_empty());
 }
 
 #[tokio::test]
@@ -302,6 +347,26 @@ async fn a_new_name_reconnects_at_once_and_shows_nothing_twice() {
     ada.until_stopped().await;
     assert!(!ada.client.is_running());
     assert!(bob.client.is_running());
+}
+
+#[tokio::test]
+async fn sending_tells_the_room_the_user_stopped_typing() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    let typing = |state: bool| {
+        move |log: &[ClientEvent]| {
+            log.iter().any(|e| {
+                matches!(e, ClientEvent::Typing(t) if t.user.name == "Ada" && t.typing == state)
+            })
+        }
+    };
+    ada.client.typing("general", true);
+    bob.until("Ada typing", typing(true)).await;
+    // Only a send: the client says she stopped, as the UI no longer has to.
+    let sent = ada.client.send("general", "done");
+    ada.until_confirmed(std::slice::from_ref(&sent)).await;
+    bob.until("Ada no longer typing", typing(false)).await;
 }
 
 #[tokio::test]

@@ -70,13 +70,15 @@ pub fn typescript() -> String {
     out.push_str(&format!(
         "export const MAX_NAME_CHARS = {};\nexport const MAX_ROOM_CHARS = {};\n\
          export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
-         export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\n",
+         export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\
+         export const DEFAULT_MAX_MESSAGE_CHARS = {};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
         limits::DEFAULT_HISTORY_LIMIT,
         limits::DEFAULT_ONLINE_PAGE,
         limits::DEFAULT_ROOMS_PAGE,
+        limits::DEFAULT_MAX_MESSAGE_CHARS,
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()

@@ -84,6 +84,21 @@ impl Limits {
         }
         Ok(())
     }
+
+    /// [`Limits::check_text`] with the refusal a client gets for it, the same from the server
+    /// and from a client that refuses before sending.
+    pub fn check_message(&self, text: &str) -> Result<(), crate::ErrorBody> {
+        self.check_text(text).map_err(|code| {
+            let explanation = match code {
+                ErrorCode::Empty => "a message needs some text".to_owned(),
+                _ => format!(
+                    "a message has at most {} characters",
+                    self.max_message_chars
+                ),
+            };
+            crate::ErrorBody::new(code, explanation)
+        })
+    }
 }
 
 /// Whether `c` shows nothing by itself: white space, a format character (zero-width spaces and

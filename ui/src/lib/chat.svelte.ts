@@ -132,8 +132,8 @@ export class Chat {
     const room = this.current;
     this.setDraft(room, '');
     try {
+      // The core client tells the room the user stopped typing.
       await this.backend.send(room, text);
-      await this.backend.typing(room, false);
     } catch (e) {
       this.error = describe(e);
     }
@@ -283,12 +283,10 @@ export class Chat {
         break;
       }
       case 'history': {
+        // Older than all shown, each once: the core client sees to it.
         const { room, messages, hasMore } = event.data;
         const lines = this.linesOf(room);
-        const known = new Set(lines.map((l) => l.key));
-        const older: Line[] = messages
-          .filter((m) => !known.has(m.id))
-          .map((m) => ({ kind: 'message', key: m.id, message: m, at: 0 }));
+        const older: Line[] = messages.map((m) => ({ kind: 'message', key: m.id, message: m, at: 0 }));
         this.lines[room] = [...older, ...lines];
         this.complete[room] = !hasMore;
         this.loadingOlder[room] = false;

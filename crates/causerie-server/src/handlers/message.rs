@@ -86,16 +86,7 @@ async fn accept(
     if !session.seed && !has_joined(socket, &room) {
         return Err(not_joined(&room));
     }
-    chat.limits.check_text(&request.text).map_err(|code| {
-        let explanation = match code {
-            ErrorCode::Empty => "a message needs some text".to_owned(),
-            _ => format!(
-                "a message has at most {} characters",
-                chat.limits.max_message_chars
-            ),
-        };
-        ErrorBody::new(code, explanation)
-    })?;
+    chat.limits.check_message(&request.text)?;
     within_quota(chat, Action::Message, socket, session)?;
     let appended = chat
         .store
