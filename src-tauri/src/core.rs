@@ -12,16 +12,19 @@ use causerie_server::{CorsOrigins, ServerConfig};
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::settings::{Mode, Notice, Overrides, Settings, create_private_dir, write_private_json};
+use crate::settings::{
+    Mode, Notice, Overrides, Settings, StoredSettings, create_private_dir, write_private_json,
+};
 
 const SETTINGS_FILE: &str = "settings.json";
 /// The key of the embedded server in [`Settings::tokens`], whatever port it gets.
 const HOSTED_KEY: &str = "hosted";
 
 /// What the UI shows about the running chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatInfo {
     /// The server this app talks to.
@@ -31,7 +34,7 @@ pub struct ChatInfo {
 }
 
 /// How others reach a chat hosted on this device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct Hosting {
     /// Addresses others on the local network should enter; empty when hosting for this device
@@ -42,7 +45,7 @@ pub struct Hosting {
 }
 
 /// What saving settings did to the running chat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum Applied {
     /// Nothing the chat uses changed: it goes on as it was.
@@ -271,7 +274,7 @@ impl Running {
 pub struct AppCore {
     data_dir: PathBuf,
     overrides: Overrides,
-    settings: Arc<Mutex<Settings>>,
+    settings: Arc<StoredSettings>,
     running: tokio::sync::Mutex<Option<Running>>,
     /// One write of the drafts file at a time.
     drafts_lock: tokio::sync::Mutex<()>,
@@ -286,11 +289,12 @@ impl AppCore {
     pub fn new(data_dir: PathBuf, overrides: Overrides) -> Result<Self, AppError> {
         let data_dir = overrides.data_dir.clone().unwrap_or(data_dir);
         create_private_dir(&data_dir).map_err(|e| AppError::storage(&data_dir, &e))?;
-        let (settings, notice) = Settings::load(&data_dir.join(SETTINGS_FILE))?;
+        let settings_file = data_dir.join(SETTINGS_FILE);
+        let (settings, notice) = Settings::load(&settings_file)?;
         Ok(Self {
             data_dir,
             overrides,
-            settings: Arc::new(Mutex::new(settings)),
+            settings: Arc::new(StoredSettings::new(settings, settings_file)),
             running: tokio::sync::Mutex::new(None),
             drafts_lock: tokio::sync::Mutex::new(()),
             notices: Mutex::new(notice.into_iter().collect()),
@@ -315,7 +319,7 @@ impl AppCore {
 
     /// The settings, with this run's command-line overrides applied.
     pub fn settings(&self) -> Settings {
-        let mut settings = lock(&self.settings).clone();
+        let mut settings = self.settings.get();
         if let Some(server) = &self.overrides.server {
             settings.mode = Mode::Join;
             settings.server_url = Some(server.clone());
@@ -332,7 +336,7 @@ impl AppCore {
     /// Keeps new settings, and applies to the running chat what can be applied without starting
     /// it again: see [`Applied`].
     pub async fn apply_settings(&self, new: Settings) -> Result<Applied, AppError> {
-        self.save_settings(new)?;
+        self.save_settings(new).await?;
         let settings = self.settings();
         let mut running = self.running.lock().await;
         let Some(running) = running.as_mut().filter(|r| r.client.is_running()) else {
@@ -355,7 +359,7 @@ impl AppCore {
 
     /// Keeps new settings (the tokens and joined rooms are the app's, not the UI's, and are kept
     /// as they are), without applying them: see [`AppCore::apply_settings`].
-    pub fn save_settings(&self, new: Settings) -> Result<(), AppError> {
+    pub async fn save_settings(&self, new: Settings) -> Result<(), AppError> {
         if new.mode == Mode::Join
             && new
                 .server_url
@@ -366,15 +370,16 @@ impl AppCore {
                 "joining needs the server's address".into(),
             ));
         }
-        let mut settings = lock(&self.settings);
-        let tokens = std::mem::take(&mut settings.tokens);
-        let rooms = std::mem::take(&mut settings.rooms);
-        *settings = Settings {
-            tokens,
-            rooms,
-            ..new
-        };
-        settings.save(&self.data_dir.join(SETTINGS_FILE))
+        self.settings.change(|settings| {
+            let tokens = std::mem::take(&mut settings.tokens);
+            let rooms = std::mem::take(&mut settings.rooms);
+            *settings = Settings {
+                tokens,
+                rooms,
+                ..new
+            };
+        });
+        self.settings.persist().await
     }
 
     /// Starts the chat the settings describe and streams its events to `sink`, in order. A
@@ -449,29 +454,33 @@ impl AppCore {
                 return Err(e.into());
             }
         };
-        let shared = self.settings.clone();
-        let settings_path = self.data_dir.join(SETTINGS_FILE);
+        let stored = self.settings.clone();
         let forward = tokio::spawn(async move {
             while let Some(event) = events.next().await {
-                match &event {
-                    ClientEvent::Welcome(session) => {
-                        keep_token(&shared, &settings_path, &token_key, &session.token);
-                    }
-                    ClientEvent::Joined { room } => {
-                        keep_rooms(&shared, &settings_path, &token_key, |rooms| {
-                            if !rooms.contains(room) && room != causerie_protocol::DEFAULT_ROOM {
-                                rooms.push(room.clone());
-                            }
-                        });
-                    }
-                    ClientEvent::Left { room } => {
-                        keep_rooms(&shared, &settings_path, &token_key, |rooms| {
+                // The token a server gave (so that it knows the user again), the rooms joined.
+                let changed = match &event {
+                    ClientEvent::Welcome(session) => stored.change(|settings| {
+                        settings
+                            .tokens
+                            .insert(token_key.clone(), session.token.clone());
+                    }),
+                    ClientEvent::Joined { room } => stored.change(|settings| {
+                        let rooms = settings.rooms.entry(token_key.clone()).or_default();
+                        if !rooms.contains(room) && room != causerie_protocol::DEFAULT_ROOM {
+                            rooms.push(room.clone());
+                        }
+                    }),
+                    ClientEvent::Left { room } => stored.change(|settings| {
+                        if let Some(rooms) = settings.rooms.get_mut(&token_key) {
                             rooms.retain(|r| r != room);
-                        });
-                    }
-                    _ => {}
-                }
+                        }
+                    }),
+                    _ => false,
+                };
                 sink(event);
+                if changed && let Err(e) = stored.persist().await {
+                    tracing::warn!(error = %e, "could not keep the session token or the rooms");
+                }
             }
         });
         *running = Some(Running {
@@ -506,13 +515,19 @@ impl AppCore {
         let key = self.server_key().await?;
         let path = self.data_dir.join(DRAFTS_FILE);
         let _writing = self.drafts_lock.lock().await;
-        let mut all = read_drafts(&path);
-        if drafts.is_empty() {
-            all.remove(&key);
-        } else {
-            all.insert(key, drafts);
-        }
-        write_private_json(&path, &all)
+        // Read, changed and written whole off the async threads (the write syncs to disk).
+        let file = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut all = read_drafts(&file);
+            if drafts.is_empty() {
+                all.remove(&key);
+            } else {
+                all.insert(key, drafts);
+            }
+            write_private_json(&file, &all)
+        })
+        .await
+        .map_err(|e| AppError::storage(&path, &e))?
     }
 
     async fn server_key(&self) -> Result<String, AppError> {
@@ -624,41 +639,6 @@ pub fn adopt_previous_data_dir(data_dir: &Path) -> Option<PathBuf> {
     let _ = std::fs::remove_dir(&previous);
     tracing::info!(from = %previous.display(), to = %data_dir.display(), "moved the data folder");
     Some(previous)
-}
-
-fn lock(settings: &Mutex<Settings>) -> std::sync::MutexGuard<'_, Settings> {
-    settings
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Remembers the token a server gave, so that it knows the user again next time.
-fn keep_token(settings: &Mutex<Settings>, path: &Path, key: &str, token: &str) {
-    let mut settings = lock(settings);
-    if settings.tokens.get(key).map(String::as_str) != Some(token) {
-        settings.tokens.insert(key.to_owned(), token.to_owned());
-        if let Err(e) = settings.save(path) {
-            tracing::warn!(error = %e, "could not keep the session token");
-        }
-    }
-}
-
-/// Remembers the rooms joined on a server, when they change.
-fn keep_rooms(
-    settings: &Mutex<Settings>,
-    path: &Path,
-    key: &str,
-    change: impl FnOnce(&mut Vec<String>),
-) {
-    let mut settings = lock(settings);
-    let rooms = settings.rooms.entry(key.to_owned()).or_default();
-    let before = rooms.clone();
-    change(rooms);
-    if *rooms != before
-        && let Err(e) = settings.save(path)
-    {
-        tracing::warn!(error = %e, "could not keep the joined rooms");
-    }
 }
 
 /// The drafts file: drafts by server key, then by room.

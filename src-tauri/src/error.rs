@@ -49,12 +49,22 @@ impl AppError {
     }
 }
 
+/// An [`AppError`] as the UI receives it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[ts(rename = "AppError")]
+pub struct AppErrorBody {
+    /// Stable: see [`AppError::code`].
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
 impl serde::Serialize for AppError {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut body = serializer.serialize_struct("AppError", 2)?;
-        body.serialize_field("code", self.code())?;
-        body.serialize_field("message", &self.to_string())?;
-        body.end()
+        AppErrorBody {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
+        .serialize(serializer)
     }
 }

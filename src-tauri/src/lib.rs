@@ -5,8 +5,10 @@
 //! - [`commands`]: what the UI can invoke; each delegates.
 //! - [`settings`]: the user's choices and the command-line overrides.
 //! - [`error`]: `{code, message}` errors for the UI.
+//! - [`bindings`]: the types above as TypeScript, for the UI.
 #![warn(missing_docs)]
 
+pub mod bindings;
 pub mod commands;
 pub mod core;
 pub mod error;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::AppError;
 
@@ -12,7 +13,7 @@ use crate::error::AppError;
 pub const DEFAULT_LAN_PORT: u16 = 3000;
 
 /// Where the chat lives.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub enum Mode {
     /// This device runs the server (embedded) and joins it. The default: works alone, first time.
@@ -23,7 +24,7 @@ pub enum Mode {
 }
 
 /// The user's choices.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Settings {
     /// Host or join.
@@ -39,10 +40,14 @@ pub struct Settings {
     pub join_code: Option<String>,
     /// Display name; `None` until chosen (the first-run screen asks).
     pub name: Option<String>,
-    /// Session tokens by server, so that each server knows the user again.
+    /// Session tokens by server, so that each server knows the user again. The app's: the UI
+    /// may leave it out.
+    #[ts(optional, as = "Option<BTreeMap<String, String>>")]
     pub tokens: BTreeMap<String, String>,
     /// Rooms joined beside `general`, by server (the same keys as `tokens`): joined again when
-    /// the chat starts, after a restart of the app or a change of settings.
+    /// the chat starts, after a restart of the app or a change of settings. The app's: the UI
+    /// may leave it out.
+    #[ts(optional, as = "Option<BTreeMap<String, Vec<String>>>")]
     pub rooms: BTreeMap<String, Vec<String>>,
 }
 
@@ -62,7 +67,7 @@ impl Default for Settings {
 }
 
 /// Something the app did by itself that the user should know about, shown once at start.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 pub struct Notice {
     /// What happened, for the UI to branch on.
     pub code: NoticeCode,
@@ -71,7 +76,7 @@ pub struct Notice {
 }
 
 /// The stable codes of [`Notice`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeCode {
     /// The settings file could not be read; it was set aside and the defaults are used.
@@ -128,6 +133,57 @@ impl Settings {
     /// old one, the folder synced), readable by the user only: it holds tokens and join codes.
     pub fn save(&self, path: &Path) -> Result<(), AppError> {
         write_private_json(path, self)
+    }
+}
+
+/// The settings in memory and in their file. A change is made in memory at once, under a lock
+/// that no I/O is done under; the file is written after, off the async threads, one write at a
+/// time and each of the latest settings, so that it never goes back to older ones.
+#[derive(Debug)]
+pub struct StoredSettings {
+    value: std::sync::Mutex<Settings>,
+    path: PathBuf,
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl StoredSettings {
+    /// Settings kept in the file at `path`.
+    pub fn new(value: Settings, path: PathBuf) -> Self {
+        Self {
+            value: std::sync::Mutex::new(value),
+            path,
+            writing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The settings now.
+    pub fn get(&self) -> Settings {
+        self.lock().clone()
+    }
+
+    /// Changes the settings in memory; `true` if they changed. [`StoredSettings::persist`]
+    /// writes them.
+    pub fn change(&self, change: impl FnOnce(&mut Settings)) -> bool {
+        let mut settings = self.lock();
+        let before = settings.clone();
+        change(&mut settings);
+        *settings != before
+    }
+
+    /// Writes the latest settings to their file.
+    pub async fn persist(&self) -> Result<(), AppError> {
+        let _writing = self.writing.lock().await;
+        let latest = self.get();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || latest.save(&path))
+            .await
+            .map_err(|e| AppError::storage(&self.path, &e))?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.value
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -131,6 +131,7 @@ async fn hosting_on_the_network_lets_others_join() {
         port,
         ..Settings::default()
     })
+    .await
     .expect("saves");
     drop(core);
     let mut ada = start(dir.path(), Overrides::default()).await;
@@ -174,7 +175,7 @@ async fn settings_restart_only_what_changed() {
         ..Settings::default()
     };
     let core = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
-    core.save_settings(hosted.clone()).expect("saves");
+    core.save_settings(hosted.clone()).await.expect("saves");
     drop(core);
     let mut ada = start(dir.path(), Overrides::default()).await;
     next_matching(&mut ada.events, welcome).await;
@@ -436,6 +437,7 @@ async fn settings_are_kept_and_checked() {
             server_url: None,
             ..Settings::default()
         })
+        .await
         .expect_err("joining needs an address");
     assert_eq!(error.code(), "invalid_settings");
     core.save_settings(Settings {
@@ -443,6 +445,7 @@ async fn settings_are_kept_and_checked() {
         host_on_lan: true,
         ..Settings::default()
     })
+    .await
     .expect("saves");
     let reopened = AppCore::new(dir.path().to_owned(), Overrides::default()).expect("loads");
     assert_eq!(reopened.settings().name.as_deref(), Some("Ada"));
@@ -461,6 +464,7 @@ async fn a_busy_port_for_lan_hosting_is_a_clear_error() {
         port,
         ..Settings::default()
     })
+    .await
     .expect("saves");
     let error = core.start(|_| {}).await.expect_err("the port is taken");
     assert_eq!(error.code(), "hosting");
@@ -504,8 +508,8 @@ fn settings_left_half_written_are_set_aside_and_the_app_starts_with_the_defaults
 }
 
 #[cfg(unix)]
-#[test]
-fn settings_and_the_data_folder_are_readable_by_the_user_only() {
+#[tokio::test]
+async fn settings_and_the_data_folder_are_readable_by_the_user_only() {
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("data");
@@ -517,6 +521,7 @@ fn settings_and_the_data_folder_are_readable_by_the_user_only() {
         join_code: Some("sesame".into()),
         ..Settings::default()
     })
+    .await
     .expect("saves");
     let mode =
         |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;

@@ -1,4 +1,5 @@
 // Message text is shown as text, never as HTML; links become parts the view renders as anchors.
+import { MAX_ROOM_CHARS } from './types';
 
 export type TextPart = { kind: 'text'; text: string } | { kind: 'link'; text: string; url: string };
 
@@ -55,8 +56,8 @@ export function isOpenable(url: string): boolean {
   }
 }
 
-/** Room names: 1 to 32 of a-z, 0-9, - and _. */
-export const ROOM_NAME = /^[a-z0-9_-]{1,32}$/;
+/** Room names: 1 to MAX_ROOM_CHARS of a-z, 0-9, - and _. */
+export const ROOM_NAME = new RegExp(`^[a-z0-9_-]{1,${MAX_ROOM_CHARS}}$`);
 
 /** `HH:MM` in local time. */
 export function clock(sentAt: string): string {
