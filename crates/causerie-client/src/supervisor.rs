@@ -591,25 +591,29 @@ impl Supervisor {
         if live.in_flight.is_some() || live.paused_until.is_some() {
             return Ok(());
         }
-        let Some(entry) = self
-            .outbox
-            .entries()
-            .find(|e| !live.acked.contains(&e.local_id))
-            .cloned()
-        else {
-            return Ok(());
+        let entry = loop {
+            let Some(entry) = self
+                .outbox
+                .entries()
+                .find(|e| !live.acked.contains(&e.local_id))
+                .cloned()
+            else {
+                return Ok(());
+            };
+            if self.rooms.contains(&entry.room) && !live.joined.contains(&entry.room) {
+                return Ok(()); // its room's join is on its way
+            }
+            // Refused here as the server would refuse it (its limits came with the welcome): no
+            // round trip for a message that cannot be sent. The next one goes at once.
+            match self.limits.check_message(&entry.text) {
+                Ok(()) => break entry,
+                Err(error) => {
+                    let local_id = entry.local_id;
+                    self.forget(&local_id);
+                    self.emit(ClientEvent::Failed { local_id, error });
+                }
+            }
         };
-        if self.rooms.contains(&entry.room) && !live.joined.contains(&entry.room) {
-            return Ok(()); // its room's join is on its way
-        }
-        // Refused here as the server would refuse it (its limits came with the welcome): no
-        // round trip for a message that cannot be sent.
-        if let Err(error) = self.limits.check_message(&entry.text) {
-            let local_id = entry.local_id;
-            self.forget(&local_id);
-            self.emit(ClientEvent::Failed { local_id, error });
-            return Ok(());
-        }
         let data = SendMessage {
             id: entry.local_id.as_str().to_owned(),
             room: Some(entry.room.clone()),
@@ -647,6 +651,13 @@ impl Supervisor {
                 }
             }
             Some(Command::History { room, before }) => {
+                // Below what was handed out already: the page and its `hasMore` are then exact.
+                let shown_from = self.timelines.get(&room).and_then(Timeline::shown_from);
+                let before = match (before, shown_from) {
+                    (Some(before), Some(from)) => Some(before.min(from)),
+                    (None, from) => from,
+                    (before, None) => before,
+                };
                 let data = HistoryRequest {
                     room: Some(room.clone()),
                     after: None,
@@ -960,6 +971,9 @@ impl Supervisor {
                     // catch-up page already delivered and confirmed it (this was a resend's ack).
                     if self.outbox.contains(local_id.as_str()) {
                         self.forget(&local_id);
+                        if let Some(timeline) = self.timelines.get_mut(&message.room) {
+                            timeline.shown(message.seq);
+                        }
                         self.emit(ClientEvent::Message {
                             message,
                             confirms: Some(local_id),

@@ -8,7 +8,7 @@
 //! Until the room's first page says where delivery starts, messages wait: a live message can
 //! reach the client before the page of the join that subscribed it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use causerie_protocol::Message;
 
@@ -21,9 +21,11 @@ pub(crate) struct Timeline {
     /// The seq to deliver next; `None` until the room's first page sets where this client starts.
     next: Option<u64>,
     waiting: BTreeMap<u64, Message>,
-    /// The oldest seq handed out, delivered or as older history: pages of older history give
-    /// only what lies below it.
-    oldest: Option<u64>,
+    /// Where delivery started.
+    start: Option<u64>,
+    /// Seqs handed out below `start` (older pages, acks of messages stored before it, pages
+    /// before the start was known): never handed out twice.
+    shown_below: BTreeSet<u64>,
 }
 
 impl Timeline {
@@ -35,28 +37,53 @@ impl Timeline {
             return Vec::new();
         }
         self.next = Some(seq.max(1));
-        self.oldest = Some(
-            self.oldest
-                .map_or(seq.max(1), |oldest| oldest.min(seq.max(1))),
-        );
+        self.start = self.next;
         self.waiting.retain(|&waiting, _| waiting >= seq);
         self.drain()
     }
 
-    /// Of a page of older history, the messages older than all handed out so far, oldest first
-    /// and each once (pages can overlap what was delivered, or repeat): the user sees each
-    /// message once however they came.
+    /// Of a page of older history, the messages not handed out yet, oldest first and each once
+    /// (pages overlap what was delivered, repeat, or come back out of order): the user sees each
+    /// message once however it came.
     pub(crate) fn older(&mut self, page: Vec<Message>) -> Vec<Message> {
-        let below = self.oldest.unwrap_or(u64::MAX);
-        let older: BTreeMap<u64, Message> = page
+        let fresh: BTreeMap<u64, Message> = page
             .into_iter()
-            .filter(|message| message.seq > 0 && message.seq < below)
+            .filter(|message| message.seq > 0 && !self.was_shown(message.seq))
             .map(|message| (message.seq, message))
             .collect();
-        if let Some(&first) = older.keys().next() {
-            self.oldest = Some(first);
+        for &seq in fresh.keys() {
+            self.shown(seq);
         }
-        older.into_values().collect()
+        fresh.into_values().collect()
+    }
+
+    /// Records that `seq` was handed out some other way (a resend's ack for a message stored
+    /// before delivery started).
+    pub(crate) fn shown(&mut self, seq: u64) {
+        if self.start.is_none_or(|start| seq < start) {
+            self.shown_below.insert(seq);
+        }
+    }
+
+    /// The lowest seq from which every message up to the live ones was handed out: where the
+    /// next page of older history ends. `None` until delivery starts.
+    pub(crate) fn shown_from(&self) -> Option<u64> {
+        let mut from = self.start?;
+        for &seq in self.shown_below.range(..from).rev() {
+            if seq + 1 != from {
+                break;
+            }
+            from = seq;
+        }
+        Some(from)
+    }
+
+    fn was_shown(&self, seq: u64) -> bool {
+        let live = match (self.start, self.next) {
+            (Some(start), Some(next)) => (start..next).contains(&seq),
+            _ => false,
+        };
+        live || self.shown_below.contains(&seq)
     }
 
     /// Takes a message and returns those now deliverable, in seq order (possibly none).
@@ -83,7 +110,10 @@ impl Timeline {
         };
         let mut ready = Vec::new();
         while let Some(message) = self.waiting.remove(&next) {
-            ready.push(message);
+            // Handed out as a page before delivery started: not twice.
+            if !self.shown_below.remove(&message.seq) {
+                ready.push(message);
+            }
             next += 1; // below u64::MAX: `accept` refuses that seq
         }
         self.next = Some(next);
@@ -145,19 +175,47 @@ mod tests {
         assert_eq!(timeline.last_delivered(), 2);
     }
 
+    fn page(seqs: &[u64]) -> Vec<Message> {
+        seqs.iter().copied().map(message).collect()
+    }
+
     #[test]
-    fn older_pages_give_each_message_once_below_what_was_handed_out() {
+    fn older_pages_give_each_message_once_whatever_their_order() {
         let mut timeline = Timeline::default();
-        timeline.start_at(5);
-        assert_eq!(seqs(timeline.accept(message(5))), [5]);
+        timeline.start_at(9);
+        assert_eq!(seqs(timeline.accept(message(9))), [9]);
+        assert_eq!(timeline.shown_from(), Some(9));
         // A page that overlaps what was delivered, out of order and with a repeat.
-        let page = [4, 2, 5, 3, 4].into_iter().map(message).collect();
-        assert_eq!(seqs(timeline.older(page)), [2, 3, 4]);
+        assert_eq!(seqs(timeline.older(page(&[8, 6, 9, 7, 8]))), [6, 7, 8]);
+        assert_eq!(timeline.shown_from(), Some(6));
         // The same page again: nothing new.
-        let again = [2, 3, 4].into_iter().map(message).collect();
-        assert!(timeline.older(again).is_empty());
-        assert_eq!(seqs(timeline.older(vec![message(1)])), [1]);
+        assert!(timeline.older(page(&[6, 7, 8])).is_empty());
+        // Pages answered out of order lose nothing: an older one first, then the one between.
+        assert_eq!(seqs(timeline.older(page(&[1, 2]))), [1, 2]);
+        assert_eq!(timeline.shown_from(), Some(6), "3 to 5 still to fetch");
+        assert_eq!(seqs(timeline.older(page(&[3, 4, 5]))), [3, 4, 5]);
+        assert_eq!(timeline.shown_from(), Some(1));
         // Live delivery goes on above, untouched.
+        assert_eq!(seqs(timeline.accept(message(10))), [10]);
+    }
+
+    #[test]
+    fn a_message_confirmed_by_its_ack_before_the_start_is_not_shown_again_by_a_page() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(61);
+        timeline.shown(40);
+        let older = seqs(timeline.older(page(&[38, 39, 40, 41])));
+        assert_eq!(older, [38, 39, 41]);
+    }
+
+    #[test]
+    fn a_page_before_the_start_is_known_is_not_delivered_again_live() {
+        let mut timeline = Timeline::default();
+        assert_eq!(seqs(timeline.older(page(&[4, 5]))), [4, 5]);
+        assert!(timeline.accept(message(5)).is_empty());
+        assert!(timeline.start_at(4).is_empty());
+        // The catch-up page that fills the gap brings them again: still not twice.
+        assert!(timeline.accept(message(4)).is_empty());
         assert_eq!(seqs(timeline.accept(message(6))), [6]);
     }
 

@@ -128,10 +128,20 @@ export class Chat {
     this.drafts = {};
   }
 
+  /** The last typing notice on its way: a send waits for it, so that the core client, which
+   *  tells the room the user stopped typing when they send, sees them in that order. */
+  private typingSent: Promise<unknown> = Promise.resolve();
+
+  /** Tells the current room the user is typing, or stopped. */
+  setTyping(typing: boolean): void {
+    this.typingSent = this.backend.typing(this.current, typing).catch(() => {});
+  }
+
   async send(text: string): Promise<void> {
     const room = this.current;
     this.setDraft(room, '');
     try {
+      await this.typingSent;
       // The core client tells the room the user stopped typing.
       await this.backend.send(room, text);
     } catch (e) {
