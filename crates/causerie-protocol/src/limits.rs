@@ -31,6 +31,11 @@ pub const DEFAULT_ROOMS_PAGE: u32 = 100;
 pub const MAX_ROOMS_PAGE: u32 = 500;
 /// Rooms one connection, or one user across connections, may be in at once, by default.
 pub const DEFAULT_MAX_JOINED_ROOMS: u32 = 100;
+/// Messages per second a user may send, sustained, by default: more than people type, less
+/// than a script floods.
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 5;
+/// Messages a user may send at once before the rate applies, by default.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 10;
 
 /// The limits in force on a server, sent in `welcome` so that clients check input the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -65,8 +70,8 @@ impl Default for Limits {
             max_client_id_chars: MAX_CLIENT_ID_CHARS as u32,
             max_history_limit: MAX_HISTORY_LIMIT,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-            rate_limit_per_second: Some(5),
-            rate_limit_burst: Some(10),
+            rate_limit_per_second: Some(DEFAULT_RATE_LIMIT_PER_SECOND),
+            rate_limit_burst: Some(DEFAULT_RATE_LIMIT_BURST),
             max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
         }
     }

@@ -18,11 +18,12 @@ pub struct RateLimit {
 }
 
 impl Default for RateLimit {
-    /// 5 messages per second with bursts of 10: more than people type, less than a script floods.
+    /// The protocol's defaults (5 messages per second with bursts of 10).
     fn default() -> Self {
+        use causerie_protocol::limits::{DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND};
         Self {
-            per_second: NonZeroU32::new(5).expect("5 is not zero"),
-            burst: NonZeroU32::new(10).expect("10 is not zero"),
+            per_second: NonZeroU32::new(DEFAULT_RATE_LIMIT_PER_SECOND).expect("a default above 0"),
+            burst: NonZeroU32::new(DEFAULT_RATE_LIMIT_BURST).expect("a default above 0"),
         }
     }
 }

@@ -30,10 +30,10 @@ struct Cli {
     #[arg(long, env = "CAUSERIE_CORS_ORIGIN", value_delimiter = ',')]
     cors_origin: Vec<String>,
     /// Messages per second allowed per user; 0 turns flood control off.
-    #[arg(long, env = "CAUSERIE_RATE_LIMIT", default_value_t = 5)]
+    #[arg(long, env = "CAUSERIE_RATE_LIMIT", default_value_t = causerie_protocol::limits::DEFAULT_RATE_LIMIT_PER_SECOND)]
     rate_limit: u32,
     /// Messages a user may send at once before the rate limit applies.
-    #[arg(long, env = "CAUSERIE_RATE_BURST", default_value_t = 10)]
+    #[arg(long, env = "CAUSERIE_RATE_BURST", default_value_t = causerie_protocol::limits::DEFAULT_RATE_LIMIT_BURST)]
     rate_burst: u32,
     /// Longest message text, in characters.
     #[arg(long, env = "CAUSERIE_MAX_MESSAGE_CHARS", default_value_t = causerie_protocol::limits::DEFAULT_MAX_MESSAGE_CHARS)]

@@ -74,7 +74,10 @@ fn identify(
         Some(name) => Some(normalize_name(name).ok_or_else(|| {
             ErrorBody::new(
                 ErrorCode::InvalidName,
-                "a name has 1 to 32 characters, no control, format or invisible characters",
+                format!(
+                    "a name has 1 to {} characters, no control, format or invisible characters",
+                    causerie_protocol::limits::MAX_NAME_CHARS
+                ),
             )
         })?),
         None => None,

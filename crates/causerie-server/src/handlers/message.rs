@@ -79,7 +79,10 @@ async fn accept(
     if !is_valid_client_id(&request.id) {
         return Err(ErrorBody::new(
             ErrorCode::Invalid,
-            "a message id has 1 to 64 characters and no control characters",
+            format!(
+                "a message id has 1 to {} characters and no control characters",
+                causerie_protocol::limits::MAX_CLIENT_ID_CHARS
+            ),
         ));
     }
     let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());

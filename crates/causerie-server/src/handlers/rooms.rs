@@ -300,6 +300,9 @@ fn room_limit(explanation: String) -> ErrorBody {
 fn invalid_room() -> ErrorBody {
     ErrorBody::new(
         ErrorCode::InvalidRoom,
-        "a room name has 1 to 32 of a-z, 0-9, - and _",
+        format!(
+            "a room name has 1 to {} of a-z, 0-9, - and _",
+            causerie_protocol::limits::MAX_ROOM_CHARS
+        ),
     )
 }
