@@ -84,10 +84,10 @@ pub async fn set_typing(
     Ok(())
 }
 
-/// The settings, with command-line overrides applied.
+/// The settings, with command-line overrides applied, without what the app keeps to itself.
 #[tauri::command]
 pub fn get_settings(core: State<'_, AppCore>) -> Settings {
-    core.settings()
+    core.settings_for_ui()
 }
 
 /// What the app did by itself that the user should know, such as setting aside unreadable

@@ -317,6 +317,16 @@ impl AppCore {
         &self.data_dir
     }
 
+    /// The settings as the UI sees them: without the session tokens (which would let any script
+    /// in the page be the user on every server) and the rooms, which are the app's to keep.
+    pub fn settings_for_ui(&self) -> Settings {
+        Settings {
+            tokens: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            ..self.settings()
+        }
+    }
+
     /// The settings, with this run's command-line overrides applied.
     pub fn settings(&self) -> Settings {
         let mut settings = self.settings.get();

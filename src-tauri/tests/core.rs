@@ -311,6 +311,34 @@ async fn a_hosted_chat_paused_in_the_background_serves_again_on_return_and_catch
 }
 
 #[tokio::test]
+async fn the_ui_never_sees_the_session_tokens_and_saving_keeps_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ada = start(dir.path(), named("Ada")).await;
+    next_matching(&mut ada.events, welcome).await;
+    // The token is kept once the welcome is handled: wait for it to be on disk.
+    let file = dir.path().join("settings.json");
+    tokio::time::timeout(PATIENCE, async {
+        while !std::fs::read_to_string(&file).is_ok_and(|text| text.contains("v1.")) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the token is kept");
+    let shown = ada.core.settings_for_ui();
+    assert!(shown.tokens.is_empty() && shown.rooms.is_empty());
+    assert_eq!(shown.name.as_deref(), Some("Ada"));
+    // The UI sends back what it was shown: the app keeps its tokens.
+    ada.core.apply_settings(shown).await.expect("applies");
+    assert!(!ada.core.settings().tokens.is_empty());
+    assert!(
+        std::fs::read_to_string(&file)
+            .expect("reads")
+            .contains("v1.")
+    );
+    ada.core.stop().await;
+}
+
+#[tokio::test]
 async fn the_data_of_the_former_identifier_comes_along() {
     let root = tempfile::tempdir().expect("temp dir");
     let former = root.path().join("org.causerie.app");
