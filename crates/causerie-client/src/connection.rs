@@ -10,14 +10,95 @@
 
 use std::time::Duration;
 
-use causerie_protocol::event;
+use causerie_protocol::{
+    DEFAULT_ROOM, HistoryRequest, PingRequest, RoomRequest, RoomsRequest, SendMessage,
+    TypingRequest, WhoRequest, event,
+};
 use futures_util::FutureExt;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
+use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::outbox::LocalId;
+
+/// Something to tell the server, in the protocol's types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    Send(SendMessage),
+    Join(RoomRequest),
+    Leave(RoomRequest),
+    /// A page asked for by the user, or one of the pages of a catch-up.
+    History {
+        request: HistoryRequest,
+        catch_up: bool,
+    },
+    /// A page of the people online: the first (`more` false) or the next.
+    Who {
+        request: WhoRequest,
+        more: bool,
+    },
+    Rooms(RoomsRequest),
+    /// A liveness check, numbered so that only its own answer counts.
+    Ping(u64),
+    /// Told without an ack.
+    Typing(TypingRequest),
+}
+
+impl Outgoing {
+    fn event(&self) -> &'static str {
+        match self {
+            Self::Send(_) => event::MESSAGE,
+            Self::Join(_) => event::JOIN,
+            Self::Leave(_) => event::LEAVE,
+            Self::History { .. } => event::HISTORY,
+            Self::Who { .. } => event::WHO,
+            Self::Rooms(_) => event::ROOMS,
+            Self::Ping(_) => event::PING,
+            Self::Typing(_) => event::TYPING,
+        }
+    }
+
+    fn payload(&self) -> Value {
+        fn value(data: &impl Serialize) -> Value {
+            serde_json::to_value(data)
+                .expect("protocol payloads are plain structs, always serializable")
+        }
+        match self {
+            Self::Send(data) => value(data),
+            Self::Join(data) | Self::Leave(data) => value(data),
+            Self::History { request, .. } => value(request),
+            Self::Who { request, .. } => value(request),
+            Self::Rooms(data) => value(data),
+            Self::Ping(_) => value(&PingRequest {}),
+            Self::Typing(data) => value(data),
+        }
+    }
+
+    /// What its ack will answer; `None` for what is told without one.
+    fn answered_by(&self) -> Option<Request> {
+        let room = |room: &Option<String>| room.clone().unwrap_or_else(|| DEFAULT_ROOM.into());
+        Some(match self {
+            Self::Send(data) => Request::Send(LocalId::from(data.id.as_str())),
+            Self::Join(data) => Request::Join(data.room.clone()),
+            Self::Leave(data) => Request::Leave(data.room.clone()),
+            Self::History { request, catch_up } => Request::History {
+                room: room(&request.room),
+                catch_up: *catch_up,
+            },
+            Self::Who { request, more } => Request::Who {
+                room: request.room.clone(),
+                more: *more,
+            },
+            Self::Rooms(data) => Request::Rooms {
+                prefix: data.prefix.clone().unwrap_or_default(),
+            },
+            Self::Ping(id) => Request::Ping(*id),
+            Self::Typing(_) => return None,
+        })
+    }
+}
 
 /// What an ack answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,12 +106,10 @@ pub(crate) enum Request {
     Send(LocalId),
     Join(String),
     Leave(String),
-    /// A page asked for by the user, or one of the pages of a catch-up.
     History {
         room: String,
         catch_up: bool,
     },
-    /// A page of the people online: the first (`more` false) or the next.
     Who {
         room: String,
         more: bool,
@@ -40,6 +119,17 @@ pub(crate) enum Request {
         prefix: String,
     },
     Ping(u64),
+}
+
+/// The transport failed under a request: the connection is presumed lost.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct TransportError(String);
+
+impl From<String> for TransportError {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
 }
 
 /// Something a connection said.
@@ -88,7 +178,7 @@ impl Connection {
         tls: Option<native_tls::TlsConnector>,
         generation: u64,
         signals: mpsc::UnboundedSender<Tagged>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TransportError> {
         let forward = |signals: &mpsc::UnboundedSender<Tagged>, make: fn(Payload) -> Signal| {
             let signals = signals.clone();
             move |payload: Payload, _: Client| {
@@ -120,7 +210,10 @@ impl Connection {
                 async {}.boxed()
             });
         }
-        let client = builder.connect().await.map_err(|e| with_causes(&e))?;
+        let client = builder
+            .connect()
+            .await
+            .map_err(|e| TransportError(with_causes(&e)))?;
         Ok(Self {
             client,
             generation,
@@ -128,14 +221,21 @@ impl Connection {
         })
     }
 
-    /// Emits `event` and routes its ack back as [`Signal::Ack`] for `request`.
-    pub(crate) async fn request(
+    /// Sends `outgoing`; its ack, if it has one, comes back as [`Signal::Ack`] (dropped after
+    /// `timeout`).
+    pub(crate) async fn send(
         &self,
-        event: &str,
-        data: Value,
-        request: Request,
+        outgoing: &Outgoing,
         timeout: Duration,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransportError> {
+        let (event, data) = (outgoing.event(), outgoing.payload());
+        let Some(request) = outgoing.answered_by() else {
+            return self
+                .client
+                .emit(event, data)
+                .await
+                .map_err(|e| TransportError(e.to_string()));
+        };
         let signals = self.signals.clone();
         let generation = self.generation;
         let mut request = Some(request);
@@ -155,15 +255,7 @@ impl Connection {
                 async {}.boxed()
             })
             .await
-            .map_err(|e| e.to_string())
-    }
-
-    /// Emits `event` without an ack.
-    pub(crate) async fn emit(&self, event: &str, data: Value) -> Result<(), String> {
-        self.client
-            .emit(event, data)
-            .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| TransportError(e.to_string()))
     }
 
     /// Closes the connection in the background: a dead peer can make a polite close hang.

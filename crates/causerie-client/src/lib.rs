@@ -11,9 +11,12 @@
 //! - [`ClientError`]: what can fail, with stable codes.
 //! - [`bindings`]: the events as TypeScript, for the app's UI.
 //!
-//! Inside, one supervisor task owns everything (`supervisor`), talks to the server through
-//! rust_socketio (`connection`), keeps unsent messages in order (`outbox`), and orders each room's
-//! messages by seq (`timeline`).
+//! Inside, every decision is made without I/O, in small state machines that tests drive
+//! directly: `state` composes `delivery` (rooms; each room's messages ordered by seq in a
+//! `timeline`, who is `online`, catch-up `pages`), `sending` (the outbox order, one in flight,
+//! pauses) and `liveness` (pings); `reconnect` decides the waits between connections. One task,
+//! the `supervisor`, does the I/O: it talks to the server through rust_socketio (`connection`),
+//! and writes the `outbox` file on a blocking thread.
 //!
 //! ```no_run
 //! use causerie_client::{ChatClient, ClientConfig, ClientEvent};
@@ -38,11 +41,16 @@ mod backoff;
 pub mod bindings;
 mod config;
 mod connection;
+mod delivery;
 mod error;
 mod event;
+mod liveness;
 mod online;
 mod outbox;
 mod pages;
+mod reconnect;
+mod sending;
+mod state;
 mod supervisor;
 mod timeline;
 mod tls;
@@ -59,8 +67,9 @@ pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
 pub use outbox::{LocalId, OutboxEntry};
 pub use tls::TrustedRoots;
 
-use outbox::Outbox;
-use supervisor::{Command, Supervisor};
+use outbox::{OutboxLog, OutboxWriter};
+use state::{ChatState, Command};
+use supervisor::Supervisor;
 
 /// Starts a client: checks the URL, opens the outbox, and connects in the background, retrying
 /// until connected. Must be called inside a Tokio runtime.
@@ -72,10 +81,28 @@ pub fn connect(config: ClientConfig) -> Result<(ChatClient, ClientEvents), Clien
     } else {
         None
     };
-    let outbox = Outbox::open(config.outbox_file.clone())?;
-    let (commands, command_receiver) = mpsc::unbounded_channel();
     let (event_sender, events) = mpsc::unbounded_channel();
-    let supervisor = Supervisor::new(config, url, tls, outbox, command_receiver, event_sender);
+    let (outbox, restored) = match &config.outbox_file {
+        Some(path) => {
+            let (log, restored) = OutboxLog::open(path.clone())?;
+            (
+                Some(OutboxWriter::spawn(log, event_sender.clone())),
+                restored,
+            )
+        }
+        None => (None, Vec::new()),
+    };
+    let (commands, command_receiver) = mpsc::unbounded_channel();
+    let state = ChatState::new(config.clone(), restored);
+    let supervisor = Supervisor::new(
+        state,
+        &config,
+        url,
+        tls,
+        outbox,
+        command_receiver,
+        event_sender,
+    );
     tokio::spawn(supervisor.run());
     Ok((ChatClient { commands }, ClientEvents { events }))
 }

@@ -1,13 +1,15 @@
-//! Messages waiting for the server's ack, kept in order and, when given a file, across restarts.
+//! Messages waiting for the server's ack, kept across restarts in an append-only file.
 
-use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use tokio::sync::mpsc;
+
 use crate::error::ClientError;
+use crate::event::ClientEvent;
 
 /// The id a client gives a message before the server has it; sent as the message's `id`, so the
 /// server stores a resent message once.
@@ -58,87 +60,201 @@ pub struct OutboxEntry {
     pub text: String,
 }
 
+/// A change to the outbox, written in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum OutboxChange {
+    /// The user sent a message.
+    Add(OutboxEntry),
+    /// A message was confirmed or refused.
+    Remove(LocalId),
+}
+
+/// The first line of an outbox file.
 #[derive(Serialize, Deserialize)]
-struct OutboxFile {
+struct Header {
     version: u32,
+}
+
+/// The file's format: a header line, then one [`OutboxChange`] per line.
+const VERSION: u32 = 2;
+
+/// The version 1 file: every entry, rewritten whole on each change.
+#[derive(Deserialize)]
+struct Version1 {
     entries: Vec<OutboxEntry>,
 }
 
-/// The outbox: entries in the order the user sent them.
+/// Changes past this many, and past twice the entries left, rewrite the file with only those.
+const COMPACT_AFTER: usize = 64;
+
+/// The outbox file: an append-only log of changes, so that sending a message costs one short
+/// append and one sync, not a rewrite of every waiting message. Rewritten with only the entries
+/// left once the log has grown (atomically: a crash leaves the old log or the new one).
+///
+/// A crash in the middle of an append leaves a torn last line: it is ignored on opening, since
+/// that change was never synced. A bad line anywhere else is corruption, and an error.
 #[derive(Debug)]
-pub(crate) struct Outbox {
-    entries: VecDeque<OutboxEntry>,
-    file: Option<PathBuf>,
+pub(crate) struct OutboxLog {
+    path: PathBuf,
+    file: std::fs::File,
+    /// The entries left, in order.
+    entries: Vec<OutboxEntry>,
+    /// The changes in the file.
+    changes: usize,
 }
 
-impl Outbox {
-    /// Opens the outbox kept in `file` (empty if the file does not exist), or one in memory.
-    pub(crate) fn open(file: Option<PathBuf>) -> Result<Self, ClientError> {
-        let entries = match &file {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => serde_json::from_slice::<OutboxFile>(&bytes)
-                    .map_err(|e| storage_error(path, &e))?
-                    .entries
-                    .into(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => VecDeque::new(),
-                Err(e) => return Err(storage_error(path, &e)),
-            },
-            None => VecDeque::new(),
+impl OutboxLog {
+    /// Opens the outbox kept in `path` (creating it), with the entries it holds, oldest first.
+    pub(crate) fn open(path: PathBuf) -> Result<(Self, Vec<OutboxEntry>), ClientError> {
+        let (entries, changes, rewrite) = match std::fs::read(&path) {
+            Ok(bytes) => read(&bytes).map_err(|reason| storage_error(&path, &reason))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0, true),
+            Err(e) => return Err(storage_error(&path, &e)),
         };
-        Ok(Self { entries, file })
-    }
-
-    pub(crate) fn entries(&self) -> impl Iterator<Item = &OutboxEntry> {
-        self.entries.iter()
-    }
-
-    pub(crate) fn contains(&self, id: &str) -> bool {
-        self.entries.iter().any(|e| e.local_id.as_str() == id)
-    }
-
-    /// Adds an entry at the end, and saves.
-    pub(crate) fn push(&mut self, entry: OutboxEntry) -> Result<(), ClientError> {
-        self.entries.push_back(entry);
-        self.save()
-    }
-
-    /// Removes an entry, and saves if it was there.
-    pub(crate) fn remove(&mut self, id: &str) -> Result<Option<OutboxEntry>, ClientError> {
-        let Some(index) = self.entries.iter().position(|e| e.local_id.as_str() == id) else {
-            return Ok(None);
+        let changes = if rewrite {
+            write_whole(&path, &entries).map_err(|e| storage_error(&path, &e))?;
+            entries.len()
+        } else {
+            changes
         };
-        let entry = self.entries.remove(index);
-        self.save()?;
-        Ok(entry)
+        let log = Self {
+            file: open_append(&path).map_err(|e| storage_error(&path, &e))?,
+            path,
+            entries: entries.clone(),
+            changes,
+        };
+        Ok((log, entries))
     }
 
-    /// Writes the whole outbox to a temporary file, syncs it, renames it over the old one and
-    /// syncs the directory, so that a crash leaves either the old or the new outbox, never half
-    /// of one. Only its owner may read it: it holds what the user wrote.
-    fn save(&self) -> Result<(), ClientError> {
-        let Some(path) = &self.file else {
-            return Ok(());
-        };
-        let contents = OutboxFile {
-            version: 1,
-            entries: self.entries.iter().cloned().collect(),
-        };
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                create_private_dir(dir)?;
+    /// Appends `changes` and syncs once: durable when this returns.
+    pub(crate) fn apply(&mut self, changes: &[OutboxChange]) -> Result<(), ClientError> {
+        self.write(changes)
+            .map_err(|e| storage_error(&self.path, &e))
+    }
+
+    fn write(&mut self, changes: &[OutboxChange]) -> std::io::Result<()> {
+        let mut lines = Vec::new();
+        for change in changes {
+            match change {
+                OutboxChange::Add(entry) => self.entries.push(entry.clone()),
+                OutboxChange::Remove(id) => self.entries.retain(|e| e.local_id != *id),
             }
-            let mut options = atomic_write_file::AtomicWriteFile::options();
-            #[cfg(unix)]
-            {
-                use atomic_write_file::unix::OpenOptionsExt as _;
-                use std::os::unix::fs::OpenOptionsExt as _;
-                options.preserve_mode(false).mode(0o600);
+            serde_json::to_writer(&mut lines, change)?;
+            lines.push(b'\n');
+        }
+        self.changes += changes.len();
+        if self.changes > COMPACT_AFTER && self.changes > 2 * self.entries.len() {
+            return self.compact();
+        }
+        self.file.write_all(&lines)?;
+        self.file.sync_data()
+    }
+
+    /// Rewrites the file with only the entries left, and appends to the new one from then on.
+    fn compact(&mut self) -> std::io::Result<()> {
+        write_whole(&self.path, &self.entries)?;
+        self.file = open_append(&self.path)?;
+        self.changes = self.entries.len();
+        Ok(())
+    }
+}
+
+/// Writes an outbox file holding `entries` to a temporary file, syncs it, renames it over the old
+/// one and syncs the directory: a crash leaves either the old file or the new one. Only its owner
+/// may read it: it holds what the user wrote.
+fn write_whole(path: &Path, entries: &[OutboxEntry]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut contents = serde_json::to_vec(&Header { version: VERSION })?;
+    contents.push(b'\n');
+    for entry in entries {
+        serde_json::to_writer(&mut contents, &OutboxChange::Add(entry.clone()))?;
+        contents.push(b'\n');
+    }
+    let mut options = atomic_write_file::AtomicWriteFile::options();
+    #[cfg(unix)]
+    {
+        use atomic_write_file::unix::OpenOptionsExt as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.preserve_mode(false).mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(&contents)?;
+    file.commit()
+}
+
+/// The entries in an outbox file, how many changes it holds, and whether to rewrite it (a
+/// version 1 file, or a torn last line).
+fn read(bytes: &[u8]) -> Result<(Vec<OutboxEntry>, usize, bool), String> {
+    if let Ok(old) = serde_json::from_slice::<Version1>(bytes) {
+        return Ok((old.entries, 0, true));
+    }
+    let mut lines = bytes.split(|&b| b == b'\n').peekable();
+    let header = lines.next().unwrap_or_default();
+    match serde_json::from_slice::<Header>(header) {
+        Ok(Header { version: VERSION }) => {}
+        Ok(Header { version }) => return Err(format!("unknown outbox version {version}")),
+        Err(e) => return Err(e.to_string()),
+    }
+    let (mut entries, mut changes, mut torn) = (Vec::<OutboxEntry>::new(), 0, false);
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<OutboxChange>(line) {
+            Ok(OutboxChange::Add(entry)) => entries.push(entry),
+            Ok(OutboxChange::Remove(id)) => entries.retain(|e| e.local_id != id),
+            Err(_) if lines.peek().is_none() => torn = true,
+            Err(e) => return Err(format!("line {}: {e}", changes + 2)),
+        }
+        changes += 1;
+    }
+    Ok((entries, changes, torn))
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().append(true).open(path)
+}
+
+/// Writes outbox changes in order, off the async tasks: each batch on a blocking thread, with one
+/// sync for all the changes that queued up meanwhile. A failure is told to the user as an
+/// [`ClientEvent::Error`].
+#[derive(Debug, Clone)]
+pub(crate) struct OutboxWriter {
+    changes: mpsc::UnboundedSender<OutboxChange>,
+}
+
+impl OutboxWriter {
+    /// Starts writing to `log`. Holding `events` open, the writer ends the event stream only
+    /// after the last change is written.
+    pub(crate) fn spawn(mut log: OutboxLog, events: mpsc::UnboundedSender<ClientEvent>) -> Self {
+        let (changes, mut queued) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while queued.recv_many(&mut batch, usize::MAX).await > 0 {
+                let changes = std::mem::take(&mut batch);
+                let written = tokio::task::spawn_blocking(move || (log.apply(&changes), log)).await;
+                match written {
+                    Ok((result, returned)) => {
+                        log = returned;
+                        if let Err(error) = result {
+                            let _ = events.send(ClientEvent::Error(error));
+                        }
+                    }
+                    // Only if the runtime shuts down under it: nothing left to write for.
+                    Err(_) => return,
+                }
             }
-            let mut file = options.open(path)?;
-            file.write_all(&serde_json::to_vec(&contents)?)?;
-            file.commit()
-        };
-        write().map_err(|e| storage_error(path, &e))
+        });
+        Self { changes }
+    }
+
+    /// Queues `change` for writing.
+    pub(crate) fn write(&self, change: OutboxChange) {
+        // The writer lives as long as this handle.
+        let _ = self.changes.send(change);
     }
 }
 
@@ -170,23 +286,89 @@ mod tests {
         }
     }
 
+    fn open(path: &Path) -> (OutboxLog, Vec<OutboxEntry>) {
+        OutboxLog::open(path.to_owned()).expect("opens")
+    }
+
     #[test]
     fn entries_survive_reopening_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("outbox.json");
         let (first, second, third) = (entry("one"), entry("two"), entry("three"));
         {
-            let mut outbox = Outbox::open(Some(path.clone())).expect("opens");
+            let (mut log, _) = open(&path);
             for e in [&first, &second, &third] {
-                outbox.push(e.clone()).expect("saves");
+                log.apply(&[OutboxChange::Add(e.clone())]).expect("saves");
             }
-            outbox.remove(second.local_id.as_str()).expect("saves");
+            log.apply(&[OutboxChange::Remove(second.local_id.clone())])
+                .expect("saves");
         }
-        let outbox = Outbox::open(Some(path)).expect("reopens");
-        assert_eq!(
-            outbox.entries().cloned().collect::<Vec<_>>(),
-            [first, third]
-        );
+        assert_eq!(open(&path).1, [first, third]);
+    }
+
+    #[test]
+    fn sending_appends_instead_of_rewriting_and_the_log_is_compacted_now_and_then() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("outbox.json");
+        let (mut log, _) = open(&path);
+        let waiting = entry("waiting");
+        log.apply(&[OutboxChange::Add(waiting.clone())])
+            .expect("saves");
+        let mut sizes = Vec::new();
+        for i in 0..200 {
+            let sent = entry(&format!("message {i}"));
+            log.apply(&[OutboxChange::Add(sent.clone())])
+                .expect("saves");
+            log.apply(&[OutboxChange::Remove(sent.local_id)])
+                .expect("saves");
+            sizes.push(std::fs::metadata(&path).expect("exists").len());
+        }
+        assert!(sizes.windows(2).any(|w| w[1] < w[0]), "compacted");
+        let longest = COMPACT_AFTER as u64 * 200;
+        assert!(sizes.iter().all(|&size| size < longest), "{sizes:?}");
+        assert_eq!(open(&path).1, [waiting]);
+    }
+
+    #[test]
+    fn a_torn_last_line_from_a_crash_is_ignored_but_corruption_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("outbox.json");
+        let kept = entry("kept");
+        {
+            let (mut log, _) = open(&path);
+            log.apply(&[OutboxChange::Add(kept.clone())])
+                .expect("saves");
+        }
+        let whole = std::fs::read(&path).expect("reads");
+        std::fs::write(&path, [&whole[..], b"{\"add\":{\"localId\":\"x"].concat()).expect("writes");
+        assert_eq!(open(&path).1, std::slice::from_ref(&kept));
+        // Reopening rewrote the torn line away: appending goes on from a whole line.
+        let (mut log, _) = open(&path);
+        let next = entry("next");
+        log.apply(&[OutboxChange::Add(next.clone())])
+            .expect("saves");
+        assert_eq!(open(&path).1, [kept, next]);
+
+        let lines = String::from_utf8(std::fs::read(&path).expect("reads")).expect("text");
+        let broken = lines.replacen("\"add\"", "\"odd\"", 1);
+        std::fs::write(&path, broken).expect("writes");
+        assert!(matches!(
+            OutboxLog::open(path),
+            Err(ClientError::Storage { .. })
+        ));
+    }
+
+    #[test]
+    fn an_outbox_of_the_previous_version_is_read_and_rewritten() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("outbox.json");
+        let old = entry("from version 1");
+        let contents = serde_json::json!({ "version": 1, "entries": [old] });
+        std::fs::write(&path, contents.to_string()).expect("writes");
+        assert_eq!(open(&path).1, std::slice::from_ref(&old));
+        let text = std::fs::read_to_string(&path).expect("reads");
+        assert!(text.starts_with("{\"version\":2}\n"), "{text}");
+        assert_eq!(open(&path).1, [old]);
     }
 
     #[cfg(unix)]
@@ -195,8 +377,9 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("new").join("outbox.json");
-        let mut outbox = Outbox::open(Some(path.clone())).expect("opens");
-        outbox.push(entry("secret")).expect("saves");
+        let (mut log, _) = open(&path);
+        log.apply(&[OutboxChange::Add(entry("secret"))])
+            .expect("saves");
         let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(&dir.path().join("new")), 0o700);
@@ -215,7 +398,7 @@ mod tests {
         let path = dir.path().join("outbox.json");
         std::fs::write(&path, b"{not json").expect("writes");
         assert!(matches!(
-            Outbox::open(Some(path)),
+            OutboxLog::open(path),
             Err(ClientError::Storage { .. })
         ));
     }

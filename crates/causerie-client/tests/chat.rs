@@ -23,7 +23,7 @@ async fn two_clients_exchange_messages_each_shown_once() {
     ada.until_messages("general", 2).await;
 
     for recorded in [&mut ada, &mut bob] {
-        recorded.settle(std::time::Duration::from_millis(300)).await;
+        recorded.sync().await;
         let texts: Vec<&str> = recorded
             .messages()
             .iter()
@@ -55,7 +55,7 @@ async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
     let elsewhere = ada.client.send("nowhere", "hi");
     let fine = ada.client.send("general", "this one is fine");
     ada.until_confirmed(std::slice::from_ref(&fine)).await;
-    ada.settle(std::time::Duration::from_millis(300)).await;
+    ada.sync().await;
     let failures: Vec<_> = ada
         .log
         .iter()
@@ -142,7 +142,7 @@ async fn rooms_scope_messages_and_history_pages_arrive_as_events() {
         .map(|i| ada.client.send("side", &format!("s{i}")))
         .collect();
     ada.until_confirmed(&ids).await;
-    bob.settle(std::time::Duration::from_millis(300)).await;
+    bob.sync().await;
     assert!(bob.messages().is_empty(), "Bob is not in side");
 
     // Bob joins: the latest page comes with the join, the older one when asked for.
@@ -209,7 +209,7 @@ async fn rejoining_a_room_shows_only_what_is_new() {
     ada.until_confirmed(std::slice::from_ref(&while_away)).await;
     bob.client.join("side");
     bob.until_messages("side", 3).await;
-    bob.settle(std::time::Duration::from_millis(300)).await;
+    bob.sync().await;
     let texts: Vec<&str> = bob
         .messages()
         .iter()

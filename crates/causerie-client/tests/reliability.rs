@@ -33,7 +33,7 @@ async fn a_server_restart_in_the_middle_of_200_messages_loses_and_repeats_nothin
     for (client, own) in [(&mut ada, &ada_ids), (&mut bob, &bob_ids)] {
         client.until_confirmed(own).await;
         client.until_messages("general", 200).await;
-        client.settle(Duration::from_millis(300)).await;
+        client.sync().await;
         assert_complete_and_ordered(&client.messages(), 200);
     }
 
@@ -96,7 +96,7 @@ async fn a_client_away_while_500_messages_pass_catches_up_on_all_of_them() {
     proxy.restore();
 
     bob.until_messages("general", 501).await;
-    bob.settle(Duration::from_millis(300)).await;
+    bob.sync().await;
     assert_complete_and_ordered(&bob.messages(), 501);
 }
 
@@ -239,7 +239,9 @@ async fn the_outbox_survives_a_restart_of_the_program() {
     assert_eq!(messages(&second_run.log).len(), 2);
 }
 
-#[tokio::test]
+/// On tokio's paused clock: each wait is as long as the client says, to the nanosecond, however
+/// busy the machine.
+#[tokio::test(start_paused = true)]
 async fn a_long_outage_keeps_retrying_at_the_capped_interval() {
     // A port with nothing behind it.
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -251,44 +253,49 @@ async fn a_long_outage_keeps_retrying_at_the_capped_interval() {
         initial: Duration::from_millis(10),
         max: Duration::from_millis(80),
     };
+    let started = tokio::time::Instant::now();
     let mut client = Recorded::start(ClientConfig {
         backoff,
         ..test_config(&url, "Ada")
     });
-    client.record_for(Duration::from_secs(3)).await;
+    let reconnecting = |log: &[ClientEvent]| -> Vec<(u32, Duration)> {
+        log.iter()
+            .filter_map(|e| match e {
+                ClientEvent::State(ConnectionState::Reconnecting { attempt, delay }) => {
+                    Some((*attempt, *delay))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    client
+        .until("20 attempts", |log| reconnecting(log).len() == 20)
+        .await;
+    let elapsed = started.elapsed();
     client.client.disconnect();
     client.until_stopped().await;
 
-    let delays: Vec<(u32, Duration)> = client
-        .log
-        .iter()
-        .filter_map(|e| match e {
-            ClientEvent::State(ConnectionState::Reconnecting { attempt, delay }) => {
-                Some((*attempt, *delay))
-            }
-            _ => None,
-        })
-        .collect();
-    // About 3 s / 45 ms on average, fewer on a loaded machine (each attempt also costs a
-    // connect and a runtime turn: 14 were seen under a parallel build); far from a tight loop,
-    // and still trying. That each wait is capped is checked below, on the delays themselves.
-    assert!(
-        (8..=300).contains(&delays.len()),
-        "{} attempts",
-        delays.len()
-    );
+    let delays = reconnecting(&client.log);
     let attempts: Vec<u32> = delays.iter().map(|(a, _)| *a).collect();
-    assert_eq!(attempts, (1..=delays.len() as u32).collect::<Vec<_>>());
-    assert!(
-        delays
-            .iter()
-            .all(|(_, d)| *d >= backoff.initial && *d <= backoff.max)
+    assert_eq!(
+        attempts,
+        (1..=20).collect::<Vec<_>>(),
+        "still trying, counting up"
     );
-    let late = &delays[delays.len() / 2..];
-    assert!(
-        late.iter().any(|(_, d)| *d > backoff.max / 2),
-        "late attempts wait up to the cap: {late:?}"
+    for &(attempt, delay) in &delays {
+        assert!(
+            delay >= backoff.initial && delay <= backoff.ceiling(attempt),
+            "attempt {attempt} waits {delay:?}"
+        );
+    }
+    assert_eq!(
+        backoff.ceiling(4),
+        backoff.max,
+        "from the 4th attempt on, capped"
     );
+    // The 20th wait has just begun; the 19 before were waited in full.
+    let waited: Duration = delays[..19].iter().map(|(_, d)| *d).sum();
+    assert!(elapsed >= waited, "{elapsed:?} < {waited:?}: no tight loop");
 }
 
 /// The most a TCP socket's send buffer grows to here (`net.ipv4.tcp_wmem`), 4 MiB if unknown.
@@ -355,7 +362,7 @@ async fn a_reader_that_stops_reading_for_5_s_is_closed_and_then_misses_nothing()
     proxy.restore();
 
     slow.until_messages("general", sent).await;
-    slow.settle(Duration::from_millis(300)).await;
+    slow.sync().await;
     assert_complete_and_ordered(&slow.messages(), sent as u64);
     assert!(
         slow.connects() >= 2,

@@ -396,6 +396,8 @@ room: string,
  */
 typing: boolean, };
 
+export type PingRequest = Record<string, never>;
+
 export type Pong = Record<string, never>;
 
 export type Typing = { 

@@ -8,8 +8,9 @@ use ts_rs::TS;
 
 use crate::{
     ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
-    Message, MessageAccepted, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest, SendMessage,
-    ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
+    Message, MessageAccepted, PingRequest, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest,
+    SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
+    limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -114,6 +115,7 @@ pub fn typescript() -> String {
         RoomsRequest::decl(),
         RoomsPage::decl(),
         TypingRequest::decl(),
+        PingRequest::decl(),
         Pong::decl(),
         Typing::decl(),
     ];

@@ -298,6 +298,10 @@ pub struct RoomsPage {
     pub next: Option<String>,
 }
 
+/// Client `ping`: asks the server to ack at once, to check the connection. Empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct PingRequest {}
+
 /// The body of a `ping` ack: nothing beyond `ok: true`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct Pong {}

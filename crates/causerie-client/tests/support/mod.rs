@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use causerie_client::{Backoff, ChatClient, ClientConfig, ClientEvent, ClientEvents, LocalId};
@@ -79,19 +80,18 @@ impl Recorded {
         }
     }
 
-    /// Records whatever arrives during `span`.
-    pub async fn record_for(&mut self, span: Duration) {
-        let until = tokio::time::Instant::now() + span;
-        while let Ok(Some(event)) = tokio::time::timeout_at(until, self.events.next()).await {
-            self.log.push(event);
-        }
-    }
-
-    /// Records events until none arrives for `quiet`.
-    pub async fn settle(&mut self, quiet: Duration) {
-        while let Ok(Some(event)) = tokio::time::timeout(quiet, self.events.next()).await {
-            self.log.push(event);
-        }
+    /// Records everything the server sent this client so far: the answer to a `rooms` request
+    /// comes back on the same connection after all of it. Proves that nothing more (no repeat,
+    /// no retry) was on its way, without waiting for quiet on the real clock. The answer itself
+    /// is left out of the log.
+    pub async fn sync(&mut self) {
+        static SYNCS: AtomicU64 = AtomicU64::new(0);
+        let prefix = format!("sync-{}", SYNCS.fetch_add(1, Ordering::Relaxed));
+        self.client.find_rooms(&prefix, None);
+        let answer = |event: &ClientEvent| matches!(event, ClientEvent::Rooms { prefix: answered, .. } if *answered == prefix);
+        self.until("the sync's answer", |log| log.iter().any(answer))
+            .await;
+        self.log.retain(|event| !answer(event));
     }
 
     pub async fn until_connected(&mut self) {

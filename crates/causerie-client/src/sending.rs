@@ -1,0 +1,456 @@
+//! Sending: the user's messages go out in the order they were typed, one at a time, each resent
+//! until the server acks it (under the same id, so it is stored once), and paused while the server
+//! asks for patience.
+//!
+//! One at a time because the server stores messages in the order they arrive: two in flight could
+//! swap places when the first is lost and resent.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use causerie_protocol::{
+    ErrorBody, ErrorCode, Limits, Message, MessageAccepted, SendMessage, TypingRequest,
+};
+use tokio::time::Instant;
+
+use crate::backoff::Backoff;
+use crate::outbox::{LocalId, OutboxEntry};
+
+/// The outbox in memory, and where sending stands on the current connection.
+#[derive(Debug)]
+pub(crate) struct Sending {
+    /// Unconfirmed messages, oldest first.
+    queue: VecDeque<OutboxEntry>,
+    /// The message waiting for its ack, and when to give up waiting.
+    in_flight: Option<(LocalId, Instant)>,
+    /// Acked on this connection, but not delivered yet (held back in a timeline behind a gap):
+    /// not sent again.
+    acked: HashSet<LocalId>,
+    /// Sending waits until then after `rate_limited` or `internal`.
+    paused_until: Option<Instant>,
+    /// `internal` refusals in a row, for the backoff before the next resend.
+    failed_sends: u32,
+    /// Rooms told the user is typing on this connection.
+    typing: HashSet<String>,
+    backoff: Backoff,
+    timeout: Duration,
+}
+
+/// What came of an ack.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Acked {
+    /// Stored: the server's copy, to deliver (and so confirm the entry).
+    Stored(Message),
+    /// Refused for good: the entry is gone from the outbox.
+    Refused(LocalId, ErrorBody),
+    /// Refused for now: sent again after a pause.
+    Paused,
+    /// Not this request's answer (rust_socketio draws ack ids at random): the timeout resends.
+    Ignored,
+}
+
+/// What to send next.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Dispatch {
+    /// Entries that break the server's limits, taken out of the outbox: refused here as the
+    /// server would refuse them, without a round trip.
+    pub(crate) refused: Vec<(LocalId, ErrorBody)>,
+    pub(crate) send: Option<SendMessage>,
+}
+
+impl Sending {
+    /// Sending `entries` (restored from the outbox file) first.
+    pub(crate) fn new(entries: Vec<OutboxEntry>, backoff: Backoff, timeout: Duration) -> Self {
+        Self {
+            queue: entries.into(),
+            in_flight: None,
+            acked: HashSet::new(),
+            paused_until: None,
+            failed_sends: 0,
+            typing: HashSet::new(),
+            backoff,
+            timeout,
+        }
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        self.queue.iter().any(|e| e.local_id.as_str() == id)
+    }
+
+    /// Queues a message; if the user was typing in its room, the notice that they stopped.
+    pub(crate) fn push(&mut self, entry: OutboxEntry) -> Option<TypingRequest> {
+        let room = entry.room.clone();
+        self.queue.push_back(entry);
+        // Sent, so no longer typing: as every chat app shows it.
+        self.typing.remove(&room).then_some(TypingRequest {
+            room,
+            typing: false,
+        })
+    }
+
+    /// Takes an entry out (confirmed, or refused); `false` if it was not there.
+    pub(crate) fn remove(&mut self, id: &LocalId) -> bool {
+        self.acked.remove(id);
+        let before = self.queue.len();
+        self.queue.retain(|e| e.local_id != *id);
+        self.queue.len() != before
+    }
+
+    /// Tells the room the user is typing, or stopped.
+    pub(crate) fn typing(&mut self, room: String, typing: bool) -> TypingRequest {
+        if typing {
+            self.typing.insert(room.clone());
+        } else {
+            self.typing.remove(&room);
+        }
+        TypingRequest { room, typing }
+    }
+
+    /// A new connection: nothing is in flight or acked on it, nothing paused.
+    pub(crate) fn connected(&mut self) {
+        self.in_flight = None;
+        self.acked.clear();
+        self.paused_until = None;
+        self.typing.clear();
+    }
+
+    /// The oldest entry not acked yet, if none is in flight and sending is not paused, and the
+    /// entries before it that break `limits`. `ready(room)` says whether a room may be sent to
+    /// (`false` while its join is on its way).
+    pub(crate) fn next(
+        &mut self,
+        now: Instant,
+        limits: &Limits,
+        ready: impl Fn(&str) -> bool,
+    ) -> Dispatch {
+        let mut dispatch = Dispatch::default();
+        if self.in_flight.is_some() || self.paused_until.is_some() {
+            return dispatch;
+        }
+        while let Some(entry) = self
+            .queue
+            .iter()
+            .find(|e| !self.acked.contains(&e.local_id))
+        {
+            if !ready(&entry.room) {
+                break;
+            }
+            let local_id = entry.local_id.clone();
+            if let Err(error) = limits.check_message(&entry.text) {
+                self.remove(&local_id);
+                dispatch.refused.push((local_id, error));
+                continue;
+            }
+            dispatch.send = Some(SendMessage {
+                id: local_id.as_str().to_owned(),
+                room: Some(entry.room.clone()),
+                text: entry.text.clone(),
+            });
+            self.in_flight = Some((local_id, now + self.timeout));
+            break;
+        }
+        dispatch
+    }
+
+    /// The server's answer to sending `local_id`. `limits` give the wait after `rate_limited`
+    /// when the server does not say.
+    pub(crate) fn on_ack(
+        &mut self,
+        local_id: LocalId,
+        reply: Result<MessageAccepted, ErrorBody>,
+        now: Instant,
+        limits: &Limits,
+    ) -> Acked {
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|(id, _)| *id == local_id)
+        {
+            self.in_flight = None;
+        }
+        match reply {
+            Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
+                self.failed_sends = 0;
+                if self.contains(local_id.as_str()) {
+                    self.acked.insert(local_id);
+                }
+                Acked::Stored(message)
+            }
+            Ok(_) => Acked::Ignored,
+            // The server could not store it (a full disk, a lock): back off, as from an outage,
+            // so that a crowd of clients does not resend in lockstep while it recovers.
+            Err(error) if error.code == ErrorCode::Internal => {
+                self.failed_sends = self.failed_sends.saturating_add(1);
+                self.paused_until = Some(now + self.backoff.delay(self.failed_sends));
+                Acked::Paused
+            }
+            Err(error) if error.code == ErrorCode::RateLimited => {
+                let wait = error
+                    .retry_after_ms
+                    .map_or_else(|| one_token(limits), Duration::from_millis);
+                self.paused_until = Some(now + wait);
+                Acked::Paused
+            }
+            Err(error) => {
+                self.remove(&local_id);
+                Acked::Refused(local_id, error)
+            }
+        }
+    }
+
+    /// Ends a pause that is over; `true` when the message in flight went unanswered: it is sent
+    /// again (same id, so stored once) and the connection should be checked.
+    pub(crate) fn on_timer(&mut self, now: Instant) -> bool {
+        if self.paused_until.is_some_and(|until| now >= until) {
+            self.paused_until = None;
+        }
+        if self.in_flight.as_ref().is_some_and(|(_, at)| now >= *at) {
+            self.in_flight = None;
+            return true;
+        }
+        false
+    }
+
+    /// When [`Sending::on_timer`] has something to do.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let in_flight = self.in_flight.as_ref().map(|(_, at)| *at);
+        in_flight.into_iter().chain(self.paused_until).min()
+    }
+}
+
+/// How long to wait after `rate_limited` when the server does not say: one token of its rate.
+fn one_token(limits: &Limits) -> Duration {
+    let per_second = limits.rate_limit_per_second.unwrap_or(1).max(1);
+    (Duration::from_secs(1) / per_second).max(Duration::from_millis(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causerie_protocol::User;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn entry(id: &str, text: &str) -> OutboxEntry {
+        OutboxEntry {
+            local_id: LocalId::from(id),
+            room: "general".into(),
+            text: text.into(),
+        }
+    }
+
+    fn sending(entries: &[OutboxEntry]) -> Sending {
+        Sending::new(entries.to_vec(), Backoff::default(), TIMEOUT)
+    }
+
+    fn stored(id: &str, seq: u64) -> Result<MessageAccepted, ErrorBody> {
+        Ok(MessageAccepted {
+            message: Message {
+                id: format!("m{seq}"),
+                seq,
+                client_id: id.into(),
+                room: "general".into(),
+                text: "text".into(),
+                author: User {
+                    id: "u1".into(),
+                    name: "Ada".into(),
+                },
+                sent_at: "2026-11-27T00:00:00Z".into(),
+            },
+        })
+    }
+
+    fn sent_id(dispatch: &Dispatch) -> Option<&str> {
+        dispatch.send.as_ref().map(|send| send.id.as_str())
+    }
+
+    fn everywhere(_: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn messages_go_one_at_a_time_in_the_order_typed() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one"), entry("b", "two")]);
+        assert_eq!(sent_id(&sending.next(now, &limits, everywhere)), Some("a"));
+        assert_eq!(sending.next(now, &limits, everywhere), Dispatch::default());
+        assert!(matches!(
+            sending.on_ack("a".into(), stored("a", 1), now, &limits),
+            Acked::Stored(_)
+        ));
+        assert_eq!(sent_id(&sending.next(now, &limits, everywhere)), Some("b"));
+    }
+
+    #[test]
+    fn an_acked_message_held_behind_a_gap_is_not_sent_again() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        sending.next(now, &limits, everywhere);
+        sending.on_ack("a".into(), stored("a", 5), now, &limits);
+        assert!(sending.contains("a"), "confirmed only once delivered");
+        assert_eq!(sending.next(now, &limits, everywhere), Dispatch::default());
+        // On the next connection it was never acked: sent again, and stored once by its id.
+        sending.connected();
+        assert_eq!(sent_id(&sending.next(now, &limits, everywhere)), Some("a"));
+    }
+
+    #[test]
+    fn an_unanswered_message_is_sent_again_after_the_timeout() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        sending.next(now, &limits, everywhere);
+        assert_eq!(sending.deadline(), Some(now + TIMEOUT));
+        assert!(!sending.on_timer(now + TIMEOUT / 2));
+        assert!(sending.on_timer(now + TIMEOUT), "check the connection");
+        assert_eq!(
+            sent_id(&sending.next(now + TIMEOUT, &limits, everywhere)),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn a_resends_late_ack_after_the_message_was_confirmed_changes_nothing() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one"), entry("b", "two")]);
+        sending.next(now, &limits, everywhere);
+        sending.on_timer(now + TIMEOUT);
+        sending.next(now + TIMEOUT, &limits, everywhere);
+        // A catch-up page delivered it meanwhile, which confirmed it.
+        assert!(sending.remove(&"a".into()));
+        let late = sending.on_ack("a".into(), stored("a", 1), now + TIMEOUT, &limits);
+        assert!(matches!(late, Acked::Stored(_)));
+        assert!(!sending.contains("a"));
+        assert_eq!(
+            sent_id(&sending.next(now + TIMEOUT, &limits, everywhere)),
+            Some("b")
+        );
+    }
+
+    #[test]
+    fn an_ack_for_another_message_is_ignored_and_the_timeout_resends() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        sending.next(now, &limits, everywhere);
+        assert_eq!(
+            sending.on_ack("a".into(), stored("zzz", 1), now, &limits),
+            Acked::Ignored
+        );
+        assert!(sending.contains("a"));
+    }
+
+    #[test]
+    fn rate_limited_pauses_for_the_servers_wait_then_sends_again() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        sending.next(now, &limits, everywhere);
+        let mut error = ErrorBody::new(ErrorCode::RateLimited, "slow down");
+        error.retry_after_ms = Some(1_500);
+        assert_eq!(
+            sending.on_ack("a".into(), Err(error), now, &limits),
+            Acked::Paused
+        );
+        let until = now + Duration::from_millis(1_500);
+        assert_eq!(sending.deadline(), Some(until));
+        assert_eq!(sending.next(now, &limits, everywhere), Dispatch::default());
+        assert!(!sending.on_timer(until));
+        assert_eq!(
+            sent_id(&sending.next(until, &limits, everywhere)),
+            Some("a")
+        );
+    }
+
+    #[test]
+    fn rate_limited_without_a_wait_pauses_one_token_of_the_servers_rate() {
+        let now = Instant::now();
+        let limits = Limits {
+            rate_limit_per_second: Some(4),
+            ..Limits::default()
+        };
+        let mut sending = sending(&[entry("a", "one")]);
+        sending.next(now, &limits, everywhere);
+        let error = ErrorBody::new(ErrorCode::RateLimited, "slow down");
+        sending.on_ack("a".into(), Err(error), now, &limits);
+        assert_eq!(sending.deadline(), Some(now + Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_server_failing_to_store_is_backed_off_longer_each_time() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let backoff = Backoff::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        for failures in 1..=4 {
+            sending.next(now, &limits, everywhere);
+            let error = ErrorBody::new(ErrorCode::Internal, "disk full");
+            assert_eq!(
+                sending.on_ack("a".into(), Err(error), now, &limits),
+                Acked::Paused
+            );
+            let wait = sending.deadline().expect("paused") - now;
+            assert!(wait >= backoff.initial && wait <= backoff.ceiling(failures));
+            sending.on_timer(now + wait);
+        }
+        assert!(sending.contains("a"), "kept until stored");
+    }
+
+    #[test]
+    fn a_refusal_for_good_takes_the_message_out_and_the_next_goes() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one"), entry("b", "two")]);
+        sending.next(now, &limits, everywhere);
+        let error = ErrorBody::new(ErrorCode::NotJoined, "join first");
+        assert_eq!(
+            sending.on_ack("a".into(), Err(error.clone()), now, &limits),
+            Acked::Refused("a".into(), error)
+        );
+        assert!(!sending.contains("a"));
+        assert_eq!(sent_id(&sending.next(now, &limits, everywhere)), Some("b"));
+    }
+
+    #[test]
+    fn text_over_the_servers_limit_is_refused_here_and_the_next_goes_at_once() {
+        let now = Instant::now();
+        let limits = Limits {
+            max_message_chars: 5,
+            ..Limits::default()
+        };
+        let mut sending = sending(&[entry("a", "far too long"), entry("b", "ok")]);
+        let dispatch = sending.next(now, &limits, everywhere);
+        assert_eq!(sent_id(&dispatch), Some("b"));
+        assert_eq!(dispatch.refused.len(), 1);
+        assert_eq!(dispatch.refused[0].0, LocalId::from("a"));
+        assert_eq!(dispatch.refused[0].1.code, ErrorCode::TooLong);
+        assert!(!sending.contains("a"));
+    }
+
+    #[test]
+    fn a_message_waits_for_its_rooms_join() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut sending = sending(&[entry("a", "one")]);
+        assert_eq!(sending.next(now, &limits, |_| false), Dispatch::default());
+        assert_eq!(sent_id(&sending.next(now, &limits, everywhere)), Some("a"));
+    }
+
+    #[test]
+    fn sending_where_the_user_was_typing_tells_the_room_they_stopped() {
+        let mut sending = sending(&[]);
+        sending.typing("general".into(), true);
+        let stop = sending.push(entry("a", "one"));
+        assert_eq!(
+            stop,
+            Some(TypingRequest {
+                room: "general".into(),
+                typing: false
+            })
+        );
+        assert_eq!(sending.push(entry("b", "two")), None, "told once");
+    }
+}

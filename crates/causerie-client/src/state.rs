@@ -1,0 +1,887 @@
+//! The client's decisions, without I/O: commands from the user and what the server says go in,
+//! [`Effect`]s come out (events for the user, requests for the server, changes for the outbox
+//! file). The supervisor performs the effects; tests feed inputs and read effects, no network.
+//!
+//! It composes the machines: [`Delivery`] (rooms, ordering, catch-up), [`Sending`] (the outbox
+//! order, one in flight, pauses) and, while connected, [`Liveness`] (pings). The rules that span
+//! them live here: each delivered message of the user's own confirms their pending copy, once.
+
+use std::collections::VecDeque;
+
+use causerie_protocol::{
+    ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits, Message, MessageAccepted, Pong,
+    Presence, Reply, RoomsPage, RoomsRequest, Typing, Welcome, WhoPage, event,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::config::ClientConfig;
+use crate::connection::{Outgoing, Request};
+use crate::delivery::Delivery;
+use crate::error::ClientError;
+use crate::event::{ClientEvent, ConnectionState, Session};
+use crate::liveness::{Liveness, Unanswered};
+use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
+use crate::pages::PageRequest;
+use crate::sending::{Acked, Sending};
+
+/// What a [`crate::ChatClient`] asks for.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Send(OutboxEntry),
+    History {
+        room: String,
+        before: Option<u64>,
+    },
+    Join(String),
+    Leave(String),
+    Typing {
+        room: String,
+        typing: bool,
+    },
+    LoadMoreOnline(String),
+    FindRooms {
+        prefix: String,
+        after: Option<String>,
+    },
+    CheckNow,
+    /// Connect again at once with these credentials (sent only when connecting).
+    ReconnectAs {
+        name: Option<String>,
+        join_code: Option<String>,
+    },
+    Disconnect,
+}
+
+/// Something for the supervisor to do.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Effect {
+    Emit(ClientEvent),
+    Send(Outgoing),
+    Save(OutboxChange),
+}
+
+/// What a command asks of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    Continue,
+    /// Check the connection now: when offline, end the wait before the next attempt.
+    CheckNow,
+    /// Connect again at once (new credentials).
+    Reconnect,
+    Stop,
+}
+
+/// Who to be when connecting.
+#[derive(Debug)]
+struct Credentials {
+    name: Option<String>,
+    token: Option<String>,
+    join_code: Option<String>,
+}
+
+/// Everything the client knows and decides.
+#[derive(Debug)]
+pub(crate) struct ChatState {
+    credentials: Credentials,
+    delivery: Delivery,
+    sending: Sending,
+    /// While welcomed: the connection's ping schedule.
+    liveness: Option<Liveness>,
+    /// The user's id, once welcomed.
+    me: Option<String>,
+    limits: Limits,
+    config: ClientConfig,
+    effects: VecDeque<Effect>,
+}
+
+impl ChatState {
+    /// A client with `restored` messages (from the outbox file) to send first: each is told
+    /// to the user as pending.
+    pub(crate) fn new(config: ClientConfig, restored: Vec<OutboxEntry>) -> Self {
+        let effects = restored
+            .iter()
+            .map(|entry| Effect::Emit(ClientEvent::Pending(entry.clone())))
+            .chain([Effect::Emit(ClientEvent::State(
+                ConnectionState::Connecting,
+            ))])
+            .collect();
+        Self {
+            credentials: Credentials {
+                name: config.name.clone(),
+                token: config.token.clone(),
+                join_code: config.join_code.clone(),
+            },
+            delivery: Delivery::new(&config.rooms, config.backoff, config.request_timeout),
+            sending: Sending::new(restored, config.backoff, config.request_timeout),
+            liveness: None,
+            me: None,
+            limits: Limits::default(),
+            config,
+            effects,
+        }
+    }
+
+    /// What to say when connecting.
+    pub(crate) fn auth(&self) -> HandshakeAuth {
+        HandshakeAuth {
+            protocol: Some(causerie_protocol::PROTOCOL_VERSION),
+            name: self.credentials.name.clone(),
+            token: self.credentials.token.clone(),
+            code: self.credentials.join_code.clone(),
+        }
+    }
+
+    /// What to do now, in order: the effects of the inputs so far, then the next message and
+    /// page to send, if connected.
+    pub(crate) fn take_effects(&mut self, now: Instant) -> Vec<Effect> {
+        if self.liveness.is_some() {
+            let dispatch = self
+                .sending
+                .next(now, &self.limits, |room| self.delivery.may_send_to(room));
+            for (local_id, error) in dispatch.refused {
+                self.refused(local_id, error);
+            }
+            if let Some(message) = dispatch.send {
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Send(message)));
+            }
+            if let Some(request) = self.delivery.next_request(now) {
+                self.effects.push_back(Effect::Send(request));
+            }
+        }
+        self.effects.drain(..).collect()
+    }
+
+    /// When [`ChatState::on_timer`] has something to do; `None` when not connected.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let liveness = self.liveness.as_ref()?.deadline();
+        [self.sending.deadline(), self.delivery.deadline()]
+            .into_iter()
+            .flatten()
+            .chain([liveness])
+            .min()
+    }
+
+    /// Handles a command from the user.
+    pub(crate) fn on_command(&mut self, command: Command, now: Instant) -> Control {
+        let connected = self.liveness.is_some();
+        match command {
+            Command::Disconnect => return Control::Stop,
+            Command::ReconnectAs { name, join_code } => {
+                self.credentials.name = name;
+                self.credentials.join_code = join_code;
+                return Control::Reconnect;
+            }
+            Command::CheckNow if connected => self.check(now),
+            Command::CheckNow => return Control::CheckNow,
+            Command::Send(entry) => {
+                self.effects
+                    .push_back(Effect::Save(OutboxChange::Add(entry.clone())));
+                self.effects
+                    .push_back(Effect::Emit(ClientEvent::Pending(entry.clone())));
+                let stopped_typing = self.sending.push(entry);
+                if let Some(stopped) = stopped_typing.filter(|_| connected) {
+                    self.effects
+                        .push_back(Effect::Send(Outgoing::Typing(stopped)));
+                }
+            }
+            Command::History { room, before } if connected => {
+                let request = self.delivery.older_page(room, before);
+                self.effects.push_back(Effect::Send(request));
+            }
+            Command::FindRooms { prefix, after } if connected => {
+                let request = RoomsRequest {
+                    prefix: Some(prefix),
+                    after,
+                    limit: None,
+                };
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Rooms(request)));
+            }
+            Command::History { .. } | Command::FindRooms { .. } => self
+                .effects
+                .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
+            Command::Join(room) => self.delivery.join(room),
+            Command::Leave(room) => {
+                if let Some(request) = self.delivery.leave(room) {
+                    self.effects.push_back(Effect::Send(request));
+                }
+            }
+            Command::LoadMoreOnline(room) => self.delivery.load_more_online(room),
+            Command::Typing { room, typing } if connected => {
+                let request = self.sending.typing(room, typing);
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Typing(request)));
+            }
+            Command::Typing { .. } => {}
+        }
+        self.flush_delivery();
+        Control::Continue
+    }
+
+    /// A connection was welcomed.
+    pub(crate) fn welcomed(&mut self, welcome: Welcome, now: Instant) {
+        tracing::info!(user = %welcome.user.id, "connected");
+        self.me = Some(welcome.user.id.clone());
+        self.credentials.token = Some(welcome.token.clone());
+        self.limits = welcome.limits.clone();
+        self.liveness = Some(Liveness::new(
+            now,
+            self.config.liveness_interval,
+            self.config.request_timeout,
+        ));
+        self.sending.connected();
+        self.effects.extend([
+            Effect::Emit(ClientEvent::State(ConnectionState::Connected)),
+            Effect::Emit(ClientEvent::Welcome(Session {
+                user: welcome.user.clone(),
+                token: welcome.token.clone(),
+                rooms: welcome.rooms.clone(),
+                rooms_next: welcome.rooms_next.clone(),
+                limits: welcome.limits.clone(),
+                server: welcome.server.clone(),
+            })),
+        ]);
+        self.delivery.welcomed(welcome);
+        self.flush_delivery();
+    }
+
+    /// The connection is gone.
+    pub(crate) fn disconnected(&mut self) {
+        self.liveness = None;
+        self.delivery.disconnected();
+    }
+
+    /// An event the server sent.
+    pub(crate) fn on_event(&mut self, name: &str, data: Value) {
+        match name {
+            event::MESSAGE => {
+                if let Ok(message) = serde_json::from_value::<Message>(data) {
+                    self.delivery.on_message(message);
+                }
+            }
+            event::PRESENCE => {
+                if let Ok(presence) = serde_json::from_value::<Presence>(data) {
+                    self.delivery.on_presence(presence);
+                }
+            }
+            event::TYPING => {
+                if let Ok(typing) = serde_json::from_value::<Typing>(data) {
+                    self.effects
+                        .push_back(Effect::Emit(ClientEvent::Typing(typing)));
+                }
+            }
+            _ => {}
+        }
+        self.flush_delivery();
+    }
+
+    /// The answer to a request.
+    pub(crate) fn on_ack(&mut self, request: Request, data: Value, now: Instant) {
+        // A late answer to a join or a page asked again since: the new answer will do.
+        let page = match &request {
+            Request::Join(room) => Some(PageRequest::Join(room.clone())),
+            Request::History {
+                room,
+                catch_up: true,
+            } => Some(PageRequest::CatchUp(room.clone())),
+            Request::Who { room, more: false } => Some(PageRequest::Online(room.clone())),
+            Request::Who { room, more: true } => Some(PageRequest::MoreOnline(room.clone())),
+            _ => None,
+        };
+        if page.is_some_and(|page| !self.delivery.answered(&page)) {
+            return;
+        }
+        match request {
+            Request::Ping(id) => {
+                if parse::<Pong>(data).is_some()
+                    && let Some(liveness) = &mut self.liveness
+                {
+                    liveness.answered(id);
+                }
+            }
+            Request::Send(local_id) => {
+                if let Some(reply) = parse::<MessageAccepted>(data) {
+                    self.on_send_ack(local_id, reply, now);
+                }
+            }
+            Request::Join(room) => {
+                if let Some(reply) = parse::<Joined>(data) {
+                    self.delivery.on_joined(room, reply, now);
+                }
+            }
+            Request::Leave(room) => self.delivery.left(room),
+            Request::Who { room, more } => {
+                if let Some(Ok(page)) = parse::<WhoPage>(data) {
+                    self.delivery.on_who(&room, more, page);
+                }
+            }
+            Request::Rooms { prefix } => {
+                match parse::<RoomsPage>(data) {
+                    Some(Ok(page)) => self.effects.push_back(Effect::Emit(ClientEvent::Rooms {
+                        prefix,
+                        rooms: page.rooms,
+                        next: page.next,
+                    })),
+                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
+                        ClientError::Rejected(error),
+                    ))),
+                    None => {}
+                }
+            }
+            Request::History { room, catch_up } => {
+                if let Some(reply) = parse::<HistoryPage>(data) {
+                    if catch_up {
+                        self.delivery.on_catch_up(room, reply);
+                    } else {
+                        self.delivery.on_older_page(room, reply);
+                    }
+                }
+            }
+        }
+        self.flush_delivery();
+    }
+
+    /// A transport hiccup may or may not have killed the connection: ask it.
+    pub(crate) fn on_transport_error(&mut self, now: Instant) {
+        self.check(now);
+    }
+
+    /// Does what is due at `now`: an error when the connection is found dead.
+    pub(crate) fn on_timer(&mut self, now: Instant) -> Result<(), Unanswered> {
+        let Some(liveness) = &mut self.liveness else {
+            return Ok(());
+        };
+        if let Some(id) = liveness.on_timer(now)? {
+            self.effects.push_back(Effect::Send(Outgoing::Ping(id)));
+        }
+        // A request went unanswered: it is asked again, and the connection checked meanwhile.
+        let unanswered = self.delivery.on_timer(now) | self.sending.on_timer(now);
+        if unanswered {
+            self.check(now);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping unless one is out.
+    fn check(&mut self, now: Instant) {
+        if let Some(id) = self.liveness.as_mut().and_then(|l| l.check(now)) {
+            self.effects.push_back(Effect::Send(Outgoing::Ping(id)));
+        }
+    }
+
+    fn on_send_ack(
+        &mut self,
+        local_id: LocalId,
+        reply: Result<MessageAccepted, ErrorBody>,
+        now: Instant,
+    ) {
+        match self.sending.on_ack(local_id, reply, now, &self.limits) {
+            Acked::Stored(message) => {
+                let pending = self.sending.contains(&message.client_id);
+                self.delivery.on_stored(message, pending);
+            }
+            Acked::Refused(local_id, error) => self.refused(local_id, error),
+            Acked::Paused | Acked::Ignored => {}
+        }
+    }
+
+    /// An outbox entry refused for good: out of the file, and the user told.
+    fn refused(&mut self, local_id: LocalId, error: ErrorBody) {
+        self.effects
+            .push_back(Effect::Save(OutboxChange::Remove(local_id.clone())));
+        self.effects
+            .push_back(Effect::Emit(ClientEvent::Failed { local_id, error }));
+    }
+
+    /// Moves delivery's events out; each message of the user's that is pending confirms it (and
+    /// takes it out of the outbox), whichever way it arrived.
+    fn flush_delivery(&mut self) {
+        for mut event in self.delivery.take_events() {
+            if let ClientEvent::Message { message, confirms } = &mut event {
+                let own = self.me.as_deref() == Some(message.author.id.as_str());
+                let local_id = LocalId::from(message.client_id.as_str());
+                if own && self.sending.remove(&local_id) {
+                    self.effects
+                        .push_back(Effect::Save(OutboxChange::Remove(local_id.clone())));
+                    *confirms = Some(local_id);
+                }
+            }
+            self.effects.push_back(Effect::Emit(event));
+        }
+    }
+}
+
+/// Reads an ack as `Reply<T>`: `None` when it has neither shape (an ack routed to the wrong
+/// request: rust_socketio draws ack ids at random).
+fn parse<T: DeserializeOwned>(data: Value) -> Option<Result<T, ErrorBody>> {
+    serde_json::from_value::<Reply<T>>(data)
+        .ok()
+        .map(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use causerie_protocol::{ErrorCode, HistoryRequest, ServerInfo, TypingRequest, User};
+    use serde::Serialize;
+    use std::time::Duration;
+
+    const ME: &str = "u-me";
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            name: id.into(),
+        }
+    }
+
+    fn message(seq: u64, author: &str, client_id: &str) -> Message {
+        Message {
+            id: format!("m{seq}"),
+            client_id: client_id.into(),
+            room: "general".into(),
+            seq,
+            author: user(author),
+            text: format!("text {seq}"),
+            sent_at: "2026-11-27T00:00:00Z".into(),
+        }
+    }
+
+    fn theirs(seq: u64) -> Message {
+        message(seq, "u-other", &format!("c{seq}"))
+    }
+
+    fn welcome(history: Vec<Message>, head: u64) -> Welcome {
+        Welcome {
+            user: user(ME),
+            token: "token".into(),
+            room: "general".into(),
+            rooms: vec!["general".into()],
+            rooms_next: None,
+            online: vec![user(ME)],
+            online_count: 1,
+            online_next: None,
+            history,
+            head,
+            limits: Limits::default(),
+            server: ServerInfo {
+                name: "causerie".into(),
+                version: "test".into(),
+            },
+        }
+    }
+
+    fn ok(body: impl Serialize) -> Value {
+        let mut value = serde_json::to_value(body).expect("serializable");
+        value["ok"] = Value::Bool(true);
+        value
+    }
+
+    fn error(code: ErrorCode) -> Value {
+        serde_json::to_value(Reply::<Pong>::Err(ErrorBody::new(code, "no"))).expect("serializable")
+    }
+
+    fn page(messages: Vec<Message>, has_more: bool) -> HistoryPage {
+        HistoryPage {
+            room: "general".into(),
+            messages,
+            has_more,
+        }
+    }
+
+    fn entry(id: &str, text: &str) -> OutboxEntry {
+        OutboxEntry {
+            local_id: LocalId::from(id),
+            room: "general".into(),
+            text: text.into(),
+        }
+    }
+
+    /// A client driven by hand, on a clock that moves only when told.
+    struct Client {
+        state: ChatState,
+        now: Instant,
+    }
+
+    impl Client {
+        fn new(restored: Vec<OutboxEntry>) -> Self {
+            let config = ClientConfig::new("http://127.0.0.1:1");
+            Self {
+                state: ChatState::new(config, restored),
+                now: Instant::now(),
+            }
+        }
+
+        fn welcomed(restored: Vec<OutboxEntry>, history: Vec<Message>, head: u64) -> Self {
+            let mut client = Self::new(restored);
+            client.state.welcomed(welcome(history, head), client.now);
+            client
+        }
+
+        fn effects(&mut self) -> Vec<Effect> {
+            self.state.take_effects(self.now)
+        }
+
+        fn command(&mut self, command: Command) -> Control {
+            self.state.on_command(command, self.now)
+        }
+
+        fn ack(&mut self, request: Request, data: Value) {
+            self.state.on_ack(request, data, self.now);
+        }
+
+        fn live(&mut self, message: Message) {
+            let data = serde_json::to_value(message).expect("serializable");
+            self.state.on_event(event::MESSAGE, data);
+        }
+
+        fn advance(&mut self, by: Duration) -> Result<(), Unanswered> {
+            self.now += by;
+            self.state.on_timer(self.now)
+        }
+    }
+
+    /// The seqs of the messages delivered, each with what it confirms.
+    fn delivered(effects: &[Effect]) -> Vec<(u64, Option<&str>)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(ClientEvent::Message { message, confirms }) => {
+                    Some((message.seq, confirms.as_ref().map(LocalId::as_str)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sent(effects: &[Effect]) -> Vec<&Outgoing> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Send(outgoing) => Some(outgoing),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn catch_up_after(effects: &[Effect]) -> Option<u64> {
+        sent(effects)
+            .into_iter()
+            .find_map(|outgoing| match outgoing {
+                Outgoing::History {
+                    request,
+                    catch_up: true,
+                } => request.after,
+                _ => None,
+            })
+    }
+
+    fn catch_up() -> Request {
+        Request::History {
+            room: "general".into(),
+            catch_up: true,
+        }
+    }
+
+    #[test]
+    fn a_catch_up_page_racing_live_messages_delivers_each_once_in_order() {
+        let mut client = Client::welcomed(vec![], vec![theirs(1), theirs(2)], 2);
+        assert_eq!(delivered(&client.effects()), [(1, None), (2, None)]);
+        // 3 and 4 were missed; 5 arrives live first and waits behind the gap.
+        client.live(theirs(5));
+        let effects = client.effects();
+        assert_eq!(delivered(&effects), []);
+        assert_eq!(catch_up_after(&effects), Some(2));
+        // 6 arrives live while the page is out; the page brings 3 to 6.
+        client.live(theirs(6));
+        client.ack(
+            catch_up(),
+            ok(page(
+                vec![theirs(3), theirs(4), theirs(5), theirs(6)],
+                false,
+            )),
+        );
+        let effects = client.effects();
+        assert_eq!(
+            delivered(&effects),
+            [(3, None), (4, None), (5, None), (6, None)]
+        );
+        assert_eq!(catch_up_after(&effects), None, "no gap left");
+    }
+
+    #[test]
+    fn a_rejoin_replaying_history_shows_nothing_twice() {
+        let mut client = Client::welcomed(vec![], vec![theirs(1), theirs(2), theirs(3)], 3);
+        assert_eq!(delivered(&client.effects()).len(), 3);
+        client.state.disconnected();
+        // The next welcome repeats the latest page, and one new message.
+        client.state.welcomed(
+            welcome(vec![theirs(2), theirs(3), theirs(4)], 4),
+            client.now,
+        );
+        assert_eq!(delivered(&client.effects()), [(4, None)]);
+    }
+
+    #[test]
+    fn a_resends_late_ack_after_a_catch_up_page_confirmed_it_shows_it_once() {
+        let mut client = Client::welcomed(vec![entry("a", "hello")], vec![theirs(1)], 1);
+        let effects = client.effects();
+        assert!(matches!(sent(&effects)[..], [Outgoing::Send(m)] if m.id == "a"));
+        // The ack is lost; the resend goes out after the timeout.
+        client.advance(Duration::from_secs(10)).expect("alive");
+        let effects = client.effects();
+        assert!(
+            sent(&effects)
+                .iter()
+                .any(|o| matches!(o, Outgoing::Send(m) if m.id == "a"))
+        );
+        // A gap, then a catch-up page brings the first copy, which confirms it.
+        client.live(theirs(3));
+        client.effects();
+        client.ack(
+            catch_up(),
+            ok(page(vec![message(2, ME, "a"), theirs(3)], false)),
+        );
+        assert_eq!(delivered(&client.effects()), [(2, Some("a")), (3, None)]);
+        // Then the resend's ack: nothing more.
+        let accepted = MessageAccepted {
+            message: message(2, ME, "a"),
+        };
+        client.ack(Request::Send("a".into()), ok(accepted));
+        let effects = client.effects();
+        assert_eq!(delivered(&effects), []);
+        assert!(sent(&effects).is_empty(), "nothing resent");
+    }
+
+    #[test]
+    fn an_ack_ahead_of_the_broadcast_confirms_once_when_its_turn_comes() {
+        let mut client = Client::welcomed(vec![], vec![theirs(1)], 1);
+        client.effects();
+        client.command(Command::Send(entry("a", "hi")));
+        client.effects();
+        // Stored as 3: 2 has not arrived yet, so it waits.
+        let accepted = MessageAccepted {
+            message: message(3, ME, "a"),
+        };
+        client.ack(Request::Send("a".into()), ok(accepted));
+        let effects = client.effects();
+        assert_eq!(delivered(&effects), []);
+        assert_eq!(catch_up_after(&effects), Some(1));
+        // The broadcast of 3 repeats it; 2 fills the gap.
+        client.live(message(3, ME, "a"));
+        client.ack(catch_up(), ok(page(vec![theirs(2)], false)));
+        assert_eq!(delivered(&client.effects()), [(2, None), (3, Some("a"))]);
+    }
+
+    #[test]
+    fn an_ack_of_a_message_older_than_the_first_page_still_confirms_it() {
+        // Sent before a restart; stored as 1, but this client's first page starts at 2.
+        let mut client = Client::welcomed(vec![entry("a", "hi")], vec![theirs(2)], 2);
+        client.effects();
+        let accepted = MessageAccepted {
+            message: message(1, ME, "a"),
+        };
+        client.ack(Request::Send("a".into()), ok(accepted));
+        let effects = client.effects();
+        assert_eq!(delivered(&effects), [(1, Some("a"))]);
+        assert!(effects.contains(&Effect::Save(OutboxChange::Remove("a".into()))));
+    }
+
+    #[test]
+    fn over_long_text_is_refused_here_with_the_servers_code() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        let text = "x".repeat(Limits::default().max_message_chars as usize + 1);
+        client.command(Command::Send(entry("a", &text)));
+        let effects = client.effects();
+        assert!(sent(&effects).is_empty());
+        assert!(effects.iter().any(|effect| matches!(
+            effect,
+            Effect::Emit(ClientEvent::Failed { local_id, error })
+                if local_id.as_str() == "a" && error.code == ErrorCode::TooLong
+        )));
+        assert!(effects.contains(&Effect::Save(OutboxChange::Remove("a".into()))));
+    }
+
+    #[test]
+    fn sending_where_the_user_typed_tells_the_room_they_stopped_once() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        client.command(Command::Typing {
+            room: "general".into(),
+            typing: true,
+        });
+        client.effects();
+        client.command(Command::Send(entry("a", "hi")));
+        let stopped = Outgoing::Typing(TypingRequest {
+            room: "general".into(),
+            typing: false,
+        });
+        assert_eq!(sent(&client.effects())[0], &stopped);
+        client.command(Command::Send(entry("b", "again")));
+        assert!(!sent(&client.effects()).contains(&&stopped));
+    }
+
+    #[test]
+    fn a_message_to_a_room_being_joined_waits_for_the_join() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        client.command(Command::Join("side".into()));
+        client.command(Command::Send(OutboxEntry {
+            room: "side".into(),
+            ..entry("a", "hi")
+        }));
+        let effects = client.effects();
+        assert_eq!(
+            sent(&effects),
+            [&Outgoing::Join(causerie_protocol::RoomRequest {
+                room: "side".into()
+            })]
+        );
+        let joined = Joined {
+            room: "side".into(),
+            online: vec![user(ME)],
+            online_count: 1,
+            online_next: None,
+            history: vec![],
+            head: 0,
+        };
+        client.ack(Request::Join("side".into()), ok(joined));
+        let effects = client.effects();
+        assert!(matches!(sent(&effects)[..], [Outgoing::Send(m)] if m.id == "a"));
+    }
+
+    #[test]
+    fn a_join_the_server_cannot_do_now_is_asked_again_after_a_pause() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        client.command(Command::Join("side".into()));
+        client.effects();
+        client.ack(Request::Join("side".into()), error(ErrorCode::Internal));
+        assert!(sent(&client.effects()).is_empty());
+        client.advance(Duration::from_secs(1)).expect("alive");
+        let effects = client.effects();
+        assert!(
+            sent(&effects)
+                .iter()
+                .any(|o| matches!(o, Outgoing::Join(_)))
+        );
+    }
+
+    #[test]
+    fn the_users_older_page_starts_below_what_was_handed_out_and_repeats_nothing() {
+        let mut client = Client::welcomed(vec![], vec![theirs(8), theirs(9)], 9);
+        client.effects();
+        client.command(Command::History {
+            room: "general".into(),
+            before: None,
+        });
+        let effects = client.effects();
+        let [
+            Outgoing::History {
+                request,
+                catch_up: false,
+            },
+        ] = sent(&effects)[..]
+        else {
+            panic!("one page asked for: {effects:?}");
+        };
+        assert_eq!(request.before, Some(8));
+        let older = Request::History {
+            room: "general".into(),
+            catch_up: false,
+        };
+        client.ack(
+            older.clone(),
+            ok(page(vec![theirs(6), theirs(7), theirs(8)], true)),
+        );
+        client.ack(older, ok(page(vec![theirs(7)], true)));
+        let pages: Vec<Vec<u64>> = client
+            .effects()
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(ClientEvent::History(page)) => {
+                    Some(page.messages.iter().map(|m| m.seq).collect())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pages, [vec![6, 7], vec![]]);
+        assert_eq!(
+            client.state.delivery.older_page("general".into(), None),
+            Outgoing::History {
+                request: HistoryRequest {
+                    room: Some("general".into()),
+                    after: None,
+                    before: Some(6),
+                    limit: Some(causerie_protocol::limits::DEFAULT_HISTORY_LIMIT),
+                },
+                catch_up: false,
+            }
+        );
+    }
+
+    #[test]
+    fn an_unanswered_ping_ends_the_connection_and_a_transport_error_checks_it() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        client.state.on_transport_error(client.now);
+        assert_eq!(sent(&client.effects()), [&Outgoing::Ping(1)]);
+        client.state.on_transport_error(client.now);
+        assert!(sent(&client.effects()).is_empty(), "one ping out at a time");
+        assert_eq!(client.advance(Duration::from_secs(10)), Err(Unanswered));
+    }
+
+    #[test]
+    fn offline_the_user_is_told_what_needs_a_connection() {
+        let mut client = Client::new(vec![]);
+        client.effects();
+        assert_eq!(
+            client.command(Command::History {
+                room: "general".into(),
+                before: None
+            }),
+            Control::Continue
+        );
+        assert_eq!(
+            client.effects(),
+            [Effect::Emit(ClientEvent::Error(ClientError::NotConnected))]
+        );
+        client.command(Command::Leave("side".into()));
+        assert_eq!(
+            client.effects(),
+            [Effect::Emit(ClientEvent::Left {
+                room: "side".into()
+            })]
+        );
+        assert_eq!(client.command(Command::CheckNow), Control::CheckNow);
+        let renamed = Command::ReconnectAs {
+            name: Some("Bea".into()),
+            join_code: None,
+        };
+        assert_eq!(client.command(renamed), Control::Reconnect);
+        assert_eq!(client.state.auth().name.as_deref(), Some("Bea"));
+        assert_eq!(client.command(Command::Disconnect), Control::Stop);
+    }
+
+    #[test]
+    fn restored_messages_are_shown_pending_and_sent_first_once_welcomed() {
+        let mut client = Client::new(vec![entry("a", "one"), entry("b", "two")]);
+        let effects = client.effects();
+        assert_eq!(
+            effects[..2],
+            [
+                Effect::Emit(ClientEvent::Pending(entry("a", "one"))),
+                Effect::Emit(ClientEvent::Pending(entry("b", "two"))),
+            ]
+        );
+        assert!(sent(&effects).is_empty(), "not connected");
+        client.state.welcomed(welcome(vec![], 0), client.now);
+        let effects = client.effects();
+        assert!(matches!(sent(&effects)[..], [Outgoing::Send(m)] if m.id == "a"));
+        assert_eq!(client.state.auth().token.as_deref(), Some("token"));
+    }
+}
