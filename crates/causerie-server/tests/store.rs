@@ -272,3 +272,61 @@ async fn rooms_page_by_name_and_by_prefix_without_wildcards() {
     assert!(!store.room_exists("python").await.expect("reads"));
     store.close().await;
 }
+
+#[tokio::test]
+async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("chat.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).await.expect("opens"));
+    let appends: Vec<_> = (0..300)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(message("ada", &format!("c{i}"), "general"))
+                    .await
+            })
+        })
+        .collect();
+    // Closes while the appends are still being queued and committed.
+    tokio::task::yield_now().await;
+    store.close().await;
+    let late = store.append(message("ada", "after", "general")).await;
+    assert!(
+        matches!(late, Err(causerie_server::store::StoreError::Closed)),
+        "{late:?}"
+    );
+    let mut acked = Vec::new();
+    for append in futures_util::future::join_all(appends).await {
+        match append.expect("task runs") {
+            Ok(appended) => acked.push(appended.message.client_id),
+            Err(causerie_server::store::StoreError::Closed) => {}
+            Err(other) => panic!("neither stored nor refused as closed: {other}"),
+        }
+    }
+    assert!(
+        !acked.is_empty(),
+        "writes queued before closing are committed"
+    );
+
+    let reopened = SqliteStore::open(&path).await.expect("reopens");
+    let stored = reopened
+        .history(
+            "general",
+            HistoryQuery {
+                before: None,
+                after: Some(0),
+                limit: 500,
+            },
+        )
+        .await
+        .expect("reads");
+    let mut stored: Vec<String> = stored.messages.into_iter().map(|m| m.client_id).collect();
+    stored.sort();
+    acked.sort();
+    assert_eq!(
+        stored, acked,
+        "every acked write is on disk, and nothing else"
+    );
+    reopened.close().await;
+}

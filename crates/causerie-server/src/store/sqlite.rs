@@ -59,10 +59,22 @@ const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
 
 const MESSAGE_COLUMNS: &str = "id, client_id, room, seq, author_id, author_name, text, sent_at";
 
-enum WriteRequest {
-    Append(NewMessage, oneshot::Sender<Result<Appended, StoreError>>),
-    CreateRoom(String, oneshot::Sender<Result<(), StoreError>>),
-    Close(oneshot::Sender<()>),
+/// A write for the writer task, and where its answer goes.
+struct Write {
+    change: Change,
+    reply: WriteReply,
+}
+
+/// What a write changes.
+enum Change {
+    Append(NewMessage),
+    CreateRoom(String),
+}
+
+/// What a committed write did.
+enum Written {
+    Appended(Appended),
+    RoomCreated,
 }
 
 /// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
@@ -125,10 +137,11 @@ impl Catalog {
 
 /// Messages and rooms in a SQLite file.
 pub struct SqliteStore {
-    writes: mpsc::Sender<WriteRequest>,
+    writes: mpsc::Sender<Write>,
     reads: SqlitePool,
     catalog: Arc<Catalog>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Until `close`: the writer task, and the signal that tells it to finish.
+    writer: Mutex<Option<(JoinHandle<()>, oneshot::Sender<()>)>>,
     checkpoints: JoinHandle<()>,
     commits: Arc<AtomicU64>,
     health: watch::Receiver<WriteHealth>,
@@ -185,12 +198,13 @@ impl SqliteStore {
             commits: commits.clone(),
             catalog: catalog.clone(),
         };
-        let writer = tokio::spawn(writer.run(queue));
+        let (close, closing) = oneshot::channel();
+        let writer = tokio::spawn(writer.run(queue, closing));
         let store = Self {
             writes,
             reads,
             catalog,
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(Some((writer, close))),
             checkpoints,
             commits,
             health,
@@ -204,13 +218,11 @@ impl SqliteStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    async fn write<T>(
-        &self,
-        request: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> WriteRequest,
-    ) -> Result<T, StoreError> {
+    /// Queues `change` for the writer and waits until it is committed (or not).
+    async fn write(&self, change: Change) -> Result<Written, StoreError> {
         let (reply, response) = oneshot::channel();
         self.writes
-            .send(request(reply))
+            .send(Write { change, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         response.await.map_err(|_| StoreError::Closed)?
@@ -220,8 +232,10 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
-        self.write(|reply| WriteRequest::Append(message, reply))
-            .await
+        match self.write(Change::Append(message)).await? {
+            Written::Appended(appended) => Ok(appended),
+            Written::RoomCreated => unreachable!("the writer answers an append with the message"),
+        }
     }
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
@@ -279,9 +293,9 @@ impl Store for SqliteStore {
         if self.catalog.head(room).is_some() {
             return Ok(());
         }
-        let room = room.to_owned();
-        self.write(|reply| WriteRequest::CreateRoom(room, reply))
+        self.write(Change::CreateRoom(room.to_owned()))
             .await
+            .map(|_| ())
     }
 
     async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
@@ -321,13 +335,10 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        let Some(writer) = self.writer.lock().await.take() else {
+        let Some((writer, close)) = self.writer.lock().await.take() else {
             return;
         };
-        let (done, closed) = oneshot::channel();
-        if self.writes.send(WriteRequest::Close(done)).await.is_ok() {
-            let _ = closed.await;
-        }
+        let _ = close.send(());
         let _ = writer.await;
         self.checkpoints.abort();
         self.reads.close().await;
@@ -386,137 +397,121 @@ struct Writer {
 }
 
 impl Writer {
-    /// Batches what is queued, commits it once, then answers each request; probes while failing.
-    async fn run(mut self, mut queue: mpsc::Receiver<WriteRequest>) {
+    /// Batches what is queued, commits it once, then answers each write; probes while failing.
+    /// Told to close, it takes no more writes, commits those already queued, and ends.
+    async fn run(mut self, mut queue: mpsc::Receiver<Write>, mut closing: oneshot::Receiver<()>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut closing = None;
-        while closing.is_none() {
+        let mut closed = false;
+        loop {
             let failing = *self.health.borrow() != WriteHealth::Writable;
             tokio::select! {
                 received = queue.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
-                () = tokio::time::sleep(PROBE_EVERY), if failing => {
+                _ = &mut closing, if !closed => {
+                    // Senders are refused from now on; what is queued still comes out above.
+                    queue.close();
+                    closed = true;
+                    continue;
+                }
+                () = tokio::time::sleep(PROBE_EVERY), if failing && !closed => {
                     self.probe().await;
                     continue;
                 }
             }
-            if let Some(at) = batch
-                .iter()
-                .position(|r| matches!(r, WriteRequest::Close(_)))
-            {
-                // Requests queued after Close are refused below, never half-done.
-                for late in batch.drain(at + 1..) {
-                    late.fail(|| StoreError::Closed);
-                }
-                if let Some(WriteRequest::Close(done)) = batch.pop() {
-                    closing = Some(done);
-                }
-                queue.close();
-            }
-            if !batch.is_empty() {
-                self.commit_batch(std::mem::take(&mut batch)).await;
-            }
-        }
-        while let Ok(late) = queue.try_recv() {
-            late.fail(|| StoreError::Closed);
+            self.commit_batch(std::mem::take(&mut batch)).await;
         }
         if let Some(connection) = self.connection.take()
             && let Err(e) = connection.close().await
         {
             tracing::warn!(error = %e, "closing the SQLite writer failed");
         }
-        if let Some(done) = closing {
-            let _ = done.send(());
-        }
     }
 
-    /// Commits `batch` in one transaction, or none of it.
-    async fn commit_batch(&mut self, batch: Vec<WriteRequest>) {
-        let mut pending = Vec::with_capacity(batch.len());
-        let outcome = self.write_all(batch, &mut pending).await;
+    /// Commits `batch` in one transaction, or none of it, then answers each write alike.
+    async fn commit_batch(&mut self, batch: Vec<Write>) {
+        let mut replies = Vec::with_capacity(batch.len());
+        let outcome = self.write_all(batch, &mut replies).await;
         match outcome {
             Ok((assigned, created)) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.catalog.committed(created, &assigned);
                 self.next_seq.extend(assigned);
                 self.set_health(WriteHealth::Writable, None);
-                for item in pending {
-                    item.answer();
+                for (reply, written) in replies {
+                    let written = written.expect("a committed batch wrote every write");
+                    let _ = reply.send(Ok(written));
                 }
             }
             Err(error) => {
                 let reason = error.to_string();
                 self.set_health(WriteHealth::Failing(classify(&error)), Some(&reason));
                 self.recover().await;
-                for item in pending {
-                    item.refuse(&reason);
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(StoreError::NotCommitted(reason.clone())));
                 }
             }
         }
     }
 
-    /// Runs the batch inside `BEGIN IMMEDIATE` ... `COMMIT`, moving each request into `pending`
-    /// (answered later, all alike). Returns the seqs assigned and the rooms created, to keep
-    /// once committed.
+    /// Runs the batch inside `BEGIN IMMEDIATE` ... `COMMIT`, moving each write's reply into
+    /// `replies`, with what it wrote if it got that far (answered once the batch's fate is
+    /// known). Returns the seqs assigned and the rooms created, to keep once committed.
     async fn write_all(
         &mut self,
-        batch: Vec<WriteRequest>,
-        pending: &mut Vec<Pending>,
+        batch: Vec<Write>,
+        replies: &mut Vec<(WriteReply, Option<Written>)>,
     ) -> Result<(HashMap<String, u64>, Vec<String>), sqlx::Error> {
         let mut batch = batch.into_iter();
-        if let Err(e) = self.open_if_closed().await {
-            pending.extend(batch.filter_map(Pending::unanswered));
-            return Err(e);
-        }
-        let connection = self
-            .connection
-            .as_mut()
-            .expect("open_if_closed leaves a connection");
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut *connection)
-            .await
-        {
-            pending.extend(batch.filter_map(Pending::unanswered));
-            return Err(e);
-        }
+        let begun = match self.open_if_closed().await {
+            Ok(()) => {
+                let connection = self
+                    .connection
+                    .as_mut()
+                    .expect("open_if_closed leaves a connection");
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut *connection)
+                    .await
+                    .map(|_| connection)
+            }
+            Err(e) => Err(e),
+        };
+        let connection = match begun {
+            Ok(connection) => connection,
+            Err(e) => {
+                replies.extend(batch.map(|write| (write.reply, None)));
+                return Err(e);
+            }
+        };
         // Seqs handed out in this transaction, applied to `next_seq` only once it commits.
         let mut assigned: HashMap<String, u64> = HashMap::new();
         let mut created = Vec::new();
-        while let Some(request) = batch.next() {
-            let result = match request {
-                WriteRequest::Append(message, reply) => {
-                    match append_in(connection, &self.next_seq, &mut assigned, message).await {
-                        Ok(appended) => {
-                            pending.push(Pending::Append(appended, reply));
-                            Ok(())
-                        }
-                        Err(e) => {
-                            pending.push(Pending::Unanswered(Reply::Append(reply)));
-                            Err(e)
-                        }
-                    }
+        for Write { change, reply } in batch.by_ref() {
+            let result = match change {
+                Change::Append(message) => {
+                    append_in(connection, &self.next_seq, &mut assigned, message)
+                        .await
+                        .map(Written::Appended)
                 }
-                WriteRequest::CreateRoom(room, reply) => {
-                    pending.push(Pending::CreateRoom(reply));
-                    sqlx::query(
-                        "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                    )
-                    .bind(&room)
-                    .bind(now())
-                    .execute(&mut *connection)
-                    .await
-                    .map(|_| created.push(room))
-                }
-                // Taken out of the batch before it gets here.
-                WriteRequest::Close(done) => {
-                    let _ = done.send(());
-                    Ok(())
-                }
+                Change::CreateRoom(room) => sqlx::query(
+                    "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&room)
+                .bind(now())
+                .execute(&mut *connection)
+                .await
+                .map(|_| {
+                    created.push(room);
+                    Written::RoomCreated
+                }),
             };
-            // One failed statement fails the batch: SQLite may already have rolled the whole
-            // transaction back, and later statements would then commit one by one, unasked.
-            if let Err(e) = result {
-                pending.extend(batch.filter_map(Pending::unanswered));
-                return Err(e);
+            match result {
+                Ok(written) => replies.push((reply, Some(written))),
+                // One failed statement fails the batch: SQLite may already have rolled the whole
+                // transaction back, and later statements would then commit one by one, unasked.
+                Err(e) => {
+                    replies.push((reply, None));
+                    replies.extend(batch.map(|write| (write.reply, None)));
+                    return Err(e);
+                }
             }
         }
         sqlx::query("COMMIT").execute(&mut *connection).await?;
@@ -636,76 +631,8 @@ fn classify(error: &sqlx::Error) -> WriteFailure {
     }
 }
 
-impl WriteRequest {
-    /// Answers the request with an error (a `Close` is simply acknowledged).
-    fn fail(self, error: impl FnOnce() -> StoreError) {
-        match self {
-            Self::Append(_, reply) => {
-                let _ = reply.send(Err(error()));
-            }
-            Self::CreateRoom(_, reply) => {
-                let _ = reply.send(Err(error()));
-            }
-            Self::Close(done) => {
-                let _ = done.send(());
-            }
-        }
-    }
-}
-
-/// Where a request's answer goes.
-enum Reply {
-    Append(oneshot::Sender<Result<Appended, StoreError>>),
-    CreateRoom(oneshot::Sender<Result<(), StoreError>>),
-}
-
-/// A request of the batch, waiting to learn whether the batch committed.
-enum Pending {
-    /// Written in the transaction; the answer if it commits.
-    Append(Appended, oneshot::Sender<Result<Appended, StoreError>>),
-    CreateRoom(oneshot::Sender<Result<(), StoreError>>),
-    /// Not written (the batch failed before it): answered with the batch's failure.
-    Unanswered(Reply),
-}
-
-impl Pending {
-    fn unanswered(request: WriteRequest) -> Option<Self> {
-        match request {
-            WriteRequest::Append(_, reply) => Some(Self::Unanswered(Reply::Append(reply))),
-            WriteRequest::CreateRoom(_, reply) => Some(Self::Unanswered(Reply::CreateRoom(reply))),
-            WriteRequest::Close(done) => {
-                let _ = done.send(());
-                None
-            }
-        }
-    }
-
-    /// The batch committed.
-    fn answer(self) {
-        match self {
-            Self::Append(appended, reply) => {
-                let _ = reply.send(Ok(appended));
-            }
-            Self::CreateRoom(reply) => {
-                let _ = reply.send(Ok(()));
-            }
-            Self::Unanswered(_) => unreachable!("a committed batch wrote every request"),
-        }
-    }
-
-    /// The batch failed and was rolled back.
-    fn refuse(self, reason: &str) {
-        let error = || StoreError::NotCommitted(reason.to_owned());
-        match self {
-            Self::Append(_, reply) | Self::Unanswered(Reply::Append(reply)) => {
-                let _ = reply.send(Err(error()));
-            }
-            Self::CreateRoom(reply) | Self::Unanswered(Reply::CreateRoom(reply)) => {
-                let _ = reply.send(Err(error()));
-            }
-        }
-    }
-}
+/// Where a write's answer goes.
+type WriteReply = oneshot::Sender<Result<Written, StoreError>>;
 
 async fn append_in(
     connection: &mut SqliteConnection,
