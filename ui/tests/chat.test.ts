@@ -50,6 +50,18 @@ describe('the chat state', () => {
     expect(chat.complete.general).toBe(true);
   });
 
+  test('a page of older history that was refused may be asked for again', async () => {
+    const { backend, chat } = await started();
+    const m5 = message(bob, 'five', { seq: 5 });
+    backend.emit({ type: 'message', data: { message: m5, confirms: null } });
+    await chat.loadOlder('general');
+    await chat.loadOlder('general');
+    expect(backend.callsTo('history')).toHaveLength(1);
+    backend.emit({ type: 'error', data: { code: 'not_connected', message: 'not connected to the server' } });
+    await chat.loadOlder('general');
+    expect(backend.callsTo('history')).toHaveLength(2);
+  });
+
   test('who is online comes from the core client, and presence leaves notices', async () => {
     const { backend, chat } = await started();
     const cy = { id: 'u-cy', name: 'Cy' };
@@ -66,14 +78,15 @@ describe('the chat state', () => {
     expect(notices()).toEqual(['Cy joined']);
   });
 
-  test('someone listed who comes back under a new name is told as renamed, not as arrived', async () => {
+  test('a rename the core client tells is a notice above the first message under the new name', async () => {
     const { backend, chat } = await started();
-    backend.emit({ type: 'online', data: { room: 'general', users: [ada, bob], count: 2 } });
     const renamed = { ...bob, name: 'Robert' };
-    // Their first message under the new name comes a little before the presence that says so.
+    // Their first message under the new name comes a little before the rename is told.
     const hello = message(renamed, 'hello again');
     backend.emit({ type: 'message', data: { message: hello, confirms: null } });
-    backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [renamed, { ...ada, name: 'Ada L' }], left: [], truncated: false } });
+    backend.emit({ type: 'renamed', data: { room: 'general', user: renamed, from: 'Bob' } });
+    backend.emit({ type: 'renamed', data: { room: 'general', user: { ...ada, name: 'Ada L' }, from: 'Ada' } });
+    backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [], left: [], truncated: false } });
     expect(chat.linesOf('general').map((l) => (l.kind === 'renamed' || l.kind === 'notice' ? l.text : l.key))).toEqual(['Bob is now Robert', hello.id]);
   });
 

@@ -97,7 +97,19 @@ count: number, } } | { "type": "left", "data": {
 /**
  * The room.
  */
-room: string, } } | { "type": "presence", "data": Presence } | { "type": "typing", "data": Typing } | { "type": "history", "data": HistoryPage } | { "type": "rooms", "data": { 
+room: string, } } | { "type": "presence", "data": Presence } | { "type": "renamed", "data": { 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * Who, under the new name.
+ */
+user: User, 
+/**
+ * The name they had.
+ */
+from: string, } } | { "type": "typing", "data": Typing } | { "type": "history", "data": HistoryPage } | { "type": "rooms", "data": { 
 /**
  * The prefix asked for (`""` for all rooms).
  */

@@ -202,17 +202,36 @@ impl Delivery {
         }
     }
 
-    pub(crate) fn on_presence(&mut self, presence: Presence) {
+    /// People came or went. Someone listed under another name who comes under a new one was
+    /// renamed: told as such, and not as an arrival.
+    pub(crate) fn on_presence(&mut self, mut presence: Presence) {
         let room = presence.room.clone();
         // A room not joined yet: its join's first page will say who is there.
-        let refresh = self.online.get_mut(&room).map(|view| view.apply(&presence));
-        self.events.push(ClientEvent::Presence(presence));
-        if let Some(refresh) = refresh {
-            if refresh {
-                self.pages.push(PageRequest::Online(room.clone()));
-            }
-            self.emit_online(&room);
+        let Some(view) = self.online.get_mut(&room) else {
+            self.events.push(ClientEvent::Presence(presence));
+            return;
+        };
+        let renamed: Vec<(User, String)> = presence
+            .joined
+            .iter()
+            .filter_map(|user| {
+                let listed = view.name_of(&user.id)?;
+                (listed != user.name).then(|| (user.clone(), listed.to_owned()))
+            })
+            .collect();
+        let refresh = view.apply(&presence);
+        presence
+            .joined
+            .retain(|user| !renamed.iter().any(|(renamed, _)| renamed.id == user.id));
+        for (user, from) in renamed {
+            let room = room.clone();
+            self.events.push(ClientEvent::Renamed { room, user, from });
         }
+        self.events.push(ClientEvent::Presence(presence));
+        if refresh {
+            self.pages.push(PageRequest::Online(room.clone()));
+        }
+        self.emit_online(&room);
     }
 
     /// Whether an answer to `page` is the one awaited (not a late answer to a request asked
@@ -611,6 +630,44 @@ mod tests {
         delivery.take_events();
         delivery.on_message(message("side", 1));
         assert_eq!(delivery.take_events(), []);
+    }
+
+    #[test]
+    fn someone_listed_who_comes_again_under_a_new_name_was_renamed_not_arriving() {
+        let mut delivery = welcomed(&[], vec![], 0);
+        let presence = |joined: Vec<User>, left: Vec<User>| Presence {
+            room: DEFAULT_ROOM.into(),
+            joined,
+            left,
+            count: 2,
+            truncated: false,
+            online: vec![],
+            online_next: None,
+        };
+        delivery.on_presence(presence(vec![user("u-bob")], vec![]));
+        delivery.take_events();
+        let bea = User {
+            id: "u-bob".into(),
+            name: "Bea".into(),
+        };
+        let carl = user("u-carl");
+        delivery.on_presence(presence(vec![bea.clone(), carl.clone()], vec![]));
+        let events = delivery.take_events();
+        assert_eq!(
+            events[..2],
+            [
+                ClientEvent::Renamed {
+                    room: DEFAULT_ROOM.into(),
+                    user: bea.clone(),
+                    from: "u-bob".into(),
+                },
+                ClientEvent::Presence(presence(vec![carl], vec![])),
+            ]
+        );
+        let ClientEvent::Online { users, .. } = &events[2] else {
+            panic!("the list follows: {events:?}");
+        };
+        assert!(users.contains(&bea) && !users.contains(&user("u-bob")));
     }
 
     #[test]

@@ -116,8 +116,19 @@ pub enum ClientEvent {
         /// The room.
         room: String,
     },
-    /// People came or went in a room.
+    /// People came or went in a room. Someone listed under another name who comes again under a
+    /// new one is no arrival: they are told as [`ClientEvent::Renamed`] just before, and left
+    /// out of `joined`.
     Presence(Presence),
+    /// Someone in a room changed their name.
+    Renamed {
+        /// The room.
+        room: String,
+        /// Who, under the new name.
+        user: User,
+        /// The name they had.
+        from: String,
+    },
     /// Someone started or stopped typing.
     Typing(Typing),
     /// A page of older messages asked for with [`crate::ChatClient::history`].

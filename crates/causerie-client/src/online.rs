@@ -86,6 +86,14 @@ impl OnlineView {
         self.known.values().cloned().collect()
     }
 
+    /// The name `id` is listed under, if listed.
+    pub(crate) fn name_of(&self, id: &str) -> Option<&str> {
+        self.known
+            .values()
+            .find(|user| user.id == id)
+            .map(|user| user.name.as_str())
+    }
+
     /// How many are online, by the server's count.
     pub(crate) fn count(&self) -> u32 {
         self.count

@@ -7,7 +7,7 @@ use causerie_protocol::ErrorCode;
 use causerie_server::{RateLimit, ServerConfig};
 use std::num::NonZeroU32;
 use std::time::Duration;
-use support::{Recorded, TestServer, messages, test_config};
+use support::{Recorded, TestServer, http, messages, test_config};
 
 #[tokio::test]
 async fn two_clients_exchange_messages_each_shown_once() {
@@ -75,7 +75,7 @@ async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
     assert_eq!(ada.messages().len(), 1);
     // The blank and the long one were refused by the client, against the server's limits: only
     // the one for a room not joined reached the server.
-    let metrics = http_get(server.address, "/metrics").await;
+    let (_, metrics) = http(server.address, "GET", "/metrics", b"").await;
     let rejected: Vec<&str> = metrics
         .lines()
         .filter(|line| line.starts_with("causerie_messages_rejected_total{"))
@@ -84,19 +84,6 @@ async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
         rejected,
         ["causerie_messages_rejected_total{code=\"not_joined\"} 1"]
     );
-}
-
-/// The body of `GET path` on the server at `address`.
-async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address)
-        .await
-        .expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: causerie\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("reads");
-    response
 }
 
 #[tokio::test]

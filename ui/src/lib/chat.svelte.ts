@@ -272,17 +272,17 @@ export class Chat {
         // Who is online comes as its own event; these are the notices in the conversation.
         const { room, joined, left } = event.data;
         const others = (users: User[]) => users.filter((u) => u.id !== this.me?.id);
-        // Someone already listed, under another name, was renamed: that is the news.
-        const listed = new Map((this.online[room]?.users ?? []).map((u) => [u.id, u.name]));
-        const renamed = others(joined).filter((u) => listed.has(u.id) && listed.get(u.id) !== u.name);
-        for (const user of renamed) {
-          notices += 1;
-          const now = Date.now();
-          const lines = [...this.linesOf(room)];
-          lines.splice(noticeIndex(lines, [user], now), 0, { kind: 'renamed', key: `notice-${notices}`, at: now, text: `${listed.get(user.id)} is now ${user.name}` });
-          this.lines[room] = lines;
-        }
-        this.notify(room, others(joined).filter((u) => !renamed.includes(u)), others(left));
+        this.notify(room, others(joined), others(left));
+        break;
+      }
+      case 'renamed': {
+        const { room, user, from } = event.data;
+        if (user.id === this.me?.id) break;
+        notices += 1;
+        const now = Date.now();
+        const lines = [...this.linesOf(room)];
+        lines.splice(noticeIndex(lines, [user], now), 0, { kind: 'renamed', key: `notice-${notices}`, at: now, text: `${from} is now ${user.name}` });
+        this.lines[room] = lines;
         break;
       }
       case 'typing': {
@@ -304,6 +304,8 @@ export class Chat {
       }
       case 'error':
         this.error = event.data.message;
+        // A page asked for and refused (or not sent, offline) may be asked for again.
+        this.loadingOlder = {};
         break;
     }
   }

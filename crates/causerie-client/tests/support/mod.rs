@@ -1,6 +1,6 @@
 //! Shared fixtures: a client with test timings whose events are recorded and awaited with a
 //! timeout, and a TCP proxy that can cut or silently stall the network between client and server.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, unused_imports)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-pub use causerie_server::testing::{PATIENCE, TestServer};
+pub use causerie_server::testing::{PATIENCE, TestServer, http};
 
 /// Timings that make a test's outages short: retry within 50 to 300 ms, ping every 300 ms, give
 /// up on an ack after 1 s.
