@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use causerie_client::ClientError;
+use causerie_client::{ClientError, ClientErrorCode};
+use serde::Serialize;
+use ts_rs::TS;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,23 +40,63 @@ impl AppError {
     }
 
     /// The stable code the UI branches on.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> AppErrorCode {
+        let own = AppErrorCode::App;
         match self {
-            Self::Storage { .. } => "storage",
-            Self::Hosting(_) => "hosting",
-            Self::InvalidSettings(_) => "invalid_settings",
-            Self::NotStarted => "not_started",
-            Self::Client(error) => error.code(),
+            Self::Storage { .. } => own(OwnErrorCode::Storage),
+            Self::Hosting(_) => own(OwnErrorCode::Hosting),
+            Self::InvalidSettings(_) => own(OwnErrorCode::InvalidSettings),
+            Self::NotStarted => own(OwnErrorCode::NotStarted),
+            Self::Client(error) => AppErrorCode::Client(error.code()),
+        }
+    }
+}
+
+/// The codes of the app's own errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnErrorCode {
+    /// See [`AppError::Storage`].
+    Storage,
+    /// See [`AppError::Hosting`].
+    Hosting,
+    /// See [`AppError::InvalidSettings`].
+    InvalidSettings,
+    /// See [`AppError::NotStarted`].
+    NotStarted,
+}
+
+/// An [`AppError`]'s stable code: the app's own or the core client's, serialized bare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(untagged)]
+pub enum AppErrorCode {
+    /// The app's.
+    App(OwnErrorCode),
+    /// The core client's (the server's included).
+    Client(ClientErrorCode),
+}
+
+impl AppErrorCode {
+    /// The code as the UI receives it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App(code) => match code {
+                OwnErrorCode::Storage => "storage",
+                OwnErrorCode::Hosting => "hosting",
+                OwnErrorCode::InvalidSettings => "invalid_settings",
+                OwnErrorCode::NotStarted => "not_started",
+            },
+            Self::Client(code) => code.as_str(),
         }
     }
 }
 
 /// An [`AppError`] as the UI receives it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, ts_rs::TS)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[ts(rename = "AppError")]
 pub struct AppErrorBody {
     /// Stable: see [`AppError::code`].
-    pub code: String,
+    pub code: AppErrorCode,
     /// For people.
     pub message: String,
 }
@@ -62,9 +104,30 @@ pub struct AppErrorBody {
 impl serde::Serialize for AppError {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         AppErrorBody {
-            code: self.code().to_owned(),
+            code: self.code(),
             message: self.to_string(),
         }
         .serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_serializes_as_the_string_it_names() {
+        let own = [
+            OwnErrorCode::Storage,
+            OwnErrorCode::Hosting,
+            OwnErrorCode::InvalidSettings,
+            OwnErrorCode::NotStarted,
+        ]
+        .map(AppErrorCode::App);
+        let client = AppErrorCode::Client(ClientError::NotConnected.code());
+        for code in own.into_iter().chain([client]) {
+            let serialized = serde_json::to_value(code).expect("serializes");
+            assert_eq!(serialized, code.as_str(), "{code:?}");
+        }
     }
 }

@@ -467,7 +467,7 @@ async fn settings_are_kept_and_checked() {
         })
         .await
         .expect_err("joining needs an address");
-    assert_eq!(error.code(), "invalid_settings");
+    assert_eq!(error.code().as_str(), "invalid_settings");
     core.save_settings(Settings {
         name: Some("Ada".into()),
         host_on_lan: true,
@@ -495,7 +495,7 @@ async fn a_busy_port_for_lan_hosting_is_a_clear_error() {
     .await
     .expect("saves");
     let error = core.start(|_| {}).await.expect_err("the port is taken");
-    assert_eq!(error.code(), "hosting");
+    assert_eq!(error.code().as_str(), "hosting");
     assert!(error.to_string().contains(&port.to_string()), "{error}");
 }
 

@@ -143,7 +143,7 @@ pub enum ClientEvent {
         next: Option<String>,
     },
     /// Something failed that the user may want to know about.
-    Error(#[ts(type = "ErrorBody")] ClientError),
+    Error(#[ts(type = "ClientErrorBody")] ClientError),
 }
 
 fn as_millis<S: Serializer>(delay: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -62,7 +62,7 @@ use tokio::sync::mpsc;
 
 pub use backoff::Backoff;
 pub use config::ClientConfig;
-pub use error::ClientError;
+pub use error::{ClientError, ClientErrorBody, ClientErrorCode, LocalErrorCode};
 pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
 pub use outbox::{LocalId, OutboxEntry};
 pub use tls::TrustedRoots;
@@ -270,7 +270,7 @@ mod tests {
     fn unusable_urls_are_refused_with_a_code() {
         for url in ["", "127.0.0.1:3000", "ftp://x", "http://"] {
             let error = socket_io_url(url).expect_err(url);
-            assert_eq!(error.code(), "invalid_url");
+            assert_eq!(error.code().as_str(), "invalid_url");
         }
     }
 }

@@ -227,7 +227,7 @@ async fn a_wrong_join_code_is_a_typed_refusal_not_a_retry_storm() {
         _ => None,
     });
     let error = error.expect("an error event");
-    assert_eq!(error.code(), "unauthorized");
+    assert_eq!(error.code().as_str(), "unauthorized");
     assert!(matches!(
         refused.log.last(),
         Some(ClientEvent::State(ConnectionState::Disconnected { reason: DisconnectReason::Refused(body) }))
