@@ -28,7 +28,7 @@ describe('the chat state', () => {
   test('a failed message keeps its text and its place, and later messages go below it', async () => {
     const { backend, chat } = await started();
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'too long' } });
-    backend.emit({ type: 'failed', data: { localId: 'l1', error: { code: 'too_long', message: 'too long' } } });
+    backend.emit({ type: 'failed', data: { localId: 'l1', error: { code: 'too_long', message: 'too long' }, resendable: false } });
     const line = chat.linesOf('general')[0];
     expect(line.kind === 'pending' && line.failed?.code).toBe('too_long');
     const later = message(bob, 'after it');

@@ -91,7 +91,12 @@ localId: LocalId,
 /**
  * Why.
  */
-error: ErrorBody, } } | { "type": "joined", "data": { 
+error: ErrorBody, 
+/**
+ * Whether sending it again, unchanged, can succeed (see
+ * [`causerie_protocol::ErrorCode::is_resendable`]): worth a Retry button.
+ */
+resendable: boolean, } } | { "type": "joined", "data": { 
 /**
  * The room.
  */

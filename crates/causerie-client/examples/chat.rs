@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
                         println!("{}: {}", printable(&message.author.name), printable(&message.text));
                     }
                 }
-                Some(ClientEvent::Failed { local_id, error }) => {
+                Some(ClientEvent::Failed { local_id, error, .. }) => {
                     unconfirmed.remove(&local_id);
                     eprintln!("not sent ({}): {}", error.code, error.message);
                 }

@@ -93,6 +93,9 @@ pub enum ClientEvent {
         local_id: LocalId,
         /// Why.
         error: ErrorBody,
+        /// Whether sending it again, unchanged, can succeed (see
+        /// [`causerie_protocol::ErrorCode::is_resendable`]): worth a Retry button.
+        resendable: bool,
     },
     /// The room was joined; who is online follows as [`ClientEvent::Online`], its latest messages
     /// as [`ClientEvent::Message`].

@@ -392,8 +392,11 @@ impl ChatState {
     fn refused(&mut self, local_id: LocalId, error: ErrorBody) {
         self.effects
             .push_back(Effect::Save(OutboxChange::Remove(local_id.clone())));
-        self.effects
-            .push_back(Effect::Emit(ClientEvent::Failed { local_id, error }));
+        self.effects.push_back(Effect::Emit(ClientEvent::Failed {
+            local_id,
+            resendable: error.code.is_resendable(),
+            error,
+        }));
     }
 
     /// Moves delivery's events out; each message of the user's that is pending confirms it (and
@@ -700,7 +703,7 @@ mod tests {
         assert!(sent(&effects).is_empty());
         assert!(effects.iter().any(|effect| matches!(
             effect,
-            Effect::Emit(ClientEvent::Failed { local_id, error })
+            Effect::Emit(ClientEvent::Failed { local_id, error, resendable: false })
                 if local_id.as_str() == "a" && error.code == ErrorCode::TooLong
         )));
         assert!(effects.contains(&Effect::Save(OutboxChange::Remove("a".into()))));

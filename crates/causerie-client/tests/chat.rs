@@ -60,16 +60,21 @@ async fn a_message_the_server_refuses_fails_once_and_is_not_retried() {
         .log
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::Failed { local_id, error } => Some((local_id.clone(), error.code)),
+            ClientEvent::Failed {
+                local_id,
+                error,
+                resendable,
+            } => Some((local_id.clone(), error.code, *resendable)),
             _ => None,
         })
         .collect();
     assert_eq!(
         failures,
         [
-            (blank, ErrorCode::Empty),
-            (long, ErrorCode::TooLong),
-            (elsewhere, ErrorCode::NotJoined)
+            (blank, ErrorCode::Empty, false),
+            (long, ErrorCode::TooLong, false),
+            // Worth sending again, once the room is joined.
+            (elsewhere, ErrorCode::NotJoined, true)
         ]
     );
     assert_eq!(ada.messages().len(), 1);

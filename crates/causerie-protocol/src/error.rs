@@ -70,6 +70,13 @@ impl ErrorCode {
     pub const fn is_retryable(self) -> bool {
         matches!(self, Self::RateLimited | Self::Internal)
     }
+
+    /// Whether a message refused with this code can be accepted, unchanged, once the user has
+    /// done something about it (joined the room again): worth offering to send it again. Other
+    /// refusals are final for this text.
+    pub const fn is_resendable(self) -> bool {
+        matches!(self, Self::NotJoined)
+    }
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -11,7 +11,7 @@ import { DEFAULT_ROOM } from './types';
  *  the line came, in ms. */
 export type Line =
   | { kind: 'message'; key: string; message: Message; at: number }
-  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null }
+  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean }
   | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string }
   /** Someone listed already came back under a new name. */
   | { kind: 'renamed'; key: string; at: number; text: string };
@@ -171,8 +171,8 @@ export class Chat {
     }
   }
 
-  /** Sends a failed message again, as a new message (only where that can succeed: see
-   *  [`canRetry`]). */
+  /** Sends a failed message again, as a new message (offered where the core client says it
+   *  can succeed: `resendable`). */
   async retry(localId: string): Promise<void> {
     for (const [room, lines] of Object.entries(this.lines)) {
       const line = lines.find((l) => l.kind === 'pending' && l.localId === localId);
@@ -235,7 +235,7 @@ export class Chat {
       case 'pending': {
         const { localId, room, text } = event.data;
         if (!this.linesOf(room).some((l) => l.key === localId)) {
-          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null });
+          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false });
         }
         break;
       }
@@ -256,7 +256,10 @@ export class Chat {
       case 'failed':
         for (const lines of Object.values(this.lines)) {
           for (const line of lines) {
-            if (line.kind === 'pending' && line.localId === event.data.localId) line.failed = event.data.error;
+            if (line.kind === 'pending' && line.localId === event.data.localId) {
+              line.failed = event.data.error;
+              line.resendable = event.data.resendable;
+            }
           }
         }
         break;
@@ -381,13 +384,6 @@ export function noticeText(joined: User[], left: User[]): string {
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) return String(error.message);
   return String(error);
-}
-
-/** Whether sending a refused message again, unchanged, can succeed. The core client retries
- *  `rate_limited` and `internal` by itself; what it gives up on is final but for `not_joined`
- *  (the room may be joined again). */
-export function canRetry(error: ErrorBody): boolean {
-  return error.code === 'not_joined';
 }
 
 /** The connection as the app bar says it; `now` counts a reconnection down. */
