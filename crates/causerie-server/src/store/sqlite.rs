@@ -461,20 +461,7 @@ impl Writer {
         replies: &mut Vec<(WriteReply, Option<Written>)>,
     ) -> Result<(HashMap<String, u64>, Vec<String>), sqlx::Error> {
         let mut batch = batch.into_iter();
-        let begun = match self.open_if_closed().await {
-            Ok(()) => {
-                let connection = self
-                    .connection
-                    .as_mut()
-                    .expect("open_if_closed leaves a connection");
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut *connection)
-                    .await
-                    .map(|_| connection)
-            }
-            Err(e) => Err(e),
-        };
-        let connection = match begun {
+        let connection = match begin(&mut self.connection, &self.options).await {
             Ok(connection) => connection,
             Err(e) => {
                 replies.extend(batch.map(|write| (write.reply, None)));
@@ -518,16 +505,6 @@ impl Writer {
         Ok((assigned, created))
     }
 
-    /// Reopens the writing connection if a failure closed it.
-    async fn open_if_closed(&mut self) -> Result<(), sqlx::Error> {
-        if self.connection.is_none() {
-            let connection = SqliteConnection::connect_with(&self.options).await?;
-            tracing::info!("reopened the SQLite writer");
-            self.connection = Some(connection);
-        }
-        Ok(())
-    }
-
     /// After a failure: roll back whatever is left of the transaction, so that the connection is
     /// in autocommit again, and forget the seqs. A ROLLBACK that fails (SQLite may have rolled
     /// back by itself already, on SQLITE_FULL or SQLITE_IOERR, or it may be unable to) leaves the
@@ -549,14 +526,7 @@ impl Writer {
     /// Writes one row while writes fail, to find out when they work again.
     async fn probe(&mut self) {
         let result = async {
-            self.open_if_closed().await?;
-            let connection = self
-                .connection
-                .as_mut()
-                .expect("open_if_closed leaves a connection");
-            sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut *connection)
-                .await?;
+            let connection = begin(&mut self.connection, &self.options).await?;
             sqlx::query("INSERT OR REPLACE INTO write_probe (id, written_at) VALUES (1, ?)")
                 .bind(now())
                 .execute(&mut *connection)
@@ -589,6 +559,23 @@ impl Writer {
             WriteHealth::Writable => tracing::info!("writes work again"),
         }
     }
+}
+
+/// Starts a write transaction on the writer's connection, reopening it if a failure closed it,
+/// and takes the write lock at once: a lock held elsewhere fails here, before any statement.
+async fn begin<'c>(
+    connection: &'c mut Option<SqliteConnection>,
+    options: &SqliteConnectOptions,
+) -> Result<&'c mut SqliteConnection, sqlx::Error> {
+    if connection.is_none() {
+        *connection = Some(SqliteConnection::connect_with(options).await?);
+        tracing::info!("reopened the SQLite writer");
+    }
+    let connection = connection.as_mut().expect("opened above");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await?;
+    Ok(connection)
 }
 
 /// Creates an empty database file readable by its owner only, if there is none: SQLite takes an
