@@ -16,7 +16,7 @@ use causerie_protocol::{
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::connection::Outgoing;
+use crate::connection::{Outgoing, Request};
 use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::online::{MAX_KNOWN, OnlineView};
@@ -234,10 +234,20 @@ impl Delivery {
         self.emit_online(&room);
     }
 
-    /// Whether an answer to `page` is the one awaited (not a late answer to a request asked
-    /// again since), and the next page may go.
-    pub(crate) fn answered(&mut self, page: &PageRequest) -> bool {
-        self.pages.answered(page)
+    /// Whether to take the answer to `request`: not a late answer to a join or page asked again
+    /// since (the new answer will do). Taking it lets the next page go.
+    pub(crate) fn takes_answer_to(&mut self, request: &Request) -> bool {
+        let page = match request {
+            Request::Join(room) => PageRequest::Join(room.clone()),
+            Request::History {
+                room,
+                catch_up: true,
+            } => PageRequest::CatchUp(room.clone()),
+            Request::Who { room, more: false } => PageRequest::Online(room.clone()),
+            Request::Who { room, more: true } => PageRequest::MoreOnline(room.clone()),
+            _ => return true,
+        };
+        self.pages.answered(&page)
     }
 
     /// The answer to joining `room`.
@@ -542,8 +552,11 @@ mod tests {
             panic!("a catch-up page");
         };
         assert_eq!(request.after, Some(1));
-        let catch_up = PageRequest::CatchUp("general".into());
-        assert!(delivery.answered(&catch_up));
+        let catch_up = Request::History {
+            room: "general".into(),
+            catch_up: true,
+        };
+        assert!(delivery.takes_answer_to(&catch_up));
         delivery.on_catch_up(
             "general".into(),
             Ok(page("general", vec![message("general", 2)], true)),
@@ -553,7 +566,7 @@ mod tests {
             delivery.next_request(now),
             Some(Outgoing::History { catch_up: true, .. })
         ));
-        assert!(delivery.answered(&catch_up));
+        assert!(delivery.takes_answer_to(&catch_up));
         delivery.on_catch_up(
             "general".into(),
             Ok(page("general", vec![message("general", 3)], false)),
@@ -567,7 +580,10 @@ mod tests {
         let now = Instant::now();
         let mut delivery = welcomed(&[], vec![], 2);
         delivery.next_request(now);
-        delivery.answered(&PageRequest::CatchUp("general".into()));
+        delivery.takes_answer_to(&Request::History {
+            room: "general".into(),
+            catch_up: true,
+        });
         let busy = ErrorBody::new(ErrorCode::Internal, "busy");
         delivery.on_catch_up("general".into(), Err(busy));
         assert!(matches!(
@@ -585,7 +601,7 @@ mod tests {
         let join = |room: &str| Outgoing::Join(RoomRequest { room: room.into() });
         assert_eq!(delivery.next_request(now), Some(join("a")));
         assert_eq!(delivery.next_request(now), None, "one at a time");
-        assert!(delivery.answered(&PageRequest::Join("a".into())));
+        assert!(delivery.takes_answer_to(&Request::Join("a".into())));
         let joined = Joined {
             room: "a".into(),
             online: vec![],

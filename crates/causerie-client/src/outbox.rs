@@ -102,13 +102,16 @@ pub(crate) struct OutboxLog {
     entries: Vec<OutboxEntry>,
     /// The changes in the file.
     changes: usize,
+    /// An append failed (a full disk): the file may end in part of a line and lack changes, so
+    /// nothing is appended to it again until it was rewritten whole.
+    damaged: bool,
 }
 
 impl OutboxLog {
     /// Opens the outbox kept in `path` (creating it), with the entries it holds, oldest first.
     pub(crate) fn open(path: PathBuf) -> Result<(Self, Vec<OutboxEntry>), ClientError> {
         let (entries, changes, rewrite) = match std::fs::read(&path) {
-            Ok(bytes) => read(&bytes).map_err(|reason| storage_error(&path, &reason))?,
+            Ok(bytes) => read(&bytes).map_err(|e| storage_error(&path, &e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0, true),
             Err(e) => return Err(storage_error(&path, &e)),
         };
@@ -123,6 +126,7 @@ impl OutboxLog {
             path,
             entries: entries.clone(),
             changes,
+            damaged: false,
         };
         Ok((log, entries))
     }
@@ -144,18 +148,27 @@ impl OutboxLog {
             lines.push(b'\n');
         }
         self.changes += changes.len();
-        if self.changes > COMPACT_AFTER && self.changes > 2 * self.entries.len() {
+        let grown = self.changes > COMPACT_AFTER && self.changes > 2 * self.entries.len();
+        if grown || self.damaged {
             return self.compact();
         }
-        self.file.write_all(&lines)?;
-        self.file.sync_data()
+        let appended = self
+            .file
+            .write_all(&lines)
+            .and_then(|()| self.file.sync_data());
+        // Whatever part of it reached the file is at its end, where opening ignores a torn line;
+        // the next change rewrites the file whole, with every entry kept in memory.
+        self.damaged = appended.is_err();
+        appended
     }
 
     /// Rewrites the file with only the entries left, and appends to the new one from then on.
     fn compact(&mut self) -> std::io::Result<()> {
+        self.damaged = true;
         write_whole(&self.path, &self.entries)?;
         self.file = open_append(&self.path)?;
         self.changes = self.entries.len();
+        self.damaged = false;
         Ok(())
     }
 }
@@ -187,7 +200,8 @@ fn write_whole(path: &Path, entries: &[OutboxEntry]) -> std::io::Result<()> {
 
 /// The entries in an outbox file, how many changes it holds, and whether to rewrite it (a
 /// version 1 file, or a torn last line).
-fn read(bytes: &[u8]) -> Result<(Vec<OutboxEntry>, usize, bool), String> {
+fn read(bytes: &[u8]) -> std::io::Result<(Vec<OutboxEntry>, usize, bool)> {
+    let corrupt = |reason: String| std::io::Error::new(std::io::ErrorKind::InvalidData, reason);
     if let Ok(old) = serde_json::from_slice::<Version1>(bytes) {
         return Ok((old.entries, 0, true));
     }
@@ -195,8 +209,8 @@ fn read(bytes: &[u8]) -> Result<(Vec<OutboxEntry>, usize, bool), String> {
     let header = lines.next().unwrap_or_default();
     match serde_json::from_slice::<Header>(header) {
         Ok(Header { version: VERSION }) => {}
-        Ok(Header { version }) => return Err(format!("unknown outbox version {version}")),
-        Err(e) => return Err(e.to_string()),
+        Ok(Header { version }) => return Err(corrupt(format!("unknown outbox version {version}"))),
+        Err(e) => return Err(e.into()),
     }
     let (mut entries, mut changes, mut torn) = (Vec::<OutboxEntry>::new(), 0, false);
     while let Some(line) = lines.next() {
@@ -207,11 +221,14 @@ fn read(bytes: &[u8]) -> Result<(Vec<OutboxEntry>, usize, bool), String> {
             Ok(OutboxChange::Add(entry)) => entries.push(entry),
             Ok(OutboxChange::Remove(id)) => entries.retain(|e| e.local_id != id),
             Err(_) if lines.peek().is_none() => torn = true,
-            Err(e) => return Err(format!("line {}: {e}", changes + 2)),
+            Err(e) => return Err(corrupt(format!("line {}: {e}", changes + 2))),
         }
         changes += 1;
     }
-    Ok((entries, changes, torn))
+    // A crash can also cut an append just before its line break: the line reads, but the next
+    // append would be glued to it.
+    let unterminated = !bytes.ends_with(b"\n");
+    Ok((entries, changes, torn || unterminated))
 }
 
 fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
@@ -356,6 +373,26 @@ mod tests {
             OutboxLog::open(path),
             Err(ClientError::Storage { .. })
         ));
+    }
+
+    #[test]
+    fn a_last_line_cut_just_before_its_line_break_is_kept_and_not_glued_to() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("outbox.json");
+        let kept = entry("kept");
+        {
+            let (mut log, _) = open(&path);
+            log.apply(&[OutboxChange::Add(kept.clone())])
+                .expect("saves");
+        }
+        let whole = std::fs::read(&path).expect("reads");
+        std::fs::write(&path, &whole[..whole.len() - 1]).expect("writes");
+        let (mut log, restored) = open(&path);
+        assert_eq!(restored, std::slice::from_ref(&kept));
+        let next = entry("next");
+        log.apply(&[OutboxChange::Add(next.clone())])
+            .expect("saves");
+        assert_eq!(open(&path).1, [kept, next]);
     }
 
     #[test]

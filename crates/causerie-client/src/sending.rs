@@ -177,18 +177,19 @@ impl Sending {
                 Acked::Stored(message)
             }
             Ok(_) => Acked::Ignored,
-            // The server could not store it (a full disk, a lock): back off, as from an outage,
-            // so that a crowd of clients does not resend in lockstep while it recovers.
-            Err(error) if error.code == ErrorCode::Internal => {
-                self.failed_sends = self.failed_sends.saturating_add(1);
-                self.paused_until = Some(now + self.backoff.delay(self.failed_sends));
-                Acked::Paused
-            }
             Err(error) if error.code == ErrorCode::RateLimited => {
                 let wait = error
                     .retry_after_ms
                     .map_or_else(|| one_token(limits), Duration::from_millis);
                 self.paused_until = Some(now + wait);
+                Acked::Paused
+            }
+            // The server could not store it (a full disk, a lock) or another refusal for now:
+            // back off, as from an outage, so that a crowd of clients does not resend in
+            // lockstep while it recovers.
+            Err(error) if error.code.is_retryable() => {
+                self.failed_sends = self.failed_sends.saturating_add(1);
+                self.paused_until = Some(now + self.backoff.delay(self.failed_sends));
                 Acked::Paused
             }
             Err(error) => {

@@ -23,7 +23,6 @@ use crate::error::ClientError;
 use crate::event::{ClientEvent, ConnectionState, Session};
 use crate::liveness::{Liveness, Unanswered};
 use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
-use crate::pages::PageRequest;
 use crate::sending::{Acked, Sending};
 
 /// What a [`crate::ChatClient`] asks for.
@@ -280,18 +279,7 @@ impl ChatState {
 
     /// The answer to a request.
     pub(crate) fn on_ack(&mut self, request: Request, data: Value, now: Instant) {
-        // A late answer to a join or a page asked again since: the new answer will do.
-        let page = match &request {
-            Request::Join(room) => Some(PageRequest::Join(room.clone())),
-            Request::History {
-                room,
-                catch_up: true,
-            } => Some(PageRequest::CatchUp(room.clone())),
-            Request::Who { room, more: false } => Some(PageRequest::Online(room.clone())),
-            Request::Who { room, more: true } => Some(PageRequest::MoreOnline(room.clone())),
-            _ => None,
-        };
-        if page.is_some_and(|page| !self.delivery.answered(&page)) {
+        if !self.delivery.takes_answer_to(&request) {
             return;
         }
         match request {

@@ -266,7 +266,9 @@ impl Supervisor {
     fn take_queued_credentials(&mut self) -> bool {
         let mut renewed = false;
         while let Ok(command) = self.commands.try_recv() {
-            match self.state.on_command(command, Instant::now()) {
+            let control = self.state.on_command(command, Instant::now());
+            self.perform_offline();
+            match control {
                 Control::Stop => return false,
                 Control::Reconnect => renewed = true,
                 Control::Continue | Control::CheckNow => {}
@@ -276,13 +278,20 @@ impl Supervisor {
     }
 
     /// Performs what the state asks for on a welcomed connection.
+    /// A send that fails ends the sending, not the rest: the events and outbox changes after it
+    /// are still performed (the connection is lost, and what was asked of it is asked again on
+    /// the next one).
     async fn perform(&mut self, connection: &Connection) -> Result<(), TransportError> {
+        let mut failed = None;
         for effect in self.state.take_effects(Instant::now()) {
-            if let Some(outgoing) = self.perform_locally(effect) {
-                connection.send(&outgoing, self.request_timeout).await?;
+            if let Some(outgoing) = self.perform_locally(effect)
+                && failed.is_none()
+                && let Err(e) = connection.send(&outgoing, self.request_timeout).await
+            {
+                failed = Some(e);
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Performs what the state asks for while not connected (it asks to send nothing then).

@@ -6,8 +6,12 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use causerie_client::{Backoff, ClientConfig, ClientEvent, ConnectionState, DisconnectReason};
-use support::{Proxy, Recorded, TestServer, assert_complete_and_ordered, messages, test_config};
+use causerie_client::{
+    Backoff, ClientConfig, ClientError, ClientEvent, ConnectionState, DisconnectReason,
+};
+use support::{
+    Proxy, Recorded, SmallDisk, TestServer, assert_complete_and_ordered, messages, test_config,
+};
 
 #[tokio::test]
 async fn a_server_restart_in_the_middle_of_200_messages_loses_and_repeats_nothing() {
@@ -237,6 +241,63 @@ async fn the_outbox_survives_a_restart_of_the_program() {
         .collect();
     assert_eq!(restored, ids, "restored in order, with the same ids");
     assert_eq!(messages(&second_run.log).len(), 2);
+}
+
+/// The outbox on a filesystem that really fills up (a tmpfs, mounted as root): appends fail half
+/// way, and once space returns, the file is whole again and holds every message still pending.
+#[tokio::test]
+async fn a_full_disk_under_the_outbox_loses_no_pending_message_once_space_returns() {
+    let Some(disk) = SmallDisk::mount(64 * 1024) else {
+        return;
+    };
+    // No server: every message stays pending.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let url = format!("http://{}", dead.local_addr().expect("an address"));
+    drop(dead);
+    let config = ClientConfig {
+        outbox_file: Some(disk.path().join("outbox.json")),
+        ..test_config(&url, "Ada")
+    };
+    let mut first_run = Recorded::start(config.clone());
+    let text = "x".repeat(3_000);
+    let mut ids: Vec<_> = (0..60)
+        .map(|i| first_run.client.send("general", &format!("{i} {text}")))
+        .collect();
+    first_run
+        .until("the disk to refuse", |log| {
+            log.iter()
+                .any(|e| matches!(e, ClientEvent::Error(ClientError::Storage { .. })))
+        })
+        .await;
+    disk.resize(1024 * 1024);
+    ids.push(
+        first_run
+            .client
+            .send("general", "after the disk had room again"),
+    );
+    first_run.client.disconnect();
+    first_run.until_stopped().await;
+
+    let mut second_run = Recorded::start(config);
+    second_run
+        .until("the outbox restored", |log| {
+            log.iter()
+                .any(|e| matches!(e, ClientEvent::State(ConnectionState::Connecting)))
+        })
+        .await;
+    let restored: Vec<_> = second_run
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Pending(entry) => Some(entry.local_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restored, ids, "every message, in order, once");
+    second_run.client.disconnect();
+    second_run.until_stopped().await;
 }
 
 /// On tokio's paused clock: each wait is as long as the client says, to the nanosecond, however

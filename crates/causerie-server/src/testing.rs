@@ -170,3 +170,65 @@ pub async fn http(
         .unwrap_or(0);
     (status, body.to_owned())
 }
+
+/// A tmpfs of a chosen size, mounted for one test (the tests run as root) and unmounted when
+/// dropped: a filesystem that really fills up.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None`, said on stderr, when not running as root (`./x test` runs as root in CI). As root,
+    /// a mount that fails fails the test: it must not pass without having run.
+    pub fn mount(bytes: u64) -> Option<Self> {
+        if !running_as_root() {
+            eprintln!("SKIPPED: the disk-full test mounts a tmpfs, which needs root");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("runs mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs as root failed: {status}"
+        );
+        Some(Self { dir })
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Gives it another size (more room, or less).
+    pub fn resize(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(self.dir.path())
+            .status()
+            .expect("runs mount");
+        assert!(status.success(), "remount failed");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Whether this process runs as root, from the kernel's own account of it.
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}

@@ -1,6 +1,6 @@
 //! Shared fixtures: a client with test timings whose events are recorded and awaited with a
 //! timeout, and a TCP proxy that can cut or silently stall the network between client and server.
-#![allow(dead_code, missing_docs, unused_imports)]
+#![allow(dead_code, missing_docs)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-pub use causerie_server::testing::{PATIENCE, TestServer, http};
+// Each test file uses some of them.
+#[allow(unused_imports)]
+pub use causerie_server::testing::{PATIENCE, SmallDisk, TestServer, http};
 
 /// Timings that make a test's outages short: retry within 50 to 300 ms, ping every 300 ms, give
 /// up on an ack after 1 s.
@@ -80,10 +82,11 @@ impl Recorded {
         }
     }
 
-    /// Records everything the server sent this client so far: the answer to a `rooms` request
-    /// comes back on the same connection after all of it. Proves that nothing more (no repeat,
-    /// no retry) was on its way, without waiting for quiet on the real clock. The answer itself
-    /// is left out of the log.
+    /// Records everything the server had sent this client so far: the answer to a `rooms` request
+    /// comes back on the same connection after all of it. Proves that the server had nothing more
+    /// on its way (no repeat, no second refusal), without waiting for quiet on the real clock; what
+    /// the client itself might do later (a resend after a timeout) is for its unit tests. The
+    /// answer itself is left out of the log.
     pub async fn sync(&mut self) {
         static SYNCS: AtomicU64 = AtomicU64::new(0);
         let prefix = format!("sync-{}", SYNCS.fetch_add(1, Ordering::Relaxed));

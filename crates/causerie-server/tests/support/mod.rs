@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use causerie_protocol::{Message, Welcome};
-pub use causerie_server::testing::{PATIENCE, TestServer, http};
+pub use causerie_server::testing::{PATIENCE, SmallDisk, TestServer, http};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
