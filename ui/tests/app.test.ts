@@ -215,7 +215,7 @@ describe('the app', () => {
 
   test('shows who is typing', async () => {
     const backend = await openChat();
-    backend.emit({ type: 'typing', data: { room: 'general', user: bob, typing: true } });
+    backend.emit({ type: 'typing', data: { room: 'general', users: [bob] } });
     expect(await screen.findByText('Bob is typing…')).toBeTruthy();
   });
 });

@@ -109,14 +109,14 @@ describe('the chat state', () => {
     expect(noticeText(people, people.slice(0, 1))).toBe('Ada, Bob and 3 others joined · Ada left');
   });
 
-  test('typing notices show others only, until they stop or expire', async () => {
+  test('who is typing is what the core client last said, per room', async () => {
     const { backend, chat } = await started();
-    backend.emit({ type: 'typing', data: { room: 'general', user: bob, typing: true } });
-    backend.emit({ type: 'typing', data: { room: 'general', user: ada, typing: true } });
+    backend.emit({ type: 'typing', data: { room: 'general', users: [bob] } });
+    backend.emit({ type: 'typing', data: { room: 'side', users: [ada, bob] } });
     expect(chat.typingIn('general').map((u) => u.name)).toEqual(['Bob']);
-    expect(chat.typingIn('general', Date.now() + 60_000)).toEqual([]);
-    backend.emit({ type: 'typing', data: { room: 'general', user: bob, typing: false } });
+    backend.emit({ type: 'typing', data: { room: 'general', users: [] } });
     expect(chat.typingIn('general')).toEqual([]);
+    expect(chat.typingIn('side')).toHaveLength(2);
   });
 
   test('a restart (say, on another server) starts from a clean slate', async () => {

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use causerie_protocol::{
-    ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, Typing, User,
-};
+use causerie_protocol::{ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, User};
 
 use serde::{Serialize, Serializer};
 use ts_rs::TS;
@@ -132,8 +130,14 @@ pub enum ClientEvent {
         /// The name they had.
         from: String,
     },
-    /// Someone started or stopped typing.
-    Typing(Typing),
+    /// Who is typing in a room changed (the user never among them): shown until the next
+    /// change. The client ends a notice that is not refreshed in time, or when its author sends.
+    Typing {
+        /// The room.
+        room: String,
+        /// Who is typing, by name.
+        users: Vec<User>,
+    },
     /// A page of older messages asked for with [`crate::ChatClient::history`].
     History(HistoryPage),
     /// Room names asked for with [`crate::ChatClient::find_rooms`].

@@ -14,9 +14,9 @@
 //! Inside, every decision is made without I/O, in small state machines that tests drive
 //! directly: `state` composes `delivery` (rooms; each room's messages ordered by seq in a
 //! `timeline`, who is `online`, catch-up `pages`), `sending` (the outbox order, one in flight,
-//! pauses) and `liveness` (pings); `reconnect` decides the waits between connections. One task,
-//! the `supervisor`, does the I/O: it talks to the server through rust_socketio (`connection`),
-//! and writes the `outbox` file on a blocking thread.
+//! pauses), `liveness` (pings) and `typing` (who is typing, for how long); `reconnect` decides the
+//! waits between connections. One task, the `supervisor`, does the I/O: it talks to the server
+//! through rust_socketio (`connection`), and writes the `outbox` file on a blocking thread.
 //!
 //! ```no_run
 //! use causerie_client::{ChatClient, ClientConfig, ClientEvent};
@@ -54,6 +54,7 @@ mod state;
 mod supervisor;
 mod timeline;
 mod tls;
+mod typing;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

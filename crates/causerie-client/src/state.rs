@@ -24,6 +24,7 @@ use crate::event::{ClientEvent, ConnectionState, Session};
 use crate::liveness::{Liveness, Unanswered};
 use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
 use crate::sending::{Acked, Sending};
+use crate::typing::WhoIsTyping;
 
 /// What a [`crate::ChatClient`] asks for.
 #[derive(Debug)]
@@ -88,6 +89,7 @@ pub(crate) struct ChatState {
     sending: Sending,
     /// While welcomed: the connection's ping schedule.
     liveness: Option<Liveness>,
+    typing: WhoIsTyping,
     /// The user's id, once welcomed.
     me: Option<String>,
     limits: Limits,
@@ -115,6 +117,7 @@ impl ChatState {
             delivery: Delivery::new(&config.rooms, config.backoff, config.request_timeout),
             sending: Sending::new(restored, config.backoff, config.request_timeout),
             liveness: None,
+            typing: WhoIsTyping::default(),
             me: None,
             limits: Limits::default(),
             config,
@@ -156,11 +159,15 @@ impl ChatState {
     /// When [`ChatState::on_timer`] has something to do; `None` when not connected.
     pub(crate) fn next_wake(&self) -> Option<Instant> {
         let liveness = self.liveness.as_ref()?.deadline();
-        [self.sending.deadline(), self.delivery.deadline()]
-            .into_iter()
-            .flatten()
-            .chain([liveness])
-            .min()
+        [
+            self.sending.deadline(),
+            self.delivery.deadline(),
+            self.typing.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([liveness])
+        .min()
     }
 
     /// Handles a command from the user.
@@ -204,6 +211,7 @@ impl ChatState {
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
             Command::Join(room) => self.delivery.join(room),
             Command::Leave(room) => {
+                self.typing.forget(Some(&room));
                 if let Some(request) = self.delivery.leave(room) {
                     self.effects.push_back(Effect::Send(request));
                 }
@@ -247,14 +255,17 @@ impl ChatState {
         self.flush_delivery();
     }
 
-    /// The connection is gone.
+    /// The connection is gone: so is what it told, of who is typing.
     pub(crate) fn disconnected(&mut self) {
         self.liveness = None;
         self.delivery.disconnected();
+        for room in self.typing.forget(None) {
+            self.emit_typing(room);
+        }
     }
 
     /// An event the server sent.
-    pub(crate) fn on_event(&mut self, name: &str, data: Value) {
+    pub(crate) fn on_event(&mut self, name: &str, data: Value, now: Instant) {
         match name {
             event::MESSAGE => {
                 if let Ok(message) = serde_json::from_value::<Message>(data) {
@@ -267,9 +278,13 @@ impl ChatState {
                 }
             }
             event::TYPING => {
-                if let Ok(typing) = serde_json::from_value::<Typing>(data) {
-                    self.effects
-                        .push_back(Effect::Emit(ClientEvent::Typing(typing)));
+                if let Ok(notice) = serde_json::from_value::<Typing>(data)
+                    && self.me.as_deref() != Some(notice.user.id.as_str())
+                {
+                    let room = notice.room.clone();
+                    if self.typing.on_notice(notice, now) {
+                        self.emit_typing(room);
+                    }
                 }
             }
             _ => {}
@@ -339,6 +354,9 @@ impl ChatState {
 
     /// Does what is due at `now`: an error when the connection is found dead.
     pub(crate) fn on_timer(&mut self, now: Instant) -> Result<(), Unanswered> {
+        for room in self.typing.on_timer(now) {
+            self.emit_typing(room);
+        }
         let Some(liveness) = &mut self.liveness else {
             return Ok(());
         };
@@ -387,11 +405,22 @@ impl ChatState {
         }));
     }
 
+    fn emit_typing(&mut self, room: String) {
+        let users = self.typing.in_room(&room);
+        self.effects
+            .push_back(Effect::Emit(ClientEvent::Typing { room, users }));
+    }
+
     /// Moves delivery's events out; each message of the user's that is pending confirms it (and
-    /// takes it out of the outbox), whichever way it arrived.
+    /// takes it out of the outbox), whichever way it arrived. Someone who sent a message stopped
+    /// typing.
     fn flush_delivery(&mut self) {
         for mut event in self.delivery.take_events() {
+            let mut stopped_typing = None;
             if let ClientEvent::Message { message, confirms } = &mut event {
+                if self.typing.on_message(&message.room, &message.author.id) {
+                    stopped_typing = Some(message.room.clone());
+                }
                 let own = self.me.as_deref() == Some(message.author.id.as_str());
                 let local_id = LocalId::from(message.client_id.as_str());
                 if own && self.sending.remove(&local_id) {
@@ -401,6 +430,9 @@ impl ChatState {
                 }
             }
             self.effects.push_back(Effect::Emit(event));
+            if let Some(room) = stopped_typing {
+                self.emit_typing(room);
+            }
         }
     }
 }
@@ -526,7 +558,7 @@ mod tests {
 
         fn live(&mut self, message: Message) {
             let data = serde_json::to_value(message).expect("serializable");
-            self.state.on_event(event::MESSAGE, data);
+            self.state.on_event(event::MESSAGE, data, self.now);
         }
 
         fn advance(&mut self, by: Duration) -> Result<(), Unanswered> {
@@ -824,6 +856,48 @@ mod tests {
         client.state.on_transport_error(client.now);
         assert!(sent(&client.effects()).is_empty(), "one ping out at a time");
         assert_eq!(client.advance(Duration::from_secs(10)), Err(Unanswered));
+    }
+
+    fn typing_in(effects: &[Effect]) -> Vec<Vec<String>> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(ClientEvent::Typing { users, .. }) => {
+                    Some(users.iter().map(|u| u.name.clone()).collect())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn who_is_typing_ends_with_their_message_or_after_a_silence_and_never_lists_the_user() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        let notice = |id: &str| {
+            serde_json::to_value(Typing {
+                room: "general".into(),
+                user: user(id),
+                typing: true,
+            })
+            .expect("serializable")
+        };
+        client.state.on_event(event::TYPING, notice(ME), client.now);
+        assert!(client.effects().is_empty(), "the user is not shown typing");
+        client
+            .state
+            .on_event(event::TYPING, notice("u-other"), client.now);
+        assert_eq!(typing_in(&client.effects()), [vec!["u-other".to_owned()]]);
+        client.live(theirs(1));
+        assert_eq!(typing_in(&client.effects()), [Vec::<String>::new()]);
+        client
+            .state
+            .on_event(event::TYPING, notice("u-other"), client.now);
+        client.effects();
+        let shown = Duration::from_millis(causerie_protocol::limits::TYPING_SHOWN_MS);
+        assert_eq!(client.state.next_wake(), Some(client.now + shown));
+        client.advance(shown).expect("alive");
+        assert_eq!(typing_in(&client.effects()), [Vec::<String>::new()]);
     }
 
     #[test]

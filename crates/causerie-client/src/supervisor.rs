@@ -80,6 +80,8 @@ impl Supervisor {
                 }
                 end => end,
             };
+            // What ending the connection changed (no one is typing any more) goes out first.
+            self.perform_offline();
             if let End::Lost { lost, .. } = &end {
                 tracing::info!(%lost, "connection lost");
             }
@@ -227,7 +229,7 @@ impl Supervisor {
 
     fn on_signal(&mut self, signal: Signal, now: Instant) -> Result<(), Lost> {
         match signal {
-            Signal::Event { name, data } => self.state.on_event(&name, data),
+            Signal::Event { name, data } => self.state.on_event(&name, data, now),
             Signal::Ack { request, data } => self.state.on_ack(request, data, now),
             Signal::Error(text) => {
                 tracing::debug!(%text, "transport error");

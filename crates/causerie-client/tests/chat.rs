@@ -346,19 +346,33 @@ async fn sending_tells_the_room_the_user_stopped_typing() {
     let server = TestServer::start().await;
     let mut ada = Recorded::connect(&server.url(), "Ada").await;
     let mut bob = Recorded::connect(&server.url(), "Bob").await;
-    let typing = |state: bool| {
-        move |log: &[ClientEvent]| {
-            log.iter().any(|e| {
-                matches!(e, ClientEvent::Typing(t) if t.user.name == "Ada" && t.typing == state)
-            })
+    let typing = |event: &ClientEvent| match event {
+        ClientEvent::Typing { room, users } if room == "general" => {
+            Some(users.iter().map(|u| u.name.clone()).collect::<Vec<_>>())
         }
+        _ => None,
     };
     ada.client.typing("general", true);
-    bob.until("Ada typing", typing(true)).await;
+    bob.until("Ada typing", |log| {
+        log.iter().filter_map(typing).any(|names| names == ["Ada"])
+    })
+    .await;
     // Only a send: the client says she stopped, as the UI no longer has to.
     let sent = ada.client.send("general", "done");
     ada.until_confirmed(std::slice::from_ref(&sent)).await;
-    bob.until("Ada no longer typing", typing(false)).await;
+    bob.until_messages("general", 1).await;
+    // Bob's client would also end it on her message: the notice came first, from her client.
+    let stopped = bob
+        .log
+        .iter()
+        .position(|e| typing(e).is_some_and(|names| names.is_empty()))
+        .expect("Ada no longer typing");
+    let message = bob
+        .log
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Message { .. }))
+        .expect("her message");
+    assert!(stopped < message, "{:#?}", bob.log);
 }
 
 #[tokio::test]

@@ -36,6 +36,12 @@ pub const DEFAULT_MAX_JOINED_ROOMS: u32 = 100;
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 5;
 /// Messages a user may send at once before the rate applies, by default.
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 10;
+/// How often the server tells a room again that someone is still typing, in milliseconds.
+pub const TYPING_REFRESH_MS: u64 = 3_000;
+/// How long a client shows that someone is typing after the last notice, in milliseconds: two
+/// refreshes, so that one lost notice does not make it flicker, and a lost "stopped" does not
+/// leave it on for good.
+pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS;
 
 /// The limits in force on a server, sent in `welcome` so that clients check input the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

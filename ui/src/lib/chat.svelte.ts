@@ -25,8 +25,6 @@ const PRESENCE_LAG_MS = 2_000;
 /** How long after the last key a draft is kept. */
 const DRAFT_SAVE_MS = 400;
 
-/** How long a typing notice lasts without a refresh. */
-const TYPING_MS = 6_000;
 
 export class Chat {
   connection = $state<ConnectionState>({ status: 'connecting' });
@@ -42,7 +40,8 @@ export class Chat {
   online = $state<Record<string, { users: User[]; count: number }>>({});
   /** The latest answer to a search of rooms by prefix ("join or create"). */
   roomSearch = $state<{ prefix: string; rooms: string[] } | null>(null);
-  typing = $state<Record<string, Record<string, { user: User; until: number }>>>({});
+  /** Who is typing in each room, as the core client says (never the user). */
+  typing = $state<Record<string, User[]>>({});
   /** Rooms whose oldest messages are all here. */
   complete = $state<Record<string, boolean>>({});
   loadingOlder = $state<Record<string, boolean>>({});
@@ -86,10 +85,8 @@ export class Chat {
     return this.lines[room] ?? [];
   }
 
-  typingIn(room: string, now = Date.now()): User[] {
-    return Object.values(this.typing[room] ?? {})
-      .filter((t) => t.until > now && t.user.id !== this.me?.id)
-      .map((t) => t.user);
+  typingIn(room: string): User[] {
+    return this.typing[room] ?? [];
   }
 
   /** Starts (or restarts, perhaps on another server) the chat, from a clean slate. */
@@ -249,8 +246,6 @@ export class Chat {
         if (firstPending < 0) lines.push(line);
         else lines.splice(firstPending, 0, line);
         this.lines[message.room] = lines;
-        const typing = this.typing[message.room];
-        if (typing) delete typing[message.author.id];
         break;
       }
       case 'failed':
@@ -288,13 +283,9 @@ export class Chat {
         this.lines[room] = lines;
         break;
       }
-      case 'typing': {
-        const { room, user, typing } = event.data;
-        const inRoom = (this.typing[room] ??= {});
-        if (typing) inRoom[user.id] = { user, until: Date.now() + TYPING_MS };
-        else delete inRoom[user.id];
+      case 'typing':
+        this.typing[event.data.room] = event.data.users;
         break;
-      }
       case 'history': {
         // Older than all shown, each once: the core client sees to it.
         const { room, messages, hasMore } = event.data;

@@ -17,7 +17,8 @@ use crate::limiter::Action;
 use crate::outgoing;
 
 /// How often a lasting "typing" is told again (clients show it for a few seconds after each).
-pub const REFRESH_EVERY: Duration = Duration::from_secs(3);
+pub const REFRESH_EVERY: Duration =
+    Duration::from_millis(causerie_protocol::limits::TYPING_REFRESH_MS);
 
 /// What a socket last told each of its rooms.
 #[derive(Debug, Default, Clone)]
