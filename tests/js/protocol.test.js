@@ -56,6 +56,30 @@ describe('a Causerie server', () => {
     assert.deepEqual(await unconsumed(bob, 'message'), []);
   });
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`edits and deletes a message as entries of the room's log, over ${transports[0]}`, async () => {
+      const { socket: ada } = await open(causerie('Ada'), { transports });
+      const { socket: bob } = await open(causerie('Bob'), { transports: ['websocket'] });
+      const { message } = await request(ada, 'message', { id: `typo-${transports[0]}`, text: 'helo' });
+      await next(bob, 'message');
+      const edited = await request(ada, 'edit', { id: `fix-${transports[0]}`, target: message.seq, text: 'hello' });
+      assert.equal(edited.ok, true);
+      assert.equal(edited.change.kind, 'edit');
+      assert.equal(edited.change.target, message.seq);
+      assert.equal(edited.change.seq, message.seq + 1);
+      assert.deepEqual(await next(bob, 'change'), edited.change);
+      const refused = await request(bob, 'delete', { id: `not-mine-${transports[0]}`, target: message.seq });
+      assert.equal(refused.error.code, 'forbidden');
+      const deleted = await request(ada, 'delete', { id: `gone-${transports[0]}`, target: message.seq });
+      assert.equal(deleted.change.kind, 'delete');
+      assert.equal(deleted.change.text, undefined);
+      assert.deepEqual(await next(bob, 'change'), deleted.change);
+      const page = await request(bob, 'history', { after: message.seq - 1 });
+      assert.deepEqual(page.messages.map((m) => [m.seq, m.text, m.deleted ?? false]), [[message.seq, '', true]]);
+      assert.deepEqual(page.changes.map((c) => c.seq), [edited.change.seq, deleted.change.seq]);
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use causerie_protocol::{
-    DEFAULT_ROOM, HistoryRequest, PingRequest, RoomRequest, RoomsRequest, SendMessage,
-    TypingRequest, WhoRequest, event,
+    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, RoomRequest,
+    RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -27,6 +27,8 @@ use crate::outbox::LocalId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outgoing {
     Send(SendMessage),
+    Edit(EditMessage),
+    Delete(DeleteMessage),
     Join(RoomRequest),
     Leave(RoomRequest),
     /// A page asked for by the user, or one of the pages of a catch-up.
@@ -50,6 +52,8 @@ impl Outgoing {
     fn event(&self) -> &'static str {
         match self {
             Self::Send(_) => event::MESSAGE,
+            Self::Edit(_) => event::EDIT,
+            Self::Delete(_) => event::DELETE,
             Self::Join(_) => event::JOIN,
             Self::Leave(_) => event::LEAVE,
             Self::History { .. } => event::HISTORY,
@@ -67,6 +71,8 @@ impl Outgoing {
         }
         match self {
             Self::Send(data) => value(data),
+            Self::Edit(data) => value(data),
+            Self::Delete(data) => value(data),
             Self::Join(data) | Self::Leave(data) => value(data),
             Self::History { request, .. } => value(request),
             Self::Who { request, .. } => value(request),
@@ -81,6 +87,8 @@ impl Outgoing {
         let room = |room: &Option<String>| room.clone().unwrap_or_else(|| DEFAULT_ROOM.into());
         Some(match self {
             Self::Send(data) => Request::Send(LocalId::from(data.id.as_str())),
+            Self::Edit(data) => Request::Send(LocalId::from(data.id.as_str())),
+            Self::Delete(data) => Request::Send(LocalId::from(data.id.as_str())),
             Self::Join(data) => Request::Join(data.room.clone()),
             Self::Leave(data) => Request::Leave(data.room.clone()),
             Self::History { request, catch_up } => Request::History {
@@ -103,6 +111,7 @@ impl Outgoing {
 /// What an ack answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
+    /// An outbox entry: a message, an edit or a deletion.
     Send(LocalId),
     Join(String),
     Leave(String),

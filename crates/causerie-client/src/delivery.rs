@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use causerie_protocol::{
-    DEFAULT_ROOM, ErrorBody, HistoryPage, HistoryRequest, Joined, Message, Presence, RoomRequest,
-    User, Welcome, WhoPage, WhoRequest,
+    Change, DEFAULT_ROOM, ErrorBody, HistoryPage, HistoryRequest, Joined, Message, Presence,
+    RoomRequest, User, Welcome, WhoPage, WhoRequest,
 };
 use tokio::time::Instant;
 
@@ -21,7 +21,7 @@ use crate::error::ClientError;
 use crate::event::ClientEvent;
 use crate::online::{MAX_KNOWN, OnlineView};
 use crate::pages::{PageQueue, PageRequest};
-use crate::timeline::Timeline;
+use crate::timeline::{Entry, Timeline};
 
 /// People listed per `who` page: as many as a view keeps.
 const MAX_KNOWN_PAGE: u32 = MAX_KNOWN as u32;
@@ -93,7 +93,8 @@ impl Delivery {
             welcome.online_count,
             welcome.online_next,
         );
-        self.take_page(DEFAULT_ROOM, welcome.history, welcome.head);
+        let page = entries(welcome.history, welcome.changes);
+        self.take_page(DEFAULT_ROOM, page, welcome.head);
         let others: Vec<String> = self
             .rooms
             .iter()
@@ -170,35 +171,34 @@ impl Delivery {
         }
     }
 
-    /// A message, live or acked.
-    pub(crate) fn on_message(&mut self, message: Message) {
-        let room = message.room.clone();
-        self.deliver(message);
+    /// A message or a change, live or acked.
+    pub(crate) fn on_entry(&mut self, entry: impl Into<Entry>) {
+        let entry = entry.into();
+        let room = room_of(&entry).to_owned();
+        self.deliver(entry);
         self.catch_up_if_needed(&room);
     }
 
-    /// The server stored one of the user's messages. `pending` says whether it still waits in
-    /// the outbox.
-    pub(crate) fn on_stored(&mut self, message: Message, pending: bool) {
-        let past = !self.rooms.contains(&message.room)
+    /// The server stored one of the user's messages or changes. `pending` says whether it still
+    /// waits in the outbox.
+    pub(crate) fn on_stored(&mut self, entry: Entry, pending: bool) {
+        let room = room_of(&entry).to_owned();
+        let past = !self.rooms.contains(&room)
             || self
                 .timelines
-                .get(&message.room)
-                .is_some_and(|t| t.is_past(message.seq));
+                .get(&room)
+                .is_some_and(|t| t.is_past(entry.seq()));
         if !past {
-            return self.on_message(message);
+            return self.on_entry(entry);
         }
         // Still pending means its seq went by before this client started (or its room was left):
         // hand it out here, since no timeline will. Not pending means a catch-up page already
         // delivered it (this was a resend's ack).
         if pending {
-            if let Some(timeline) = self.timelines.get_mut(&message.room) {
-                timeline.shown(message.seq);
+            if let Some(timeline) = self.timelines.get_mut(&room) {
+                timeline.shown(entry.seq());
             }
-            self.events.push(ClientEvent::Message {
-                message,
-                confirms: None,
-            });
+            self.emit_delivered(vec![entry]);
         }
     }
 
@@ -270,7 +270,8 @@ impl Delivery {
                     joined.online_count,
                     joined.online_next,
                 );
-                self.take_page(&room, joined.history, joined.head);
+                let page = entries(joined.history, joined.changes);
+                self.take_page(&room, page, joined.head);
             }
             // The server could not do it now (its store failing, a limit): the user is still in
             // the room, and it is joined again after a pause.
@@ -292,8 +293,8 @@ impl Delivery {
     pub(crate) fn on_catch_up(&mut self, room: String, reply: Result<HistoryPage, ErrorBody>) {
         match reply {
             Ok(page) => {
-                for message in page.messages {
-                    self.deliver(message);
+                for entry in entries(page.messages, page.changes) {
+                    self.deliver(entry);
                 }
                 // Seqs have no gaps, so a gap left after the last page would never fill: only
                 // `hasMore` asks for another.
@@ -316,6 +317,10 @@ impl Delivery {
             Ok(mut page) => {
                 let timeline = self.timelines.entry(room).or_default();
                 page.messages = timeline.older(std::mem::take(&mut page.messages));
+                // Already applied to the page's messages; their seqs count as handed out.
+                for change in std::mem::take(&mut page.changes) {
+                    timeline.shown(change.seq);
+                }
                 self.events.push(ClientEvent::History(page));
             }
             Err(error) => self
@@ -423,16 +428,16 @@ impl Delivery {
 
     /// Passes the latest page of a room just (re)joined through its timeline, which starts there
     /// if it had not started, and catches up if the room's `head` is beyond what was delivered.
-    fn take_page(&mut self, room: &str, messages: Vec<Message>, head: u64) {
+    fn take_page(&mut self, room: &str, page: Vec<Entry>, head: u64) {
         if !self.rooms.contains(room) {
             return;
         }
-        let start = messages.first().map_or(head.saturating_add(1), |m| m.seq);
+        let start = page.first().map_or(head.saturating_add(1), Entry::seq);
         let timeline = self.timelines.entry(room.to_owned()).or_default();
         let ready = timeline.start_at(start);
         self.emit_delivered(ready);
-        for message in messages {
-            self.deliver(message);
+        for entry in page {
+            self.deliver(entry);
         }
         if self.timelines.get(room).is_some_and(|t| t.is_behind(head)) {
             self.pages.push(PageRequest::CatchUp(room.to_owned()));
@@ -441,20 +446,27 @@ impl Delivery {
     }
 
     /// Emits what the room's timeline lets through.
-    fn deliver(&mut self, message: Message) {
-        if !self.rooms.contains(&message.room) {
+    fn deliver(&mut self, entry: Entry) {
+        let room = room_of(&entry);
+        if !self.rooms.contains(room) {
             return;
         }
-        let timeline = self.timelines.entry(message.room.clone()).or_default();
-        let ready = timeline.accept(message);
+        let timeline = self.timelines.entry(room.to_owned()).or_default();
+        let ready = timeline.accept(entry);
         self.emit_delivered(ready);
     }
 
-    fn emit_delivered(&mut self, ready: Vec<Message>) {
+    fn emit_delivered(&mut self, ready: Vec<Entry>) {
         self.events
-            .extend(ready.into_iter().map(|message| ClientEvent::Message {
-                message,
-                confirms: None,
+            .extend(ready.into_iter().map(|entry| match entry {
+                Entry::Message(message) => ClientEvent::Message {
+                    message,
+                    confirms: None,
+                },
+                Entry::Change(change) => ClientEvent::Change {
+                    change,
+                    confirms: None,
+                },
             }));
     }
 
@@ -465,6 +477,21 @@ impl Delivery {
         if gap {
             self.pages.push(PageRequest::CatchUp(room.to_owned()));
         }
+    }
+}
+
+/// A page's messages and changes as one stretch of the log, in seq order.
+fn entries(messages: Vec<Message>, changes: Vec<Change>) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = messages.into_iter().map(Entry::Message).collect();
+    entries.extend(changes.into_iter().map(Entry::Change));
+    entries.sort_by_key(Entry::seq);
+    entries
+}
+
+fn room_of(entry: &Entry) -> &str {
+    match entry {
+        Entry::Message(message) => &message.room,
+        Entry::Change(change) => &change.room,
     }
 }
 
@@ -491,6 +518,8 @@ mod tests {
             author: user("u-other"),
             text: String::new(),
             sent_at: String::new(),
+            edited_at: None,
+            deleted: false,
         }
     }
 
@@ -512,6 +541,7 @@ mod tests {
             online_count: 1,
             online_next: None,
             history,
+            changes: vec![],
             head,
             limits: Default::default(),
             server: ServerInfo {
@@ -535,6 +565,7 @@ mod tests {
         HistoryPage {
             room: room.into(),
             messages,
+            changes: vec![],
             has_more,
         }
     }
@@ -608,6 +639,7 @@ mod tests {
             online_count: 0,
             online_next: None,
             history: vec![],
+            changes: vec![],
             head: 0,
         };
         delivery.on_joined("a".into(), Ok(joined), now);
@@ -644,7 +676,7 @@ mod tests {
         );
         assert_eq!(delivery.next_request(now), None, "its join forgotten");
         delivery.take_events();
-        delivery.on_message(message("side", 1));
+        delivery.on_entry(message("side", 1));
         assert_eq!(delivery.take_events(), []);
     }
 

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use causerie_protocol::{ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, User};
+use causerie_protocol::{
+    Change, ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, User,
+};
 
 use serde::{Serialize, Serializer};
 use ts_rs::TS;
@@ -94,6 +96,15 @@ pub enum ClientEvent {
         /// Whether sending it again, unchanged, can succeed (see
         /// [`causerie_protocol::ErrorCode::is_resendable`]): worth a Retry button.
         resendable: bool,
+    },
+    /// A message was edited or deleted by its author, in seq order with the messages (never
+    /// before the message it changes). `confirms` is the local id of the user's own pending
+    /// edit or deletion this is the server's copy of.
+    Change {
+        /// The change.
+        change: Change,
+        /// The pending change it confirms, if any.
+        confirms: Option<LocalId>,
     },
     /// The room was joined; who is online follows as [`ClientEvent::Online`], its latest messages
     /// as [`ClientEvent::Message`].

@@ -65,7 +65,7 @@ pub use backoff::Backoff;
 pub use config::ClientConfig;
 pub use error::{ClientError, ClientErrorBody, ClientErrorCode, LocalErrorCode};
 pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
-pub use outbox::{LocalId, OutboxEntry};
+pub use outbox::{LocalId, OutboxAction, OutboxEntry};
 pub use tls::TrustedRoots;
 
 use outbox::{OutboxLog, OutboxWriter};
@@ -145,10 +145,28 @@ impl ChatClient {
     /// `confirms` is this id (or refused by a [`ClientEvent::Failed`]: by the client itself when
     /// it breaks the server's limits). A room told the user is typing is told they stopped.
     pub fn send(&self, room: &str, text: &str) -> LocalId {
+        self.queue(room, text, OutboxAction::Send)
+    }
+
+    /// Queues an edit of the user's message at seq `target` in `room`, in order with their
+    /// messages, and returns its local id: confirmed by a [`ClientEvent::Change`] whose
+    /// `confirms` is this id, or refused by a [`ClientEvent::Failed`] (`too_late` past the
+    /// server's edit window, `forbidden` for someone else's message, `not_found`).
+    pub fn edit(&self, room: &str, target: u64, text: &str) -> LocalId {
+        self.queue(room, text, OutboxAction::Edit { target })
+    }
+
+    /// Queues the deletion of the user's message at seq `target` in `room`, as [`ChatClient::edit`].
+    pub fn delete(&self, room: &str, target: u64) -> LocalId {
+        self.queue(room, "", OutboxAction::Delete { target })
+    }
+
+    fn queue(&self, room: &str, text: &str, action: OutboxAction) -> LocalId {
         let entry = OutboxEntry {
             local_id: LocalId::new(),
             room: room.to_owned(),
             text: text.to_owned(),
+            action,
         };
         let local_id = entry.local_id.clone();
         self.command(Command::Send(entry));

@@ -48,16 +48,41 @@ impl From<&str> for LocalId {
     }
 }
 
-/// A message the user sent that the server has not confirmed yet.
+/// A message the user sent, or an edit or deletion of one, that the server has not confirmed
+/// yet. All go out in the order the user made them, one at a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
-    /// Also the message's client id on the wire.
+    /// Also the client id on the wire.
     pub local_id: LocalId,
     /// The room it goes to.
     pub room: String,
-    /// Its text.
+    /// The message's text, or the new text of an edit (empty for a deletion).
     pub text: String,
+    /// What it asks for. Defaults to a new message (as every entry of a version 1 outbox is).
+    #[serde(default)]
+    pub action: OutboxAction,
+}
+
+/// What an [`OutboxEntry`] asks of the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum OutboxAction {
+    /// A new message.
+    #[default]
+    Send,
+    /// The text replaces that of the user's message at seq `target`.
+    Edit {
+        /// The message's seq.
+        #[ts(type = "number")]
+        target: u64,
+    },
+    /// The user's message at seq `target` is deleted.
+    Delete {
+        /// The message's seq.
+        #[ts(type = "number")]
+        target: u64,
+    },
 }
 
 /// A change to the outbox, written in order.
@@ -300,6 +325,7 @@ mod tests {
             local_id: LocalId::new(),
             room: "general".into(),
             text: text.into(),
+            action: OutboxAction::Send,
         }
     }
 

@@ -9,12 +9,14 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use causerie_protocol::{
-    ErrorBody, ErrorCode, Limits, Message, MessageAccepted, SendMessage, TypingRequest,
+    DeleteMessage, EditMessage, ErrorBody, ErrorCode, Limits, SendMessage, TypingRequest,
 };
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::outbox::{LocalId, OutboxEntry};
+use crate::connection::Outgoing;
+use crate::outbox::{LocalId, OutboxAction, OutboxEntry};
+use crate::timeline::Entry;
 
 /// The outbox in memory, and where sending stands on the current connection.
 #[derive(Debug)]
@@ -39,8 +41,8 @@ pub(crate) struct Sending {
 /// What came of an ack.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Acked {
-    /// Stored: the server's copy, to deliver (and so confirm the entry).
-    Stored(Message),
+    /// Stored: the server's copy (a message, or a change), to deliver (and so confirm the entry).
+    Stored(Entry),
     /// Refused for good: the entry is gone from the outbox.
     Refused(LocalId, ErrorBody),
     /// Refused for now: sent again after a pause.
@@ -55,7 +57,7 @@ pub(crate) struct Dispatch {
     /// Entries that break the server's limits, taken out of the outbox: refused here as the
     /// server would refuse them, without a round trip.
     pub(crate) refused: Vec<(LocalId, ErrorBody)>,
-    pub(crate) send: Option<SendMessage>,
+    pub(crate) send: Option<Outgoing>,
 }
 
 impl Sending {
@@ -136,16 +138,16 @@ impl Sending {
                 break;
             }
             let local_id = entry.local_id.clone();
-            if let Err(error) = limits.check_message(&entry.text) {
+            let checked = match entry.action {
+                OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
+                OutboxAction::Delete { .. } => Ok(()),
+            };
+            if let Err(error) = checked {
                 self.remove(&local_id);
                 dispatch.refused.push((local_id, error));
                 continue;
             }
-            dispatch.send = Some(SendMessage {
-                id: local_id.as_str().to_owned(),
-                room: Some(entry.room.clone()),
-                text: entry.text.clone(),
-            });
+            dispatch.send = Some(request(entry));
             self.in_flight = Some((local_id, now + self.timeout));
             break;
         }
@@ -157,7 +159,7 @@ impl Sending {
     pub(crate) fn on_ack(
         &mut self,
         local_id: LocalId,
-        reply: Result<MessageAccepted, ErrorBody>,
+        reply: Result<Entry, ErrorBody>,
         now: Instant,
         limits: &Limits,
     ) -> Acked {
@@ -169,12 +171,12 @@ impl Sending {
             self.in_flight = None;
         }
         match reply {
-            Ok(MessageAccepted { message }) if message.client_id == local_id.as_str() => {
+            Ok(stored) if client_id(&stored) == local_id.as_str() => {
                 self.failed_sends = 0;
                 if self.contains(local_id.as_str()) {
                     self.acked.insert(local_id);
                 }
-                Acked::Stored(message)
+                Acked::Stored(stored)
             }
             Ok(_) => Acked::Ignored,
             Err(error) if error.code == ErrorCode::RateLimited => {
@@ -219,6 +221,32 @@ impl Sending {
     }
 }
 
+/// The request for an outbox entry.
+fn request(entry: &OutboxEntry) -> Outgoing {
+    let (id, room, text) = (
+        entry.local_id.as_str().to_owned(),
+        Some(entry.room.clone()),
+        entry.text.clone(),
+    );
+    match entry.action {
+        OutboxAction::Send => Outgoing::Send(SendMessage { id, room, text }),
+        OutboxAction::Edit { target } => Outgoing::Edit(EditMessage {
+            id,
+            room,
+            target,
+            text,
+        }),
+        OutboxAction::Delete { target } => Outgoing::Delete(DeleteMessage { id, room, target }),
+    }
+}
+
+fn client_id(stored: &Entry) -> &str {
+    match stored {
+        Entry::Message(message) => &message.client_id,
+        Entry::Change(change) => &change.client_id,
+    }
+}
+
 /// How long to wait after `rate_limited` when the server does not say: one token of its rate.
 fn one_token(limits: &Limits) -> Duration {
     let per_second = limits.rate_limit_per_second.unwrap_or(1).max(1);
@@ -228,7 +256,7 @@ fn one_token(limits: &Limits) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use causerie_protocol::User;
+    use causerie_protocol::{Message, User};
 
     const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -237,6 +265,7 @@ mod tests {
             local_id: LocalId::from(id),
             room: "general".into(),
             text: text.into(),
+            action: OutboxAction::Send,
         }
     }
 
@@ -244,25 +273,30 @@ mod tests {
         Sending::new(entries.to_vec(), Backoff::default(), TIMEOUT)
     }
 
-    fn stored(id: &str, seq: u64) -> Result<MessageAccepted, ErrorBody> {
-        Ok(MessageAccepted {
-            message: Message {
-                id: format!("m{seq}"),
-                seq,
-                client_id: id.into(),
-                room: "general".into(),
-                text: "text".into(),
-                author: User {
-                    id: "u1".into(),
-                    name: "Ada".into(),
-                },
-                sent_at: "2026-11-27T00:00:00Z".into(),
+    fn stored(id: &str, seq: u64) -> Result<Entry, ErrorBody> {
+        Ok(Entry::Message(Message {
+            id: format!("m{seq}"),
+            seq,
+            client_id: id.into(),
+            room: "general".into(),
+            text: "text".into(),
+            author: User {
+                id: "u1".into(),
+                name: "Ada".into(),
             },
-        })
+            sent_at: "2026-11-27T00:00:00Z".into(),
+            edited_at: None,
+            deleted: false,
+        }))
     }
 
     fn sent_id(dispatch: &Dispatch) -> Option<&str> {
-        dispatch.send.as_ref().map(|send| send.id.as_str())
+        match dispatch.send.as_ref()? {
+            Outgoing::Send(send) => Some(&send.id),
+            Outgoing::Edit(edit) => Some(&edit.id),
+            Outgoing::Delete(delete) => Some(&delete.id),
+            _ => None,
+        }
     }
 
     fn everywhere(_: &str) -> bool {

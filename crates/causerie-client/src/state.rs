@@ -9,8 +9,9 @@
 use std::collections::VecDeque;
 
 use causerie_protocol::{
-    ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits, Message, MessageAccepted, Pong,
-    Presence, Reply, RoomsPage, RoomsRequest, Typing, Welcome, WhoPage, event,
+    Change, ChangeAccepted, ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits, Message,
+    MessageAccepted, Pong, Presence, Reply, RoomsPage, RoomsRequest, Typing, Welcome, WhoPage,
+    event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -24,6 +25,7 @@ use crate::event::{ClientEvent, ConnectionState, Session};
 use crate::liveness::{Liveness, Unanswered};
 use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
 use crate::sending::{Acked, Sending};
+use crate::timeline::Entry;
 use crate::typing::WhoIsTyping;
 
 /// What a [`crate::ChatClient`] asks for.
@@ -146,8 +148,7 @@ impl ChatState {
                 self.refused(local_id, error);
             }
             if let Some(message) = dispatch.send {
-                self.effects
-                    .push_back(Effect::Send(Outgoing::Send(message)));
+                self.effects.push_back(Effect::Send(message));
             }
             if let Some(request) = self.delivery.next_request(now) {
                 self.effects.push_back(Effect::Send(request));
@@ -269,7 +270,12 @@ impl ChatState {
         match name {
             event::MESSAGE => {
                 if let Ok(message) = serde_json::from_value::<Message>(data) {
-                    self.delivery.on_message(message);
+                    self.delivery.on_entry(message);
+                }
+            }
+            event::CHANGE => {
+                if let Ok(change) = serde_json::from_value::<Change>(data) {
+                    self.delivery.on_entry(change);
                 }
             }
             event::PRESENCE => {
@@ -306,7 +312,14 @@ impl ChatState {
                 }
             }
             Request::Send(local_id) => {
-                if let Some(reply) = parse::<MessageAccepted>(data) {
+                // A message's ack, or an edit's or deletion's.
+                let message = parse::<MessageAccepted>(data.clone())
+                    .map(|reply| reply.map(|accepted| Entry::Message(accepted.message)));
+                let reply = message.or_else(|| {
+                    parse::<ChangeAccepted>(data)
+                        .map(|reply| reply.map(|accepted| Entry::Change(accepted.change)))
+                });
+                if let Some(reply) = reply {
                     self.on_send_ack(local_id, reply, now);
                 }
             }
@@ -378,16 +391,14 @@ impl ChatState {
         }
     }
 
-    fn on_send_ack(
-        &mut self,
-        local_id: LocalId,
-        reply: Result<MessageAccepted, ErrorBody>,
-        now: Instant,
-    ) {
-        match self.sending.on_ack(local_id, reply, now, &self.limits) {
-            Acked::Stored(message) => {
-                let pending = self.sending.contains(&message.client_id);
-                self.delivery.on_stored(message, pending);
+    fn on_send_ack(&mut self, local_id: LocalId, reply: Result<Entry, ErrorBody>, now: Instant) {
+        match self
+            .sending
+            .on_ack(local_id.clone(), reply, now, &self.limits)
+        {
+            Acked::Stored(stored) => {
+                let pending = self.sending.contains(local_id.as_str());
+                self.delivery.on_stored(stored, pending);
             }
             Acked::Refused(local_id, error) => self.refused(local_id, error),
             Acked::Paused | Acked::Ignored => {}
@@ -417,17 +428,27 @@ impl ChatState {
     fn flush_delivery(&mut self) {
         for mut event in self.delivery.take_events() {
             let mut stopped_typing = None;
-            if let ClientEvent::Message { message, confirms } = &mut event {
-                if self.typing.on_message(&message.room, &message.author.id) {
-                    stopped_typing = Some(message.room.clone());
+            let (author, client_id, confirms) = match &mut event {
+                ClientEvent::Message { message, confirms } => {
+                    if self.typing.on_message(&message.room, &message.author.id) {
+                        stopped_typing = Some(message.room.clone());
+                    }
+                    (&message.author.id, &message.client_id, confirms)
                 }
-                let own = self.me.as_deref() == Some(message.author.id.as_str());
-                let local_id = LocalId::from(message.client_id.as_str());
-                if own && self.sending.remove(&local_id) {
-                    self.effects
-                        .push_back(Effect::Save(OutboxChange::Remove(local_id.clone())));
-                    *confirms = Some(local_id);
+                ClientEvent::Change { change, confirms } => {
+                    (&change.author.id, &change.client_id, confirms)
                 }
+                _ => {
+                    self.effects.push_back(Effect::Emit(event));
+                    continue;
+                }
+            };
+            let own = self.me.as_deref() == Some(author.as_str());
+            let local_id = LocalId::from(client_id.as_str());
+            if own && self.sending.remove(&local_id) {
+                self.effects
+                    .push_back(Effect::Save(OutboxChange::Remove(local_id.clone())));
+                *confirms = Some(local_id);
             }
             self.effects.push_back(Effect::Emit(event));
             if let Some(room) = stopped_typing {
@@ -448,6 +469,8 @@ fn parse<T: DeserializeOwned>(data: Value) -> Option<Result<T, ErrorBody>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::OutboxAction;
+    use causerie_protocol::ChangeKind;
     use causerie_protocol::{ErrorCode, HistoryRequest, ServerInfo, TypingRequest, User};
     use serde::Serialize;
     use std::time::Duration;
@@ -470,6 +493,8 @@ mod tests {
             author: user(author),
             text: format!("text {seq}"),
             sent_at: "2026-11-27T00:00:00Z".into(),
+            edited_at: None,
+            deleted: false,
         }
     }
 
@@ -488,6 +513,7 @@ mod tests {
             online_count: 1,
             online_next: None,
             history,
+            changes: vec![],
             head,
             limits: Limits::default(),
             server: ServerInfo {
@@ -511,6 +537,7 @@ mod tests {
         HistoryPage {
             room: "general".into(),
             messages,
+            changes: vec![],
             has_more,
         }
     }
@@ -520,6 +547,7 @@ mod tests {
             local_id: LocalId::from(id),
             room: "general".into(),
             text: text.into(),
+            action: OutboxAction::Send,
         }
     }
 
@@ -770,6 +798,7 @@ mod tests {
             online_count: 1,
             online_next: None,
             history: vec![],
+            changes: vec![],
             head: 0,
         };
         client.ack(Request::Join("side".into()), ok(joined));
@@ -898,6 +927,116 @@ mod tests {
         assert_eq!(client.state.next_wake(), Some(client.now + shown));
         client.advance(shown).expect("alive");
         assert_eq!(typing_in(&client.effects()), [Vec::<String>::new()]);
+    }
+
+    fn change(seq: u64, target: u64, kind: ChangeKind, client_id: &str) -> Change {
+        Change {
+            id: format!("c{seq}"),
+            client_id: client_id.into(),
+            room: "general".into(),
+            seq,
+            author: user(ME),
+            kind,
+            target,
+            text: (kind == ChangeKind::Edit).then(|| format!("edited {target}")),
+            at: "2026-11-27T00:00:00Z".into(),
+        }
+    }
+
+    /// The seqs delivered, messages and changes alike, with what they confirm.
+    fn log(effects: &[Effect]) -> Vec<(u64, Option<&str>)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(ClientEvent::Message { message, confirms }) => {
+                    Some((message.seq, confirms.as_ref().map(LocalId::as_str)))
+                }
+                Effect::Emit(ClientEvent::Change { change, confirms }) => {
+                    Some((change.seq, confirms.as_ref().map(LocalId::as_str)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_that_overtakes_its_place_waits_and_a_catch_up_page_brings_the_rest_in_order() {
+        let mut client = Client::welcomed(vec![], vec![message(1, ME, "m1")], 1);
+        client.effects();
+        // The deletion (seq 3) arrives live before the edit (seq 2).
+        let deleted = change(3, 1, ChangeKind::Delete, "d1");
+        client.state.on_event(
+            event::CHANGE,
+            serde_json::to_value(&deleted).expect("json"),
+            client.now,
+        );
+        let effects = client.effects();
+        assert_eq!(log(&effects), []);
+        assert_eq!(catch_up_after(&effects), Some(1));
+        let edited = change(2, 1, ChangeKind::Edit, "e1");
+        let page = HistoryPage {
+            room: "general".into(),
+            messages: vec![],
+            changes: vec![edited, deleted],
+            has_more: false,
+        };
+        client.ack(catch_up(), ok(page));
+        assert_eq!(log(&client.effects()), [(2, None), (3, None)]);
+    }
+
+    #[test]
+    fn the_users_edit_goes_out_in_order_and_is_confirmed_by_its_change() {
+        let mut client = Client::welcomed(vec![], vec![message(1, ME, "m1")], 1);
+        client.effects();
+        client.command(Command::Send(OutboxEntry {
+            action: OutboxAction::Edit { target: 1 },
+            ..entry("e1", "fixed")
+        }));
+        let effects = client.effects();
+        let [Outgoing::Edit(request)] = sent(&effects)[..] else {
+            panic!("an edit: {effects:?}");
+        };
+        assert_eq!((request.target, request.text.as_str()), (1, "fixed"));
+        let accepted = causerie_protocol::ChangeAccepted {
+            change: change(2, 1, ChangeKind::Edit, "e1"),
+        };
+        client.ack(Request::Send("e1".into()), ok(accepted));
+        let effects = client.effects();
+        assert_eq!(log(&effects), [(2, Some("e1"))]);
+        assert!(effects.contains(&Effect::Save(OutboxChange::Remove("e1".into()))));
+    }
+
+    #[test]
+    fn an_older_page_hands_out_its_messages_as_they_are_now_and_not_its_changes() {
+        let mut client = Client::welcomed(vec![], vec![theirs(10)], 10);
+        client.effects();
+        let older = Request::History {
+            room: "general".into(),
+            catch_up: false,
+        };
+        let page = HistoryPage {
+            room: "general".into(),
+            messages: vec![message(7, ME, "m7"), theirs(9)],
+            changes: vec![change(8, 7, ChangeKind::Edit, "e7")],
+            has_more: true,
+        };
+        client.ack(older, ok(page));
+        let effects = client.effects();
+        let [Effect::Emit(ClientEvent::History(page))] = &effects[..] else {
+            panic!("one page: {effects:?}");
+        };
+        assert_eq!(
+            page.messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+            [7, 9]
+        );
+        assert!(page.changes.is_empty(), "already applied");
+        // Everything from 7 up was handed out: the next page ends below it.
+        let Outgoing::History { request, .. } =
+            client.state.delivery.older_page("general".into(), None)
+        else {
+            panic!("a history request");
+        };
+        assert_eq!(request.before, Some(7));
     }
 
     #[test]

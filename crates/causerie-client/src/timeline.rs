@@ -1,4 +1,5 @@
-//! Per-room ordering: every message once, in seq order, whatever order the network brings them in.
+//! Per-room ordering: every entry of a room's log (a message, or a change to one) once, in seq
+//! order, whatever order the network brings them in.
 //!
 //! Messages reach a client three ways (live broadcasts, acks of its own sends, history pages) and
 //! can repeat or overtake each other across reconnects. The server's seqs count up by exactly 1
@@ -10,17 +11,45 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use causerie_protocol::Message;
+use causerie_protocol::{Change, Message};
 
 /// Most messages kept waiting behind a gap; past that, the gap is given up on (see `accept`).
 const MAX_WAITING: usize = 10_000;
+
+/// An entry of a room's log: messages and changes share its seqs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    Message(Message),
+    Change(Change),
+}
+
+impl Entry {
+    pub(crate) fn seq(&self) -> u64 {
+        match self {
+            Self::Message(message) => message.seq,
+            Self::Change(change) => change.seq,
+        }
+    }
+}
+
+impl From<Message> for Entry {
+    fn from(message: Message) -> Self {
+        Self::Message(message)
+    }
+}
+
+impl From<Change> for Entry {
+    fn from(change: Change) -> Self {
+        Self::Change(change)
+    }
+}
 
 /// One room's delivery state.
 #[derive(Debug, Default)]
 pub(crate) struct Timeline {
     /// The seq to deliver next; `None` until the room's first page sets where this client starts.
     next: Option<u64>,
-    waiting: BTreeMap<u64, Message>,
+    waiting: BTreeMap<u64, Entry>,
     /// Where delivery started.
     start: Option<u64>,
     /// Seqs handed out below `start` (older pages, acks of messages stored before it, pages
@@ -32,7 +61,7 @@ impl Timeline {
     /// Sets where delivery starts if nothing was delivered yet (the first message a client sees of
     /// a room is the oldest of its first page, not necessarily seq 1), and returns what waited
     /// for it and is now deliverable.
-    pub(crate) fn start_at(&mut self, seq: u64) -> Vec<Message> {
+    pub(crate) fn start_at(&mut self, seq: u64) -> Vec<Entry> {
         if self.next.is_some() {
             return Vec::new();
         }
@@ -86,16 +115,18 @@ impl Timeline {
         live || self.shown_below.contains(&seq)
     }
 
-    /// Takes a message and returns those now deliverable, in seq order (possibly none).
-    pub(crate) fn accept(&mut self, message: Message) -> Vec<Message> {
+    /// Takes an entry and returns those now deliverable, in seq order (possibly none).
+    pub(crate) fn accept(&mut self, entry: impl Into<Entry>) -> Vec<Entry> {
+        let entry = entry.into();
+        let seq = entry.seq();
         // Seqs start at 1, and one that cannot be followed is no seq a server hands out.
-        if message.seq == 0 || message.seq == u64::MAX {
+        if seq == 0 || seq == u64::MAX {
             return Vec::new();
         }
-        if self.next.is_some_and(|next| message.seq < next) {
+        if self.next.is_some_and(|next| seq < next) {
             return Vec::new();
         }
-        self.waiting.entry(message.seq).or_insert(message);
+        self.waiting.entry(seq).or_insert(entry);
         if self.waiting.len() > MAX_WAITING {
             // The server's seqs have no gaps, so this means catch-up keeps failing: deliver what
             // is here rather than hold it forever.
@@ -104,15 +135,15 @@ impl Timeline {
         self.drain()
     }
 
-    fn drain(&mut self) -> Vec<Message> {
+    fn drain(&mut self) -> Vec<Entry> {
         let Some(mut next) = self.next else {
             return Vec::new();
         };
         let mut ready = Vec::new();
-        while let Some(message) = self.waiting.remove(&next) {
+        while let Some(entry) = self.waiting.remove(&next) {
             // Handed out as a page before delivery started: not twice.
-            if !self.shown_below.remove(&message.seq) {
-                ready.push(message);
+            if !self.shown_below.remove(&next) {
+                ready.push(entry);
             }
             next += 1; // below u64::MAX: `accept` refuses that seq
         }
@@ -159,11 +190,13 @@ mod tests {
             },
             text: String::new(),
             sent_at: String::new(),
+            edited_at: None,
+            deleted: false,
         }
     }
 
-    fn seqs(messages: Vec<Message>) -> Vec<u64> {
-        messages.into_iter().map(|m| m.seq).collect()
+    fn seqs<T: Into<Entry>>(entries: Vec<T>) -> Vec<u64> {
+        entries.into_iter().map(|e| e.into().seq()).collect()
     }
 
     #[test]

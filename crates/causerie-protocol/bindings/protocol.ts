@@ -25,12 +25,12 @@ export const DEFAULT_ONLINE_PAGE = 20;
 export const DEFAULT_ROOMS_PAGE = 100;
 export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
 
-export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "room_limit", "internal"] as const;
+export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "room_limit", "not_found", "forbidden", "too_late", "internal"] as const;
 
 /** An ack: `{ok: true, ...body}` on success, `{ok: false, error}` on failure. */
 export type Reply<T> = ({ ok: true } & T) | { ok: false; error: ErrorBody };
 
-export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "room_limit" | "internal";
+export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "room_limit" | "not_found" | "forbidden" | "too_late" | "internal";
 
 export type ErrorBody = { 
 /**
@@ -82,7 +82,12 @@ rateLimitBurst: number | null,
 /**
  * Rooms a connection, or a user across connections, may be in at once (`general` included).
  */
-maxJoinedRooms: number, };
+maxJoinedRooms: number, 
+/**
+ * How long after sending a message its author may edit it, in seconds (deleting has no
+ * limit).
+ */
+editWindowSecs: number, };
 
 export type HandshakeAuth = { 
 /**
@@ -151,7 +156,55 @@ text: string,
 /**
  * When the server stored it, RFC 3339 UTC with milliseconds (`2026-11-25T09:00:00.123Z`).
  */
-sentAt: string, };
+sentAt: string, 
+/**
+ * When its author last edited it, if they did, as `sentAt`.
+ */
+editedAt?: string, 
+/**
+ * Deleted by its author: `text` is empty, and the text is gone from the server.
+ */
+deleted?: boolean, };
+
+export type ChangeKind = "edit" | "delete";
+
+export type Change = { 
+/**
+ * The server's id for the change.
+ */
+id: string, 
+/**
+ * The id the client gave the request; unique per author.
+ */
+clientId: string, 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * Position in the room's log, shared with messages.
+ */
+seq: number, 
+/**
+ * Who changed it: the message's author.
+ */
+author: User, 
+/**
+ * What the change does.
+ */
+kind: ChangeKind, 
+/**
+ * The seq of the message changed.
+ */
+target: number, 
+/**
+ * The new text of an edit. Absent for a deletion, and for an edit of a message deleted since.
+ */
+text?: string, 
+/**
+ * When the server stored it, as `Message.sentAt`.
+ */
+at: string, };
 
 export type Welcome = { 
 /**
@@ -187,9 +240,14 @@ onlineCount: number,
  */
 onlineNext?: string, 
 /**
- * The latest messages of `room`, oldest first.
+ * The latest messages of `room`, oldest first, as they are now (edited, deleted).
  */
 history: Array<Message>, 
+/**
+ * The changes among the same latest entries of the room's log, oldest first: their seqs
+ * are part of the page (see [`HistoryPage::changes`]).
+ */
+changes: Array<Change>, 
 /**
  * The latest seq of `room` when this connection joined it (0 for an empty room): every later
  * message reaches the connection live, so a client that has seen less catches up with
@@ -226,6 +284,44 @@ export type MessageAccepted = {
  */
 message: Message, };
 
+export type EditMessage = { 
+/**
+ * The client's id for this change, as for a message: sending it again is safe.
+ */
+id: string, 
+/**
+ * Defaults to [`crate::DEFAULT_ROOM`].
+ */
+room?: string, 
+/**
+ * The seq of the message to edit.
+ */
+target: number, 
+/**
+ * The new text, under the same rules as a message's.
+ */
+text: string, };
+
+export type DeleteMessage = { 
+/**
+ * The client's id for this change, as for a message: sending it again is safe.
+ */
+id: string, 
+/**
+ * Defaults to [`crate::DEFAULT_ROOM`].
+ */
+room?: string, 
+/**
+ * The seq of the message to delete.
+ */
+target: number, };
+
+export type ChangeAccepted = { 
+/**
+ * The stored change, with its seq.
+ */
+change: Change, };
+
 export type HistoryRequest = { 
 /**
  * Defaults to [`crate::DEFAULT_ROOM`].
@@ -250,9 +346,15 @@ export type HistoryPage = {
  */
 room: string, 
 /**
- * Oldest first.
+ * Oldest first, as they are now (edited, deleted).
  */
 messages: Array<Message>, 
+/**
+ * The changes among the page's entries, oldest first. With the messages they fill the
+ * page's seqs without gaps. In a page of older history they are already applied to its
+ * messages; in a catch-up page (`after`) they may change messages delivered before.
+ */
+changes: Array<Change>, 
 /**
  * Whether more messages match the request beyond this page (older for `before` or no bound,
  * newer for `after`).
@@ -286,6 +388,10 @@ onlineNext?: string,
  * Its latest messages, oldest first, as in `welcome.history`.
  */
 history: Array<Message>, 
+/**
+ * The changes among them, as in `welcome.changes`.
+ */
+changes: Array<Change>, 
 /**
  * The room's latest seq when this connection joined it, as in `welcome.head`.
  */

@@ -7,10 +7,10 @@
 use ts_rs::TS;
 
 use crate::{
-    ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
-    Message, MessageAccepted, PingRequest, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest,
-    SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
-    limits,
+    Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
+    HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
+    PingRequest, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest, SendMessage, ServerInfo,
+    Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -101,9 +101,14 @@ pub fn typescript() -> String {
         User::decl(),
         ServerInfo::decl(),
         Message::decl(),
+        ChangeKind::decl(),
+        Change::decl(),
         Welcome::decl(),
         SendMessage::decl(),
         MessageAccepted::decl(),
+        EditMessage::decl(),
+        DeleteMessage::decl(),
+        ChangeAccepted::decl(),
         HistoryRequest::decl(),
         HistoryPage::decl(),
         RoomRequest::decl(),

@@ -26,13 +26,19 @@ pub enum ErrorCode {
     /// A limit on rooms was reached: the rooms this connection or user is in, or the rooms the
     /// server holds.
     RoomLimit,
+    /// The message to edit or delete does not exist in that room, or was deleted.
+    NotFound,
+    /// The message to edit or delete is someone else's.
+    Forbidden,
+    /// The message is older than [`crate::Limits::edit_window_secs`]: it can be deleted, not edited.
+    TooLate,
     /// The server failed; the request may be retried as it is.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 13] = [
         Self::Invalid,
         Self::Empty,
         Self::TooLong,
@@ -42,6 +48,9 @@ impl ErrorCode {
         Self::Unauthorized,
         Self::InvalidName,
         Self::RoomLimit,
+        Self::NotFound,
+        Self::Forbidden,
+        Self::TooLate,
         Self::Internal,
     ];
 
@@ -57,6 +66,9 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::InvalidName => "invalid_name",
             Self::RoomLimit => "room_limit",
+            Self::NotFound => "not_found",
+            Self::Forbidden => "forbidden",
+            Self::TooLate => "too_late",
             Self::Internal => "internal",
         }
     }

@@ -5,6 +5,13 @@ pub const WELCOME: &str = "welcome";
 /// Client to server: [`crate::SendMessage`] with an ack of [`crate::Reply`]`<`[`crate::MessageAccepted`]`>`.
 /// Server to client: [`crate::Message`] (or a plain string for seed clients).
 pub const MESSAGE: &str = "message";
+/// Client to server: [`crate::EditMessage`], acked with [`crate::Reply`]`<`[`crate::ChangeAccepted`]`>`.
+pub const EDIT: &str = "edit";
+/// Client to server: [`crate::DeleteMessage`], acked with [`crate::Reply`]`<`[`crate::ChangeAccepted`]`>`.
+pub const DELETE: &str = "delete";
+/// Server to client: [`crate::Change`], an edit or a deletion in a room the connection is in (not
+/// to seed clients).
+pub const CHANGE: &str = "change";
 /// Client to server: [`crate::HistoryRequest`], acked with [`crate::Reply`]`<`[`crate::HistoryPage`]`>`.
 pub const HISTORY: &str = "history";
 /// Client to server: [`crate::RoomRequest`], acked with [`crate::Reply`]`<`[`crate::Joined`]`>`.

@@ -38,6 +38,8 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 5;
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 10;
 /// How often the server tells a room again that someone is still typing, in milliseconds.
 pub const TYPING_REFRESH_MS: u64 = 3_000;
+/// How long after sending a message its author may edit it, by default: a day.
+pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 /// How long a client shows that someone is typing after the last notice, in milliseconds: two
 /// refreshes, so that one lost notice does not make it flicker, and a lost "stopped" does not
 /// leave it on for good.
@@ -65,6 +67,14 @@ pub struct Limits {
     pub rate_limit_burst: Option<u32>,
     /// Rooms a connection, or a user across connections, may be in at once (`general` included).
     pub max_joined_rooms: u32,
+    /// How long after sending a message its author may edit it, in seconds (deleting has no
+    /// limit).
+    #[serde(default = "default_edit_window_secs")]
+    pub edit_window_secs: u32,
+}
+
+fn default_edit_window_secs() -> u32 {
+    DEFAULT_EDIT_WINDOW_SECS
 }
 
 impl Default for Limits {
@@ -79,6 +89,7 @@ impl Default for Limits {
             rate_limit_per_second: Some(DEFAULT_RATE_LIMIT_PER_SECOND),
             rate_limit_burst: Some(DEFAULT_RATE_LIMIT_BURST),
             max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
+            edit_window_secs: DEFAULT_EDIT_WINDOW_SECS,
         }
     }
 }

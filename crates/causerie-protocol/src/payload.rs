@@ -67,6 +67,54 @@ pub struct Message {
     pub text: String,
     /// When the server stored it, RFC 3339 UTC with milliseconds (`2026-11-25T09:00:00.123Z`).
     pub sent_at: String,
+    /// When its author last edited it, if they did, as `sentAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub edited_at: Option<String>,
+    /// Deleted by its author: `text` is empty, and the text is gone from the server.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub deleted: bool,
+}
+
+/// What a [`Change`] does to the message it targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeKind {
+    /// Its text was replaced.
+    Edit,
+    /// It was deleted.
+    Delete,
+}
+
+/// A change to a stored message by its author. Every change is an entry of the room's log, as
+/// messages are: it has the next seq, so catch-up (`history {after}`) delivers it in order,
+/// once, with the messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The server's id for the change.
+    pub id: String,
+    /// The id the client gave the request; unique per author.
+    pub client_id: String,
+    /// The room.
+    pub room: String,
+    /// Position in the room's log, shared with messages.
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// Who changed it: the message's author.
+    pub author: User,
+    /// What the change does.
+    pub kind: ChangeKind,
+    /// The seq of the message changed.
+    #[ts(type = "number")]
+    pub target: u64,
+    /// The new text of an edit. Absent for a deletion, and for an edit of a message deleted since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub text: Option<String>,
+    /// When the server stored it, as `Message.sentAt`.
+    pub at: String,
 }
 
 /// Sent once to each connection: who you are, where you are, and what you missed.
@@ -94,8 +142,12 @@ pub struct Welcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub online_next: Option<String>,
-    /// The latest messages of `room`, oldest first.
+    /// The latest messages of `room`, oldest first, as they are now (edited, deleted).
     pub history: Vec<Message>,
+    /// The changes among the same latest entries of the room's log, oldest first: their seqs
+    /// are part of the page (see [`HistoryPage::changes`]).
+    #[serde(default)]
+    pub changes: Vec<Change>,
     /// The latest seq of `room` when this connection joined it (0 for an empty room): every later
     /// message reaches the connection live, so a client that has seen less catches up with
     /// `history {after}` at once instead of waiting for a later message to show the gap.
@@ -121,6 +173,46 @@ pub struct SendMessage {
     pub room: Option<String>,
     /// The text, 1 to `limits.maxMessageChars` characters, not blank.
     pub text: String,
+}
+
+/// Client `edit`: replace the text of one of your own messages, within
+/// `limits.editWindowSecs` of sending it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct EditMessage {
+    /// The client's id for this change, as for a message: sending it again is safe.
+    pub id: String,
+    /// Defaults to [`crate::DEFAULT_ROOM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// The seq of the message to edit.
+    #[ts(type = "number")]
+    pub target: u64,
+    /// The new text, under the same rules as a message's.
+    pub text: String,
+}
+
+/// Client `delete`: delete one of your own messages, at any time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteMessage {
+    /// The client's id for this change, as for a message: sending it again is safe.
+    pub id: String,
+    /// Defaults to [`crate::DEFAULT_ROOM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// The seq of the message to delete.
+    #[ts(type = "number")]
+    pub target: u64,
+}
+
+/// The body of a successful `edit` or `delete` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ChangeAccepted {
+    /// The stored change, with its seq.
+    pub change: Change,
 }
 
 /// The body of a successful `message` ack.
@@ -161,8 +253,13 @@ pub struct HistoryRequest {
 pub struct HistoryPage {
     /// The room of the page.
     pub room: String,
-    /// Oldest first.
+    /// Oldest first, as they are now (edited, deleted).
     pub messages: Vec<Message>,
+    /// The changes among the page's entries, oldest first. With the messages they fill the
+    /// page's seqs without gaps. In a page of older history they are already applied to its
+    /// messages; in a catch-up page (`after`) they may change messages delivered before.
+    #[serde(default)]
+    pub changes: Vec<Change>,
     /// Whether more messages match the request beyond this page (older for `before` or no bound,
     /// newer for `after`).
     pub has_more: bool,
@@ -193,6 +290,9 @@ pub struct Joined {
     pub online_next: Option<String>,
     /// Its latest messages, oldest first, as in `welcome.history`.
     pub history: Vec<Message>,
+    /// The changes among them, as in `welcome.changes`.
+    #[serde(default)]
+    pub changes: Vec<Change>,
     /// The room's latest seq when this connection joined it, as in `welcome.head`.
     #[serde(default)]
     #[ts(type = "number")]
@@ -345,6 +445,8 @@ mod tests {
             },
             text: "hi".into(),
             sent_at: "2026-11-25T09:00:00.123Z".into(),
+            edited_at: None,
+            deleted: false,
         };
         assert_eq!(
             serde_json::to_value(&message).expect("serializes"),

@@ -23,6 +23,8 @@ pub struct Chat {
     pub tokens: TokenSigner,
     /// What clients may send.
     pub limits: Limits,
+    /// How long after sending a message its author may edit it.
+    pub edit_window: std::time::Duration,
     /// The code clients must present, if any.
     pub join_code: Option<String>,
     /// The quotas of every kind of request.
@@ -55,6 +57,7 @@ impl Chat {
             store,
             tokens,
             limits: config.limits(),
+            edit_window: config.edit_window,
             join_code: config.join_code.clone().filter(|code| !code.is_empty()),
             limiter: Limiter::new(config.event_limits.as_ref(), config.rate_limit),
             presence: Registry::default(),

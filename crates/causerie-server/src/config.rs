@@ -166,6 +166,9 @@ pub struct ServerConfig {
     pub dropped_log_lines: Option<DroppedLogLines>,
     /// Longest message text in characters. Defaults to 4,000.
     pub max_message_chars: u32,
+    /// How long after sending a message its author may edit it (deleting has no limit). Defaults
+    /// to a day.
+    pub edit_window: Duration,
     /// Largest Socket.IO packet, in bytes, on both transports. Defaults to 64 KiB.
     pub max_payload_bytes: u32,
     /// Name announced in `welcome.server.name`. Defaults to `"causerie"`.
@@ -195,6 +198,9 @@ impl ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             dropped_log_lines: None,
             max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
+            edit_window: Duration::from_secs(u64::from(
+                causerie_protocol::limits::DEFAULT_EDIT_WINDOW_SECS,
+            )),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             server_name: "causerie".to_owned(),
             store_busy_timeout: crate::store::DEFAULT_BUSY_TIMEOUT,
@@ -209,6 +215,7 @@ impl ServerConfig {
             rate_limit_per_second: self.rate_limit.map(|r| r.per_second.get()),
             rate_limit_burst: self.rate_limit.map(|r| r.burst.get()),
             max_joined_rooms: self.max_joined_rooms,
+            edit_window_secs: u32::try_from(self.edit_window.as_secs()).unwrap_or(u32::MAX),
             ..causerie_protocol::Limits::default()
         }
     }

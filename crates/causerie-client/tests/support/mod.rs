@@ -126,12 +126,16 @@ impl Recorded {
     }
 
     /// Waits until each of `ids` is confirmed.
+    /// Waits until each of `ids` (messages, edits, deletions) is confirmed.
     pub async fn until_confirmed(&mut self, ids: &[LocalId]) {
         let ids = ids.to_vec();
         self.until("confirmations", move |log| {
             ids.iter().all(|id| {
-                log.iter()
-                    .any(|e| matches!(e, ClientEvent::Message { confirms: Some(c), .. } if c == id))
+                log.iter().any(|e| match e {
+                    ClientEvent::Message { confirms, .. }
+                    | ClientEvent::Change { confirms, .. } => confirms.as_ref() == Some(id),
+                    _ => false,
+                })
             })
         })
         .await;

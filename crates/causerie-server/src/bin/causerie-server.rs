@@ -38,6 +38,9 @@ struct Cli {
     /// Longest message text, in characters.
     #[arg(long, env = "CAUSERIE_MAX_MESSAGE_CHARS", default_value_t = causerie_protocol::limits::DEFAULT_MAX_MESSAGE_CHARS)]
     max_message_chars: u32,
+    /// How long after sending a message its author may edit it, in seconds.
+    #[arg(long, env = "CAUSERIE_EDIT_WINDOW_SECS", default_value_t = causerie_protocol::limits::DEFAULT_EDIT_WINDOW_SECS)]
+    edit_window_secs: u32,
     /// Largest Socket.IO packet, in bytes, on both transports.
     #[arg(long, env = "CAUSERIE_MAX_PAYLOAD_BYTES", default_value_t = causerie_protocol::limits::DEFAULT_MAX_PAYLOAD_BYTES)]
     max_payload_bytes: u32,
@@ -117,6 +120,7 @@ impl Cli {
             max_requests_in_flight: self.max_requests_in_flight,
             metrics_token: self.metrics_token,
             max_message_chars: self.max_message_chars,
+            edit_window: std::time::Duration::from_secs(u64::from(self.edit_window_secs)),
             max_payload_bytes: self.max_payload_bytes,
             dropped_log_lines: Some(dropped_log_lines),
             ..ServerConfig::new(self.data_dir)

@@ -13,7 +13,9 @@ use causerie_protocol::{
 };
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{SEED_ROOM_KEY, Session, history, message, room_key, rooms, typing, within_quota};
+use super::{
+    SEED_ROOM_KEY, Session, change, history, message, room_key, rooms, typing, within_quota,
+};
 use crate::chat::Chat;
 use crate::connections::{ConnectionInfo, client_address};
 use crate::identity::{constant_time_eq, guest_name, new_user_id};
@@ -181,6 +183,8 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         socket.on(event::WHO, rooms::on_who);
         socket.on(event::ROOMS, rooms::on_rooms);
         socket.on(event::TYPING, typing::on_typing);
+        socket.on(event::EDIT, change::on_edit);
+        socket.on(event::DELETE, change::on_delete);
     }
     socket.on_disconnect(rooms::on_disconnect);
 
@@ -240,6 +244,7 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         online_count: 0,
         online_next: None,
         history: Vec::new(),
+        changes: Vec::new(),
         head: 0,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
@@ -275,14 +280,17 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         online: online.users,
         online_count: online.count,
         online_next: online.next,
-        head: head_of(&history.messages),
+        head: head_of(&history),
         history: history.messages,
+        changes: history.changes,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     })
 }
 
 /// The latest seq of a room, from its latest page read after the socket joined it.
-pub(super) fn head_of(latest: &[causerie_protocol::Message]) -> u64 {
-    latest.last().map_or(0, |message| message.seq)
+pub(super) fn head_of(latest: &crate::store::HistorySlice) -> u64 {
+    let message = latest.messages.last().map_or(0, |message| message.seq);
+    let change = latest.changes.last().map_or(0, |change| change.seq);
+    message.max(change)
 }

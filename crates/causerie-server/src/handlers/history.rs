@@ -80,6 +80,7 @@ async fn page(
     Ok(HistoryPage {
         room,
         messages: slice.messages,
+        changes: slice.changes,
         has_more: slice.has_more,
     })
 }

@@ -4,6 +4,7 @@
 //! old string protocol, sit in `seed:general` instead, so a broadcast can send each kind its own
 //! payload. Every request is counted against its quota ([`crate::limiter`]) before anything else.
 
+mod change;
 mod connect;
 mod history;
 mod message;

@@ -91,8 +91,9 @@ async fn join(
         online: online.users,
         online_count: online.count,
         online_next: online.next,
-        head: super::connect::head_of(&history.messages),
+        head: super::connect::head_of(&history),
         history: history.messages,
+        changes: history.changes,
     })
 }
 

@@ -6,7 +6,7 @@ mod sqlite;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
-use causerie_protocol::{Message, User};
+use causerie_protocol::{Change, ChangeKind, Message, User};
 
 /// A message to store, as the chat logic accepted it.
 #[derive(Debug, Clone)]
@@ -19,6 +19,51 @@ pub struct NewMessage {
     pub author: User,
     /// The validated text.
     pub text: String,
+}
+
+/// An edit or a deletion to store, as the chat logic accepted it (the text checked, the room
+/// joined); whether the message is the author's, and still editable, the store decides.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    /// The sender's id for the change; with `author.id`, the idempotency key.
+    pub client_id: String,
+    /// A room that exists.
+    pub room: String,
+    /// Who asks.
+    pub author: User,
+    /// An edit (with `text`) or a deletion.
+    pub kind: ChangeKind,
+    /// The seq of the message to change.
+    pub target: u64,
+    /// The new text of an edit.
+    pub text: Option<String>,
+    /// How long after it was sent a message may be edited.
+    pub edit_window: std::time::Duration,
+}
+
+/// What [`Store::change`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// Stored now, or earlier under the same author and client id (`duplicate`).
+    Stored {
+        /// The change, with its seq.
+        change: Change,
+        /// `true` when it was stored before and this call stored nothing.
+        duplicate: bool,
+    },
+    /// Not allowed: nothing was stored.
+    Refused(ChangeRefusal),
+}
+
+/// Why a change was not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// No such message in the room, or it was deleted.
+    NotFound,
+    /// The message is someone else's.
+    Forbidden,
+    /// An edit past the edit window.
+    TooLate,
 }
 
 /// What [`Store::append`] did.
@@ -48,13 +93,13 @@ pub struct HistoryQuery {
 /// always holds at least one message. 256 KiB is 200 ordinary messages, or 16 of the longest.
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
-/// Drops messages from the end of `nearest_first` beyond [`MAX_PAGE_BYTES`]; `true` if any.
-pub(crate) fn keep_within_page_bytes(nearest_first: &mut Vec<Message>) -> bool {
+/// Drops entries from the end of `nearest_first` beyond [`MAX_PAGE_BYTES`]; `true` if any.
+pub(crate) fn keep_within_page_bytes<T: serde::Serialize>(nearest_first: &mut Vec<T>) -> bool {
     let mut total = 0;
     let fits = nearest_first
         .iter()
-        .take_while(|message| {
-            total += serde_json::to_vec(message).map_or(usize::MAX, |json| json.len() + 1);
+        .take_while(|entry| {
+            total += serde_json::to_vec(entry).map_or(usize::MAX, |json| json.len() + 1);
             total <= MAX_PAGE_BYTES
         })
         .count()
@@ -67,8 +112,10 @@ pub(crate) fn keep_within_page_bytes(nearest_first: &mut Vec<Message>) -> bool {
 /// A page of history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySlice {
-    /// The messages, oldest first.
+    /// The messages, oldest first, as they are now.
     pub messages: Vec<Message>,
+    /// The changes among the page's entries, oldest first.
+    pub changes: Vec<Change>,
     /// Whether more messages match beyond the page (past `limit` or past [`MAX_PAGE_BYTES`]).
     pub has_more: bool,
 }
@@ -150,7 +197,12 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a message, or returns the one already stored under the same author and client id.
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError>;
 
-    /// Reads a page of a room's messages.
+    /// Stores an edit or a deletion of one of the author's messages (in the same transaction,
+    /// the message's row takes its new state), or returns the one already stored under the same
+    /// author and client id, or says why it is not allowed.
+    async fn change(&self, change: NewChange) -> Result<Changed, StoreError>;
+
+    /// Reads a page of a room's log: messages as they are now, and changes.
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError>;
 
     /// Creates a room if it does not exist (without writing when it does).

@@ -27,18 +27,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use causerie_protocol::{Message, User};
+use causerie_protocol::{Change, ChangeKind, Message, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Appended, HistoryQuery, HistorySlice, NewMessage, RoomsSlice, Store, StoreError, WriteFailure,
-    WriteHealth,
+    Appended, ChangeRefusal, Changed, HistoryQuery, HistorySlice, NewChange, NewMessage,
+    RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
 };
 
 /// Most writes committed together; bounds the latency one commit adds to the first of them.
@@ -57,23 +57,33 @@ const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
 );
 
-const MESSAGE_COLUMNS: &str = "id, client_id, room, seq, author_id, author_name, text, sent_at";
+const MESSAGE_COLUMNS: &str =
+    "id, client_id, room, seq, author_id, author_name, text, sent_at, edited_at, deleted";
+
+const CHANGE_COLUMNS: &str =
+    "id, client_id, room, seq, author_id, author_name, kind, target, text, at";
+
+/// The latest seq of a room's log (0 when empty): messages and changes share it.
+const LAST_SEQ: &str = "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0), \
+     COALESCE((SELECT MAX(seq) FROM changes WHERE room = ?1), 0))";
 
 /// A write for the writer task, and where its answer goes.
 struct Write {
-    change: Change,
+    operation: Operation,
     reply: WriteReply,
 }
 
-/// What a write changes.
-enum Change {
+/// What a write does.
+enum Operation {
     Append(NewMessage),
+    Change(NewChange),
     CreateRoom(String),
 }
 
 /// What a committed write did.
 enum Written {
     Appended(Appended),
+    Changed(Changed),
     RoomCreated,
 }
 
@@ -122,11 +132,10 @@ impl Catalog {
             .await?;
         let mut rooms = BTreeMap::new();
         for name in names {
-            let head: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?")
-                    .bind(&name)
-                    .fetch_one(&mut *connection)
-                    .await?;
+            let head: i64 = sqlx::query_scalar(LAST_SEQ)
+                .bind(&name)
+                .fetch_one(&mut *connection)
+                .await?;
             rooms.insert(name, seq_from_i64(head)?);
         }
         Ok(Self {
@@ -166,7 +175,9 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(busy_timeout);
+            .busy_timeout(busy_timeout)
+            // A deleted message's text is overwritten in the file, not left in a free cell.
+            .pragma("secure_delete", "ON");
         // Checkpoints (copying the WAL back into the database file, with an fsync) run beside the
         // writer rather than inside the commit that crosses the threshold, which would make every
         // message queued behind that commit wait for them.
@@ -183,8 +194,10 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await?;
 
+        let purge = Arc::new(Notify::new());
         let checkpoints = tokio::spawn(checkpoint_loop(
             SqliteConnection::connect_with(&options).await?,
+            purge.clone(),
         ));
 
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -197,6 +210,7 @@ impl SqliteStore {
             health: health_sender,
             commits: commits.clone(),
             catalog: catalog.clone(),
+            purge,
         };
         let (close, closing) = oneshot::channel();
         let writer = tokio::spawn(writer.run(queue, closing));
@@ -218,11 +232,11 @@ impl SqliteStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Queues `change` for the writer and waits until it is committed (or not).
-    async fn write(&self, change: Change) -> Result<Written, StoreError> {
+    /// Queues `operation` for the writer and waits until it is committed (or not).
+    async fn write(&self, operation: Operation) -> Result<Written, StoreError> {
         let (reply, response) = oneshot::channel();
         self.writes
-            .send(Write { change, reply })
+            .send(Write { operation, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         response.await.map_err(|_| StoreError::Closed)?
@@ -232,9 +246,16 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
-        match self.write(Change::Append(message)).await? {
+        match self.write(Operation::Append(message)).await? {
             Written::Appended(appended) => Ok(appended),
-            Written::RoomCreated => unreachable!("the writer answers an append with the message"),
+            _ => unreachable!("the writer answers an append with the message"),
+        }
+    }
+
+    async fn change(&self, change: NewChange) -> Result<Changed, StoreError> {
+        match self.write(Operation::Change(change)).await? {
+            Written::Changed(changed) => Ok(changed),
+            _ => unreachable!("the writer answers a change with what it did"),
         }
     }
 
@@ -245,27 +266,25 @@ impl Store for SqliteStore {
         {
             return Ok(HistorySlice {
                 messages: Vec::new(),
+                changes: Vec::new(),
                 has_more: false,
             });
         }
         let fetch = i64::from(query.limit) + 1;
         let after = query.after.map(to_i64);
         let before = query.before.map(to_i64).unwrap_or(i64::MAX);
-        // With `after` the page starts at the oldest match, else it ends at the newest.
-        let (sql, ascending) = match after {
-            Some(_) => (
-                format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq ASC LIMIT ?"
-                ),
-                true,
-            ),
-            None => (
-                format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq > ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-                ),
-                false,
-            ),
-        };
+        // With `after` the page starts at the oldest entry, else it ends at the newest. Messages
+        // and changes are read in one ordered query: the page is a stretch of the log.
+        let order = if after.is_some() { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT 'message' AS entry, {MESSAGE_COLUMNS}, NULL AS kind, NULL AS target, NULL AS at \
+             FROM messages WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
+             UNION ALL \
+             SELECT 'change' AS entry, id, client_id, room, seq, author_id, author_name, text, \
+             NULL, NULL, 0, kind, target, at \
+             FROM changes WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
+             ORDER BY seq {order} LIMIT ?4"
+        );
         let rows = sqlx::query(&sql)
             .bind(room)
             .bind(after.unwrap_or(0))
@@ -273,19 +292,27 @@ impl Store for SqliteStore {
             .bind(fetch)
             .fetch_all(&self.reads)
             .await?;
-        let mut messages = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut has_more = messages.len() > query.limit as usize;
-        messages.truncate(query.limit as usize);
+        let mut entries = rows.iter().map(entry_row).collect::<Result<Vec<_>, _>>()?;
+        let mut has_more = entries.len() > query.limit as usize;
+        entries.truncate(query.limit as usize);
         // Rows come nearest-first (the oldest for `after`, else the newest): keep as many of
         // them as fit in the page's bytes.
-        has_more |= super::keep_within_page_bytes(&mut messages);
-        if !ascending {
-            messages.reverse();
+        has_more |= super::keep_within_page_bytes(&mut entries);
+        if after.is_none() {
+            entries.reverse();
         }
-        Ok(HistorySlice { messages, has_more })
+        let mut slice = HistorySlice {
+            messages: Vec::new(),
+            changes: Vec::new(),
+            has_more,
+        };
+        for entry in entries {
+            match entry {
+                Entry::Message(message) => slice.messages.push(message),
+                Entry::Change(change) => slice.changes.push(change),
+            }
+        }
+        Ok(slice)
     }
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
@@ -293,7 +320,7 @@ impl Store for SqliteStore {
         if self.catalog.head(room).is_some() {
             return Ok(());
         }
-        self.write(Change::CreateRoom(room.to_owned()))
+        self.write(Operation::CreateRoom(room.to_owned()))
             .await
             .map(|_| ())
     }
@@ -358,16 +385,30 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// Checkpoints the WAL in the background. PASSIVE never blocks the writer or the readers; SQLite
 /// starts the WAL over once a checkpoint has copied all of it.
-async fn checkpoint_loop(mut connection: SqliteConnection) {
+///
+/// After a deletion the next checkpoint is a TRUNCATE one (retried until it completes): the WAL
+/// still holds the deleted text in older frames, and only emptying it makes the text gone from
+/// every file.
+async fn checkpoint_loop(mut connection: SqliteConnection, purge: Arc<Notify>) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
+    let mut purging = false;
     loop {
-        ticks.tick().await;
-        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut connection)
-            .await
-        {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = purge.notified() => purging = true,
+        }
+        let mode = if purging { "TRUNCATE" } else { "PASSIVE" };
+        // One row: whether it could not finish (readers or a writer in the way), then pages.
+        let checkpoint =
+            sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
+                .fetch_one(&mut connection)
+                .await;
+        if let Ok((0, _, _)) = checkpoint {
+            purging = false;
+        }
+        match checkpoint {
             // Logged once per change: on a full disk this fails twice a second.
             Err(e) if !failing => {
                 failing = true;
@@ -394,6 +435,8 @@ struct Writer {
     commits: Arc<AtomicU64>,
     /// Told what each transaction created and assigned, once it committed.
     catalog: Arc<Catalog>,
+    /// Asks for a checkpoint that empties the WAL, after a deletion.
+    purge: Arc<Notify>,
 }
 
 impl Writer {
@@ -436,6 +479,16 @@ impl Writer {
                 self.catalog.committed(created, &assigned);
                 self.next_seq.extend(assigned);
                 self.set_health(WriteHealth::Writable, None);
+                let deleted = replies.iter().any(|(_, written)| {
+                    matches!(
+                        written,
+                        Some(Written::Changed(Changed::Stored { change, duplicate: false }))
+                            if change.kind == ChangeKind::Delete
+                    )
+                });
+                if deleted {
+                    self.purge.notify_one();
+                }
                 for (reply, written) in replies {
                     let written = written.expect("a committed batch wrote every write");
                     let _ = reply.send(Ok(written));
@@ -471,14 +524,19 @@ impl Writer {
         // Seqs handed out in this transaction, applied to `next_seq` only once it commits.
         let mut assigned: HashMap<String, u64> = HashMap::new();
         let mut created = Vec::new();
-        for Write { change, reply } in batch.by_ref() {
-            let result = match change {
-                Change::Append(message) => {
+        for Write { operation, reply } in batch.by_ref() {
+            let result = match operation {
+                Operation::Append(message) => {
                     append_in(connection, &self.next_seq, &mut assigned, message)
                         .await
                         .map(Written::Appended)
                 }
-                Change::CreateRoom(room) => sqlx::query(
+                Operation::Change(change) => {
+                    change_in(connection, &self.next_seq, &mut assigned, change)
+                        .await
+                        .map(Written::Changed)
+                }
+                Operation::CreateRoom(room) => sqlx::query(
                     "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(&room)
@@ -627,17 +685,7 @@ async fn append_in(
     assigned: &mut HashMap<String, u64>,
     new: NewMessage,
 ) -> Result<Appended, sqlx::Error> {
-    let seq = match assigned.get(&new.room).or_else(|| next_seq.get(&new.room)) {
-        Some(last) => last + 1,
-        None => {
-            let last: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?")
-                    .bind(&new.room)
-                    .fetch_one(&mut *connection)
-                    .await?;
-            seq_from_i64(last)? + 1
-        }
-    };
+    let seq = next_seq_in(connection, next_seq, assigned, &new.room).await?;
     let message = Message {
         id: uuid::Uuid::now_v7().to_string(),
         client_id: new.client_id,
@@ -646,6 +694,8 @@ async fn append_in(
         author: new.author,
         text: new.text,
         sent_at: now(),
+        edited_at: None,
+        deleted: false,
     };
     let inserted = sqlx::query(
         "INSERT INTO messages (id, client_id, room, seq, author_id, author_name, text, sent_at) \
@@ -682,10 +732,6 @@ async fn append_in(
     })
 }
 
-fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
-    Ok(message_row(row)?)
-}
-
 fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.try_get("id")?,
@@ -698,6 +744,172 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         },
         text: row.try_get("text")?,
         sent_at: row.try_get("sent_at")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+    })
+}
+
+/// An entry of a room's log, as a history page reads it.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Entry {
+    Message(Message),
+    Change(Change),
+}
+
+fn entry_row(row: &SqliteRow) -> Result<Entry, StoreError> {
+    let entry: String = row.try_get("entry")?;
+    Ok(match entry.as_str() {
+        "change" => Entry::Change(change_row(row)?),
+        _ => Entry::Message(message_row(row)?),
+    })
+}
+
+fn change_row(row: &SqliteRow) -> Result<Change, sqlx::Error> {
+    let kind: String = row.try_get("kind")?;
+    Ok(Change {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        room: row.try_get("room")?,
+        seq: seq_from_i64(row.try_get("seq")?)?,
+        author: User {
+            id: row.try_get("author_id")?,
+            name: row.try_get("author_name")?,
+        },
+        kind: match kind.as_str() {
+            "edit" => ChangeKind::Edit,
+            "delete" => ChangeKind::Delete,
+            other => {
+                let unknown = format!("unknown change kind {other:?}");
+                return Err(sqlx::Error::Decode(unknown.into()));
+            }
+        },
+        target: seq_from_i64(row.try_get("target")?)?,
+        text: row.try_get("text")?,
+        at: row.try_get("at")?,
+    })
+}
+
+/// The seq the next entry of `room` takes in this transaction.
+async fn next_seq_in(
+    connection: &mut SqliteConnection,
+    next_seq: &HashMap<String, u64>,
+    assigned: &HashMap<String, u64>,
+    room: &str,
+) -> Result<u64, sqlx::Error> {
+    if let Some(last) = assigned.get(room).or_else(|| next_seq.get(room)) {
+        return Ok(last + 1);
+    }
+    let last: i64 = sqlx::query_scalar(LAST_SEQ)
+        .bind(room)
+        .fetch_one(&mut *connection)
+        .await?;
+    Ok(seq_from_i64(last)? + 1)
+}
+
+/// Stores an edit or a deletion inside the writer's transaction, after checking it against the
+/// message as committed: its author, whether it was deleted, and (for an edit) its age.
+async fn change_in(
+    connection: &mut SqliteConnection,
+    next_seq: &HashMap<String, u64>,
+    assigned: &mut HashMap<String, u64>,
+    new: NewChange,
+) -> Result<Changed, sqlx::Error> {
+    let earlier = sqlx::query(&format!(
+        "SELECT {CHANGE_COLUMNS} FROM changes WHERE author_id = ? AND client_id = ?"
+    ))
+    .bind(&new.author.id)
+    .bind(&new.client_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    if let Some(row) = earlier {
+        return Ok(Changed::Stored {
+            change: change_row(&row)?,
+            duplicate: true,
+        });
+    }
+    let target =
+        sqlx::query("SELECT author_id, sent_at, deleted FROM messages WHERE room = ? AND seq = ?")
+            .bind(&new.room)
+            .bind(to_i64(new.target))
+            .fetch_optional(&mut *connection)
+            .await?;
+    let Some(target) = target else {
+        return Ok(Changed::Refused(ChangeRefusal::NotFound));
+    };
+    if target.try_get::<i64, _>("deleted")? != 0 {
+        return Ok(Changed::Refused(ChangeRefusal::NotFound));
+    }
+    if target.try_get::<String, _>("author_id")? != new.author.id {
+        return Ok(Changed::Refused(ChangeRefusal::Forbidden));
+    }
+    let at = now();
+    if new.kind == ChangeKind::Edit {
+        // Both times are in the same fixed format, so they compare as text.
+        let sent_at: String = target.try_get("sent_at")?;
+        if sent_at < format_time(time::OffsetDateTime::now_utc() - new.edit_window) {
+            return Ok(Changed::Refused(ChangeRefusal::TooLate));
+        }
+    }
+    let seq = next_seq_in(connection, next_seq, assigned, &new.room).await?;
+    let change = Change {
+        id: uuid::Uuid::now_v7().to_string(),
+        client_id: new.client_id,
+        room: new.room,
+        seq,
+        author: new.author,
+        kind: new.kind,
+        target: new.target,
+        text: new.text,
+        at,
+    };
+    let kind = match change.kind {
+        ChangeKind::Edit => "edit",
+        ChangeKind::Delete => "delete",
+    };
+    sqlx::query(&format!(
+        "INSERT INTO changes ({CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&change.id)
+    .bind(&change.client_id)
+    .bind(&change.room)
+    .bind(to_i64(seq))
+    .bind(&change.author.id)
+    .bind(&change.author.name)
+    .bind(kind)
+    .bind(to_i64(change.target))
+    .bind(&change.text)
+    .bind(&change.at)
+    .execute(&mut *connection)
+    .await?;
+    match change.kind {
+        ChangeKind::Edit => {
+            sqlx::query("UPDATE messages SET text = ?, edited_at = ? WHERE room = ? AND seq = ?")
+                .bind(change.text.as_deref().unwrap_or_default())
+                .bind(&change.at)
+                .bind(&change.room)
+                .bind(to_i64(change.target))
+                .execute(&mut *connection)
+                .await?;
+        }
+        // The text is gone from the store: the message's, and its earlier edits'.
+        ChangeKind::Delete => {
+            sqlx::query("UPDATE messages SET text = '', deleted = 1 WHERE room = ? AND seq = ?")
+                .bind(&change.room)
+                .bind(to_i64(change.target))
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("UPDATE changes SET text = NULL WHERE room = ? AND target = ?")
+                .bind(&change.room)
+                .bind(to_i64(change.target))
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    assigned.insert(change.room.clone(), seq);
+    Ok(Changed::Stored {
+        change,
+        duplicate: false,
     })
 }
 
@@ -713,7 +925,10 @@ fn to_i64(seq: u64) -> i64 {
 }
 
 fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(SENT_AT_FORMAT)
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+fn format_time(at: time::OffsetDateTime) -> String {
+    at.format(SENT_AT_FORMAT)
         .expect("a UTC time always formats with this fixed description")
 }

@@ -32,7 +32,9 @@ pub struct TestClient {
     events: mpsc::UnboundedReceiver<Received>,
 }
 
-const EVENTS: [&str; 6] = ["welcome", "message", "presence", "typing", "error", "close"];
+const EVENTS: [&str; 7] = [
+    "welcome", "message", "change", "presence", "typing", "error", "close",
+];
 
 /// The `auth` of a Causerie client named `name`.
 pub fn auth(name: &str) -> Value {

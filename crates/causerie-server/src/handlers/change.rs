@@ -1,0 +1,187 @@
+//! `edit` and `delete`: validate, store the change as the room's next log entry (durably), ack,
+//! then broadcast it as `change` to the room's Causerie clients. Seed clients see new messages
+//! only, as the old server sent them.
+
+use std::sync::Arc;
+
+use causerie_protocol::limits::is_valid_client_id;
+use causerie_protocol::{
+    Change, ChangeAccepted, ChangeKind, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody,
+    ErrorCode, event,
+};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Extension, SocketRef, State, TryData};
+
+use super::{Session, has_joined, internal, not_joined, parse, room_key, within_quota};
+use crate::chat::Chat;
+use crate::limiter::Action;
+use crate::outgoing::{self, Ack};
+use crate::store::{ChangeRefusal, Changed, NewChange};
+
+/// A request to change a message, whichever its event.
+struct ChangeRequest {
+    id: String,
+    room: Option<String>,
+    target: u64,
+    kind: ChangeKind,
+    text: Option<String>,
+}
+
+pub(super) async fn on_edit(
+    admitted: super::Admitted,
+    socket: SocketRef,
+    io: SocketIo,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: Ack,
+) {
+    let request = parse::<EditMessage>(data, "an edit").map(|edit| ChangeRequest {
+        id: edit.id,
+        room: edit.room,
+        target: edit.target,
+        kind: ChangeKind::Edit,
+        text: Some(edit.text),
+    });
+    handle(
+        admitted,
+        &socket,
+        &io,
+        &chat,
+        &session,
+        event::EDIT,
+        request,
+        ack,
+    )
+    .await;
+}
+
+pub(super) async fn on_delete(
+    admitted: super::Admitted,
+    socket: SocketRef,
+    io: SocketIo,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: Ack,
+) {
+    let request = parse::<DeleteMessage>(data, "a deletion").map(|delete| ChangeRequest {
+        id: delete.id,
+        room: delete.room,
+        target: delete.target,
+        kind: ChangeKind::Delete,
+        text: None,
+    });
+    handle(
+        admitted,
+        &socket,
+        &io,
+        &chat,
+        &session,
+        event::DELETE,
+        request,
+        ack,
+    )
+    .await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn handle(
+    _admitted: super::Admitted,
+    socket: &SocketRef,
+    io: &SocketIo,
+    chat: &Chat,
+    session: &Session,
+    event: &'static str,
+    request: Result<ChangeRequest, ErrorBody>,
+    ack: Ack,
+) {
+    let outcome = match request {
+        Ok(request) => accept(socket, chat, session, request).await,
+        Err(error) => Err(error),
+    };
+    let (change, fresh) = match outcome {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            tracing::debug!(
+                sid = %socket.id, user = %session.user.id, code = %error.code,
+                "{event} refused: {}", error.message
+            );
+            outgoing::reply::<ChangeAccepted>(socket, chat, event, ack, Err(error));
+            return;
+        }
+    };
+    let accepted = ChangeAccepted {
+        change: change.clone(),
+    };
+    outgoing::reply(socket, chat, event, ack, Ok(accepted));
+    // A retried client id was broadcast the first time: only the ack repeats.
+    if fresh {
+        let key = room_key(&change.room);
+        outgoing::to_room(io, chat, &key, None, event::CHANGE, &change).await;
+        tracing::debug!(
+            sid = %socket.id, user = %change.author.id, room = %change.room,
+            seq = change.seq, target = change.target, kind = ?change.kind, "change"
+        );
+    }
+}
+
+/// Checks and stores a change; `Ok((change, true))` when it was stored now, `false` when an
+/// earlier request with the same client id stored it.
+async fn accept(
+    socket: &SocketRef,
+    chat: &Chat,
+    session: &Session,
+    request: ChangeRequest,
+) -> Result<(Change, bool), ErrorBody> {
+    if !is_valid_client_id(&request.id) {
+        return Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            format!(
+                "a change id has 1 to {} characters and no control characters",
+                causerie_protocol::limits::MAX_CLIENT_ID_CHARS
+            ),
+        ));
+    }
+    let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());
+    if !has_joined(socket, &room) {
+        return Err(not_joined(&room));
+    }
+    if let Some(text) = &request.text {
+        chat.limits.check_message(text)?;
+    }
+    within_quota(chat, Action::Message, socket, session)?;
+    let changed = chat
+        .store
+        .change(NewChange {
+            client_id: request.id,
+            room,
+            author: session.user.clone(),
+            kind: request.kind,
+            target: request.target,
+            text: request.text,
+            edit_window: chat.edit_window,
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+    match changed {
+        Changed::Stored { change, duplicate } => Ok((change, !duplicate)),
+        Changed::Refused(refusal) => Err(refused(refusal, request.target)),
+    }
+}
+
+fn refused(refusal: ChangeRefusal, target: u64) -> ErrorBody {
+    match refusal {
+        ChangeRefusal::NotFound => ErrorBody::new(
+            ErrorCode::NotFound,
+            format!("no message {target} in this room (or it was deleted)"),
+        ),
+        ChangeRefusal::Forbidden => {
+            ErrorBody::new(ErrorCode::Forbidden, "only its author may change a message")
+        }
+        ChangeRefusal::TooLate => ErrorBody::new(
+            ErrorCode::TooLate,
+            "this message is too old to edit (it can still be deleted)",
+        ),
+    }
+}
