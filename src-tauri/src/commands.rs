@@ -30,6 +30,27 @@ pub async fn send_message(
     Ok(core.client().await?.send(&room, &text))
 }
 
+/// Edits the user's message at seq `target` in `room`; confirmed by a `change` event.
+#[tauri::command]
+pub async fn edit_message(
+    core: State<'_, AppCore>,
+    room: String,
+    target: u64,
+    text: String,
+) -> Result<LocalId, AppError> {
+    Ok(core.client().await?.edit(&room, target, &text))
+}
+
+/// Deletes the user's message at seq `target` in `room`; confirmed by a `change` event.
+#[tauri::command]
+pub async fn delete_message(
+    core: State<'_, AppCore>,
+    room: String,
+    target: u64,
+) -> Result<LocalId, AppError> {
+    Ok(core.client().await?.delete(&room, target))
+}
+
 /// Asks for older messages of `room`; the page arrives as a `history` event.
 #[tauri::command]
 pub async fn load_history(

@@ -176,6 +176,50 @@ test('a message refused for good offers no Retry, and can be edited, copied or d
   }
 });
 
+test('the user edits and deletes their message in place, and others see both; theirs change too', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  const { app } = await launch(server, 'Editor');
+  try {
+    await sendFromApp(app, 'helo everyone');
+    const sent = await next(js, 'message');
+    const own = `.message.own[data-seq="${sent.seq}"]`;
+    await app.until('it is sent', `!!document.querySelector('${own} .state.sent')`);
+    // A tap (focus) or a hover shows the message's actions.
+    await app.run(`document.querySelector('${own}').focus();`);
+    assert.deepEqual(await app.value(`[...document.querySelectorAll('${own} .message-actions button')].map((b) => b.textContent)`), ['Edit', 'Delete']);
+    await app.click(`${own} .message-actions button`);
+    await app.until('the text in the composer', `document.querySelector('${field}').value === 'helo everyone' && !!document.querySelector('.composer .editing')`);
+    await screenshots(app, 'window-editing');
+    await app.clear(field);
+    await app.type(field, `hello everyone${ENTER}`);
+    const edited = await next(js, 'change');
+    assert.deepEqual([edited.kind, edited.target, edited.text], ['edit', sent.seq, 'hello everyone']);
+    await app.until('the edit in place', `document.querySelector('${own} .body')?.textContent === 'hello everyone' && !!document.querySelector('${own} .edited') && !document.querySelector('.composer .editing')`);
+
+    // Deleting asks once more, then leaves "Message deleted" in place.
+    await app.run(`document.querySelector('${own}').focus();`);
+    await app.click(`${own} .message-actions button:last-child`);
+    await app.until('the confirmation', `document.querySelector('${own} .confirm')?.textContent === 'Delete for everyone?'`);
+    await app.click(`${own} .message-actions button.danger`);
+    const deleted = await next(js, 'change');
+    assert.deepEqual([deleted.kind, deleted.target], ['delete', sent.seq]);
+    await app.until('the deletion in place', `document.querySelector('${own} .gone')?.textContent === 'Message deleted'`);
+
+    // Someone else's edit shows in place too, marked as edited.
+    const { message: theirs } = await request(js, 'message', { id: 'js-typo', text: 'teh end' });
+    await app.until('their message', `${page.texts}.includes('teh end')`);
+    await request(js, 'edit', { id: 'js-fix', target: theirs.seq, text: 'the end' });
+    await app.until('their edit', `${page.texts}.includes('the end') && !${page.texts}.includes('teh end')`);
+    assert.equal(await app.value(`document.querySelectorAll('.message:not(.own) .message-actions').length`), 0, 'no actions on others\' messages');
+    await screenshots(app, 'window-edited');
+  } finally {
+    js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
 test('someone arriving is announced above their first message, with a time', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Watcher');

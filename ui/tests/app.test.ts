@@ -130,8 +130,8 @@ describe('the app', () => {
   test('sets own messages apart and shows pending, sent and failed states', async () => {
     const backend = await openChat();
     backend.emit({ type: 'message', data: { message: message(bob, 'hi Ada'), confirms: null } });
-    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'on its way' } });
-    backend.emit({ type: 'pending', data: { localId: 'l2', room: 'general', text: 'refused' } });
+    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'on its way', action: { kind: 'send' } } });
+    backend.emit({ type: 'pending', data: { localId: 'l2', room: 'general', text: 'refused', action: { kind: 'send' } } });
     backend.emit({ type: 'failed', data: { localId: 'l2', error: { code: 'too_long', message: 'too long' }, resendable: false } });
     expect(await screen.findByText('Sending…')).toBeTruthy();
     expect(screen.getByText('Not sent: too long')).toBeTruthy();
@@ -151,11 +151,11 @@ describe('the app', () => {
 
   test('a message refused for a room not joined offers Retry; any failed one can be discarded', async () => {
     const backend = await openChat();
-    backend.emit({ type: 'pending', data: { localId: 'l3', room: 'general', text: 'lost room' } });
+    backend.emit({ type: 'pending', data: { localId: 'l3', room: 'general', text: 'lost room', action: { kind: 'send' } } });
     backend.emit({ type: 'failed', data: { localId: 'l3', error: { code: 'not_joined', message: 'join first' }, resendable: true } });
     await userEvent.click(await screen.findByRole('button', { name: 'Retry' }));
     expect(backend.callsTo('send')).toEqual([['general', 'lost room']]);
-    backend.emit({ type: 'pending', data: { localId: 'l4', room: 'general', text: 'never mind' } });
+    backend.emit({ type: 'pending', data: { localId: 'l4', room: 'general', text: 'never mind', action: { kind: 'send' } } });
     backend.emit({ type: 'failed', data: { localId: 'l4', error: { code: 'empty', message: 'empty' }, resendable: false } });
     await userEvent.click(await screen.findByRole('button', { name: 'Discard' }));
     expect(screen.queryByText('never mind')).toBeNull();

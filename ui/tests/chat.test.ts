@@ -14,7 +14,7 @@ async function started() {
 describe('the chat state', () => {
   test('a pending message is replaced in place by its confirmation', async () => {
     const { backend, chat } = await started();
-    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'hi' } });
+    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'hi', action: { kind: 'send' } } });
     expect(chat.linesOf('general').map((l) => l.kind)).toEqual(['pending']);
     const theirs = message(bob, 'hello');
     backend.emit({ type: 'message', data: { message: theirs, confirms: null } });
@@ -27,7 +27,7 @@ describe('the chat state', () => {
 
   test('a failed message keeps its text and its place, and later messages go below it', async () => {
     const { backend, chat } = await started();
-    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'too long' } });
+    backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'too long', action: { kind: 'send' } } });
     backend.emit({ type: 'failed', data: { localId: 'l1', error: { code: 'too_long', message: 'too long' }, resendable: false } });
     const line = chat.linesOf('general')[0];
     expect(line.kind === 'pending' && line.failed?.code).toBe('too_long');
@@ -39,13 +39,81 @@ describe('the chat state', () => {
     expect(chat.linesOf('general').map((l) => l.key)).toEqual([later.id]);
   });
 
+  test("an edit of the user's message goes through the composer, and the draft waits aside", async () => {
+    const { backend, chat } = await started();
+    const mine = message(ada, 'helo', { sentAt: new Date().toISOString() });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    chat.setDraft('general', 'half a thought');
+    chat.startEdit('general', mine.seq);
+    expect(chat.draftOf('general')).toBe('helo');
+    await chat.send('hello');
+    expect(backend.callsTo('edit')).toEqual([['general', mine.seq, 'hello']]);
+    expect(chat.editing).toBeNull();
+    expect(chat.draftOf('general')).toBe('half a thought');
+    // Saved unchanged: nothing to send.
+    chat.startEdit('general', mine.seq);
+    await chat.send('helo');
+    expect(backend.callsTo('edit')).toHaveLength(1);
+  });
+
+  test('a change shows at once, is confirmed by the server, and is undone if refused', async () => {
+    const { backend, chat } = await started();
+    const mine = message(ada, 'helo', { sentAt: new Date().toISOString() });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    const line = () => {
+      const found = chat.linesOf('general').find((l) => l.kind === 'message');
+      if (found?.kind !== 'message') throw new Error('no message line');
+      return found;
+    };
+    const edit = { kind: 'edit' as const, target: mine.seq };
+    backend.emit({ type: 'pending', data: { localId: 'e1', room: 'general', text: 'hello', action: edit } });
+    expect([line().message.text, line().saving]).toEqual(['hello', true]);
+    expect(chat.linesOf('general')).toHaveLength(1);
+    const change = {
+      id: 'c1', clientId: 'e1', room: 'general', seq: mine.seq + 1, author: ada,
+      kind: 'edit' as const, target: mine.seq, text: 'hello', at: new Date().toISOString(),
+    };
+    backend.emit({ type: 'change', data: { change, confirms: 'e1' } });
+    expect([line().message.text, line().saving, line().message.editedAt]).toEqual(['hello', false, change.at]);
+    // A deletion refused: the message comes back as it was.
+    backend.emit({ type: 'pending', data: { localId: 'd1', room: 'general', text: '', action: { kind: 'delete', target: mine.seq } } });
+    expect(line().message.deleted).toBe(true);
+    backend.emit({ type: 'failed', data: { localId: 'd1', error: { code: 'not_found', message: 'gone' }, resendable: false } });
+    expect([line().message.deleted ?? false, line().message.text, line().saving]).toEqual([false, 'hello', false]);
+    expect(chat.error).toContain('gone');
+  });
+
+  test("others' edits and deletions change their messages in place", async () => {
+    const { backend, chat } = await started();
+    const theirs = message(bob, 'first try');
+    backend.emit({ type: 'message', data: { message: theirs, confirms: null } });
+    const at = new Date().toISOString();
+    const base = { room: 'general', author: bob, target: theirs.seq, at };
+    backend.emit({ type: 'change', data: { change: { ...base, id: 'c1', clientId: 'x1', seq: theirs.seq + 1, kind: 'edit', text: 'second try' }, confirms: null } });
+    const shown = () => chat.linesOf('general').flatMap((l) => (l.kind === 'message' ? [[l.message.text, l.message.deleted ?? false]] : []));
+    expect(shown()).toEqual([['second try', false]]);
+    backend.emit({ type: 'change', data: { change: { ...base, id: 'c2', clientId: 'x2', seq: theirs.seq + 2, kind: 'delete' }, confirms: null } });
+    expect(shown()).toEqual([['', true]]);
+    expect(chat.canDelete(theirs)).toBe(false);
+  });
+
+  test('the user may edit their messages within the edit window, and delete them at any time', async () => {
+    const { chat } = await started();
+    const day = 86_400_000;
+    const mine = message(ada, 'mine', { sentAt: new Date(Date.now() - day / 2).toISOString() });
+    expect(chat.canEdit(mine)).toBe(true);
+    expect(chat.canEdit(mine, Date.now() + day)).toBe(false);
+    expect(chat.canDelete(mine)).toBe(true);
+    expect(chat.canDelete({ ...mine, deleted: true })).toBe(false);
+  });
+
   test('older history goes above what is shown', async () => {
     const { backend, chat } = await started();
     const [m1, m2, m3] = [message(bob, 'one'), message(bob, 'two'), message(bob, 'three')];
     backend.emit({ type: 'message', data: { message: m3, confirms: null } });
     await chat.loadOlder('general');
     expect(backend.callsTo('history')).toEqual([['general', m3.seq]]);
-    backend.emit({ type: 'history', data: { room: 'general', messages: [m1, m2], hasMore: false } });
+    backend.emit({ type: 'history', data: { room: 'general', messages: [m1, m2], changes: [], hasMore: false } });
     expect(chat.linesOf('general').map((l) => l.key)).toEqual([m1.id, m2.id, m3.id]);
     expect(chat.complete.general).toBe(true);
   });

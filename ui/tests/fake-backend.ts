@@ -35,6 +35,8 @@ export class FakeBackend implements Backend {
     return { serverUrl: 'http://127.0.0.1:3000', hosting: { lanUrls: [], joinCode: null } };
   }
   async send(room: string, text: string) { this.record('send', room, text); this.ids += 1; return `local-${this.ids}`; }
+  async edit(room: string, target: number, text: string) { this.record('edit', room, target, text); this.ids += 1; return `local-${this.ids}`; }
+  async remove(room: string, target: number) { this.record('remove', room, target); this.ids += 1; return `local-${this.ids}`; }
   async history(room: string, before: number | null) { this.record('history', room, before); }
   async join(room: string) { this.record('join', room); }
   async leave(room: string) { this.record('leave', room); }
@@ -64,7 +66,7 @@ export function session(user: User = ada): Session {
     rooms: ['general'],
     roomsNext: null,
     limits: {
-      maxMessageChars: 20, maxNameChars: 32, maxRoomChars: 32, maxClientIdChars: 64,
+      maxMessageChars: 20, maxNameChars: 32, maxRoomChars: 32, maxClientIdChars: 64, editWindowSecs: 86400,
       maxHistoryLimit: 200, maxPayloadBytes: 65536, rateLimitPerSecond: 5, rateLimitBurst: 10,
       maxJoinedRooms: 100,
     },

@@ -6,6 +6,10 @@ export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
   start(onEvent: (event: ClientEvent) => void): Promise<ChatInfo>;
   send(room: string, text: string): Promise<LocalId>;
+  /** Edits the user's message at seq `target`; confirmed by a `change` event. */
+  edit(room: string, target: number, text: string): Promise<LocalId>;
+  /** Deletes the user's message at seq `target`; confirmed by a `change` event. */
+  remove(room: string, target: number): Promise<LocalId>;
   history(room: string, before: number | null): Promise<void>;
   join(room: string): Promise<void>;
   leave(room: string): Promise<void>;

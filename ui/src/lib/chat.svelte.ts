@@ -10,7 +10,8 @@ import { DEFAULT_ROOM } from './types';
  *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
  *  the line came, in ms. */
 export type Line =
-  | { kind: 'message'; key: string; message: Message; at: number }
+  /** `saving`: the user's edit or deletion of it is on its way. */
+  | { kind: 'message'; key: string; message: Message; at: number; saving?: boolean }
   | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean }
   | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string }
   /** Someone listed already came back under a new name. */
@@ -48,6 +49,11 @@ export class Chat {
   error = $state<string | null>(null);
   /** What is typed but not sent, per room of this server: kept across room switches and restarts. */
   drafts = $state<Record<string, string>>({});
+  /** The user's message being edited in the composer (of `room`), and the draft it set aside. */
+  editing = $state<{ room: string; seq: number; draft: string } | null>(null);
+  /** The user's edits and deletions on their way, with the message as it was (to put back if
+   *  one is refused). */
+  private changing: Record<string, { room: string; before: Message }> = {};
 
   constructor(private readonly backend: Backend) {}
 
@@ -123,6 +129,8 @@ export class Chat {
     this.loadingOlder = {};
     this.error = null;
     this.drafts = {};
+    this.editing = null;
+    this.changing = {};
   }
 
   /** The last typing notice on its way: a send waits for it, so that the core client, which
@@ -136,6 +144,7 @@ export class Chat {
 
   async send(text: string): Promise<void> {
     const room = this.current;
+    if (this.editing?.room === room) return this.saveEdit(text);
     this.setDraft(room, '');
     try {
       await this.typingSent;
@@ -144,6 +153,57 @@ export class Chat {
     } catch (e) {
       this.error = describe(e);
     }
+  }
+
+  /** Whether the user may still edit `message`: theirs, not deleted, within the edit window. */
+  canEdit(message: Message, now = Date.now()): boolean {
+    const window = (this.limits?.editWindowSecs ?? 0) * 1000;
+    return this.canDelete(message) && now < Date.parse(message.sentAt) + window;
+  }
+
+  /** Whether the user may delete `message`: theirs, and not deleted yet. */
+  canDelete(message: Message): boolean {
+    return message.author.id === this.me?.id && !message.deleted;
+  }
+
+  /** Puts one of the user's messages into the composer to edit it; the draft waits aside. */
+  startEdit(room: string, seq: number): void {
+    const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
+    if (line?.kind !== 'message' || !this.canEdit(line.message)) return;
+    const draft = this.editing?.room === room ? this.editing.draft : this.draftOf(room);
+    this.editing = { room, seq, draft };
+    this.current = room;
+    this.setDraft(room, line.message.text);
+  }
+
+  /** Leaves the edit, and gives the draft back. */
+  cancelEdit(): void {
+    if (!this.editing) return;
+    const { room, draft } = this.editing;
+    this.editing = null;
+    this.setDraft(room, draft);
+  }
+
+  private async saveEdit(text: string): Promise<void> {
+    if (!this.editing) return;
+    const { room, seq } = this.editing;
+    const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
+    this.cancelEdit();
+    // Unchanged: nothing to tell anyone.
+    if (line?.kind === 'message' && line.message.text === text) return;
+    await this.backend.edit(room, seq, text).catch((e) => { this.error = describe(e); });
+  }
+
+  /** Deletes one of the user's messages, for everyone. */
+  async deleteMessage(room: string, seq: number): Promise<void> {
+    if (this.editing?.room === room && this.editing.seq === seq) this.cancelEdit();
+    await this.backend.remove(room, seq).catch((e) => { this.error = describe(e); });
+  }
+
+  /** The message line of `room` at `seq`, if shown. */
+  private messageLine(room: string, seq: number) {
+    const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
+    return line?.kind === 'message' ? line : undefined;
   }
 
   /** Takes a failed message out of the conversation. */
@@ -230,7 +290,19 @@ export class Chat {
         this.roomSearch = { prefix: event.data.prefix, rooms: event.data.rooms };
         break;
       case 'pending': {
-        const { localId, room, text } = event.data;
+        const { localId, room, text, action } = event.data;
+        if (action.kind !== 'send') {
+          // An edit or deletion on its way: shown at once on the message, marked as saving.
+          const line = this.messageLine(room, action.target);
+          if (line && !this.changing[localId]) {
+            this.changing[localId] = { room, before: line.message };
+            line.message = action.kind === 'edit'
+              ? { ...line.message, text }
+              : { ...line.message, text: '', deleted: true };
+            line.saving = true;
+          }
+          break;
+        }
         if (!this.linesOf(room).some((l) => l.key === localId)) {
           this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false });
         }
@@ -248,7 +320,34 @@ export class Chat {
         this.lines[message.room] = lines;
         break;
       }
-      case 'failed':
+      case 'change': {
+        const { change, confirms } = event.data;
+        const line = this.messageLine(change.room, change.target);
+        if (line) {
+          line.message = change.kind === 'edit'
+            ? { ...line.message, text: change.text ?? '', editedAt: change.at }
+            : { ...line.message, text: '', deleted: true };
+          if (confirms !== null) line.saving = false;
+        }
+        if (confirms !== null) delete this.changing[confirms];
+        if (change.kind === 'delete' && this.editing?.room === change.room && this.editing.seq === change.target) {
+          this.cancelEdit();
+        }
+        break;
+      }
+      case 'failed': {
+        const refused = this.changing[event.data.localId];
+        if (refused) {
+          // The message as it was, and why the change did not happen.
+          delete this.changing[event.data.localId];
+          const line = this.messageLine(refused.room, refused.before.seq);
+          if (line) {
+            line.message = refused.before;
+            line.saving = false;
+          }
+          this.error = `Not saved: ${event.data.error.message}`;
+          break;
+        }
         for (const lines of Object.values(this.lines)) {
           for (const line of lines) {
             if (line.kind === 'pending' && line.localId === event.data.localId) {
@@ -258,6 +357,7 @@ export class Chat {
           }
         }
         break;
+      }
       case 'joined':
         if (!this.rooms.includes(event.data.room)) this.rooms = [...this.rooms, event.data.room];
         if (!this.knownRooms.includes(event.data.room)) this.knownRooms = [...this.knownRooms, event.data.room].sort();

@@ -11,6 +11,8 @@ export const tauriBackend: Backend = {
     return invoke<ChatInfo>('start_chat', { events });
   },
   send: (room, text) => invoke<LocalId>('send_message', { room, text }),
+  edit: (room, target, text) => invoke<LocalId>('edit_message', { room, target, text }),
+  remove: (room, target) => invoke<LocalId>('delete_message', { room, target }),
   history: (room, before) => invoke('load_history', { room, before }),
   join: (room) => invoke('join_room', { room }),
   leave: (room) => invoke('leave_room', { room }),
