@@ -5,6 +5,8 @@
 const COMMANDS: &[&str] = &[
     "start_chat",
     "send_message",
+    "edit_message",
+    "delete_message",
     "load_history",
     "join_room",
     "leave_room",

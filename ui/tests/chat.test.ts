@@ -83,6 +83,24 @@ describe('the chat state', () => {
     expect(chat.error).toContain('gone');
   });
 
+  test("a refused edit goes back to the server's state, not to what was shown before it", async () => {
+    const { backend, chat } = await started();
+    const mine = message(ada, 'original', { sentAt: new Date().toISOString() });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    backend.emit({ type: 'pending', data: { localId: 'e1', room: 'general', text: 'edited', action: { kind: 'edit', target: mine.seq } } });
+    // Deleted meanwhile from the user's other device.
+    const deletion = {
+      id: 'c1', clientId: 'other-device', room: 'general', seq: mine.seq + 1, author: ada,
+      kind: 'delete' as const, target: mine.seq, at: new Date().toISOString(),
+    };
+    backend.emit({ type: 'change', data: { change: deletion, confirms: null } });
+    backend.emit({ type: 'failed', data: { localId: 'e1', error: { code: 'not_found', message: 'deleted' }, resendable: false } });
+    const line = chat.linesOf('general')[0];
+    expect(line.kind === 'message' && [line.message.deleted, line.message.text, line.saving]).toEqual([true, '', false]);
+    // The refused text is not lost.
+    expect(chat.draftOf('general')).toBe('edited');
+  });
+
   test("others' edits and deletions change their messages in place", async () => {
     const { backend, chat } = await started();
     const theirs = message(bob, 'first try');

@@ -152,7 +152,7 @@ mod tests {
     fn frames_are_written_as_servers_expect() {
         assert_eq!(connect(None), "40");
         assert_eq!(
-            connect(Some(&json!({"protocol": 1}))),
+            connect(Some(&json!({"protocol": 2}))),
             r#"40{"protocol":1}"#
         );
         assert_eq!(event("message", &json!("hi")), r#"42["message","hi"]"#);

@@ -139,6 +139,15 @@ impl Sending {
             }
             let local_id = entry.local_id.clone();
             let checked = match entry.action {
+                // A server of before edits would never answer: refused here instead.
+                OutboxAction::Edit { .. } | OutboxAction::Delete { .. }
+                    if limits.edit_window_secs.is_none() =>
+                {
+                    Err(ErrorBody::new(
+                        ErrorCode::Invalid,
+                        "this server does not take edits or deletions",
+                    ))
+                }
                 OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
                 OutboxAction::Delete { .. } => Ok(()),
             };

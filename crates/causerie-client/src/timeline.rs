@@ -11,10 +11,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use causerie_protocol::{Change, Message};
+use causerie_protocol::{Change, ChangeKind, Message};
 
 /// Most messages kept waiting behind a gap; past that, the gap is given up on (see `accept`).
 const MAX_WAITING: usize = 10_000;
+
+/// Most changes kept for messages not handed out yet (see `unseen_changes`).
+const MAX_UNSEEN_CHANGES: usize = 1_000;
 
 /// An entry of a room's log: messages and changes share its seqs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +58,10 @@ pub(crate) struct Timeline {
     /// Seqs handed out below `start` (older pages, acks of messages stored before it, pages
     /// before the start was known): never handed out twice.
     shown_below: BTreeSet<u64>,
+    /// The latest change delivered to each message this client has not handed out (older than
+    /// where delivery started): a page of older history read before that change committed
+    /// would show the message as it was, so the change is applied to it on the way out.
+    unseen_changes: BTreeMap<u64, Change>,
 }
 
 impl Timeline {
@@ -75,11 +82,16 @@ impl Timeline {
     /// (pages overlap what was delivered, repeat, or come back out of order): the user sees each
     /// message once however it came.
     pub(crate) fn older(&mut self, page: Vec<Message>) -> Vec<Message> {
-        let fresh: BTreeMap<u64, Message> = page
+        let mut fresh: BTreeMap<u64, Message> = page
             .into_iter()
             .filter(|message| message.seq > 0 && !self.was_shown(message.seq))
             .map(|message| (message.seq, message))
             .collect();
+        for (seq, message) in &mut fresh {
+            if let Some(change) = self.unseen_changes.remove(seq) {
+                apply(message, &change);
+            }
+        }
         for &seq in fresh.keys() {
             self.shown(seq);
         }
@@ -141,6 +153,11 @@ impl Timeline {
         };
         let mut ready = Vec::new();
         while let Some(entry) = self.waiting.remove(&next) {
+            if let Entry::Change(change) = &entry
+                && !self.was_shown(change.target)
+            {
+                self.remember(change.clone());
+            }
             // Handed out as a page before delivery started: not twice.
             if !self.shown_below.remove(&next) {
                 ready.push(entry);
@@ -149,6 +166,19 @@ impl Timeline {
         }
         self.next = Some(next);
         ready
+    }
+
+    fn remember(&mut self, change: Change) {
+        let newer = self
+            .unseen_changes
+            .get(&change.target)
+            .is_none_or(|known| known.seq < change.seq);
+        if newer {
+            self.unseen_changes.insert(change.target, change);
+        }
+        while self.unseen_changes.len() > MAX_UNSEEN_CHANGES {
+            self.unseen_changes.pop_first();
+        }
     }
 
     /// Whether messages wait behind a gap that a catch-up page should fill.
@@ -170,6 +200,22 @@ impl Timeline {
     /// The highest seq delivered, 0 when none.
     pub(crate) fn last_delivered(&self) -> u64 {
         self.next.map_or(0, |next| next.saturating_sub(1))
+    }
+}
+
+/// A message as `change` left it.
+fn apply(message: &mut Message, change: &Change) {
+    match change.kind {
+        ChangeKind::Edit => {
+            if let Some(text) = &change.text {
+                message.text.clone_from(text);
+            }
+            message.edited_at = Some(change.at.clone());
+        }
+        ChangeKind::Delete => {
+            message.text.clear();
+            message.deleted = true;
+        }
     }
 }
 
@@ -319,5 +365,32 @@ mod tests {
         assert!(timeline.accept(message(u64::MAX)).is_empty());
         assert!(timeline.accept(message(u64::MAX - 1)).is_empty());
         assert_eq!(seqs(timeline.accept(message(1))), [1]);
+    }
+
+    #[test]
+    fn a_change_to_a_message_not_handed_out_yet_is_applied_to_the_older_page_that_brings_it() {
+        let mut timeline = Timeline::default();
+        timeline.start_at(10);
+        timeline.accept(message(10));
+        let deleted = Change {
+            id: "c11".into(),
+            client_id: "d".into(),
+            room: "general".into(),
+            seq: 11,
+            author: User {
+                id: "u".into(),
+                name: "U".into(),
+            },
+            kind: ChangeKind::Delete,
+            target: 4,
+            text: None,
+            at: String::new(),
+        };
+        assert_eq!(seqs(timeline.accept(deleted)), [11]);
+        // A page read before the deletion committed still has the text.
+        let mut stale = message(4);
+        stale.text = "secret".into();
+        let older = timeline.older(vec![stale]);
+        assert_eq!((older[0].text.as_str(), older[0].deleted), ("", true));
     }
 }

@@ -23,6 +23,9 @@ pub enum ErrorCode {
     Unauthorized,
     /// The display name breaks the rules in [`crate::limits`] (connect error).
     InvalidName,
+    /// The client speaks another version of this protocol than
+    /// [`crate::PROTOCOL_VERSION`] (connect error): it must be updated.
+    UnsupportedVersion,
     /// A limit on rooms was reached: the rooms this connection or user is in, or the rooms the
     /// server holds.
     RoomLimit,
@@ -38,7 +41,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         Self::Invalid,
         Self::Empty,
         Self::TooLong,
@@ -47,6 +50,7 @@ impl ErrorCode {
         Self::InvalidRoom,
         Self::Unauthorized,
         Self::InvalidName,
+        Self::UnsupportedVersion,
         Self::RoomLimit,
         Self::NotFound,
         Self::Forbidden,
@@ -65,6 +69,7 @@ impl ErrorCode {
             Self::InvalidRoom => "invalid_room",
             Self::Unauthorized => "unauthorized",
             Self::InvalidName => "invalid_name",
+            Self::UnsupportedVersion => "unsupported_version",
             Self::RoomLimit => "room_limit",
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",

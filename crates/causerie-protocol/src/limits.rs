@@ -68,13 +68,10 @@ pub struct Limits {
     /// Rooms a connection, or a user across connections, may be in at once (`general` included).
     pub max_joined_rooms: u32,
     /// How long after sending a message its author may edit it, in seconds (deleting has no
-    /// limit).
-    #[serde(default = "default_edit_window_secs")]
-    pub edit_window_secs: u32,
-}
-
-fn default_edit_window_secs() -> u32 {
-    DEFAULT_EDIT_WINDOW_SECS
+    /// limit). Absent from a server that takes no edits or deletions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub edit_window_secs: Option<u32>,
 }
 
 impl Default for Limits {
@@ -89,7 +86,7 @@ impl Default for Limits {
             rate_limit_per_second: Some(DEFAULT_RATE_LIMIT_PER_SECOND),
             rate_limit_burst: Some(DEFAULT_RATE_LIMIT_BURST),
             max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
-            edit_window_secs: DEFAULT_EDIT_WINDOW_SECS,
+            edit_window_secs: Some(DEFAULT_EDIT_WINDOW_SECS),
         }
     }
 }

@@ -215,7 +215,7 @@ impl ServerConfig {
             rate_limit_per_second: self.rate_limit.map(|r| r.per_second.get()),
             rate_limit_burst: self.rate_limit.map(|r| r.burst.get()),
             max_joined_rooms: self.max_joined_rooms,
-            edit_window_secs: u32::try_from(self.edit_window.as_secs()).unwrap_or(u32::MAX),
+            edit_window_secs: Some(u32::try_from(self.edit_window.as_secs()).unwrap_or(u32::MAX)),
             ..causerie_protocol::Limits::default()
         }
     }

@@ -53,7 +53,7 @@ export class Chat {
   editing = $state<{ room: string; seq: number; draft: string } | null>(null);
   /** The user's edits and deletions on their way, with the message as it was (to put back if
    *  one is refused). */
-  private changing: Record<string, { room: string; before: Message }> = {};
+  private changing: Record<string, { room: string; before: Message; text: string | null }> = {};
 
   constructor(private readonly backend: Backend) {}
 
@@ -161,15 +161,19 @@ export class Chat {
     return this.canDelete(message) && now < Date.parse(message.sentAt) + window;
   }
 
-  /** Whether the user may delete `message`: theirs, and not deleted yet. */
+  /** Whether the user may delete `message`: theirs, not deleted yet, on a server that takes
+   *  edits and deletions (one without says no `editWindowSecs`). */
   canDelete(message: Message): boolean {
-    return message.author.id === this.me?.id && !message.deleted;
+    const server = this.limits?.editWindowSecs != null;
+    return server && message.author.id === this.me?.id && !message.deleted;
   }
 
   /** Puts one of the user's messages into the composer to edit it; the draft waits aside. */
   startEdit(room: string, seq: number): void {
     const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
     if (line?.kind !== 'message' || !this.canEdit(line.message)) return;
+    // Editing elsewhere: that edit ends, and its room gets its draft back.
+    if (this.editing && this.editing.room !== room) this.cancelEdit();
     const draft = this.editing?.room === room ? this.editing.draft : this.draftOf(room);
     this.editing = { room, seq, draft };
     this.current = room;
@@ -295,7 +299,8 @@ export class Chat {
           // An edit or deletion on its way: shown at once on the message, marked as saving.
           const line = this.messageLine(room, action.target);
           if (line && !this.changing[localId]) {
-            this.changing[localId] = { room, before: line.message };
+            const edit = action.kind === 'edit' ? text : null;
+            this.changing[localId] = { room, before: line.message, text: edit };
             line.message = action.kind === 'edit'
               ? { ...line.message, text }
               : { ...line.message, text: '', deleted: true };
@@ -323,13 +328,18 @@ export class Chat {
       case 'change': {
         const { change, confirms } = event.data;
         const line = this.messageLine(change.room, change.target);
-        if (line) {
-          line.message = change.kind === 'edit'
-            ? { ...line.message, text: change.text ?? '', editedAt: change.at }
-            : { ...line.message, text: '', deleted: true };
-          if (confirms !== null) line.saving = false;
-        }
+        // The server's state is what a refused change of ours goes back to, not what was shown.
+        const apply = (message: Message): Message => change.kind === 'edit'
+          ? { ...message, text: change.text ?? '', editedAt: change.at }
+          : { ...message, text: '', deleted: true };
         if (confirms !== null) delete this.changing[confirms];
+        const ours = Object.values(this.changing).filter((p) => p.room === change.room && p.before.seq === change.target);
+        for (const pending of ours) pending.before = apply(pending.before);
+        // While more of ours are on their way, they show; the server's state waits in `before`.
+        if (line && ours.length === 0) {
+          line.message = apply(line.message);
+          line.saving = false;
+        }
         if (change.kind === 'delete' && this.editing?.room === change.room && this.editing.seq === change.target) {
           this.cancelEdit();
         }
@@ -346,6 +356,10 @@ export class Chat {
             line.saving = false;
           }
           this.error = `Not saved: ${event.data.error.message}`;
+          // The edited text is not lost: back in the composer, if it holds nothing else.
+          if (refused.text !== null && !this.draftOf(refused.room) && !this.editing) {
+            this.setDraft(refused.room, refused.text);
+          }
           break;
         }
         for (const lines of Object.values(this.lines)) {

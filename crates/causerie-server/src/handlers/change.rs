@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use causerie_protocol::limits::is_valid_client_id;
 use causerie_protocol::{
-    Change, ChangeAccepted, ChangeKind, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody,
-    ErrorCode, event,
+    Change, ChangeAccepted, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody, ErrorCode, event,
 };
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
@@ -16,15 +15,14 @@ use super::{Session, has_joined, internal, not_joined, parse, room_key, within_q
 use crate::chat::Chat;
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
-use crate::store::{ChangeRefusal, Changed, NewChange};
+use crate::store::{ChangeAction, ChangeRefusal, Changed, NewChange};
 
 /// A request to change a message, whichever its event.
 struct ChangeRequest {
     id: String,
     room: Option<String>,
     target: u64,
-    kind: ChangeKind,
-    text: Option<String>,
+    action: ChangeAction,
 }
 
 pub(super) async fn on_edit(
@@ -40,8 +38,7 @@ pub(super) async fn on_edit(
         id: edit.id,
         room: edit.room,
         target: edit.target,
-        kind: ChangeKind::Edit,
-        text: Some(edit.text),
+        action: ChangeAction::Edit { text: edit.text },
     });
     handle(
         admitted,
@@ -69,8 +66,7 @@ pub(super) async fn on_delete(
         id: delete.id,
         room: delete.room,
         target: delete.target,
-        kind: ChangeKind::Delete,
-        text: None,
+        action: ChangeAction::Delete,
     });
     handle(
         admitted,
@@ -147,7 +143,7 @@ async fn accept(
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));
     }
-    if let Some(text) = &request.text {
+    if let ChangeAction::Edit { text } = &request.action {
         chat.limits.check_message(text)?;
     }
     within_quota(chat, Action::Message, socket, session)?;
@@ -157,9 +153,8 @@ async fn accept(
             client_id: request.id,
             room,
             author: session.user.clone(),
-            kind: request.kind,
+            action: request.action,
             target: request.target,
-            text: request.text,
             edit_window: chat.edit_window,
         })
         .await
@@ -182,6 +177,10 @@ fn refused(refusal: ChangeRefusal, target: u64) -> ErrorBody {
         ChangeRefusal::TooLate => ErrorBody::new(
             ErrorCode::TooLate,
             "this message is too old to edit (it can still be deleted)",
+        ),
+        ChangeRefusal::IdReused => ErrorBody::new(
+            ErrorCode::Invalid,
+            "this id was used for another change: give each change its own",
         ),
     }
 }

@@ -68,6 +68,16 @@ fn identify(
             ));
         }
     };
+    // Version 1 knew no edits: its clients wait forever on the seqs changes take.
+    if !seed && auth.protocol != Some(causerie_protocol::PROTOCOL_VERSION) {
+        return Err(ErrorBody::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "this server speaks protocol {}: update the app",
+                causerie_protocol::PROTOCOL_VERSION
+            ),
+        ));
+    }
     let address = address_of(socket);
     if let Some(expected) = &chat.join_code {
         check_join_code(socket, chat, address, auth.code.as_deref(), expected)?;

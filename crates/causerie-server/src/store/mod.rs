@@ -31,14 +31,34 @@ pub struct NewChange {
     pub room: String,
     /// Who asks.
     pub author: User,
-    /// An edit (with `text`) or a deletion.
-    pub kind: ChangeKind,
+    /// What to do to it.
+    pub action: ChangeAction,
     /// The seq of the message to change.
     pub target: u64,
-    /// The new text of an edit.
-    pub text: Option<String>,
     /// How long after it was sent a message may be edited.
     pub edit_window: std::time::Duration,
+}
+
+/// What a [`NewChange`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeAction {
+    /// Replaces the text.
+    Edit {
+        /// The new text, validated.
+        text: String,
+    },
+    /// Deletes the message.
+    Delete,
+}
+
+impl ChangeAction {
+    /// The kind of change it makes.
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Self::Edit { .. } => ChangeKind::Edit,
+            Self::Delete => ChangeKind::Delete,
+        }
+    }
 }
 
 /// What [`Store::change`] did.
@@ -64,6 +84,8 @@ pub enum ChangeRefusal {
     Forbidden,
     /// An edit past the edit window.
     TooLate,
+    /// The client id was used before by this author for another change.
+    IdReused,
 }
 
 /// What [`Store::append`] did.
@@ -75,15 +97,15 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// Which slice of a room's history to read (see [`causerie_protocol::HistoryRequest`]). A page
-/// holds at most `limit` messages and [`MAX_PAGE_BYTES`].
+/// Which slice of a room's log to read (see [`causerie_protocol::HistoryRequest`]). A page holds
+/// at most `limit` entries (messages and changes) and [`MAX_PAGE_BYTES`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// Only seqs above this; the page then starts at the oldest match.
     pub after: Option<u64>,
     /// Only seqs below this.
     pub before: Option<u64>,
-    /// Most messages in the page.
+    /// Most entries in the page.
     pub limit: u32,
 }
 
@@ -116,7 +138,7 @@ pub struct HistorySlice {
     pub messages: Vec<Message>,
     /// The changes among the page's entries, oldest first.
     pub changes: Vec<Change>,
-    /// Whether more messages match beyond the page (past `limit` or past [`MAX_PAGE_BYTES`]).
+    /// Whether more entries match beyond the page (past `limit` or past [`MAX_PAGE_BYTES`]).
     pub has_more: bool,
 }
 

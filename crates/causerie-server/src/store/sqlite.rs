@@ -37,8 +37,8 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Appended, ChangeRefusal, Changed, HistoryQuery, HistorySlice, NewChange, NewMessage,
-    RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
+    Appended, ChangeAction, ChangeRefusal, Changed, HistoryQuery, HistorySlice, NewChange,
+    NewMessage, RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
 };
 
 /// Most writes committed together; bounds the latency one commit adds to the first of them.
@@ -195,8 +195,11 @@ impl SqliteStore {
             .await?;
 
         let purge = Arc::new(Notify::new());
+        // A purge that finds readers or the writer in the way tries again at the next tick
+        // rather than holding writers back while it waits.
+        let checkpointer = options.clone().busy_timeout(Duration::from_millis(100));
         let checkpoints = tokio::spawn(checkpoint_loop(
-            SqliteConnection::connect_with(&options).await?,
+            SqliteConnection::connect_with(&checkpointer).await?,
             purge.clone(),
         ));
 
@@ -393,7 +396,8 @@ async fn checkpoint_loop(mut connection: SqliteConnection, purge: Arc<Notify>) {
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
-    let mut purging = false;
+    // Also at start: a crash may have come between a deletion and its purge.
+    let mut purging = true;
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -823,8 +827,15 @@ async fn change_in(
     .fetch_optional(&mut *connection)
     .await?;
     if let Some(row) = earlier {
+        let change = change_row(&row)?;
+        // A retry names the same change; anything else reuses an id, and is no retry.
+        let same = (change.room.as_str(), change.kind, change.target)
+            == (new.room.as_str(), new.action.kind(), new.target);
+        if !same {
+            return Ok(Changed::Refused(ChangeRefusal::IdReused));
+        }
         return Ok(Changed::Stored {
-            change: change_row(&row)?,
+            change,
             duplicate: true,
         });
     }
@@ -844,23 +855,30 @@ async fn change_in(
         return Ok(Changed::Refused(ChangeRefusal::Forbidden));
     }
     let at = now();
-    if new.kind == ChangeKind::Edit {
+    if new.action.kind() == ChangeKind::Edit {
         // Both times are in the same fixed format, so they compare as text.
         let sent_at: String = target.try_get("sent_at")?;
-        if sent_at < format_time(time::OffsetDateTime::now_utc() - new.edit_window) {
+        let oldest = time::OffsetDateTime::now_utc()
+            .checked_sub(time::Duration::try_from(new.edit_window).unwrap_or(time::Duration::MAX));
+        // A window longer than time itself has no oldest editable message.
+        if oldest.is_some_and(|oldest| sent_at < format_time(oldest)) {
             return Ok(Changed::Refused(ChangeRefusal::TooLate));
         }
     }
     let seq = next_seq_in(connection, next_seq, assigned, &new.room).await?;
+    let (kind, text) = match new.action {
+        ChangeAction::Edit { text } => (ChangeKind::Edit, Some(text)),
+        ChangeAction::Delete => (ChangeKind::Delete, None),
+    };
     let change = Change {
         id: uuid::Uuid::now_v7().to_string(),
         client_id: new.client_id,
         room: new.room,
         seq,
         author: new.author,
-        kind: new.kind,
+        kind,
         target: new.target,
-        text: new.text,
+        text,
         at,
     };
     let kind = match change.kind {
@@ -882,18 +900,18 @@ async fn change_in(
     .bind(&change.at)
     .execute(&mut *connection)
     .await?;
-    match change.kind {
-        ChangeKind::Edit => {
+    match &change.text {
+        Some(text) => {
             sqlx::query("UPDATE messages SET text = ?, edited_at = ? WHERE room = ? AND seq = ?")
-                .bind(change.text.as_deref().unwrap_or_default())
+                .bind(text)
                 .bind(&change.at)
                 .bind(&change.room)
                 .bind(to_i64(change.target))
                 .execute(&mut *connection)
                 .await?;
         }
-        // The text is gone from the store: the message's, and its earlier edits'.
-        ChangeKind::Delete => {
+        // A deletion: the text is gone from the store, the message's and its earlier edits'.
+        None => {
             sqlx::query("UPDATE messages SET text = '', deleted = 1 WHERE room = ? AND seq = ?")
                 .bind(&change.room)
                 .bind(to_i64(change.target))

@@ -38,7 +38,7 @@ const EVENTS: [&str; 7] = [
 
 /// The `auth` of a Causerie client named `name`.
 pub fn auth(name: &str) -> Value {
-    json!({"protocol": 1, "name": name})
+    json!({"protocol": 2, "name": name})
 }
 
 impl TestClient {
