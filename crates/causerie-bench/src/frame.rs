@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(connect(None), "40");
         assert_eq!(
             connect(Some(&json!({"protocol": 2}))),
-            r#"40{"protocol":1}"#
+            r#"40{"protocol":2}"#
         );
         assert_eq!(event("message", &json!("hi")), r#"42["message","hi"]"#);
         assert_eq!(
