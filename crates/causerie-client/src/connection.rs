@@ -166,9 +166,10 @@ pub(crate) struct Tagged {
 }
 
 /// The server-to-client events the client listens to.
-const EVENTS: [&str; 4] = [
+const EVENTS: [&str; 5] = [
     event::WELCOME,
     event::MESSAGE,
+    event::CHANGE,
     event::PRESENCE,
     event::TYPING,
 ];

@@ -61,6 +61,26 @@ async fn a_client_away_while_a_message_is_edited_and_deleted_sees_each_change_on
 }
 
 #[tokio::test]
+async fn a_change_reaches_a_connected_client_live() {
+    let server = TestServer::start().await;
+    let mut ada = Recorded::connect(&server.url(), "Ada").await;
+    let mut bob = Recorded::connect(&server.url(), "Bob").await;
+    let typo = ada.client.send("general", "helo");
+    ada.until_confirmed(std::slice::from_ref(&typo)).await;
+    bob.until_messages("general", 1).await;
+    let seq = bob.messages()[0].seq;
+    let edit = ada.client.edit("general", seq, "hello");
+    ada.until_confirmed(std::slice::from_ref(&edit)).await;
+    bob.until("the edit, live", |log| {
+        log.iter().any(|e| {
+            matches!(e, ClientEvent::Change { change, .. }
+                if change.target == seq && change.text.as_deref() == Some("hello"))
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn editing_someone_elses_message_fails_once_with_its_code() {
     let server = TestServer::start().await;
     let mut ada = Recorded::connect(&server.url(), "Ada").await;
