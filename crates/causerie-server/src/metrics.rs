@@ -24,6 +24,11 @@ struct CauseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefusalLabels {
     event: &'static str,
     code: &'static str,
@@ -50,6 +55,7 @@ pub struct Metrics {
     connections: Gauge,
     connects: Counter,
     accepted: Counter,
+    changes: Family<KindLabel, Counter>,
     rejected: Family<CodeLabel, Counter>,
     broadcast_latency: Histogram,
     store_writable: Gauge,
@@ -70,6 +76,7 @@ impl Default for Metrics {
         let connects = Counter::default();
         let accepted = Counter::default();
         let rejected = Family::<CodeLabel, Counter>::default();
+        let changes = Family::<KindLabel, Counter>::default();
         // 100 µs to about 3 s.
         let broadcast_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register("connections", "Sockets connected now", connections.clone());
@@ -78,6 +85,11 @@ impl Default for Metrics {
             "messages_accepted",
             "Messages stored and broadcast",
             accepted.clone(),
+        );
+        registry.register(
+            "changes_accepted",
+            "Edits and deletions stored and broadcast, by kind (refusals are in causerie_refusals)",
+            changes.clone(),
         );
         registry.register(
             "messages_rejected",
@@ -124,6 +136,7 @@ impl Default for Metrics {
             connections,
             connects,
             accepted,
+            changes,
             rejected,
             broadcast_latency,
             store_writable,
@@ -154,6 +167,15 @@ impl Metrics {
     pub fn accepted(&self, seconds: f64) {
         self.accepted.inc();
         self.broadcast_latency.observe(seconds);
+    }
+
+    /// An edit or a deletion was stored and broadcast.
+    pub fn changed(&self, kind: causerie_protocol::ChangeKind) {
+        let kind = match kind {
+            causerie_protocol::ChangeKind::Edit => "edit",
+            causerie_protocol::ChangeKind::Delete => "delete",
+        };
+        self.changes.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// A connection was closed because it fell behind.

@@ -215,6 +215,11 @@ async fn a_retried_change_is_stored_and_broadcast_once() {
     bob.expect_no("change").await;
     let next = ada.send_ok("m2", "general", "next").await;
     assert_eq!(next.seq, first.seq + 1, "no seq spent on the retry");
+    let (_, metrics) = support::http(server.address, "GET", "/metrics", b"").await;
+    assert!(
+        metrics.contains("causerie_changes_accepted_total{kind=\"edit\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -115,6 +115,7 @@ async fn handle(
     if fresh {
         let key = room_key(&change.room);
         outgoing::to_room(io, chat, &key, None, event::CHANGE, &change).await;
+        chat.metrics.changed(change.kind);
         tracing::debug!(
             sid = %socket.id, user = %change.author.id, room = %change.room,
             seq = change.seq, target = change.target, kind = ?change.kind, "change"
