@@ -75,6 +75,11 @@ impl Delivery {
         std::mem::take(&mut self.events)
     }
 
+    /// Whether the user is in `room` (joined, or joining).
+    pub(crate) fn is_in(&self, room: &str) -> bool {
+        self.rooms.contains(room)
+    }
+
     /// Whether the user's messages to `room` may go: `false` while its join is on its way.
     pub(crate) fn may_send_to(&self, room: &str) -> bool {
         let joined = self.joined.as_ref().is_some_and(|j| j.contains(room));

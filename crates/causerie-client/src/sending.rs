@@ -5,7 +5,7 @@
 //! One at a time because the server stores messages in the order they arrive: two in flight could
 //! swap places when the first is lost and resent.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use causerie_protocol::{
@@ -32,8 +32,10 @@ pub(crate) struct Sending {
     paused_until: Option<Instant>,
     /// `internal` refusals in a row, for the backoff before the next resend.
     failed_sends: u32,
-    /// Rooms told the user is typing on this connection.
-    typing: HashSet<String>,
+    /// Rooms told the user is typing on this connection, and when to tell them again: the
+    /// server relays a lasting "typing" only as often as it is told, and others stop showing it
+    /// after [`causerie_protocol::limits::TYPING_SHOWN_MS`].
+    typing: BTreeMap<String, Instant>,
     backoff: Backoff,
     timeout: Duration,
 }
@@ -69,7 +71,7 @@ impl Sending {
             acked: HashSet::new(),
             paused_until: None,
             failed_sends: 0,
-            typing: HashSet::new(),
+            typing: BTreeMap::new(),
             backoff,
             timeout,
         }
@@ -84,7 +86,7 @@ impl Sending {
         let room = entry.room.clone();
         self.queue.push_back(entry);
         // Sent, so no longer typing: as every chat app shows it.
-        self.typing.remove(&room).then_some(TypingRequest {
+        self.typing.remove(&room).map(|_| TypingRequest {
             room,
             typing: false,
         })
@@ -98,14 +100,30 @@ impl Sending {
         self.queue.len() != before
     }
 
-    /// Tells the room the user is typing, or stopped.
-    pub(crate) fn typing(&mut self, room: String, typing: bool) -> TypingRequest {
+    /// Tells the room the user is typing (and again every refresh, until told they stopped), or
+    /// stopped.
+    pub(crate) fn typing(&mut self, room: String, typing: bool, now: Instant) -> TypingRequest {
         if typing {
-            self.typing.insert(room.clone());
+            self.typing.insert(room.clone(), now + TYPING_REFRESH);
         } else {
             self.typing.remove(&room);
         }
         TypingRequest { room, typing }
+    }
+
+    /// The "still typing" notices due at `now`.
+    pub(crate) fn typing_refreshes(&mut self, now: Instant) -> Vec<TypingRequest> {
+        let mut due = Vec::new();
+        for (room, at) in &mut self.typing {
+            if now >= *at {
+                *at = now + TYPING_REFRESH;
+                due.push(TypingRequest {
+                    room: room.clone(),
+                    typing: true,
+                });
+            }
+        }
+        due
     }
 
     /// A new connection: nothing is in flight or acked on it, nothing paused.
@@ -223,10 +241,15 @@ impl Sending {
         false
     }
 
-    /// When [`Sending::on_timer`] has something to do.
+    /// When [`Sending::on_timer`] or [`Sending::typing_refreshes`] has something to do.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let in_flight = self.in_flight.as_ref().map(|(_, at)| *at);
-        in_flight.into_iter().chain(self.paused_until).min()
+        let refresh = self.typing.values().min().copied();
+        in_flight
+            .into_iter()
+            .chain(self.paused_until)
+            .chain(refresh)
+            .min()
     }
 }
 
@@ -255,6 +278,10 @@ fn client_id(stored: &Entry) -> &str {
         Entry::Change(change) => &change.client_id,
     }
 }
+
+/// How often a lasting "typing" is told again.
+const TYPING_REFRESH: Duration =
+    Duration::from_millis(causerie_protocol::limits::TYPING_REFRESH_MS);
 
 /// How long to wait after `rate_limited` when the server does not say: one token of its rate.
 fn one_token(limits: &Limits) -> Duration {
@@ -486,7 +513,7 @@ mod tests {
     #[test]
     fn sending_where_the_user_was_typing_tells_the_room_they_stopped() {
         let mut sending = sending(&[]);
-        sending.typing("general".into(), true);
+        sending.typing("general".into(), true, Instant::now());
         let stop = sending.push(entry("a", "one"));
         assert_eq!(
             stop,
@@ -496,5 +523,34 @@ mod tests {
             })
         );
         assert_eq!(sending.push(entry("b", "two")), None, "told once");
+    }
+
+    #[test]
+    fn a_lasting_typing_is_told_again_every_refresh_until_it_stops() {
+        let now = Instant::now();
+        let mut sending = sending(&[]);
+        sending.typing("general".into(), true, now);
+        assert!(
+            sending
+                .typing_refreshes(now + TYPING_REFRESH / 2)
+                .is_empty()
+        );
+        assert_eq!(sending.deadline(), Some(now + TYPING_REFRESH));
+        let again = sending.typing_refreshes(now + TYPING_REFRESH);
+        assert_eq!(
+            again,
+            [TypingRequest {
+                room: "general".into(),
+                typing: true
+            }]
+        );
+        assert_eq!(sending.deadline(), Some(now + TYPING_REFRESH * 2));
+        sending.typing("general".into(), false, now + TYPING_REFRESH);
+        assert!(
+            sending
+                .typing_refreshes(now + TYPING_REFRESH * 3)
+                .is_empty()
+        );
+        assert_eq!(sending.deadline(), None);
     }
 }

@@ -3,7 +3,8 @@
 //! file). The supervisor performs the effects; tests feed inputs and read effects, no network.
 //!
 //! It composes the machines: [`Delivery`] (rooms, ordering, catch-up), [`Sending`] (the outbox
-//! order, one in flight, pauses) and, while connected, [`Liveness`] (pings). The rules that span
+//! order, one in flight, pauses, the user's typing), [`WhoIsTyping`] (others' typing) and, while
+//! connected, [`Liveness`] (pings). The rules that span
 //! them live here: each delivered message of the user's own confirms their pending copy, once.
 
 use std::collections::VecDeque;
@@ -212,14 +213,16 @@ impl ChatState {
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
             Command::Join(room) => self.delivery.join(room),
             Command::Leave(room) => {
-                self.typing.forget(Some(&room));
+                if self.typing.leave(&room) {
+                    self.emit_typing(room.clone());
+                }
                 if let Some(request) = self.delivery.leave(room) {
                     self.effects.push_back(Effect::Send(request));
                 }
             }
             Command::LoadMoreOnline(room) => self.delivery.load_more_online(room),
             Command::Typing { room, typing } if connected => {
-                let request = self.sending.typing(room, typing);
+                let request = self.sending.typing(room, typing, now);
                 self.effects
                     .push_back(Effect::Send(Outgoing::Typing(request)));
             }
@@ -260,16 +263,22 @@ impl ChatState {
     pub(crate) fn disconnected(&mut self) {
         self.liveness = None;
         self.delivery.disconnected();
-        for room in self.typing.forget(None) {
+        for room in self.typing.clear() {
             self.emit_typing(room);
         }
     }
 
     /// An event the server sent.
     pub(crate) fn on_event(&mut self, name: &str, data: Value, now: Instant) {
+        // Someone who said something live, or left, stopped typing (not someone whose old
+        // message comes in a catch-up page).
+        let mut stopped_typing = Vec::new();
         match name {
             event::MESSAGE => {
                 if let Ok(message) = serde_json::from_value::<Message>(data) {
+                    if self.typing.gone(&message.room, &message.author.id) {
+                        stopped_typing.push(message.room.clone());
+                    }
                     self.delivery.on_entry(message);
                 }
             }
@@ -280,12 +289,20 @@ impl ChatState {
             }
             event::PRESENCE => {
                 if let Ok(presence) = serde_json::from_value::<Presence>(data) {
+                    for user in &presence.left {
+                        if self.typing.gone(&presence.room, &user.id) {
+                            stopped_typing.push(presence.room.clone());
+                        }
+                    }
                     self.delivery.on_presence(presence);
                 }
             }
             event::TYPING => {
+                // Not the user's own (from their other connections), and only for rooms they
+                // are in: a late notice of a room left would otherwise stay.
                 if let Ok(notice) = serde_json::from_value::<Typing>(data)
                     && self.me.as_deref() != Some(notice.user.id.as_str())
+                    && self.delivery.is_in(&notice.room)
                 {
                     let room = notice.room.clone();
                     if self.typing.on_notice(notice, now) {
@@ -296,6 +313,10 @@ impl ChatState {
             _ => {}
         }
         self.flush_delivery();
+        stopped_typing.dedup();
+        for room in stopped_typing {
+            self.emit_typing(room);
+        }
     }
 
     /// The answer to a request.
@@ -376,6 +397,10 @@ impl ChatState {
         if let Some(id) = liveness.on_timer(now)? {
             self.effects.push_back(Effect::Send(Outgoing::Ping(id)));
         }
+        for still in self.sending.typing_refreshes(now) {
+            self.effects
+                .push_back(Effect::Send(Outgoing::Typing(still)));
+        }
         // A request went unanswered: it is asked again, and the connection checked meanwhile.
         let unanswered = self.delivery.on_timer(now) | self.sending.on_timer(now);
         if unanswered {
@@ -423,16 +448,11 @@ impl ChatState {
     }
 
     /// Moves delivery's events out; each message of the user's that is pending confirms it (and
-    /// takes it out of the outbox), whichever way it arrived. Someone who sent a message stopped
-    /// typing.
+    /// takes it out of the outbox), whichever way it arrived.
     fn flush_delivery(&mut self) {
         for mut event in self.delivery.take_events() {
-            let mut stopped_typing = None;
             let (author, client_id, confirms) = match &mut event {
                 ClientEvent::Message { message, confirms } => {
-                    if self.typing.on_message(&message.room, &message.author.id) {
-                        stopped_typing = Some(message.room.clone());
-                    }
                     (&message.author.id, &message.client_id, confirms)
                 }
                 ClientEvent::Change { change, confirms } => {
@@ -451,9 +471,6 @@ impl ChatState {
                 *confirms = Some(local_id);
             }
             self.effects.push_back(Effect::Emit(event));
-            if let Some(room) = stopped_typing {
-                self.emit_typing(room);
-            }
         }
     }
 }
@@ -1037,6 +1054,61 @@ mod tests {
             panic!("a history request");
         };
         assert_eq!(request.before, Some(7));
+    }
+
+    #[test]
+    fn typing_ends_on_leaving_and_not_on_an_old_message_and_is_ignored_for_rooms_not_joined() {
+        let mut client = Client::welcomed(vec![], vec![theirs(1)], 1);
+        client.effects();
+        let notice = |room: &str| {
+            serde_json::to_value(Typing {
+                room: room.into(),
+                user: user("u-other"),
+                typing: true,
+            })
+            .expect("serializable")
+        };
+        client
+            .state
+            .on_event(event::TYPING, notice("elsewhere"), client.now);
+        assert!(typing_in(&client.effects()).is_empty(), "not joined");
+        client
+            .state
+            .on_event(event::TYPING, notice("general"), client.now);
+        client.effects();
+        // Their old message, in a catch-up page, is no news of their typing.
+        let third = message(3, "u-third", "c3");
+        client.live(third.clone());
+        client.effects();
+        client.ack(catch_up(), ok(page(vec![theirs(2), third], false)));
+        assert!(typing_in(&client.effects()).is_empty());
+        client.command(Command::Leave("general".into()));
+        assert_eq!(typing_in(&client.effects()), [Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn the_users_lasting_typing_is_told_again_until_they_stop() {
+        let mut client = Client::welcomed(vec![], vec![], 0);
+        client.effects();
+        client.command(Command::Typing {
+            room: "general".into(),
+            typing: true,
+        });
+        client.effects();
+        let refresh = Duration::from_millis(causerie_protocol::limits::TYPING_REFRESH_MS);
+        client.advance(refresh).expect("alive");
+        let again = Outgoing::Typing(TypingRequest {
+            room: "general".into(),
+            typing: true,
+        });
+        assert_eq!(sent(&client.effects()), [&again]);
+        client.command(Command::Typing {
+            room: "general".into(),
+            typing: false,
+        });
+        client.effects();
+        client.advance(refresh).expect("alive");
+        assert!(!sent(&client.effects()).contains(&&again));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Who is typing in each room: the server's notices, each shown for a while
-//! ([`TYPING_SHOWN_MS`]) unless refreshed, and ended early by a "stopped" notice or by a message
-//! from that person. The server's notices are volatile (a reader that is behind gets only the
+//! ([`TYPING_SHOWN_MS`]) unless refreshed, and ended early by a "stopped" notice, a new message
+//! from that person, or their leaving. The server's notices are volatile (a reader that is behind gets only the
 //! latest), so a lost "stopped" must not leave someone typing for good.
 
 use std::collections::BTreeMap;
@@ -13,31 +13,48 @@ use tokio::time::Instant;
 /// How long a notice is shown.
 const SHOWN_FOR: Duration = Duration::from_millis(TYPING_SHOWN_MS);
 
-/// Everyone typing, per room, until when.
+/// Someone typing, until when.
+#[derive(Debug)]
+struct Typist {
+    user: User,
+    until: Instant,
+}
+
+/// Everyone typing, per room the user is in.
 #[derive(Debug, Default)]
 pub(crate) struct WhoIsTyping {
-    rooms: BTreeMap<String, BTreeMap<String, (User, Instant)>>,
+    rooms: BTreeMap<String, BTreeMap<String, Typist>>,
 }
 
 impl WhoIsTyping {
     /// A notice from the server; `true` when the room's list changed.
     pub(crate) fn on_notice(&mut self, notice: Typing, now: Instant) -> bool {
-        let room = self.rooms.entry(notice.room).or_default();
-        if notice.typing {
-            let known = room.get(&notice.user.id).map(|(user, _)| user.clone());
-            let changed = known.as_ref() != Some(&notice.user);
-            room.insert(notice.user.id.clone(), (notice.user, now + SHOWN_FOR));
-            changed
-        } else {
-            room.remove(&notice.user.id).is_some()
+        if !notice.typing {
+            return self.gone(&notice.room, &notice.user.id);
         }
+        let room = self.rooms.entry(notice.room).or_default();
+        let changed = room
+            .get(&notice.user.id)
+            .is_none_or(|known| known.user != notice.user);
+        let typist = Typist {
+            user: notice.user,
+            until: now + SHOWN_FOR,
+        };
+        room.insert(typist.user.id.clone(), typist);
+        changed
     }
 
-    /// `author` said something in `room`, so stopped typing; `true` when the list changed.
-    pub(crate) fn on_message(&mut self, room: &str, author: &str) -> bool {
-        self.rooms
-            .get_mut(room)
-            .is_some_and(|typing| typing.remove(author).is_some())
+    /// `user` stopped typing in `room` (said so, sent a message, or left); `true` when the list
+    /// changed.
+    pub(crate) fn gone(&mut self, room: &str, user: &str) -> bool {
+        let Some(typing) = self.rooms.get_mut(room) else {
+            return false;
+        };
+        let removed = typing.remove(user).is_some();
+        if typing.is_empty() {
+            self.rooms.remove(room);
+        }
+        removed
     }
 
     /// Ends what was not refreshed in time; the rooms whose list changed.
@@ -45,11 +62,12 @@ impl WhoIsTyping {
         let mut changed = Vec::new();
         for (room, typing) in &mut self.rooms {
             let before = typing.len();
-            typing.retain(|_, (_, until)| *until > now);
+            typing.retain(|_, typist| typist.until > now);
             if typing.len() != before {
                 changed.push(room.clone());
             }
         }
+        self.rooms.retain(|_, typing| !typing.is_empty());
         changed
     }
 
@@ -57,7 +75,7 @@ impl WhoIsTyping {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         self.rooms
             .values()
-            .flat_map(|typing| typing.values().map(|(_, until)| *until))
+            .flat_map(|typing| typing.values().map(|typist| typist.until))
             .min()
     }
 
@@ -66,19 +84,20 @@ impl WhoIsTyping {
         let mut users: Vec<User> = self
             .rooms
             .get(room)
-            .map(|typing| typing.values().map(|(user, _)| user.clone()).collect())
+            .map(|typing| typing.values().map(|typist| typist.user.clone()).collect())
             .unwrap_or_default();
         users.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
         users
     }
 
-    /// Forgets a room left, or everyone when the connection is lost (no notice will end them).
-    pub(crate) fn forget(&mut self, room: Option<&str>) -> Vec<String> {
-        match room {
-            Some(room) => self.rooms.remove(room).map(|_| vec![room.to_owned()]),
-            None => Some(std::mem::take(&mut self.rooms).into_keys().collect()),
-        }
-        .unwrap_or_default()
+    /// Forgets a room left (no notice of it will come to end them); `true` if anyone typed there.
+    pub(crate) fn leave(&mut self, room: &str) -> bool {
+        self.rooms.remove(room).is_some()
+    }
+
+    /// Forgets everyone, when the connection is lost; the rooms whose list changed.
+    pub(crate) fn clear(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.rooms).into_keys().collect()
     }
 }
 
@@ -135,7 +154,7 @@ mod tests {
         assert_eq!(names(&typing), ["Ada", "Bob"]);
         assert!(typing.on_notice(notice("Bob", false), now));
         assert!(!typing.on_notice(notice("Bob", false), now), "no news");
-        assert!(typing.on_message("general", "u-Ada"));
+        assert!(typing.gone("general", "u-Ada"));
         assert!(names(&typing).is_empty());
         assert_eq!(typing.deadline(), None);
     }
@@ -145,7 +164,7 @@ mod tests {
         let now = Instant::now();
         let mut typing = WhoIsTyping::default();
         typing.on_notice(notice("Bob", true), now);
-        assert_eq!(typing.forget(None), ["general"]);
+        assert_eq!(typing.clear(), ["general"]);
         assert!(names(&typing).is_empty());
     }
 }

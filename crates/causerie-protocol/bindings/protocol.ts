@@ -24,6 +24,7 @@ export const DEFAULT_HISTORY_LIMIT = 50;
 export const DEFAULT_ONLINE_PAGE = 20;
 export const DEFAULT_ROOMS_PAGE = 100;
 export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
+export const TYPING_IDLE_MS = 3000;
 
 export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "unsupported_version", "room_limit", "not_found", "forbidden", "too_late", "internal"] as const;
 

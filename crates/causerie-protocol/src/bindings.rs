@@ -72,7 +72,7 @@ pub fn typescript() -> String {
         "export const MAX_NAME_CHARS = {};\nexport const MAX_ROOM_CHARS = {};\n\
          export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
          export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\
-         export const DEFAULT_MAX_MESSAGE_CHARS = {};\n\n",
+         export const DEFAULT_MAX_MESSAGE_CHARS = {};\nexport const TYPING_IDLE_MS = {};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
@@ -80,6 +80,7 @@ pub fn typescript() -> String {
         limits::DEFAULT_ONLINE_PAGE,
         limits::DEFAULT_ROOMS_PAGE,
         limits::DEFAULT_MAX_MESSAGE_CHARS,
+        limits::TYPING_IDLE_MS,
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()

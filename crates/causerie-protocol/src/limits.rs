@@ -41,9 +41,11 @@ pub const TYPING_REFRESH_MS: u64 = 3_000;
 /// How long after sending a message its author may edit it, by default: a day.
 pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 /// How long a client shows that someone is typing after the last notice, in milliseconds: two
-/// refreshes, so that one lost notice does not make it flicker, and a lost "stopped" does not
-/// leave it on for good.
-pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS;
+/// refreshes and some slack, so that one lost or late refresh does not make it flicker, and a
+/// lost "stopped" does not leave it on for good.
+pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS + 1_500;
+/// How long after the last key a user counts as no longer typing, in milliseconds.
+pub const TYPING_IDLE_MS: u64 = 3_000;
 
 /// The limits in force on a server, sent in `welcome` so that clients check input the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

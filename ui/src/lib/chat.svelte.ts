@@ -378,6 +378,7 @@ export class Chat {
         break;
       case 'left':
         this.rooms = this.rooms.filter((r) => r !== event.data.room);
+        delete this.typing[event.data.room];
         if (this.current === event.data.room) this.current = DEFAULT_ROOM;
         break;
       case 'presence': {

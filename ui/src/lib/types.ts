@@ -3,7 +3,7 @@ export type {
   ErrorBody, HistoryPage, Limits, Message, Presence, Typing, User,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export {
-  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS,
+  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, TYPING_IDLE_MS,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export type {
   ClientEvent, ConnectionState, LocalId, OutboxEntry, Session,
