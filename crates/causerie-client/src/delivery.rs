@@ -179,7 +179,7 @@ impl Delivery {
     /// A message or a change, live or acked.
     pub(crate) fn on_entry(&mut self, entry: impl Into<Entry>) {
         let entry = entry.into();
-        let room = room_of(&entry).to_owned();
+        let room = entry.room().to_owned();
         self.deliver(entry);
         self.catch_up_if_needed(&room);
     }
@@ -187,7 +187,7 @@ impl Delivery {
     /// The server stored one of the user's messages or changes. `pending` says whether it still
     /// waits in the outbox.
     pub(crate) fn on_stored(&mut self, entry: Entry, pending: bool) {
-        let room = room_of(&entry).to_owned();
+        let room = entry.room().to_owned();
         let past = !self.rooms.contains(&room)
             || self
                 .timelines
@@ -452,7 +452,7 @@ impl Delivery {
 
     /// Emits what the room's timeline lets through.
     fn deliver(&mut self, entry: Entry) {
-        let room = room_of(&entry);
+        let room = entry.room();
         if !self.rooms.contains(room) {
             return;
         }
@@ -491,13 +491,6 @@ fn entries(messages: Vec<Message>, changes: Vec<Change>) -> Vec<Entry> {
     entries.extend(changes.into_iter().map(Entry::Change));
     entries.sort_by_key(Entry::seq);
     entries
-}
-
-fn room_of(entry: &Entry) -> &str {
-    match entry {
-        Entry::Message(message) => &message.room,
-        Entry::Change(change) => &change.room,
-    }
 }
 
 #[cfg(test)]

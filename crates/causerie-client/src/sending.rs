@@ -198,7 +198,7 @@ impl Sending {
             self.in_flight = None;
         }
         match reply {
-            Ok(stored) if client_id(&stored) == local_id.as_str() => {
+            Ok(stored) if stored.client_id() == local_id.as_str() => {
                 self.failed_sends = 0;
                 if self.contains(local_id.as_str()) {
                     self.acked.insert(local_id);
@@ -269,13 +269,6 @@ fn request(entry: &OutboxEntry) -> Outgoing {
             text,
         }),
         OutboxAction::Delete { target } => Outgoing::Delete(DeleteMessage { id, room, target }),
-    }
-}
-
-fn client_id(stored: &Entry) -> &str {
-    match stored {
-        Entry::Message(message) => &message.client_id,
-        Entry::Change(change) => &change.client_id,
     }
 }
 

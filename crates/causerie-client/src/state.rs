@@ -333,15 +333,8 @@ impl ChatState {
                 }
             }
             Request::Send(local_id) => {
-                // A message's ack, or an edit's or deletion's.
-                let message = parse::<MessageAccepted>(data.clone())
-                    .map(|reply| reply.map(|accepted| Entry::Message(accepted.message)));
-                let reply = message.or_else(|| {
-                    parse::<ChangeAccepted>(data)
-                        .map(|reply| reply.map(|accepted| Entry::Change(accepted.change)))
-                });
-                if let Some(reply) = reply {
-                    self.on_send_ack(local_id, reply, now);
+                if let Some(reply) = parse::<Stored>(data) {
+                    self.on_send_ack(local_id, reply.map(Entry::from), now);
                 }
             }
             Request::Join(room) => {
@@ -471,6 +464,23 @@ impl ChatState {
                 *confirms = Some(local_id);
             }
             self.effects.push_back(Effect::Emit(event));
+        }
+    }
+}
+
+/// An outbox entry's ack: a message's, or an edit's or deletion's, read in one pass.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Message(MessageAccepted),
+    Change(ChangeAccepted),
+}
+
+impl From<Stored> for Entry {
+    fn from(stored: Stored) -> Self {
+        match stored {
+            Stored::Message(accepted) => Entry::Message(accepted.message),
+            Stored::Change(accepted) => Entry::Change(accepted.change),
         }
     }
 }

@@ -33,6 +33,21 @@ impl Entry {
             Self::Change(change) => change.seq,
         }
     }
+
+    pub(crate) fn room(&self) -> &str {
+        match self {
+            Self::Message(message) => &message.room,
+            Self::Change(change) => &change.room,
+        }
+    }
+
+    /// The id its author's client gave it.
+    pub(crate) fn client_id(&self) -> &str {
+        match self {
+            Self::Message(message) => &message.client_id,
+            Self::Change(change) => &change.client_id,
+        }
+    }
 }
 
 impl From<Message> for Entry {

@@ -87,6 +87,23 @@ pub enum ChangeKind {
     Delete,
 }
 
+impl ChangeKind {
+    /// The kind as it appears on the wire (and in the server's store and metrics).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// Parses a kind from its wire form.
+    pub fn parse(kind: &str) -> Option<Self> {
+        [Self::Edit, Self::Delete]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+    }
+}
+
 /// A change to a stored message by its author. Every change is an entry of the room's log, as
 /// messages are: it has the next seq, so catch-up (`history {after}`) delivers it in order,
 /// once, with the messages.

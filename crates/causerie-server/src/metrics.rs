@@ -171,10 +171,7 @@ impl Metrics {
 
     /// An edit or a deletion was stored and broadcast.
     pub fn changed(&self, kind: causerie_protocol::ChangeKind) {
-        let kind = match kind {
-            causerie_protocol::ChangeKind::Edit => "edit",
-            causerie_protocol::ChangeKind::Delete => "delete",
-        };
+        let kind = kind.as_str();
         self.changes.get_or_create(&KindLabel { kind }).inc();
     }
 

@@ -170,8 +170,8 @@ export class Chat {
 
   /** Puts one of the user's messages into the composer to edit it; the draft waits aside. */
   startEdit(room: string, seq: number): void {
-    const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
-    if (line?.kind !== 'message' || !this.canEdit(line.message)) return;
+    const line = this.messageLine(room, seq);
+    if (!line || !this.canEdit(line.message)) return;
     // Editing elsewhere: that edit ends, and its room gets its draft back.
     if (this.editing && this.editing.room !== room) this.cancelEdit();
     const draft = this.editing?.room === room ? this.editing.draft : this.draftOf(room);
@@ -191,10 +191,10 @@ export class Chat {
   private async saveEdit(text: string): Promise<void> {
     if (!this.editing) return;
     const { room, seq } = this.editing;
-    const line = this.linesOf(room).find((l) => l.kind === 'message' && l.message.seq === seq);
+    const line = this.messageLine(room, seq);
     this.cancelEdit();
     // Unchanged: nothing to tell anyone.
-    if (line?.kind === 'message' && line.message.text === text) return;
+    if (line?.message.text === text) return;
     await this.backend.edit(room, seq, text).catch((e) => { this.error = describe(e); });
   }
 

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use causerie_protocol::limits::is_valid_client_id;
 use causerie_protocol::{
     Change, ChangeAccepted, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody, ErrorCode, event,
 };
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{Session, has_joined, internal, not_joined, parse, room_key, within_quota};
+use super::{
+    Session, check_client_id, has_joined, internal, not_joined, parse, room_key, within_quota,
+};
 use crate::chat::Chat;
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
@@ -131,15 +132,7 @@ async fn accept(
     session: &Session,
     request: ChangeRequest,
 ) -> Result<(Change, bool), ErrorBody> {
-    if !is_valid_client_id(&request.id) {
-        return Err(ErrorBody::new(
-            ErrorCode::Invalid,
-            format!(
-                "a change id has 1 to {} characters and no control characters",
-                causerie_protocol::limits::MAX_CLIENT_ID_CHARS
-            ),
-        ));
-    }
+    check_client_id(&request.id, "a change")?;
     let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use causerie_protocol::limits::is_valid_client_id;
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, Message, MessageAccepted, SendMessage, event,
 };
@@ -11,7 +10,8 @@ use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{
-    SEED_ROOM_KEY, Session, has_joined, internal, not_joined, parse, room_key, within_quota,
+    SEED_ROOM_KEY, Session, check_client_id, has_joined, internal, not_joined, parse, room_key,
+    within_quota,
 };
 use crate::chat::Chat;
 use crate::limiter::Action;
@@ -76,15 +76,7 @@ async fn accept(
     } else {
         parse::<SendMessage>(data, "a message")?
     };
-    if !is_valid_client_id(&request.id) {
-        return Err(ErrorBody::new(
-            ErrorCode::Invalid,
-            format!(
-                "a message id has 1 to {} characters and no control characters",
-                causerie_protocol::limits::MAX_CLIENT_ID_CHARS
-            ),
-        ));
-    }
+    check_client_id(&request.id, "a message")?;
     let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());
     if !session.seed && !has_joined(socket, &room) {
         return Err(not_joined(&room));

@@ -183,6 +183,21 @@ fn parse<T: serde::de::DeserializeOwned>(
 }
 
 /// `not_joined`, for a room this socket has not joined (or that does not exist).
+/// Refuses the id a client gives a message or a change (`what`) when it breaks the rules of
+/// client ids: with the author, it is the key that makes a retry safe.
+fn check_client_id(id: &str, what: &str) -> Result<(), ErrorBody> {
+    if causerie_protocol::limits::is_valid_client_id(id) {
+        return Ok(());
+    }
+    Err(ErrorBody::new(
+        ErrorCode::Invalid,
+        format!(
+            "{what} id has 1 to {} characters and no control characters",
+            causerie_protocol::limits::MAX_CLIENT_ID_CHARS
+        ),
+    ))
+}
+
 fn not_joined(room: &str) -> ErrorBody {
     ErrorBody::new(
         ErrorCode::NotJoined,

@@ -780,14 +780,8 @@ fn change_row(row: &SqliteRow) -> Result<Change, sqlx::Error> {
             id: row.try_get("author_id")?,
             name: row.try_get("author_name")?,
         },
-        kind: match kind.as_str() {
-            "edit" => ChangeKind::Edit,
-            "delete" => ChangeKind::Delete,
-            other => {
-                let unknown = format!("unknown change kind {other:?}");
-                return Err(sqlx::Error::Decode(unknown.into()));
-            }
-        },
+        kind: ChangeKind::parse(&kind)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown change kind {kind:?}").into()))?,
         target: seq_from_i64(row.try_get("target")?)?,
         text: row.try_get("text")?,
         at: row.try_get("at")?,
@@ -881,10 +875,6 @@ async fn change_in(
         text,
         at,
     };
-    let kind = match change.kind {
-        ChangeKind::Edit => "edit",
-        ChangeKind::Delete => "delete",
-    };
     sqlx::query(&format!(
         "INSERT INTO changes ({CHANGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
@@ -894,7 +884,7 @@ async fn change_in(
     .bind(to_i64(seq))
     .bind(&change.author.id)
     .bind(&change.author.name)
-    .bind(kind)
+    .bind(change.kind.as_str())
     .bind(to_i64(change.target))
     .bind(&change.text)
     .bind(&change.at)
