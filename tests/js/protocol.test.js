@@ -80,6 +80,34 @@ describe('a Causerie server', () => {
     });
   }
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`keeps a read marker per user, told to their other connections, over ${transports[0]}`, async () => {
+      const room = `unread-${transports[0]}`;
+      const { socket: laptop, welcome } = await open(causerie('Ada'), { transports });
+      const { socket: phone } = await open(causerie('Ada', { token: welcome.token }), { transports: ['websocket'] });
+      const { socket: bob } = await open(causerie('Bob'));
+      for (const socket of [laptop, phone, bob]) {
+        const joined = await request(socket, 'join', { room });
+        assert.equal(joined.ok, true);
+        assert.deepEqual(joined.read, { room, seq: 0, unread: 0, head: 0 });
+      }
+      const sent = [];
+      for (let i = 1; i <= 3; i += 1) {
+        sent.push((await request(bob, 'message', { id: `${room}-${i}`, room, text: `news ${i}` })).message);
+      }
+      const read = await request(laptop, 'read', { room, seq: sent[0].seq });
+      assert.deepEqual(read, { ok: true, room, seq: sent[0].seq, unread: 2, head: sent[2].seq });
+      const told = await next(phone, 'read');
+      assert.deepEqual(told, { room, seq: sent[0].seq, unread: 2, head: sent[2].seq });
+      // Bob, another user, hears nothing of Ada's marker.
+      assert.deepEqual(await unconsumed(bob, 'read'), []);
+      const refused = await request(laptop, 'read', { room: 'not-joined', seq: 1 });
+      assert.equal(refused.error.code, 'not_joined');
+      const invalid = await request(laptop, 'read', { room, seq: 'all' });
+      assert.equal(invalid.error.code, 'invalid');
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

@@ -89,6 +89,21 @@ text: string,
  */
 action: OutboxAction, };
 
+export type Unread = { 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * The user has read up to this seq: the first message after it by someone else is where
+ * the "new messages" divider goes.
+ */
+read: number, 
+/**
+ * Messages by others after `read`, not deleted; [`MAX_UNREAD_COUNTED`] means "at least".
+ */
+count: number, };
+
 export type ClientEvent = { "type": "state", "data": ConnectionState } | { "type": "welcome", "data": Session } | { "type": "pending", "data": OutboxEntry } | { "type": "message", "data": { 
 /**
  * The stored message.
@@ -138,7 +153,7 @@ count: number, } } | { "type": "left", "data": {
 /**
  * The room.
  */
-room: string, } } | { "type": "presence", "data": Presence } | { "type": "renamed", "data": { 
+room: string, } } | { "type": "presence", "data": Presence } | { "type": "unread", "data": Unread } | { "type": "renamed", "data": { 
 /**
  * The room.
  */

@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 use crate::{
     ClientErrorBody, ClientErrorCode, ClientEvent, ConnectionState, DisconnectReason,
-    LocalErrorCode, LocalId, OutboxAction, OutboxEntry, Session,
+    LocalErrorCode, LocalId, OutboxAction, OutboxEntry, Session, Unread,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -32,6 +32,7 @@ pub fn typescript() -> String {
         Session::decl(),
         OutboxAction::decl(),
         OutboxEntry::decl(),
+        Unread::decl(),
         ClientEvent::decl(),
     ];
     causerie_protocol::bindings::with_declarations(head, declarations)

@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use causerie_protocol::{
-    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, RoomRequest,
-    RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
+    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, ReadRequest,
+    RoomRequest, RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -46,6 +46,7 @@ pub(crate) enum Outgoing {
     Ping(u64),
     /// Told without an ack.
     Typing(TypingRequest),
+    Read(ReadRequest),
 }
 
 impl Outgoing {
@@ -61,6 +62,7 @@ impl Outgoing {
             Self::Rooms(_) => event::ROOMS,
             Self::Ping(_) => event::PING,
             Self::Typing(_) => event::TYPING,
+            Self::Read(_) => event::READ,
         }
     }
 
@@ -79,6 +81,7 @@ impl Outgoing {
             Self::Rooms(data) => value(data),
             Self::Ping(_) => value(&PingRequest {}),
             Self::Typing(data) => value(data),
+            Self::Read(data) => value(data),
         }
     }
 
@@ -103,6 +106,7 @@ impl Outgoing {
                 prefix: data.prefix.clone().unwrap_or_default(),
             },
             Self::Ping(id) => Request::Ping(*id),
+            Self::Read(data) => Request::Read(data.room.clone()),
             Self::Typing(_) => return None,
         })
     }
@@ -128,6 +132,8 @@ pub(crate) enum Request {
         prefix: String,
     },
     Ping(u64),
+    /// The user's read marker of a room.
+    Read(String),
 }
 
 /// The transport failed under a request: the connection is presumed lost.
@@ -166,12 +172,13 @@ pub(crate) struct Tagged {
 }
 
 /// The server-to-client events the client listens to.
-const EVENTS: [&str; 5] = [
+const EVENTS: [&str; 6] = [
     event::WELCOME,
     event::MESSAGE,
     event::CHANGE,
     event::PRESENCE,
     event::TYPING,
+    event::READ,
 ];
 
 pub(crate) struct Connection {

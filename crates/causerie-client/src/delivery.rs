@@ -80,6 +80,11 @@ impl Delivery {
         self.rooms.contains(room)
     }
 
+    /// Whether `room` is joined on the current connection (not while its join is on its way).
+    pub(crate) fn has_joined(&self, room: &str) -> bool {
+        self.joined.as_ref().is_some_and(|j| j.contains(room))
+    }
+
     /// Whether the user's messages to `room` may go: `false` while its join is on its way.
     pub(crate) fn may_send_to(&self, room: &str) -> bool {
         let joined = self.joined.as_ref().is_some_and(|j| j.contains(room));
@@ -541,6 +546,12 @@ mod tests {
             history,
             changes: vec![],
             head,
+            read: causerie_protocol::ReadState {
+                room: DEFAULT_ROOM.into(),
+                seq: head,
+                unread: 0,
+                head,
+            },
             limits: Default::default(),
             server: ServerInfo {
                 name: "causerie".into(),
@@ -639,6 +650,10 @@ mod tests {
             history: vec![],
             changes: vec![],
             head: 0,
+            read: causerie_protocol::ReadState {
+                room: "a".into(),
+                ..Default::default()
+            },
         };
         delivery.on_joined("a".into(), Ok(joined), now);
         assert!(delivery.may_send_to("a"));

@@ -11,6 +11,7 @@ use ts_rs::TS;
 
 use crate::error::ClientError;
 use crate::outbox::{LocalId, OutboxEntry};
+use crate::unread::Unread;
 
 /// Where the connection stands. Serialized as `{status: "reconnecting", attempt, delayMs}` etc.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
@@ -132,6 +133,9 @@ pub enum ClientEvent {
     /// new one is no arrival: they are told as [`ClientEvent::Renamed`] just before, and left
     /// out of `joined`.
     Presence(Presence),
+    /// How far the user has read a room, and how many messages are unread in it: after it is
+    /// joined, as messages come, and when the user reads it (here or on another device).
+    Unread(Unread),
     /// Someone in a room changed their name.
     Renamed {
         /// The room.

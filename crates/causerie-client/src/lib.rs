@@ -55,6 +55,7 @@ mod supervisor;
 mod timeline;
 mod tls;
 mod typing;
+mod unread;
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -67,6 +68,7 @@ pub use error::{ClientError, ClientErrorBody, ClientErrorCode, LocalErrorCode};
 pub use event::{ClientEvent, ConnectionState, DisconnectReason, Session};
 pub use outbox::{LocalId, OutboxAction, OutboxEntry};
 pub use tls::TrustedRoots;
+pub use unread::Unread;
 
 use outbox::{OutboxLog, OutboxWriter};
 use state::{ChatState, Command};
@@ -198,6 +200,16 @@ impl ChatClient {
         self.command(Command::Typing {
             room: room.to_owned(),
             typing,
+        });
+    }
+
+    /// The user has read `room` up to `seq` (the latest message they saw): its unread count
+    /// goes down at once, and the server, which keeps the marker for all the user's devices,
+    /// is told. A marker only moves forward.
+    pub fn mark_read(&self, room: &str, seq: u64) {
+        self.command(Command::MarkRead {
+            room: room.to_owned(),
+            seq,
         });
     }
 

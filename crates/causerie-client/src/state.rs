@@ -3,16 +3,17 @@
 //! file). The supervisor performs the effects; tests feed inputs and read effects, no network.
 //!
 //! It composes the machines: [`Delivery`] (rooms, ordering, catch-up), [`Sending`] (the outbox
-//! order, one in flight, pauses, the user's typing), [`WhoIsTyping`] (others' typing) and, while
-//! connected, [`Liveness`] (pings). The rules that span
-//! them live here: each delivered message of the user's own confirms their pending copy, once.
+//! order, one in flight, pauses, the user's typing), [`WhoIsTyping`] (others' typing),
+//! [`ReadMarkers`] (unread counts) and, while connected, [`Liveness`] (pings). The rules that
+//! span them live here: each delivered message of the user's own confirms their pending copy,
+//! once; each delivered message of someone else's counts as unread until read.
 
 use std::collections::VecDeque;
 
 use causerie_protocol::{
-    Change, ChangeAccepted, ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits, Message,
-    MessageAccepted, Pong, Presence, Reply, RoomsPage, RoomsRequest, Typing, Welcome, WhoPage,
-    event,
+    Change, ChangeAccepted, ChangeKind, ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits,
+    Message, MessageAccepted, Pong, Presence, ReadState, Reply, RoomsPage, RoomsRequest, Typing,
+    Welcome, WhoPage, event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -28,6 +29,7 @@ use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
 use crate::sending::{Acked, Sending};
 use crate::timeline::Entry;
 use crate::typing::WhoIsTyping;
+use crate::unread::{ReadMarkers, Unread};
 
 /// What a [`crate::ChatClient`] asks for.
 #[derive(Debug)]
@@ -44,6 +46,10 @@ pub(crate) enum Command {
         typing: bool,
     },
     LoadMoreOnline(String),
+    MarkRead {
+        room: String,
+        seq: u64,
+    },
     FindRooms {
         prefix: String,
         after: Option<String>,
@@ -93,6 +99,7 @@ pub(crate) struct ChatState {
     /// While welcomed: the connection's ping schedule.
     liveness: Option<Liveness>,
     typing: WhoIsTyping,
+    read: ReadMarkers,
     /// The user's id, once welcomed.
     me: Option<String>,
     limits: Limits,
@@ -121,6 +128,7 @@ impl ChatState {
             sending: Sending::new(restored, config.backoff, config.request_timeout),
             liveness: None,
             typing: WhoIsTyping::default(),
+            read: ReadMarkers::new(config.request_timeout),
             me: None,
             limits: Limits::default(),
             config,
@@ -154,6 +162,14 @@ impl ChatState {
             if let Some(request) = self.delivery.next_request(now) {
                 self.effects.push_back(Effect::Send(request));
             }
+            let delivery = &self.delivery;
+            if let Some(request) = self
+                .read
+                .next_request(now, |room| delivery.has_joined(room))
+            {
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Read(request)));
+            }
         }
         self.effects.drain(..).collect()
     }
@@ -165,6 +181,7 @@ impl ChatState {
             self.sending.deadline(),
             self.delivery.deadline(),
             self.typing.deadline(),
+            self.read.deadline(),
         ]
         .into_iter()
         .flatten()
@@ -212,7 +229,12 @@ impl ChatState {
                 .effects
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
             Command::Join(room) => self.delivery.join(room),
+            Command::MarkRead { room, seq } => {
+                let marked = self.read.mark(&room, seq);
+                self.emit_unread(marked);
+            }
             Command::Leave(room) => {
+                self.read.left(&room);
                 if self.typing.leave(&room) {
                     self.emit_typing(room.clone());
                 }
@@ -255,6 +277,9 @@ impl ChatState {
                 server: welcome.server.clone(),
             })),
         ]);
+        // Before the page: its messages are the server's to count.
+        let unread = self.read.on_state(welcome.read.clone());
+        self.emit_unread(unread);
         self.delivery.welcomed(welcome);
         self.flush_delivery();
     }
@@ -263,6 +288,7 @@ impl ChatState {
     pub(crate) fn disconnected(&mut self) {
         self.liveness = None;
         self.delivery.disconnected();
+        self.read.disconnected();
         for room in self.typing.clear() {
             self.emit_typing(room);
         }
@@ -295,6 +321,15 @@ impl ChatState {
                         }
                     }
                     self.delivery.on_presence(presence);
+                }
+            }
+            event::READ => {
+                // The user read further on another device, in a room joined here.
+                if let Ok(state) = serde_json::from_value::<ReadState>(data)
+                    && self.delivery.is_in(&state.room)
+                {
+                    let unread = self.read.on_state(state);
+                    self.emit_unread(unread);
                 }
             }
             event::TYPING => {
@@ -339,7 +374,20 @@ impl ChatState {
             }
             Request::Join(room) => {
                 if let Some(reply) = parse::<Joined>(data) {
+                    // Before the page, as for a welcome.
+                    if let Ok(joined) = &reply
+                        && self.delivery.is_in(&room)
+                    {
+                        let unread = self.read.on_state(joined.read.clone());
+                        self.emit_unread(unread);
+                    }
                     self.delivery.on_joined(room, reply, now);
+                }
+            }
+            Request::Read(room) => {
+                if let Some(reply) = parse::<ReadState>(data) {
+                    let unread = self.read.answered(&room, reply, now);
+                    self.emit_unread(unread);
                 }
             }
             Request::Leave(room) => self.delivery.left(room),
@@ -434,6 +482,13 @@ impl ChatState {
         }));
     }
 
+    fn emit_unread(&mut self, unread: Option<Unread>) {
+        if let Some(unread) = unread {
+            self.effects
+                .push_back(Effect::Emit(ClientEvent::Unread(unread)));
+        }
+    }
+
     fn emit_typing(&mut self, room: String) {
         let users = self.typing.in_room(&room);
         self.effects
@@ -441,9 +496,26 @@ impl ChatState {
     }
 
     /// Moves delivery's events out; each message of the user's that is pending confirms it (and
-    /// takes it out of the outbox), whichever way it arrived.
+    /// takes it out of the outbox), whichever way it arrived; each of someone else's counts as
+    /// unread, and a deletion takes one back.
     fn flush_delivery(&mut self) {
         for mut event in self.delivery.take_events() {
+            let unread = match &event {
+                ClientEvent::Message { message, .. } => self.read.delivered(
+                    &message.room,
+                    message.seq,
+                    self.me.as_deref() != Some(message.author.id.as_str()),
+                    message.deleted,
+                ),
+                ClientEvent::Change { change, .. } if change.kind == ChangeKind::Delete => {
+                    self.read.deleted(&change.room, change.target)
+                }
+                ClientEvent::Left { room } => {
+                    self.read.left(room);
+                    None
+                }
+                _ => None,
+            };
             let (author, client_id, confirms) = match &mut event {
                 ClientEvent::Message { message, confirms } => {
                     (&message.author.id, &message.client_id, confirms)
@@ -464,6 +536,7 @@ impl ChatState {
                 *confirms = Some(local_id);
             }
             self.effects.push_back(Effect::Emit(event));
+            self.emit_unread(unread);
         }
     }
 }
@@ -498,7 +571,9 @@ mod tests {
     use super::*;
     use crate::outbox::OutboxAction;
     use causerie_protocol::ChangeKind;
-    use causerie_protocol::{ErrorCode, HistoryRequest, ServerInfo, TypingRequest, User};
+    use causerie_protocol::{
+        ErrorCode, HistoryRequest, ReadRequest, ServerInfo, TypingRequest, User,
+    };
     use serde::Serialize;
     use std::time::Duration;
 
@@ -542,6 +617,12 @@ mod tests {
             history,
             changes: vec![],
             head,
+            read: causerie_protocol::ReadState {
+                room: causerie_protocol::DEFAULT_ROOM.into(),
+                seq: head,
+                unread: 0,
+                head,
+            },
             limits: Limits::default(),
             server: ServerInfo {
                 name: "causerie".into(),
@@ -827,6 +908,10 @@ mod tests {
             history: vec![],
             changes: vec![],
             head: 0,
+            read: causerie_protocol::ReadState {
+                room: "side".into(),
+                ..Default::default()
+            },
         };
         client.ack(Request::Join("side".into()), ok(joined));
         let effects = client.effects();
@@ -1119,6 +1204,66 @@ mod tests {
         client.effects();
         client.advance(refresh).expect("alive");
         assert!(!sent(&client.effects()).contains(&&again));
+    }
+
+    fn unread_in(effects: &[Effect]) -> Vec<(u64, u32)> {
+        effects
+            .iter()
+            .filter_map(|effect| match effect {
+                Effect::Emit(ClientEvent::Unread(unread)) => Some((unread.read, unread.count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn unread_counts_others_live_messages_and_reading_here_or_elsewhere_clears_them() {
+        let mut client = Client::new(vec![]);
+        let mut greeting = welcome(vec![theirs(1), theirs(2), theirs(3)], 3);
+        greeting.read.seq = 1;
+        greeting.read.unread = 2;
+        client.state.welcomed(greeting, client.now);
+        // Told before the page's messages, which the server counted already.
+        let effects = client.effects();
+        assert_eq!(unread_in(&effects), [(1, 2)]);
+        client.live(theirs(4));
+        client.live(message(5, ME, "mine"));
+        assert_eq!(unread_in(&client.effects()), [(1, 3)]);
+
+        // Read here: cleared at once, and the server told with one request.
+        client.command(Command::MarkRead {
+            room: "general".into(),
+            seq: 5,
+        });
+        let effects = client.effects();
+        assert_eq!(unread_in(&effects), [(5, 0)]);
+        let read = ReadRequest {
+            room: "general".into(),
+            seq: 5,
+        };
+        assert_eq!(sent(&effects), [&Outgoing::Read(read)]);
+        let confirmed = causerie_protocol::ReadState {
+            room: "general".into(),
+            seq: 5,
+            unread: 0,
+            head: 5,
+        };
+        client.ack(Request::Read("general".into()), ok(&confirmed));
+        assert!(sent(&client.effects()).is_empty(), "nothing more to tell");
+
+        // Read further on another device.
+        client.live(theirs(6));
+        client.live(theirs(7));
+        assert_eq!(unread_in(&client.effects()), [(5, 1), (5, 2)]);
+        let elsewhere = causerie_protocol::ReadState {
+            seq: 6,
+            unread: 1,
+            head: 7,
+            ..confirmed
+        };
+        let data = serde_json::to_value(&elsewhere).expect("serializable");
+        client.state.on_event(event::READ, data, client.now);
+        assert_eq!(unread_in(&client.effects()), [(6, 1)]);
     }
 
     #[test]

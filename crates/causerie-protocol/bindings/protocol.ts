@@ -15,6 +15,7 @@ export const EVENTS = {
   ping: "ping",
   who: "who",
   rooms: "rooms",
+  read: "read",
 } as const;
 
 export const MAX_NAME_CHARS = 32;
@@ -25,6 +26,7 @@ export const DEFAULT_ONLINE_PAGE = 20;
 export const DEFAULT_ROOMS_PAGE = 100;
 export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
 export const TYPING_IDLE_MS = 3000;
+export const MAX_UNREAD_COUNTED = 1000;
 
 export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "unsupported_version", "room_limit", "not_found", "forbidden", "too_late", "internal"] as const;
 
@@ -256,6 +258,10 @@ changes: Array<Change>,
  */
 head: number, 
 /**
+ * How far the user has read `room`, and how many messages they have not read up to `head`.
+ */
+read: ReadState, 
+/**
  * The limits the server enforces.
  */
 limits: Limits, 
@@ -396,7 +402,11 @@ changes: Array<Change>,
 /**
  * The room's latest seq when this connection joined it, as in `welcome.head`.
  */
-head: number, };
+head: number, 
+/**
+ * How far the user has read it, as in `welcome.read`.
+ */
+read: ReadState, };
 
 export type Left = { 
 /**
@@ -520,3 +530,34 @@ user: User,
  * `true` while typing, `false` when stopped.
  */
 typing: boolean, };
+
+export type ReadRequest = { 
+/**
+ * A room this connection has joined.
+ */
+room: string, 
+/**
+ * The seq read up to.
+ */
+seq: number, };
+
+export type ReadState = { 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * The user has read up to this seq. A room the user never marked read counts as read up
+ * to its `head` when they first see it: nothing from before is unread.
+ */
+seq: number, 
+/**
+ * Messages by others, not deleted, after `seq` and up to `head`: counted among the first
+ * [`crate::limits::MAX_UNREAD_COUNTED`] messages after `seq`, so a client shows a count of
+ * that many as "at least".
+ */
+unread: number, 
+/**
+ * The room's latest seq when this was counted: a message above it is not in `unread`.
+ */
+head: number, };

@@ -9,8 +9,9 @@ use ts_rs::TS;
 use crate::{
     Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
     HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
-    PingRequest, Pong, Presence, RoomRequest, RoomsPage, RoomsRequest, SendMessage, ServerInfo,
-    Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
+    PingRequest, Pong, Presence, ReadRequest, ReadState, RoomRequest, RoomsPage, RoomsRequest,
+    SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
+    limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -64,6 +65,7 @@ pub fn typescript() -> String {
         ("ping", event::PING),
         ("who", event::WHO),
         ("rooms", event::ROOMS),
+        ("read", event::READ),
     ] {
         out.push_str(&format!("  {key}: {name:?},\n"));
     }
@@ -72,7 +74,8 @@ pub fn typescript() -> String {
         "export const MAX_NAME_CHARS = {};\nexport const MAX_ROOM_CHARS = {};\n\
          export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
          export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\
-         export const DEFAULT_MAX_MESSAGE_CHARS = {};\nexport const TYPING_IDLE_MS = {};\n\n",
+         export const DEFAULT_MAX_MESSAGE_CHARS = {};\nexport const TYPING_IDLE_MS = {};\n\
+         export const MAX_UNREAD_COUNTED = {};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
@@ -81,6 +84,7 @@ pub fn typescript() -> String {
         limits::DEFAULT_ROOMS_PAGE,
         limits::DEFAULT_MAX_MESSAGE_CHARS,
         limits::TYPING_IDLE_MS,
+        limits::MAX_UNREAD_COUNTED,
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()
@@ -124,6 +128,8 @@ pub fn typescript() -> String {
         PingRequest::decl(),
         Pong::decl(),
         Typing::decl(),
+        ReadRequest::decl(),
+        ReadState::decl(),
     ];
     with_declarations(out, declarations)
 }

@@ -28,6 +28,10 @@ pub const PING: &str = "ping";
 /// Client to server: [`crate::WhoRequest`], acked with [`crate::Reply`]`<`[`crate::WhoPage`]`>`: a
 /// page of the people online in a joined room.
 pub const WHO: &str = "who";
+/// Client to server: [`crate::ReadRequest`], acked with [`crate::Reply`]`<`[`crate::ReadState`]`>`: the
+/// user has read a room up to a seq. Server to client: [`crate::ReadState`], when the user's
+/// read marker of a room the connection is in moved on another of their connections.
+pub const READ: &str = "read";
 /// Client to server: [`crate::RoomsRequest`], acked with [`crate::Reply`]`<`[`crate::RoomsPage`]`>`:
 /// a page of the server's rooms, by name or by prefix.
 pub const ROOMS: &str = "rooms";

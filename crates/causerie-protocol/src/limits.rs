@@ -46,6 +46,9 @@ pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS + 1_500;
 /// How long after the last key a user counts as no longer typing, in milliseconds.
 pub const TYPING_IDLE_MS: u64 = 3_000;
+/// The most messages after a read marker the server looks at to count the unread ones: a count
+/// costs the server a bounded read whatever the backlog, and a client shows "999+" beyond.
+pub const MAX_UNREAD_COUNTED: u32 = 1_000;
 
 /// The limits in force on a server, sent in `welcome` so that clients check input the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

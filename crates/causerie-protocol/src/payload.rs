@@ -171,6 +171,8 @@ pub struct Welcome {
     #[serde(default)]
     #[ts(type = "number")]
     pub head: u64,
+    /// How far the user has read `room`, and how many messages they have not read up to `head`.
+    pub read: ReadState,
     /// The limits the server enforces.
     pub limits: Limits,
     /// Which server this is.
@@ -312,6 +314,41 @@ pub struct Joined {
     pub changes: Vec<Change>,
     /// The room's latest seq when this connection joined it, as in `welcome.head`.
     #[serde(default)]
+    #[ts(type = "number")]
+    pub head: u64,
+    /// How far the user has read it, as in `welcome.read`.
+    pub read: ReadState,
+}
+
+/// Client `read`: the user has read a joined room up to `seq` (the latest message they saw).
+/// A marker only moves forward; one beyond the room's latest seq stops there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ReadRequest {
+    /// A room this connection has joined.
+    pub room: String,
+    /// The seq read up to.
+    #[ts(type = "number")]
+    pub seq: u64,
+}
+
+/// A user's read marker of a room, kept by the server per user (so all their connections agree):
+/// in `welcome` and `join`, as the ack of `read`, and sent as `read` to the user's other
+/// connections in the room when it moves.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadState {
+    /// The room.
+    pub room: String,
+    /// The user has read up to this seq. A room the user never marked read counts as read up
+    /// to its `head` when they first see it: nothing from before is unread.
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// Messages by others, not deleted, after `seq` and up to `head`: counted among the first
+    /// [`crate::limits::MAX_UNREAD_COUNTED`] messages after `seq`, so a client shows a count of
+    /// that many as "at least".
+    pub unread: u32,
+    /// The room's latest seq when this was counted: a message above it is not in `unread`.
     #[ts(type = "number")]
     pub head: u64,
 }

@@ -37,6 +37,8 @@ pub enum Action {
     Ping,
     /// `typing`.
     Typing,
+    /// `read`.
+    Read,
     /// A `join` that creates a room (per user and per client address).
     CreateRoom,
     /// A connection with a token, per user (without one, a connection is a new guest: see
@@ -55,6 +57,7 @@ impl Action {
             Self::Rooms => "rooms requests",
             Self::Ping => "pings",
             Self::Typing => "typing notices",
+            Self::Read => "read markers",
             Self::CreateRoom => "new rooms",
             Self::Connect => "connections",
         }
@@ -119,6 +122,7 @@ impl Limiter {
                 (Action::Rooms, events.rooms),
                 (Action::Ping, events.ping),
                 (Action::Typing, events.typing),
+                (Action::Read, events.read),
             ] {
                 per_connection.insert(action, RateLimiter::keyed(quota(limit)));
             }

@@ -330,3 +330,48 @@ async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
     );
     reopened.close().await;
 }
+
+#[tokio::test]
+async fn unread_counts_others_messages_after_the_marker_up_to_the_bound() {
+    use causerie_protocol::limits::MAX_UNREAD_COUNTED;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
+        .await
+        .expect("opens");
+    let own = store
+        .append(message("ada", "a1", "general"))
+        .await
+        .expect("appends");
+    // No marker yet: the room counts as read up to the head given.
+    let fresh = store
+        .read_state("ada", "general", own.message.seq)
+        .await
+        .expect("reads");
+    assert_eq!((fresh.seq, fresh.unread), (own.message.seq, 0));
+
+    let marked = store.mark_read("ada", "general", 0).await.expect("marks");
+    assert_eq!((marked.seq, marked.moved), (0, true));
+    let appends =
+        (0..=MAX_UNREAD_COUNTED).map(|i| store.append(message("bob", &format!("b{i}"), "general")));
+    for appended in futures_util::future::join_all(appends).await {
+        appended.expect("appends");
+    }
+    let head = store.head("general").expect("the room exists");
+    assert_eq!(head, u64::from(MAX_UNREAD_COUNTED) + 2);
+    let state = store
+        .read_state("ada", "general", head)
+        .await
+        .expect("reads");
+    // The scan looks at MAX_UNREAD_COUNTED messages after the marker, Ada's own among them.
+    assert_eq!((state.seq, state.unread), (0, MAX_UNREAD_COUNTED - 1));
+
+    // Forward only: an older marker leaves it where it is.
+    store.mark_read("ada", "general", 10).await.expect("marks");
+    let back = store.mark_read("ada", "general", 5).await.expect("marks");
+    assert_eq!((back.seq, back.moved), (10, false));
+    let state = store
+        .read_state("ada", "general", head)
+        .await
+        .expect("reads");
+    assert_eq!(state.unread, u32::try_from(head - 10).expect("small"));
+}

@@ -9,12 +9,12 @@ use causerie_protocol::limits::{
     DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, normalize_name,
 };
 use causerie_protocol::{
-    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, User, Welcome, event,
+    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, ReadState, User, Welcome, event,
 };
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{
-    SEED_ROOM_KEY, Session, change, history, message, room_key, rooms, typing, within_quota,
+    SEED_ROOM_KEY, Session, change, history, message, read, room_key, rooms, typing, within_quota,
 };
 use crate::chat::Chat;
 use crate::connections::{ConnectionInfo, client_address};
@@ -195,6 +195,9 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         socket.on(event::TYPING, typing::on_typing);
         socket.on(event::EDIT, change::on_edit);
         socket.on(event::DELETE, change::on_delete);
+        socket.on(event::READ, read::on_read);
+        // Not an accounted room: it only finds the user's connections (see `read`).
+        socket.join(read::user_key(&user.id));
     }
     socket.on_disconnect(rooms::on_disconnect);
 
@@ -256,6 +259,10 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         history: Vec::new(),
         changes: Vec::new(),
         head: 0,
+        read: ReadState {
+            room: DEFAULT_ROOM.to_owned(),
+            ..ReadState::default()
+        },
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     }
@@ -278,6 +285,8 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
     let online = chat
         .presence
         .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
+    let head = head_of(&history);
+    let read = chat.store.read_state(&user.id, DEFAULT_ROOM, head).await?;
     Ok(Welcome {
         user: user.clone(),
         token: chat.tokens.issue(user),
@@ -290,7 +299,8 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         online: online.users,
         online_count: online.count,
         online_next: online.next,
-        head: head_of(&history),
+        head,
+        read,
         history: history.messages,
         changes: history.changes,
         limits: chat.limits.clone(),

@@ -8,6 +8,7 @@ mod change;
 mod connect;
 mod history;
 mod message;
+mod read;
 mod rooms;
 mod typing;
 

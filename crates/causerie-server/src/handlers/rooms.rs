@@ -86,12 +86,19 @@ async fn join(
     let online = chat
         .presence
         .page(&room, None, DEFAULT_ONLINE_PAGE as usize);
+    let head = super::connect::head_of(&history);
+    let read = chat
+        .store
+        .read_state(&session.user.id, &room, head)
+        .await
+        .map_err(|e| internal(&e))?;
     Ok(Joined {
         room,
         online: online.users,
         online_count: online.count,
         online_next: online.next,
-        head: super::connect::head_of(&history),
+        head,
+        read,
         history: history.messages,
         changes: history.changes,
     })

@@ -6,7 +6,7 @@ mod sqlite;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, User};
+use causerie_protocol::{Change, ChangeKind, Message, ReadState, User};
 
 /// A message to store, as the chat logic accepted it.
 #[derive(Debug, Clone)]
@@ -86,6 +86,15 @@ pub enum ChangeRefusal {
     TooLate,
     /// The client id was used before by this author for another change.
     IdReused,
+}
+
+/// What [`Store::mark_read`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkedRead {
+    /// The user's marker now: the seq asked for, or a later one stored before.
+    pub seq: u64,
+    /// Whether the marker moved: only then do the user's other connections need telling.
+    pub moved: bool,
 }
 
 /// What [`Store::append`] did.
@@ -226,6 +235,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads a page of a room's log: messages as they are now, and changes.
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError>;
+
+    /// Moves `user_id`'s read marker of `room` forward to `seq` (never back).
+    async fn mark_read(
+        &self,
+        user_id: &str,
+        room: &str,
+        seq: u64,
+    ) -> Result<MarkedRead, StoreError>;
+
+    /// `user_id`'s read marker of `room` and the unread messages (by others, not deleted) after
+    /// it up to `head`, counted among the first [`causerie_protocol::limits::MAX_UNREAD_COUNTED`]
+    /// messages: a bounded read. Without a marker, the room counts as read up to `head`.
+    async fn read_state(
+        &self,
+        user_id: &str,
+        room: &str,
+        head: u64,
+    ) -> Result<ReadState, StoreError>;
+
+    /// The latest committed seq of `room` (0 while it is empty), if it exists.
+    fn head(&self, room: &str) -> Option<u64>;
 
     /// Creates a room if it does not exist (without writing when it does).
     async fn create_room(&self, room: &str) -> Result<(), StoreError>;

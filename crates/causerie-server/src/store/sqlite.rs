@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, User};
+use causerie_protocol::{Change, ChangeKind, Message, ReadState, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -37,8 +37,8 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Appended, ChangeAction, ChangeRefusal, Changed, HistoryQuery, HistorySlice, NewChange,
-    NewMessage, RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
+    Appended, ChangeAction, ChangeRefusal, Changed, HistoryQuery, HistorySlice, MarkedRead,
+    NewChange, NewMessage, RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
 };
 
 /// Most writes committed together; bounds the latency one commit adds to the first of them.
@@ -78,6 +78,11 @@ enum Operation {
     Append(NewMessage),
     Change(NewChange),
     CreateRoom(String),
+    MarkRead {
+        user_id: String,
+        room: String,
+        seq: u64,
+    },
 }
 
 /// What a committed write did.
@@ -85,6 +90,7 @@ enum Written {
     Appended(Appended),
     Changed(Changed),
     RoomCreated,
+    MarkedRead(MarkedRead),
 }
 
 /// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
@@ -316,6 +322,66 @@ impl Store for SqliteStore {
             }
         }
         Ok(slice)
+    }
+
+    async fn mark_read(
+        &self,
+        user_id: &str,
+        room: &str,
+        seq: u64,
+    ) -> Result<MarkedRead, StoreError> {
+        let operation = Operation::MarkRead {
+            user_id: user_id.to_owned(),
+            room: room.to_owned(),
+            seq,
+        };
+        match self.write(operation).await? {
+            Written::MarkedRead(marked) => Ok(marked),
+            _ => unreachable!("the writer answers a read marker with the marker"),
+        }
+    }
+
+    async fn read_state(
+        &self,
+        user_id: &str,
+        room: &str,
+        head: u64,
+    ) -> Result<ReadState, StoreError> {
+        let marker: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM read_markers WHERE user_id = ? AND room = ?")
+                .bind(user_id)
+                .bind(room)
+                .fetch_optional(&self.reads)
+                .await?;
+        let seq = match marker {
+            Some(marker) => seq_from_i64(marker)?.min(head),
+            None => head,
+        };
+        let unread: i64 = if seq < head {
+            // The scan stops after the first MAX_UNREAD_COUNTED messages, whoever wrote them.
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT author_id, deleted FROM messages                  WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4)                  WHERE deleted = 0 AND author_id <> ?5",
+            )
+            .bind(room)
+            .bind(to_i64(seq))
+            .bind(to_i64(head))
+            .bind(i64::from(causerie_protocol::limits::MAX_UNREAD_COUNTED))
+            .bind(user_id)
+            .fetch_one(&self.reads)
+            .await?
+        } else {
+            0
+        };
+        Ok(ReadState {
+            room: room.to_owned(),
+            seq,
+            unread: u32::try_from(unread).unwrap_or(u32::MAX),
+            head,
+        })
+    }
+
+    fn head(&self, room: &str) -> Option<u64> {
+        self.catalog.head(room)
     }
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
@@ -551,6 +617,11 @@ impl Writer {
                     created.push(room);
                     Written::RoomCreated
                 }),
+                Operation::MarkRead { user_id, room, seq } => {
+                    mark_read_in(connection, &user_id, &room, seq)
+                        .await
+                        .map(Written::MarkedRead)
+                }
             };
             match result {
                 Ok(written) => replies.push((reply, Some(written))),
@@ -733,6 +804,38 @@ async fn append_in(
     Ok(Appended {
         message: message_row(&row)?,
         duplicate: true,
+    })
+}
+
+/// Moves a read marker forward (never back), and says where it is now.
+async fn mark_read_in(
+    connection: &mut SqliteConnection,
+    user_id: &str,
+    room: &str,
+    seq: u64,
+) -> Result<MarkedRead, sqlx::Error> {
+    let moved = sqlx::query(
+        "INSERT INTO read_markers (user_id, room, seq) VALUES (?1, ?2, ?3)          ON CONFLICT (user_id, room) DO UPDATE SET seq = excluded.seq          WHERE excluded.seq > read_markers.seq",
+    )
+    .bind(user_id)
+    .bind(room)
+    .bind(to_i64(seq))
+    .execute(&mut *connection)
+    .await?
+    .rows_affected()
+        == 1;
+    if moved {
+        return Ok(MarkedRead { seq, moved });
+    }
+    let stored: i64 =
+        sqlx::query_scalar("SELECT seq FROM read_markers WHERE user_id = ? AND room = ?")
+            .bind(user_id)
+            .bind(room)
+            .fetch_one(&mut *connection)
+            .await?;
+    Ok(MarkedRead {
+        seq: seq_from_i64(stored)?,
+        moved,
     })
 }
 

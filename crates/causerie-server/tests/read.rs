@@ -1,0 +1,148 @@
+//! Read markers and unread counts: kept per user, so that two connections of one user agree;
+//! moved forward only; counted without the user's own messages or deleted ones; kept across a
+//! restart; and every refusal with its stable code. The bound of the count: `tests/store.rs`.
+
+mod support;
+
+use causerie_protocol::ReadState;
+use causerie_server::{EventLimits, Limit};
+use serde_json::{Value, json};
+use support::{TestClient, TestServer, auth, error_code};
+
+async fn read(client: &TestClient, room: &str, seq: u64) -> Value {
+    client
+        .request("read", json!({"room": room, "seq": seq}))
+        .await
+}
+
+fn state_of(ack: &Value) -> ReadState {
+    assert_eq!(ack["ok"], true, "refused: {ack}");
+    serde_json::from_value(ack.clone()).expect("the ack is a read state")
+}
+
+fn returning(name: &str, token: &str) -> Value {
+    json!({"protocol": 2, "name": name, "token": token})
+}
+
+#[tokio::test]
+async fn two_connections_of_one_user_agree_on_what_is_unread() {
+    let server = TestServer::start().await;
+    let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
+    let token = welcome.token.clone();
+    assert_eq!(
+        (welcome.read.seq, welcome.read.unread),
+        (0, 0),
+        "an empty room has nothing unread"
+    );
+    let (mut phone, _) = TestClient::join(&server.url(), returning("Ada", &token)).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+
+    let first = bob.send_ok("b1", "general", "one").await;
+    ada.send_ok("a1", "general", "mine, never unread").await;
+    let second = bob.send_ok("b2", "general", "two").await;
+    let third = bob.send_ok("b3", "general", "three").await;
+
+    // Ada reads up to Bob's first: two of Bob's are left, her own is not counted.
+    let state = state_of(&read(&ada, "general", first.seq).await);
+    assert_eq!(
+        state,
+        ReadState {
+            room: "general".into(),
+            seq: first.seq,
+            unread: 2,
+            head: third.seq,
+        }
+    );
+    // Her other connection is told the same.
+    let told: ReadState = serde_json::from_value(phone.next("read").await).expect("a read state");
+    assert_eq!(told, state);
+
+    // A marker never moves back, and a repeat tells no one.
+    let again = state_of(&read(&ada, "general", 0).await);
+    assert_eq!((again.seq, again.unread), (first.seq, 2));
+    phone.expect_no("read").await;
+
+    // A deleted message is no longer unread: a new connection counts one.
+    let deleted = bob
+        .request(
+            "delete",
+            json!({"id": "d1", "room": "general", "target": second.seq}),
+        )
+        .await;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let (_, later) = TestClient::join(&server.url(), returning("Ada", &token)).await;
+    assert_eq!(
+        (later.read.seq, later.read.unread, later.read.head),
+        (first.seq, 1, third.seq + 1)
+    );
+
+    // A marker past the end stops at the room's latest seq.
+    let end = state_of(&read(&phone, "general", 1_000_000).await);
+    assert_eq!((end.seq, end.unread), (third.seq + 1, 0));
+}
+
+#[tokio::test]
+async fn a_marker_survives_a_restart_and_each_joined_room_has_its_own() {
+    let mut server = TestServer::start().await;
+    let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    for room in ["dev", "ops"] {
+        let joined = bob.request("join", json!({"room": room})).await;
+        assert_eq!(joined["ok"], true, "{joined}");
+    }
+    let seen = bob.send_ok("b1", "dev", "seen").await;
+    bob.send_ok("b2", "dev", "not seen").await;
+    bob.send_ok("b3", "ops", "ops news").await;
+
+    // A room first joined counts as read up to its latest message: its past is not news.
+    let joined = ada.request("join", json!({"room": "dev"})).await;
+    let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
+    assert_eq!((dev.seq, dev.unread, dev.head), (2, 0, 2));
+    state_of(&read(&ada, "dev", seen.seq).await);
+    ada.disconnect().await;
+
+    server.restart().await;
+    let (ada, _) = TestClient::join(&server.url(), returning("Ada", &welcome.token)).await;
+    let joined = ada.request("join", json!({"room": "dev"})).await;
+    let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
+    assert_eq!(
+        (dev.seq, dev.unread),
+        (seen.seq, 1),
+        "kept across the restart"
+    );
+    let joined = ada.request("join", json!({"room": "ops"})).await;
+    let ops: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
+    assert_eq!((ops.room.as_str(), ops.seq, ops.unread), ("ops", 1, 0));
+}
+
+#[tokio::test]
+async fn a_read_marker_is_refused_outside_joined_rooms_malformed_or_too_often() {
+    let server = TestServer::start_with(|config| causerie_server::ServerConfig {
+        event_limits: Some(EventLimits {
+            read: Limit::per_minute(1, 6),
+            new_guests_per_address: None,
+            room_creation_per_address: None,
+            ..EventLimits::default()
+        }),
+        ..config
+    })
+    .await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (mut phone_of_bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+
+    assert_eq!(error_code(&read(&ada, "elsewhere", 1).await), "not_joined");
+    for malformed in [
+        json!({"room": "general"}),
+        json!({"room": "general", "seq": -1}),
+        json!({"room": "general", "seq": 1, "extra": true}),
+        json!(["general", 1]),
+    ] {
+        let ack = ada.request("read", malformed.clone()).await;
+        assert_eq!(error_code(&ack), "invalid", "{malformed}: {ack}");
+    }
+    // Refusals count against the quota too: the sixth request uses the burst, the next is over.
+    state_of(&read(&ada, "general", 0).await);
+    assert_eq!(error_code(&read(&ada, "general", 0).await), "rate_limited");
+    // Nobody else heard of any of it.
+    phone_of_bob.expect_no("read").await;
+}
