@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "join_room",
     "leave_room",
     "set_typing",
+    "mark_read",
     "get_settings",
     "apply_settings",
     "check_connection",

@@ -94,6 +94,13 @@ pub async fn load_more_online(core: State<'_, AppCore>, room: String) -> Result<
     Ok(())
 }
 
+/// The user has read `room` up to `seq`; its count arrives as an `unread` event.
+#[tauri::command]
+pub async fn mark_read(core: State<'_, AppCore>, room: String, seq: u64) -> Result<(), AppError> {
+    core.client().await?.mark_read(&room, seq);
+    Ok(())
+}
+
 /// Tells the room the user is typing, or stopped.
 #[tauri::command]
 pub async fn set_typing(

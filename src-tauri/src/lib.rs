@@ -52,6 +52,7 @@ pub fn run() {
             commands::join_room,
             commands::leave_room,
             commands::set_typing,
+            commands::mark_read,
             commands::get_settings,
             commands::apply_settings,
             commands::take_notices,

@@ -220,6 +220,49 @@ test('the user edits and deletes their message in place, and others see both; th
   }
 });
 
+test('unread counts per room and in the title, a divider at the first unread, and the same on another device', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  assert.equal((await request(js, 'join', { room: 'news' })).ok, true);
+  const { app, dataDir } = await launch(server, 'Reader');
+  // The app's other device: a socket.io-client with the app's token, so the same user.
+  const token = Object.values(JSON.parse(readFileSync(joinPath(dataDir, 'settings.json'), 'utf8')).tokens)[0];
+  const { socket: phone } = await join(server.url, causerie('Reader', { token }));
+  try {
+    await joinFromApp(app, 'news');
+    assert.equal((await request(phone, 'join', { room: 'news' })).ok, true);
+    await app.click('nav.rooms li:first-child .room');
+    await app.until('#general open', "document.querySelector('.app-bar h1')?.textContent === '#general'");
+    const sent = [];
+    for (let i = 1; i <= 3; i += 1) {
+      sent.push((await request(js, 'message', { id: `news-${i}`, room: 'news', text: `news ${i}` })).message);
+    }
+    const badge = "document.querySelector('nav.rooms li:nth-child(2) .badge')?.textContent";
+    await app.until('a count of 3 on #news', `${badge} === '3'`);
+    await app.until('the title says 3', "document.title === '(3) Causerie'");
+    await screenshots(app, 'window-unread');
+
+    // Read on the phone up to the first: the app counts what is left.
+    const read = await request(phone, 'read', { room: 'news', seq: sent[0].seq });
+    assert.deepEqual([read.seq, read.unread], [sent[0].seq, 2]);
+    await app.until('a count of 2 on #news', `${badge} === '2'`);
+    await app.until('the title says 2', "document.title === '(2) Causerie'");
+
+    // Opening the room: a divider above the first unread; read on screen, the phone hears it.
+    await app.click('nav.rooms li:nth-child(2) .room');
+    await app.until('the divider above "news 2"', `document.querySelector('.unread-divider')?.nextElementSibling?.querySelector('.body')?.textContent === 'news 2'`);
+    const told = await next(phone, 'read');
+    assert.deepEqual([told.room, told.seq, told.unread], ['news', sent[2].seq, 0]);
+    await app.until('no count and a plain title', `${badge} === undefined && document.title === 'Causerie'`);
+    await screenshots(app, 'window-unread-divider');
+  } finally {
+    js.close();
+    phone.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
 test('someone arriving is announced above their first message, with a time', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Watcher');

@@ -1,6 +1,6 @@
 import { cleanup, render, screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import App from '../src/App.svelte';
 import { FakeBackend, ada, bob, message, session } from './fake-backend';
 
@@ -217,5 +217,62 @@ describe('the app', () => {
     const backend = await openChat();
     backend.emit({ type: 'typing', data: { room: 'general', users: [bob] } });
     expect(await screen.findByText('Bob is typing…')).toBeTruthy();
+  });
+});
+
+describe('unread messages', () => {
+  // jsdom's document never has the focus; the real window's does (tests/e2e).
+  beforeEach(() => { vi.spyOn(document, 'hasFocus').mockReturnValue(true); });
+  afterEach(() => { vi.restoreAllMocks(); });
+
+  test('each room shows its count, the title the total, and the room on screen is read', async () => {
+    const backend = await openChat();
+    backend.emit({ type: 'joined', data: { room: 'dev' } });
+    backend.emit({ type: 'unread', data: { room: 'general', read: 0, count: 0 } });
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 3 } });
+    const dev = await screen.findByRole('button', { name: /^#dev/ });
+    await waitFor(() => expect(dev.querySelector('.badge')?.textContent).toBe('3'));
+    expect(dev.querySelector('.badge')?.getAttribute('aria-label')).toBe('3 unread');
+    await waitFor(() => expect(document.title).toBe('(3) Causerie'));
+    expect(backend.title).toBe('(3) Causerie');
+
+    // A message in the room on screen, at its end, with the window focused: read at once.
+    const seen = message(bob, 'seen as it came');
+    backend.emit({ type: 'message', data: { message: seen, confirms: null } });
+    await waitFor(() => expect(backend.callsTo('markRead')).toContainEqual(['general', seen.seq]));
+    // The server's count carries past 999 as "999+".
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 1000 } });
+    await waitFor(() => expect(document.title).toBe('(999+) Causerie'));
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 1004, count: 0 } });
+    await waitFor(() => expect(document.title).toBe('Causerie'));
+    expect(dev.querySelector('.badge')).toBeNull();
+  });
+
+  test('a divider marks the first unread message, and nothing is read while the window is away', async () => {
+    const backend = await openChat();
+    const first = message(bob, 'already read');
+    const second = message(bob, 'first unread');
+    const third = message(bob, 'second unread');
+    backend.emit({ type: 'unread', data: { room: 'general', read: first.seq, count: 2 } });
+    for (const m of [first, second, third]) backend.emit({ type: 'message', data: { message: m, confirms: null } });
+    const divider = await screen.findByText('New messages');
+    const next = divider.parentElement?.nextElementSibling;
+    expect(next?.textContent).toContain('first unread');
+    // On screen, so read; the divider stays while the room is open.
+    await waitFor(() => expect(backend.callsTo('markRead')).toContainEqual(['general', third.seq]));
+    backend.emit({ type: 'unread', data: { room: 'general', read: third.seq, count: 0 } });
+
+    // Away from the window: what comes is not read, and the divider stays where it was.
+    vi.mocked(document.hasFocus).mockReturnValue(false);
+    window.dispatchEvent(new Event('blur'));
+    const reads = backend.callsTo('markRead').length;
+    backend.emit({ type: 'message', data: { message: message(bob, 'while away'), confirms: null } });
+    await screen.findByText('while away');
+    expect(backend.callsTo('markRead')).toHaveLength(reads);
+    expect(screen.getAllByText('New messages')).toHaveLength(1);
+    // Back: it is read then.
+    vi.mocked(document.hasFocus).mockReturnValue(true);
+    window.dispatchEvent(new Event('focus'));
+    await waitFor(() => expect(backend.callsTo('markRead')).toHaveLength(reads + 1));
   });
 });

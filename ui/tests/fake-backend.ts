@@ -41,6 +41,9 @@ export class FakeBackend implements Backend {
   async join(room: string) { this.record('join', room); }
   async leave(room: string) { this.record('leave', room); }
   async typing(room: string, typing: boolean) { this.record('typing', room, typing); }
+  async markRead(room: string, seq: number) { this.record('markRead', room, seq); }
+  title = 'Causerie';
+  async setTitle(title: string) { this.title = title; }
   async findRooms(prefix: string, after: string | null) { this.record('findRooms', prefix, after); }
   async loadMoreOnline(room: string) { this.record('loadMoreOnline', room); }
   /** Kept across starts, as the app's file is. */

@@ -90,15 +90,23 @@ async fn a_marker_survives_a_restart_and_each_joined_room_has_its_own() {
         let joined = bob.request("join", json!({"room": room})).await;
         assert_eq!(joined["ok"], true, "{joined}");
     }
-    let seen = bob.send_ok("b1", "dev", "seen").await;
-    bob.send_ok("b2", "dev", "not seen").await;
+    bob.send_ok("b1", "dev", "before Ada").await;
+    bob.send_ok("b2", "dev", "before Ada too").await;
     bob.send_ok("b3", "ops", "ops news").await;
 
-    // A room first joined counts as read up to its latest message: its past is not news.
+    // A room first joined counts as read up to its latest message: its past is not news. That
+    // marker is kept, so that Ada's other devices count from there too.
     let joined = ada.request("join", json!({"room": "dev"})).await;
     let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
     assert_eq!((dev.seq, dev.unread, dev.head), (2, 0, 2));
-    state_of(&read(&ada, "dev", seen.seq).await);
+    let news = bob.send_ok("b4", "dev", "news since").await;
+    let (phone, _) = TestClient::join(&server.url(), returning("Ada", &welcome.token)).await;
+    let joined = phone.request("join", json!({"room": "dev"})).await;
+    let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
+    assert_eq!((dev.seq, dev.unread, dev.head), (2, 1, news.seq));
+    phone.disconnect().await;
+    state_of(&read(&ada, "dev", news.seq).await);
+    bob.send_ok("b5", "dev", "unread at the restart").await;
     ada.disconnect().await;
 
     server.restart().await;
@@ -107,7 +115,7 @@ async fn a_marker_survives_a_restart_and_each_joined_room_has_its_own() {
     let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
     assert_eq!(
         (dev.seq, dev.unread),
-        (seen.seq, 1),
+        (news.seq, 1),
         "kept across the restart"
     );
     let joined = ada.request("join", json!({"room": "ops"})).await;

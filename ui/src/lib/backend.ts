@@ -14,6 +14,10 @@ export interface Backend {
   join(room: string): Promise<void>;
   leave(room: string): Promise<void>;
   typing(room: string, typing: boolean): Promise<void>;
+  /** The user has read `room` up to `seq`; its count arrives as an `unread` event. */
+  markRead(room: string, seq: number): Promise<void>;
+  /** The window's title (where the system shows it: the task bar, the window list). */
+  setTitle(title: string): Promise<void>;
   /** Rooms whose name starts with `prefix`, after `after`; they arrive as a `rooms` event. */
   findRooms(prefix: string, after: string | null): Promise<void>;
   /** More of the people online in `room`; they arrive in the next `online` event. */

@@ -43,6 +43,11 @@ export class Chat {
   roomSearch = $state<{ prefix: string; rooms: string[] } | null>(null);
   /** Who is typing in each room, as the core client says (never the user). */
   typing = $state<Record<string, User[]>>({});
+  /** How far the user has read each joined room, and how many messages are unread in it (the
+   *  server's count, the same on all the user's devices, carried on by the core client). */
+  unread = $state<Record<string, { read: number; count: number }>>({});
+  /** Whether the user can see the window (focused, not hidden): only then is what shows read. */
+  focused = $state(true);
   /** Rooms whose oldest messages are all here. */
   complete = $state<Record<string, boolean>>({});
   loadingOlder = $state<Record<string, boolean>>({});
@@ -87,6 +92,19 @@ export class Chat {
     return this.session?.limits ?? null;
   }
 
+  /** Unread messages across the rooms the user is in: the window title says it. */
+  get unreadTotal(): number {
+    return this.rooms.reduce((total, room) => total + (this.unread[room]?.count ?? 0), 0);
+  }
+
+  /** The user saw `room` up to `seq`. Once the core client knows the room's marker, and only
+   *  forward: the core client tells the server, which tells the user's other devices. */
+  markRead(room: string, seq: number): void {
+    const known = this.unread[room];
+    if (!known || seq <= known.read) return;
+    this.backend.markRead(room, seq).catch(() => {});
+  }
+
   linesOf(room: string): Line[] {
     return this.lines[room] ?? [];
   }
@@ -125,6 +143,7 @@ export class Chat {
     this.online = {};
     this.roomSearch = null;
     this.typing = {};
+    this.unread = {};
     this.complete = {};
     this.loadingOlder = {};
     this.error = null;
@@ -379,6 +398,7 @@ export class Chat {
       case 'left':
         this.rooms = this.rooms.filter((r) => r !== event.data.room);
         delete this.typing[event.data.room];
+        delete this.unread[event.data.room];
         if (this.current === event.data.room) this.current = DEFAULT_ROOM;
         break;
       case 'presence': {
@@ -400,6 +420,9 @@ export class Chat {
       }
       case 'typing':
         this.typing[event.data.room] = event.data.users;
+        break;
+      case 'unread':
+        this.unread[event.data.room] = { read: event.data.read, count: event.data.count };
         break;
       case 'history': {
         // Older than all shown, each once: the core client sees to it.
@@ -490,6 +513,11 @@ export function noticeText(joined: User[], left: User[]): string {
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) return String(error.message);
   return String(error);
+}
+
+/** An unread count as a badge shows it: the server counts up to 1,000, so "999+" beyond. */
+export function unreadBadge(count: number): string {
+  return count > 999 ? '999+' : String(count);
 }
 
 /** The connection as the app bar says it; `now` counts a reconnection down. */

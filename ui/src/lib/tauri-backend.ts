@@ -1,4 +1,5 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
+import { getCurrentWindow } from '@tauri-apps/api/window';
 import { openUrl } from '@tauri-apps/plugin-opener';
 import type { Backend } from './backend';
 import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
@@ -17,6 +18,8 @@ export const tauriBackend: Backend = {
   join: (room) => invoke('join_room', { room }),
   leave: (room) => invoke('leave_room', { room }),
   typing: (room, typing) => invoke('set_typing', { room, typing }),
+  markRead: (room, seq) => invoke('mark_read', { room, seq }),
+  setTitle: (title) => getCurrentWindow().setTitle(title),
   findRooms: (prefix, after) => invoke('find_rooms', { prefix, after }),
   loadMoreOnline: (room) => invoke('load_more_online', { room }),
   drafts: () => invoke<Record<string, string>>('get_drafts'),

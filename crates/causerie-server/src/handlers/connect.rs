@@ -286,7 +286,7 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         .presence
         .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
     let head = head_of(&history);
-    let read = chat.store.read_state(&user.id, DEFAULT_ROOM, head).await?;
+    let read = read::state_on_arrival(chat, &user.id, DEFAULT_ROOM, head).await?;
     Ok(Welcome {
         user: user.clone(),
         token: chat.tokens.issue(user),

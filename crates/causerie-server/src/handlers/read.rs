@@ -14,6 +14,7 @@ use super::{Session, has_joined, internal, not_joined, parse, room_key, within_q
 use crate::chat::Chat;
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
+use crate::store::StoreError;
 
 /// The socketioxide room holding every connection of user `user_id`.
 pub(super) fn user_key(user_id: &str) -> String {
@@ -51,6 +52,34 @@ pub(super) async fn on_read(
     }
 }
 
+/// The user's read state of a room, for its `welcome` or `join`. A room the user never marked
+/// read counts as read up to `head`, and that marker is kept, so that every device of theirs
+/// counts from the same place: in the background, as a greeting must not wait on a write (nor
+/// fail while writes fail; the next greeting tries again).
+pub(super) async fn state_on_arrival(
+    chat: &Chat,
+    user_id: &str,
+    room: &str,
+    head: u64,
+) -> Result<ReadState, StoreError> {
+    if let Some(state) = chat.store.read_state(user_id, room, head).await? {
+        return Ok(state);
+    }
+    let store = chat.store.clone();
+    let (user_id, marked_room) = (user_id.to_owned(), room.to_owned());
+    tokio::spawn(async move {
+        if let Err(error) = store.mark_read(&user_id, &marked_room, head).await {
+            tracing::debug!(%error, room = %marked_room, "a first read marker was not kept");
+        }
+    });
+    Ok(ReadState {
+        room: room.to_owned(),
+        seq: head,
+        unread: 0,
+        head,
+    })
+}
+
 /// Moves the marker (within the room's log) and counts what is left unread; `true` with it when
 /// the marker moved.
 async fn mark(
@@ -78,6 +107,12 @@ async fn mark(
         .store
         .read_state(user, &request.room, head)
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| internal(&e))?
+        .unwrap_or(ReadState {
+            room: request.room,
+            seq: marked.seq,
+            unread: 0,
+            head,
+        });
     Ok((state, marked.moved))
 }

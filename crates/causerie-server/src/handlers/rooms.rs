@@ -87,9 +87,7 @@ async fn join(
         .presence
         .page(&room, None, DEFAULT_ONLINE_PAGE as usize);
     let head = super::connect::head_of(&history);
-    let read = chat
-        .store
-        .read_state(&session.user.id, &room, head)
+    let read = super::read::state_on_arrival(chat, &session.user.id, &room, head)
         .await
         .map_err(|e| internal(&e))?;
     Ok(Joined {

@@ -246,13 +246,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// `user_id`'s read marker of `room` and the unread messages (by others, not deleted) after
     /// it up to `head`, counted among the first [`causerie_protocol::limits::MAX_UNREAD_COUNTED`]
-    /// messages: a bounded read. Without a marker, the room counts as read up to `head`.
+    /// messages: a bounded read. `None` when the user never marked the room read.
     async fn read_state(
         &self,
         user_id: &str,
         room: &str,
         head: u64,
-    ) -> Result<ReadState, StoreError>;
+    ) -> Result<Option<ReadState>, StoreError>;
 
     /// The latest committed seq of `room` (0 while it is empty), if it exists.
     fn head(&self, room: &str) -> Option<u64>;

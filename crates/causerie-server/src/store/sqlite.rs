@@ -346,17 +346,17 @@ impl Store for SqliteStore {
         user_id: &str,
         room: &str,
         head: u64,
-    ) -> Result<ReadState, StoreError> {
+    ) -> Result<Option<ReadState>, StoreError> {
         let marker: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM read_markers WHERE user_id = ? AND room = ?")
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&self.reads)
                 .await?;
-        let seq = match marker {
-            Some(marker) => seq_from_i64(marker)?.min(head),
-            None => head,
+        let Some(marker) = marker else {
+            return Ok(None);
         };
+        let seq = seq_from_i64(marker)?.min(head);
         let unread: i64 = if seq < head {
             // The scan stops after the first MAX_UNREAD_COUNTED messages, whoever wrote them.
             sqlx::query_scalar(
@@ -372,12 +372,12 @@ impl Store for SqliteStore {
         } else {
             0
         };
-        Ok(ReadState {
+        Ok(Some(ReadState {
             room: room.to_owned(),
             seq,
             unread: u32::try_from(unread).unwrap_or(u32::MAX),
             head,
-        })
+        }))
     }
 
     fn head(&self, room: &str) -> Option<u64> {
