@@ -5,6 +5,8 @@
 const COMMANDS: &[&str] = &[
     "start_chat",
     "send_message",
+    "reply_message",
+    "load_around",
     "edit_message",
     "delete_message",
     "load_history",

@@ -30,6 +30,24 @@ pub async fn send_message(
     Ok(core.client().await?.send(&room, &text))
 }
 
+/// Queues a message answering the one at seq `target` in `room`; returns its local id at once.
+#[tauri::command]
+pub async fn reply_message(
+    core: State<'_, AppCore>,
+    room: String,
+    target: u64,
+    text: String,
+) -> Result<LocalId, AppError> {
+    Ok(core.client().await?.reply(&room, target, &text))
+}
+
+/// Asks for the messages around seq `seq` of `room`; they arrive as an `around` event.
+#[tauri::command]
+pub async fn load_around(core: State<'_, AppCore>, room: String, seq: u64) -> Result<(), AppError> {
+    core.client().await?.history_around(&room, seq);
+    Ok(())
+}
+
 /// Edits the user's message at seq `target` in `room`; confirmed by a `change` event.
 #[tauri::command]
 pub async fn edit_message(

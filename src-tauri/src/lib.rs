@@ -46,6 +46,8 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::start_chat,
             commands::send_message,
+            commands::reply_message,
+            commands::load_around,
             commands::edit_message,
             commands::delete_message,
             commands::load_history,

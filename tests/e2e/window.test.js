@@ -263,6 +263,42 @@ test('unread counts per room and in the title, a divider at the first unread, an
   }
 });
 
+test('a reply quotes its original, the quote shows the original in its context, and the app replies too', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  for (let i = 1; i <= 70; i += 1) await request(js, 'message', { id: `r-old-${i}`, text: `old ${i}` });
+  const { app } = await launch(server, 'Replier');
+  try {
+    await app.until('the latest page', `${page.texts}.includes('old 70')`);
+    const { message: answer } = await request(js, 'message', { id: 'r-answer', text: 'about that one', replyTo: 3 });
+    const reply = `.message[data-seq="${answer.seq}"]`;
+    await app.until('the reply with its quote', `document.querySelector('${reply} .quote-text')?.textContent === 'old 3'`);
+
+    // "old 3" is far older than what is shown: its context replaces the latest until "back".
+    await app.click(`${reply} .quote`);
+    await app.until('old 3 in its context', `!!document.querySelector('.context-banner') && !!document.querySelector('.message[data-seq="3"]')`);
+    assert.equal(await app.value(`document.querySelector('.message[data-seq="3"] .body').textContent`), 'old 3');
+    await screenshots(app, 'window-reply-context');
+    await app.click('.context-banner button');
+    await app.until('the latest again', `!document.querySelector('.context-banner') && !!document.querySelector('${reply}')`);
+
+    // The app answers Js's reply.
+    await app.run(`document.querySelector('${reply}').focus();`);
+    await app.click(`${reply} .message-actions button`);
+    await app.until('the composer says whom it answers', `document.querySelector('.composer .replying')?.textContent.includes('Replying to Js')`);
+    await screenshots(app, 'window-replying');
+    await app.type(field, `right back${ENTER}`);
+    let received;
+    do received = await next(js, 'message'); while (received.text !== 'right back');
+    assert.deepEqual([received.replyTo.seq, received.replyTo.excerpt], [answer.seq, 'about that one']);
+    await app.until('the reply shown with its quote', `[...document.querySelectorAll('.message.own .quote-text')].some((e) => e.textContent === 'about that one')`);
+  } finally {
+    js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
 test('someone arriving is announced above their first message, with a time', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Watcher');

@@ -108,6 +108,30 @@ describe('a Causerie server', () => {
     });
   }
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`replies quote their original as it is now, and history shows a message in its context, over ${transports[0]}`, async () => {
+      const room = `replies-${transports[0]}`;
+      const { socket: ada } = await open(causerie('Ada'), { transports });
+      const { socket: bob } = await open(causerie('Bob'));
+      for (const socket of [ada, bob]) assert.equal((await request(socket, 'join', { room })).ok, true);
+      const sent = [];
+      for (let i = 1; i <= 9; i += 1) {
+        sent.push((await request(ada, 'message', { id: `${room}-${i}`, room, text: `line ${i}\nmore` })).message);
+      }
+      const answer = await request(bob, 'message', { id: `${room}-answer`, room, text: 'yes', replyTo: sent[1].seq });
+      assert.equal(answer.ok, true);
+      assert.deepEqual(answer.message.replyTo, { seq: sent[1].seq, author: sent[1].author, excerpt: 'line 2' });
+      const refused = await request(bob, 'message', { id: `${room}-nothing`, room, text: 'to nothing', replyTo: 999 });
+      assert.equal(refused.error.code, 'not_found');
+      await request(ada, 'delete', { id: `${room}-gone`, room, target: sent[1].seq });
+      const around = await request(ada, 'history', { room, around: sent[4].seq, limit: 4 });
+      assert.deepEqual(around.messages.map((m) => m.seq), [sent[3].seq, sent[4].seq, sent[5].seq, sent[6].seq]);
+      const latest = await request(ada, 'history', { room, limit: 3 });
+      const quoted = latest.messages.find((m) => m.seq === answer.message.seq);
+      assert.deepEqual([quoted.replyTo.excerpt, quoted.replyTo.deleted], ['', true]);
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

@@ -56,6 +56,40 @@ describe('the chat state', () => {
     expect(backend.callsTo('edit')).toHaveLength(1);
   });
 
+  test('a reply goes with the seq it answers, and its quote follows the original', async () => {
+    const { backend, chat } = await started();
+    const original = message(bob, '\n  first line\nsecond line');
+    backend.emit({ type: 'message', data: { message: original, confirms: null } });
+    chat.startReply('general', original.seq);
+    expect(chat.replying?.quote).toMatchObject({ seq: original.seq, excerpt: 'first line', author: bob });
+    await chat.send('agreed');
+    expect(backend.callsTo('reply')).toEqual([['general', original.seq, 'agreed']]);
+    expect(chat.replying).toBeNull();
+    const reply = message(ada, 'agreed', { replyTo: { seq: original.seq, author: bob, excerpt: 'first line' } });
+    backend.emit({ type: 'message', data: { message: reply, confirms: null } });
+    // Edited, then deleted: the reply's quote shows it.
+    const quoteOfReply = () => chat.linesOf('general').flatMap((l) => (l.kind === 'message' && l.message.seq === reply.seq ? [l.message.replyTo] : []))[0];
+    const at = new Date().toISOString();
+    backend.emit({ type: 'change', data: { change: { id: 'x1', clientId: 'c-x1', room: 'general', seq: reply.seq + 1, author: bob, kind: 'edit', target: original.seq, text: 'better first line', at }, confirms: null } });
+    expect(quoteOfReply()).toMatchObject({ excerpt: 'better first line' });
+    backend.emit({ type: 'change', data: { change: { id: 'x2', clientId: 'c-x2', room: 'general', seq: reply.seq + 2, author: bob, kind: 'delete', target: original.seq, at }, confirms: null } });
+    expect(quoteOfReply()).toMatchObject({ excerpt: '', deleted: true });
+  });
+
+  test('going to a message not shown asks for its context, and back goes to the latest', async () => {
+    const { backend, chat } = await started();
+    chat.jumpTo('general', 3);
+    expect(backend.callsTo('around')).toEqual([['general', 3]]);
+    const old = [1, 2, 3, 4].map((seq) => message(bob, `old ${seq}`, { seq }));
+    backend.emit({ type: 'around', data: { around: 3, page: { room: 'general', messages: old, changes: [], hasMore: false } } });
+    expect(chat.context?.lines.map((l) => (l.kind === 'message' ? l.message.seq : 0))).toEqual([1, 2, 3, 4]);
+    expect(chat.linesOf('general')).toHaveLength(0);
+    // An answer for a jump given up is ignored.
+    chat.closeContext();
+    backend.emit({ type: 'around', data: { around: 3, page: { room: 'general', messages: old, changes: [], hasMore: false } } });
+    expect(chat.context).toBeNull();
+  });
+
   test('a change shows at once, is confirmed by the server, and is undone if refused', async () => {
     const { backend, chat } = await started();
     const mine = message(ada, 'helo', { sentAt: new Date().toISOString() });

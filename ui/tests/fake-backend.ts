@@ -35,6 +35,8 @@ export class FakeBackend implements Backend {
     return { serverUrl: 'http://127.0.0.1:3000', hosting: { lanUrls: [], joinCode: null } };
   }
   async send(room: string, text: string) { this.record('send', room, text); this.ids += 1; return `local-${this.ids}`; }
+  async reply(room: string, target: number, text: string) { this.record('reply', room, target, text); this.ids += 1; return `local-${this.ids}`; }
+  async around(room: string, seq: number) { this.record('around', room, seq); }
   async edit(room: string, target: number, text: string) { this.record('edit', room, target, text); this.ids += 1; return `local-${this.ids}`; }
   async remove(room: string, target: number) { this.record('remove', room, target); this.ids += 1; return `local-${this.ids}`; }
   async history(room: string, before: number | null) { this.record('history', room, before); }

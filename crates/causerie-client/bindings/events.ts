@@ -61,7 +61,11 @@ limits: Limits,
  */
 server: ServerInfo, };
 
-export type OutboxAction = { "kind": "send" } | { "kind": "edit", 
+export type OutboxAction = { "kind": "send" } | { "kind": "reply", 
+/**
+ * The seq of the message answered.
+ */
+target: number, } | { "kind": "edit", 
 /**
  * The message's seq.
  */
@@ -173,7 +177,15 @@ room: string,
 /**
  * Who is typing, by name.
  */
-users: Array<User>, } } | { "type": "history", "data": HistoryPage } | { "type": "rooms", "data": { 
+users: Array<User>, } } | { "type": "history", "data": HistoryPage } | { "type": "around", "data": { 
+/**
+ * The seq asked for.
+ */
+around: number, 
+/**
+ * The page.
+ */
+page: HistoryPage, } } | { "type": "rooms", "data": { 
 /**
  * The prefix asked for (`""` for all rooms).
  */

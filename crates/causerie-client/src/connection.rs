@@ -42,6 +42,8 @@ pub(crate) enum Outgoing {
         more: bool,
     },
     Rooms(RoomsRequest),
+    /// The page around a seq, to show a message in its context (not part of the timeline).
+    Around(HistoryRequest),
     /// A liveness check, numbered so that only its own answer counts.
     Ping(u64),
     /// Told without an ack.
@@ -57,7 +59,7 @@ impl Outgoing {
             Self::Delete(_) => event::DELETE,
             Self::Join(_) => event::JOIN,
             Self::Leave(_) => event::LEAVE,
-            Self::History { .. } => event::HISTORY,
+            Self::History { .. } | Self::Around(_) => event::HISTORY,
             Self::Who { .. } => event::WHO,
             Self::Rooms(_) => event::ROOMS,
             Self::Ping(_) => event::PING,
@@ -76,7 +78,7 @@ impl Outgoing {
             Self::Edit(data) => value(data),
             Self::Delete(data) => value(data),
             Self::Join(data) | Self::Leave(data) => value(data),
-            Self::History { request, .. } => value(request),
+            Self::History { request, .. } | Self::Around(request) => value(request),
             Self::Who { request, .. } => value(request),
             Self::Rooms(data) => value(data),
             Self::Ping(_) => value(&PingRequest {}),
@@ -102,6 +104,10 @@ impl Outgoing {
                 room: request.room.clone(),
                 more: *more,
             },
+            Self::Around(request) => Request::Around {
+                room: room(&request.room),
+                seq: request.around.unwrap_or_default(),
+            },
             Self::Rooms(data) => Request::Rooms {
                 prefix: data.prefix.clone().unwrap_or_default(),
             },
@@ -126,6 +132,11 @@ pub(crate) enum Request {
     Who {
         room: String,
         more: bool,
+    },
+    /// The page around `seq`.
+    Around {
+        room: String,
+        seq: u64,
     },
     /// A page of room names starting with `prefix`.
     Rooms {

@@ -166,6 +166,7 @@ impl Delivery {
                 room: Some(room),
                 after: None,
                 before,
+                around: None,
                 limit: Some(causerie_protocol::limits::DEFAULT_HISTORY_LIMIT),
             },
             catch_up: false,
@@ -390,6 +391,7 @@ impl Delivery {
                     ),
                     room: Some(room),
                     before: None,
+                    around: None,
                     limit: Some(CATCH_UP_PAGE),
                 },
                 catch_up: true,
@@ -523,6 +525,7 @@ mod tests {
             sent_at: String::new(),
             edited_at: None,
             deleted: false,
+            reply_to: None,
         }
     }
 

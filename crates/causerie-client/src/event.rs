@@ -155,6 +155,16 @@ pub enum ClientEvent {
     },
     /// A page of older messages asked for with [`crate::ChatClient::history`].
     History(HistoryPage),
+    /// The messages around a seq, asked for with [`crate::ChatClient::history_around`]: to show
+    /// a message in its context. Not part of the room's timeline (nothing in it is delivered
+    /// as [`ClientEvent::Message`]); its messages are as they are now.
+    Around {
+        /// The seq asked for.
+        #[ts(type = "number")]
+        around: u64,
+        /// The page.
+        page: HistoryPage,
+    },
     /// Room names asked for with [`crate::ChatClient::find_rooms`].
     Rooms {
         /// The prefix asked for (`""` for all rooms).

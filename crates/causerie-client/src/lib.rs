@@ -203,6 +203,20 @@ impl ChatClient {
         });
     }
 
+    /// Asks for the messages around `seq` in `room` (the original of a reply, a search result),
+    /// to show it in its context; they arrive as [`ClientEvent::Around`].
+    pub fn history_around(&self, room: &str, seq: u64) {
+        self.command(Command::Around {
+            room: room.to_owned(),
+            seq,
+        });
+    }
+
+    /// Sends `text` to `room` as an answer to the message at seq `target`; as [`Self::send`].
+    pub fn reply(&self, room: &str, target: u64, text: &str) -> LocalId {
+        self.queue(room, text, OutboxAction::Reply { target })
+    }
+
     /// The user has read `room` up to `seq` (the latest message they saw): its unread count
     /// goes down at once, and the server, which keeps the marker for all the user's devices,
     /// is told. A marker only moves forward.

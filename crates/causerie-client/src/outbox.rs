@@ -71,6 +71,12 @@ pub enum OutboxAction {
     /// A new message.
     #[default]
     Send,
+    /// A new message answering the message at seq `target`.
+    Reply {
+        /// The seq of the message answered.
+        #[ts(type = "number")]
+        target: u64,
+    },
     /// The text replaces that of the user's message at seq `target`.
     Edit {
         /// The message's seq.

@@ -166,7 +166,9 @@ impl Sending {
                         "this server does not take edits or deletions",
                     ))
                 }
-                OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
+                OutboxAction::Send | OutboxAction::Reply { .. } | OutboxAction::Edit { .. } => {
+                    limits.check_message(&entry.text)
+                }
                 OutboxAction::Delete { .. } => Ok(()),
             };
             if let Err(error) = checked {
@@ -261,7 +263,18 @@ fn request(entry: &OutboxEntry) -> Outgoing {
         entry.text.clone(),
     );
     match entry.action {
-        OutboxAction::Send => Outgoing::Send(SendMessage { id, room, text }),
+        OutboxAction::Send => Outgoing::Send(SendMessage {
+            id,
+            room,
+            text,
+            reply_to: None,
+        }),
+        OutboxAction::Reply { target } => Outgoing::Send(SendMessage {
+            id,
+            room,
+            text,
+            reply_to: Some(target),
+        }),
         OutboxAction::Edit { target } => Outgoing::Edit(EditMessage {
             id,
             room,
@@ -316,6 +329,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            reply_to: None,
         }))
     }
 

@@ -11,9 +11,9 @@
 use std::collections::VecDeque;
 
 use causerie_protocol::{
-    Change, ChangeAccepted, ChangeKind, ErrorBody, HandshakeAuth, HistoryPage, Joined, Limits,
-    Message, MessageAccepted, Pong, Presence, ReadState, Reply, RoomsPage, RoomsRequest, Typing,
-    Welcome, WhoPage, event,
+    Change, ChangeAccepted, ChangeKind, ErrorBody, HandshakeAuth, HistoryPage, HistoryRequest,
+    Joined, Limits, Message, MessageAccepted, Pong, Presence, ReadState, Reply, RoomsPage,
+    RoomsRequest, Typing, Welcome, WhoPage, event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -46,6 +46,10 @@ pub(crate) enum Command {
         typing: bool,
     },
     LoadMoreOnline(String),
+    Around {
+        room: String,
+        seq: u64,
+    },
     MarkRead {
         room: String,
         seq: u64,
@@ -216,6 +220,15 @@ impl ChatState {
                 let request = self.delivery.older_page(room, before);
                 self.effects.push_back(Effect::Send(request));
             }
+            Command::Around { room, seq } if connected => {
+                let request = HistoryRequest {
+                    room: Some(room),
+                    around: Some(seq),
+                    ..HistoryRequest::default()
+                };
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Around(request)));
+            }
             Command::FindRooms { prefix, after } if connected => {
                 let request = RoomsRequest {
                     prefix: Some(prefix),
@@ -225,7 +238,7 @@ impl ChatState {
                 self.effects
                     .push_back(Effect::Send(Outgoing::Rooms(request)));
             }
-            Command::History { .. } | Command::FindRooms { .. } => self
+            Command::History { .. } | Command::FindRooms { .. } | Command::Around { .. } => self
                 .effects
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
             Command::Join(room) => self.delivery.join(room),
@@ -394,6 +407,17 @@ impl ChatState {
             Request::Who { room, more } => {
                 if let Some(Ok(page)) = parse::<WhoPage>(data) {
                     self.delivery.on_who(&room, more, page);
+                }
+            }
+            Request::Around { seq, .. } => {
+                match parse::<HistoryPage>(data) {
+                    Some(Ok(page)) => self
+                        .effects
+                        .push_back(Effect::Emit(ClientEvent::Around { around: seq, page })),
+                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
+                        ClientError::Rejected(error),
+                    ))),
+                    None => {}
                 }
             }
             Request::Rooms { prefix } => {
@@ -597,6 +621,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            reply_to: None,
         }
     }
 
@@ -981,6 +1006,7 @@ mod tests {
                     room: Some("general".into()),
                     after: None,
                     before: Some(6),
+                    around: None,
                     limit: Some(causerie_protocol::limits::DEFAULT_HISTORY_LIMIT),
                 },
                 catch_up: false,

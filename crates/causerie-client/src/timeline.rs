@@ -253,6 +253,7 @@ mod tests {
             sent_at: String::new(),
             edited_at: None,
             deleted: false,
+            reply_to: None,
         }
     }
 

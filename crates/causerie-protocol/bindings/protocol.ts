@@ -131,6 +131,25 @@ name: string,
  */
 version: string, };
 
+export type Quote = { 
+/**
+ * Its seq in the same room: where a click on the quote goes (`history {around}`).
+ */
+seq: number, 
+/**
+ * Who wrote it, with the name they had then.
+ */
+author: User, 
+/**
+ * Its first line, at most [`Quote::EXCERPT_CHARS`] characters (with `…` when cut); empty
+ * once it is deleted.
+ */
+excerpt: string, 
+/**
+ * It was deleted since.
+ */
+deleted?: boolean, };
+
 export type Message = { 
 /**
  * The server's id for the message; unique across rooms.
@@ -167,7 +186,12 @@ editedAt?: string,
 /**
  * Deleted by its author: `text` is empty, and the text is gone from the server.
  */
-deleted?: boolean, };
+deleted?: boolean, 
+/**
+ * The message this one answers, as it is now (quoted, not copied: an edit or a deletion
+ * of the original shows in its quotes too).
+ */
+replyTo?: Quote, };
 
 export type ChangeKind = "edit" | "delete";
 
@@ -283,7 +307,12 @@ room?: string,
 /**
  * The text, 1 to `limits.maxMessageChars` characters, not blank.
  */
-text: string, };
+text: string, 
+/**
+ * The seq of the message in the same room this one answers: it must exist and not be
+ * deleted.
+ */
+replyTo?: number, };
 
 export type MessageAccepted = { 
 /**
@@ -343,6 +372,11 @@ after?: number,
  */
 before?: number, 
 /**
+ * The entries around this seq (not with `after` or `before`): to show a message in its
+ * context, such as the original of a reply.
+ */
+around?: number, 
+/**
  * 1 to 200; defaults to 50.
  */
 limit?: number, };
@@ -363,8 +397,8 @@ messages: Array<Message>,
  */
 changes: Array<Change>, 
 /**
- * Whether more messages match the request beyond this page (older for `before` or no bound,
- * newer for `after`).
+ * Whether more messages match the request beyond this page (older for `before`, `around`
+ * or no bound, newer for `after`).
  */
 hasMore: boolean, };
 

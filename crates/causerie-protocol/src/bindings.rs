@@ -9,9 +9,9 @@ use ts_rs::TS;
 use crate::{
     Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
     HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
-    PingRequest, Pong, Presence, ReadRequest, ReadState, RoomRequest, RoomsPage, RoomsRequest,
-    SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
-    limits,
+    PingRequest, Pong, Presence, Quote, ReadRequest, ReadState, RoomRequest, RoomsPage,
+    RoomsRequest, SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage,
+    WhoRequest, event, limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -105,6 +105,7 @@ pub fn typescript() -> String {
         HandshakeAuth::decl(),
         User::decl(),
         ServerInfo::decl(),
+        Quote::decl(),
         Message::decl(),
         ChangeKind::decl(),
         Change::decl(),

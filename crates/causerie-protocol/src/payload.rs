@@ -75,6 +75,58 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>", optional)]
     pub deleted: bool,
+    /// The message this one answers, as it is now (quoted, not copied: an edit or a deletion
+    /// of the original shows in its quotes too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub reply_to: Option<Box<Quote>>,
+}
+
+/// The message a reply answers, as a reply shows it: who wrote it and its first line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    /// Its seq in the same room: where a click on the quote goes (`history {around}`).
+    #[ts(type = "number")]
+    pub seq: u64,
+    /// Who wrote it, with the name they had then.
+    pub author: User,
+    /// Its first line, at most [`Quote::EXCERPT_CHARS`] characters (with `…` when cut); empty
+    /// once it is deleted.
+    pub excerpt: String,
+    /// It was deleted since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub deleted: bool,
+}
+
+impl Quote {
+    /// The most characters of the original a quote carries.
+    pub const EXCERPT_CHARS: usize = 140;
+
+    /// The quote of `message`.
+    pub fn of(message: &Message) -> Self {
+        let line = message
+            .text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let line = line.trim();
+        let excerpt = match line.char_indices().nth(Self::EXCERPT_CHARS) {
+            Some((cut, _)) => format!("{}…", line[..cut].trim_end()),
+            None => line.to_owned(),
+        };
+        Self {
+            seq: message.seq,
+            author: message.author.clone(),
+            excerpt: if message.deleted {
+                String::new()
+            } else {
+                excerpt
+            },
+            deleted: message.deleted,
+        }
+    }
 }
 
 /// What a [`Change`] does to the message it targets.
@@ -192,6 +244,11 @@ pub struct SendMessage {
     pub room: Option<String>,
     /// The text, 1 to `limits.maxMessageChars` characters, not blank.
     pub text: String,
+    /// The seq of the message in the same room this one answers: it must exist and not be
+    /// deleted.
+    #[serde(default, rename = "replyTo", skip_serializing_if = "Option::is_none")]
+    #[ts(optional, rename = "replyTo", type = "number")]
+    pub reply_to: Option<u64>,
 }
 
 /// Client `edit`: replace the text of one of your own messages, within
@@ -245,6 +302,8 @@ pub struct MessageAccepted {
 ///
 /// With `after`, the oldest messages with a higher seq; with `before`, the latest messages with a
 /// lower seq; with both, the oldest messages between them; with neither, the latest messages.
+/// With `around` (alone), the entries around that seq: half the page up to it, it included,
+/// and the rest after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRequest {
@@ -260,6 +319,11 @@ pub struct HistoryRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub before: Option<u64>,
+    /// The entries around this seq (not with `after` or `before`): to show a message in its
+    /// context, such as the original of a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub around: Option<u64>,
     /// 1 to 200; defaults to 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -279,8 +343,8 @@ pub struct HistoryPage {
     /// messages; in a catch-up page (`after`) they may change messages delivered before.
     #[serde(default)]
     pub changes: Vec<Change>,
-    /// Whether more messages match the request beyond this page (older for `before` or no bound,
-    /// newer for `after`).
+    /// Whether more messages match the request beyond this page (older for `before`, `around`
+    /// or no bound, newer for `after`).
     pub has_more: bool,
 }
 
@@ -501,6 +565,7 @@ mod tests {
             sent_at: "2026-11-25T09:00:00.123Z".into(),
             edited_at: None,
             deleted: false,
+            reply_to: None,
         };
         assert_eq!(
             serde_json::to_value(&message).expect("serializes"),
@@ -508,6 +573,25 @@ mod tests {
                    "author": {"id": "u1", "name": "Ada"}, "text": "hi",
                    "sentAt": "2026-11-25T09:00:00.123Z"})
         );
+    }
+
+    #[test]
+    fn a_quote_is_the_first_line_cut_at_its_bound_and_empty_once_deleted() {
+        let mut message: Message = serde_json::from_value(json!({
+            "id": "m1", "clientId": "c1", "room": "general", "seq": 3,
+            "author": {"id": "u1", "name": "Ada"}, "sentAt": "2026-11-25T09:00:00.123Z",
+            "text": format!("\n  {}é and more\nsecond line", "a".repeat(139)),
+        }))
+        .expect("parses");
+        let quote = Quote::of(&message);
+        assert_eq!(quote.seq, 3);
+        assert_eq!(quote.excerpt, format!("{}é…", "a".repeat(139)));
+        message.text = "short\nsecond".into();
+        assert_eq!(Quote::of(&message).excerpt, "short");
+        message.text = String::new();
+        message.deleted = true;
+        let gone = Quote::of(&message);
+        assert_eq!((gone.excerpt.as_str(), gone.deleted), ("", true));
     }
 
     #[test]

@@ -200,6 +200,7 @@ fn new_message(author: &str, client_id: &str, text: &str) -> NewMessage {
             name: author.to_owned(),
         },
         text: text.to_owned(),
+        reply_to: None,
     }
 }
 

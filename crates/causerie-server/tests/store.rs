@@ -14,6 +14,7 @@ fn message(author: &str, client_id: &str, room: &str) -> NewMessage {
             name: author.to_owned(),
         },
         text: format!("text of {client_id}"),
+        reply_to: None,
     }
 }
 
@@ -122,6 +123,7 @@ async fn rooms_count_their_own_seqs_and_survive_reopening() {
             HistoryQuery {
                 after: Some(1),
                 before: Some(4),
+                around: None,
                 limit: 10,
             },
         )
@@ -316,6 +318,7 @@ async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
             HistoryQuery {
                 before: None,
                 after: Some(0),
+                around: None,
                 limit: 500,
             },
         )

@@ -6,6 +6,10 @@ export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
   start(onEvent: (event: ClientEvent) => void): Promise<ChatInfo>;
   send(room: string, text: string): Promise<LocalId>;
+  /** Sends `text` as an answer to the message at seq `target`. */
+  reply(room: string, target: number, text: string): Promise<LocalId>;
+  /** The messages around seq `seq`; they arrive as an `around` event. */
+  around(room: string, seq: number): Promise<void>;
   /** Edits the user's message at seq `target`; confirmed by a `change` event. */
   edit(room: string, target: number, text: string): Promise<LocalId>;
   /** Deletes the user's message at seq `target`; confirmed by a `change` event. */

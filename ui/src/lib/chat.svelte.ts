@@ -2,7 +2,7 @@
 // guarantees each message once and in order per room; this only arranges them for display.
 import type { Backend } from './backend';
 import type {
-  ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Session, User,
+  ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
 import { DEFAULT_ROOM } from './types';
 
@@ -12,7 +12,7 @@ import { DEFAULT_ROOM } from './types';
 export type Line =
   /** `saving`: the user's edit or deletion of it is on its way. */
   | { kind: 'message'; key: string; message: Message; at: number; saving?: boolean }
-  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean }
+  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean; replyTo: number | null }
   | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string }
   /** Someone listed already came back under a new name. */
   | { kind: 'renamed'; key: string; at: number; text: string };
@@ -56,6 +56,13 @@ export class Chat {
   drafts = $state<Record<string, string>>({});
   /** The user's message being edited in the composer (of `room`), and the draft it set aside. */
   editing = $state<{ room: string; seq: number; draft: string } | null>(null);
+  /** The message the next one sent in `room` answers. */
+  replying = $state<{ room: string; quote: Quote } | null>(null);
+  /** Older messages shown in place of a room's latest, around one the user went to (the
+   *  original of a reply), until they go back to the latest. */
+  context = $state<{ room: string; around: number; lines: Line[] } | null>(null);
+  /** The message to bring into view and mark for a moment (a reply's original). */
+  highlight = $state<{ room: string; seq: number } | null>(null);
   /** The user's edits and deletions on their way, with the message as it was (to put back if
    *  one is refused). */
   private changing: Record<string, { room: string; before: Message; text: string | null }> = {};
@@ -149,6 +156,9 @@ export class Chat {
     this.error = null;
     this.drafts = {};
     this.editing = null;
+    this.replying = null;
+    this.context = null;
+    this.highlight = null;
     this.changing = {};
   }
 
@@ -164,11 +174,16 @@ export class Chat {
   async send(text: string): Promise<void> {
     const room = this.current;
     if (this.editing?.room === room) return this.saveEdit(text);
+    const replyTo = this.replying?.room === room ? this.replying.quote.seq : null;
+    this.replying = null;
+    // What is sent shows at the end of the latest messages: back to them.
+    if (this.context?.room === room) this.closeContext();
     this.setDraft(room, '');
     try {
       await this.typingSent;
       // The core client tells the room the user stopped typing.
-      await this.backend.send(room, text);
+      if (replyTo === null) await this.backend.send(room, text);
+      else await this.backend.reply(room, replyTo, text);
     } catch (e) {
       this.error = describe(e);
     }
@@ -187,12 +202,46 @@ export class Chat {
     return server && message.author.id === this.me?.id && !message.deleted;
   }
 
+  /** Answers a message: the composer says so until the answer is sent or the reply cancelled. */
+  startReply(room: string, seq: number): void {
+    const shown = this.context?.room === room ? this.context.lines : [];
+    const inContext = shown.find((l) => l.kind === 'message' && l.message.seq === seq);
+    const line = this.messageLine(room, seq) ?? (inContext?.kind === 'message' ? inContext : undefined);
+    if (!line || line.message.deleted) return;
+    if (this.editing) this.cancelEdit();
+    this.replying = { room, quote: quoteOf(line.message) };
+    this.current = room;
+  }
+
+  cancelReply(): void {
+    this.replying = null;
+  }
+
+  /** Brings a message into view (a reply's original): where it is shown already, or else in
+   *  its context, asked of the server. */
+  jumpTo(room: string, seq: number): void {
+    this.highlight = { room, seq };
+    if (this.context?.room === room && this.context.lines.some((l) => l.kind === 'message' && l.message.seq === seq)) return;
+    if (this.messageLine(room, seq)) {
+      this.context = null;
+      return;
+    }
+    this.backend.around(room, seq).catch((e) => { this.error = describe(e); });
+  }
+
+  /** Back from older messages to the room's latest. */
+  closeContext(): void {
+    this.context = null;
+    this.highlight = null;
+  }
+
   /** Puts one of the user's messages into the composer to edit it; the draft waits aside. */
   startEdit(room: string, seq: number): void {
     const line = this.messageLine(room, seq);
     if (!line || !this.canEdit(line.message)) return;
     // Editing elsewhere: that edit ends, and its room gets its draft back.
     if (this.editing && this.editing.room !== room) this.cancelEdit();
+    this.replying = null;
     const draft = this.editing?.room === room ? this.editing.draft : this.draftOf(room);
     this.editing = { room, seq, draft };
     this.current = room;
@@ -314,7 +363,7 @@ export class Chat {
         break;
       case 'pending': {
         const { localId, room, text, action } = event.data;
-        if (action.kind !== 'send') {
+        if (action.kind === 'edit' || action.kind === 'delete') {
           // An edit or deletion on its way: shown at once on the message, marked as saving.
           const line = this.messageLine(room, action.target);
           if (line && !this.changing[localId]) {
@@ -328,7 +377,8 @@ export class Chat {
           break;
         }
         if (!this.linesOf(room).some((l) => l.key === localId)) {
-          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false });
+          const replyTo = action.kind === 'reply' ? action.target : null;
+          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false, replyTo });
         }
         break;
       }
@@ -361,6 +411,21 @@ export class Chat {
         }
         if (change.kind === 'delete' && this.editing?.room === change.room && this.editing.seq === change.target) {
           this.cancelEdit();
+        }
+        // Its replies quote it as it is now; an older page shown for context changes too.
+        const requote = (message: Message): Message => {
+          if (message.replyTo?.seq !== change.target) return message;
+          const excerpt = change.kind === 'edit' ? quoteOf({ ...message, text: change.text ?? '' }).excerpt : '';
+          return { ...message, replyTo: { ...message.replyTo, excerpt, deleted: change.kind === 'delete' } };
+        };
+        const contextLines = this.context?.room === change.room ? this.context.lines : [];
+        for (const l of [...this.linesOf(change.room), ...contextLines]) {
+          if (l.kind !== 'message') continue;
+          l.message = requote(l.message);
+          if (contextLines.includes(l) && l.message.seq === change.target) l.message = apply(l.message);
+        }
+        if (this.replying?.room === change.room && this.replying.quote.seq === change.target && change.kind === 'delete') {
+          this.replying = null;
         }
         break;
       }
@@ -399,6 +464,8 @@ export class Chat {
         this.rooms = this.rooms.filter((r) => r !== event.data.room);
         delete this.typing[event.data.room];
         delete this.unread[event.data.room];
+        if (this.context?.room === event.data.room) this.context = null;
+        if (this.replying?.room === event.data.room) this.replying = null;
         if (this.current === event.data.room) this.current = DEFAULT_ROOM;
         break;
       case 'presence': {
@@ -424,6 +491,14 @@ export class Chat {
       case 'unread':
         this.unread[event.data.room] = { read: event.data.read, count: event.data.count };
         break;
+      case 'around': {
+        const { around, page } = event.data;
+        // Only for the message still wanted: a later jump replaces an earlier one.
+        if (this.highlight?.room !== page.room || this.highlight.seq !== around) break;
+        const lines: Line[] = page.messages.map((m) => ({ kind: 'message', key: m.id, message: m, at: 0 }));
+        this.context = { room: page.room, around, lines };
+        break;
+      }
       case 'history': {
         // Older than all shown, each once: the core client sees to it.
         const { room, messages, hasMore } = event.data;
@@ -513,6 +588,15 @@ export function noticeText(joined: User[], left: User[]): string {
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) return String(error.message);
   return String(error);
+}
+
+/** The quote of `message` as a reply shows it: its first line, cut at 140 characters (the
+ *  server sends the same with each reply; this one shows in the composer before sending). */
+export function quoteOf(message: Message): Quote {
+  const line = message.text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? '';
+  const chars = [...line];
+  const excerpt = chars.length > 140 ? `${chars.slice(0, 140).join('').trimEnd()}…` : line;
+  return { seq: message.seq, author: message.author, excerpt: message.deleted ? '' : excerpt, deleted: message.deleted ?? false };
 }
 
 /** An unread count as a badge shows it: the server counts up to 1,000, so "999+" beyond. */

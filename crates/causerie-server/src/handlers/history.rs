@@ -61,6 +61,12 @@ async fn page(
             format!("limit is 1 to {MAX_HISTORY_LIMIT}"),
         ));
     }
+    if request.around.is_some() && (request.after.is_some() || request.before.is_some()) {
+        return Err(ErrorBody::new(
+            ErrorCode::Invalid,
+            "around goes alone, without after or before",
+        ));
+    }
     let room = request.room.unwrap_or_else(|| DEFAULT_ROOM.to_owned());
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));
@@ -72,6 +78,7 @@ async fn page(
             HistoryQuery {
                 after: request.after,
                 before: request.before,
+                around: request.around,
                 limit,
             },
         )

@@ -83,6 +83,19 @@ async fn accept(
     }
     chat.limits.check_message(&request.text)?;
     within_quota(chat, Action::Message, socket, session)?;
+    if let Some(original) = request.reply_to {
+        let quote = chat
+            .store
+            .quote(&room, original)
+            .await
+            .map_err(|e| internal(&e))?;
+        if quote.is_none_or(|quote| quote.deleted) {
+            return Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!("no message {original} in this room to reply to (or it was deleted)"),
+            ));
+        }
+    }
     let appended = chat
         .store
         .append(NewMessage {
@@ -90,6 +103,7 @@ async fn accept(
             room,
             author: session.user.clone(),
             text: request.text,
+            reply_to: request.reply_to,
         })
         .await
         .map_err(|e| internal(&e))?;
@@ -105,6 +119,7 @@ fn seed_request(
             id: uuid::Uuid::new_v4().to_string(),
             room: None,
             text,
+            reply_to: None,
         }),
         _ => Err(ErrorBody::new(
             ErrorCode::Invalid,

@@ -6,7 +6,7 @@ mod sqlite;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, ReadState, User};
+use causerie_protocol::{Change, ChangeKind, Message, Quote, ReadState, User};
 
 /// A message to store, as the chat logic accepted it.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct NewMessage {
     pub author: User,
     /// The validated text.
     pub text: String,
+    /// The seq of the message in the same room it answers (checked to exist beforehand).
+    pub reply_to: Option<u64>,
 }
 
 /// An edit or a deletion to store, as the chat logic accepted it (the text checked, the room
@@ -114,6 +116,9 @@ pub struct HistoryQuery {
     pub after: Option<u64>,
     /// Only seqs below this.
     pub before: Option<u64>,
+    /// The entries around this seq (alone): half the page up to it, it included, the rest
+    /// after it; each half bounded in bytes as a page is.
+    pub around: Option<u64>,
     /// Most entries in the page.
     pub limit: u32,
 }
@@ -232,6 +237,9 @@ pub trait Store: Send + Sync + 'static {
     /// the message's row takes its new state), or returns the one already stored under the same
     /// author and client id, or says why it is not allowed.
     async fn change(&self, change: NewChange) -> Result<Changed, StoreError>;
+
+    /// The quote of the message at `seq` in `room`, if there is one (deleted or not).
+    async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError>;
 
     /// Reads a page of a room's log: messages as they are now, and changes.
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError>;

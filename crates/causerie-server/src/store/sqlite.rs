@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, ReadState, User};
+use causerie_protocol::{Change, ChangeKind, Message, Quote, ReadState, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -57,8 +57,8 @@ const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
 );
 
-const MESSAGE_COLUMNS: &str =
-    "id, client_id, room, seq, author_id, author_name, text, sent_at, edited_at, deleted";
+const MESSAGE_COLUMNS: &str = "id, client_id, room, seq, author_id, author_name, text, sent_at, \
+     edited_at, deleted, reply_to";
 
 const CHANGE_COLUMNS: &str =
     "id, client_id, room, seq, author_id, author_name, kind, target, text, at";
@@ -241,34 +241,8 @@ impl SqliteStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// Queues `operation` for the writer and waits until it is committed (or not).
-    async fn write(&self, operation: Operation) -> Result<Written, StoreError> {
-        let (reply, response) = oneshot::channel();
-        self.writes
-            .send(Write { operation, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        response.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
-        match self.write(Operation::Append(message)).await? {
-            Written::Appended(appended) => Ok(appended),
-            _ => unreachable!("the writer answers an append with the message"),
-        }
-    }
-
-    async fn change(&self, change: NewChange) -> Result<Changed, StoreError> {
-        match self.write(Operation::Change(change)).await? {
-            Written::Changed(changed) => Ok(changed),
-            _ => unreachable!("the writer answers a change with what it did"),
-        }
-    }
-
-    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
+    /// A page of the log after and/or before a seq (see [`HistoryQuery`]), with its quotes.
+    async fn page(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
         // Nothing newer than what the client has, or nothing at all: no need to read the file.
         if let Some(head) = self.catalog.head(room)
             && (head == 0 || query.after.is_some_and(|after| after >= head))
@@ -290,7 +264,7 @@ impl Store for SqliteStore {
              FROM messages WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
              UNION ALL \
              SELECT 'change' AS entry, id, client_id, room, seq, author_id, author_name, text, \
-             NULL, NULL, 0, kind, target, at \
+             NULL, NULL, 0, NULL, kind, target, at \
              FROM changes WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
              ORDER BY seq {order} LIMIT ?4"
         );
@@ -321,6 +295,70 @@ impl Store for SqliteStore {
                 Entry::Change(change) => slice.changes.push(change),
             }
         }
+        fill_quotes(&self.reads, room, &mut slice.messages).await?;
+        Ok(slice)
+    }
+
+    /// Queues `operation` for the writer and waits until it is committed (or not).
+    async fn write(&self, operation: Operation) -> Result<Written, StoreError> {
+        let (reply, response) = oneshot::channel();
+        self.writes
+            .send(Write { operation, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        response.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
+        match self.write(Operation::Append(message)).await? {
+            Written::Appended(appended) => Ok(appended),
+            _ => unreachable!("the writer answers an append with the message"),
+        }
+    }
+
+    async fn change(&self, change: NewChange) -> Result<Changed, StoreError> {
+        match self.write(Operation::Change(change)).await? {
+            Written::Changed(changed) => Ok(changed),
+            _ => unreachable!("the writer answers a change with what it did"),
+        }
+    }
+
+    async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
+        ))
+        .bind(room)
+        .bind(to_i64(seq))
+        .fetch_optional(&self.reads)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(Quote::of(&message_row(&row)?)),
+            None => None,
+        })
+    }
+
+    async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
+        let Some(around) = query.around else {
+            return self.page(room, query).await;
+        };
+        // Up to it (it included), then after it: two pages of the log, end to end.
+        let older = HistoryQuery {
+            before: Some(around.saturating_add(1)),
+            limit: query.limit.div_ceil(2).max(1),
+            ..HistoryQuery::default()
+        };
+        let mut slice = self.page(room, older).await?;
+        let newer = HistoryQuery {
+            after: Some(around),
+            limit: query.limit.saturating_sub(older.limit).max(1),
+            ..HistoryQuery::default()
+        };
+        let later = self.page(room, newer).await?;
+        slice.messages.extend(later.messages);
+        slice.changes.extend(later.changes);
         Ok(slice)
     }
 
@@ -771,10 +809,12 @@ async fn append_in(
         sent_at: now(),
         edited_at: None,
         deleted: false,
+        reply_to: new.reply_to.map(unfilled),
     };
     let inserted = sqlx::query(
-        "INSERT INTO messages (id, client_id, room, seq, author_id, author_name, text, sent_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (author_id, client_id) DO NOTHING",
+        "INSERT INTO messages \
+         (id, client_id, room, seq, author_id, author_name, text, sent_at, reply_to) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (author_id, client_id) DO NOTHING",
     )
     .bind(&message.id)
     .bind(&message.client_id)
@@ -784,11 +824,16 @@ async fn append_in(
     .bind(&message.author.name)
     .bind(&message.text)
     .bind(&message.sent_at)
+    .bind(new.reply_to.map(to_i64))
     .execute(&mut *connection)
     .await?
     .rows_affected();
     if inserted == 1 {
         assigned.insert(message.room.clone(), seq);
+        let mut message = [message];
+        let room = message[0].room.clone();
+        fill_quotes(&mut *connection, &room, &mut message).await?;
+        let [message] = message;
         return Ok(Appended {
             message,
             duplicate: false,
@@ -801,8 +846,12 @@ async fn append_in(
     .bind(&message.client_id)
     .fetch_one(&mut *connection)
     .await?;
+    let mut message = [message_row(&row)?];
+    let room = message[0].room.clone();
+    fill_quotes(&mut *connection, &room, &mut message).await?;
+    let [message] = message;
     Ok(Appended {
-        message: message_row(&row)?,
+        message,
         duplicate: true,
     })
 }
@@ -853,7 +902,61 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         sent_at: row.try_get("sent_at")?,
         edited_at: row.try_get("edited_at")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
+        reply_to: row
+            .try_get::<Option<i64>, _>("reply_to")?
+            .map(seq_from_i64)
+            .transpose()?
+            .map(unfilled),
     })
+}
+
+/// The quote of the message at `seq`, before [`fill_quotes`] reads the original.
+fn unfilled(seq: u64) -> Box<Quote> {
+    Box::new(Quote {
+        seq,
+        author: User {
+            id: String::new(),
+            name: String::new(),
+        },
+        excerpt: String::new(),
+        deleted: false,
+    })
+}
+
+/// Replaces the quotes of the replies among `messages` (all of `room`) with their originals as
+/// they are now, in one read.
+async fn fill_quotes<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    room: &str,
+    messages: &mut [Message],
+) -> Result<(), sqlx::Error> {
+    let mut wanted: Vec<u64> = messages
+        .iter()
+        .filter_map(|m| m.reply_to.as_ref().map(|q| q.seq))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let marks = vec!["?"; wanted.len()].join(", ");
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq IN ({marks})");
+    let mut query = sqlx::query(&sql).bind(room);
+    for seq in &wanted {
+        query = query.bind(to_i64(*seq));
+    }
+    let mut originals = HashMap::new();
+    for row in query.fetch_all(executor).await? {
+        let original = message_row(&row)?;
+        originals.insert(original.seq, Box::new(Quote::of(&original)));
+    }
+    for message in messages {
+        message.reply_to = message
+            .reply_to
+            .take()
+            .and_then(|quote| originals.get(&quote.seq).cloned());
+    }
+    Ok(())
 }
 
 /// An entry of a room's log, as a history page reads it.
