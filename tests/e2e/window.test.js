@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { test } from 'node:test';
-import { causerie, join, next, request, startServer } from '../js/fixture.js';
+import { causerie, join, next, request, startServer, unconsumed } from '../js/fixture.js';
 import { THEME, openApp, page, resize, screenshot, screenshots, sendFromApp, useDriver } from './harness.js';
 
 useDriver();
@@ -255,6 +255,28 @@ test('unread counts per room and in the title, a divider at the first unread, an
     assert.deepEqual([told.room, told.seq, told.unread], ['news', sent[2].seq, 0]);
     await app.until('no count and a plain title', `${badge} === undefined && document.title === 'Causerie'`);
     await screenshots(app, 'window-unread-divider');
+
+    // More unread than fit: the room opens at the divider, and what is below it is not read
+    // until the reader gets there.
+    await app.click('nav.rooms li:first-child .room');
+    await app.until('#general open', "document.querySelector('.app-bar h1')?.textContent === '#general'");
+    const more = [];
+    for (let i = 4; i <= 43; i += 1) {
+      more.push((await request(js, 'message', { id: `news-${i}`, room: 'news', text: `news ${i}` })).message);
+    }
+    await app.until('a count of 40 on #news', `${badge} === '40'`);
+    await app.click('nav.rooms li:nth-child(2) .room');
+    const dividerInView = `(() => { const list = document.querySelector('.messages'); const d = document.querySelector('.unread-divider');
+      return !!d && d.nextElementSibling?.querySelector('.body')?.textContent === 'news 4'
+        && d.getBoundingClientRect().top >= list.getBoundingClientRect().top; })()`;
+    await app.until('the room open at its divider', dividerInView);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.deepEqual(await unconsumed(phone, 'read'), [], 'nothing read below the divider yet');
+    assert.equal(await app.value(badge), '40');
+    await app.run("const list = document.querySelector('.messages'); list.scrollTop = list.scrollHeight;");
+    const caughtUp = await next(phone, 'read');
+    assert.deepEqual([caughtUp.seq, caughtUp.unread], [more[more.length - 1].seq, 0]);
+    await app.until('no count once read to the end', `${badge} === undefined`);
   } finally {
     js.close();
     phone.close();

@@ -296,6 +296,8 @@ impl Delivery {
                 self.rooms.remove(&room);
                 self.events
                     .push(ClientEvent::Error(ClientError::Rejected(error)));
+                // Out of the user's rooms: their list, counts and typing notices forget it.
+                self.events.push(ClientEvent::Left { room });
             }
         }
     }
@@ -549,12 +551,12 @@ mod tests {
             history,
             changes: vec![],
             head,
-            read: causerie_protocol::ReadState {
+            read: Some(causerie_protocol::ReadState {
                 room: DEFAULT_ROOM.into(),
                 seq: head,
                 unread: 0,
                 head,
-            },
+            }),
             limits: Default::default(),
             server: ServerInfo {
                 name: "causerie".into(),
@@ -653,10 +655,10 @@ mod tests {
             history: vec![],
             changes: vec![],
             head: 0,
-            read: causerie_protocol::ReadState {
+            read: Some(causerie_protocol::ReadState {
                 room: "a".into(),
                 ..Default::default()
-            },
+            }),
         };
         delivery.on_joined("a".into(), Ok(joined), now);
         assert!(delivery.may_send_to("a"));
@@ -672,7 +674,10 @@ mod tests {
         delivery.on_joined("x".into(), Err(refusal.clone()), now);
         assert_eq!(
             delivery.take_events(),
-            [ClientEvent::Error(ClientError::Rejected(refusal))]
+            [
+                ClientEvent::Error(ClientError::Rejected(refusal)),
+                ClientEvent::Left { room: "x".into() }
+            ]
         );
         delivery.disconnected();
         delivery.welcomed(welcome(vec![], 0));

@@ -185,7 +185,7 @@ impl ChatState {
             self.sending.deadline(),
             self.delivery.deadline(),
             self.typing.deadline(),
-            self.read.deadline(),
+            self.read.deadline(|room| self.delivery.has_joined(room)),
         ]
         .into_iter()
         .flatten()
@@ -290,9 +290,12 @@ impl ChatState {
                 server: welcome.server.clone(),
             })),
         ]);
-        // Before the page: its messages are the server's to count.
-        let unread = self.read.on_state(welcome.read.clone());
-        self.emit_unread(unread);
+        // Before the page: its messages are the server's to count. A server without markers
+        // has none to give, and is sent none.
+        if let Some(state) = welcome.read.clone() {
+            let unread = self.read.on_state(state);
+            self.emit_unread(unread);
+        }
         self.delivery.welcomed(welcome);
         self.flush_delivery();
     }
@@ -388,10 +391,12 @@ impl ChatState {
             Request::Join(room) => {
                 if let Some(reply) = parse::<Joined>(data) {
                     // Before the page, as for a welcome.
-                    if let Ok(joined) = &reply
+                    if let Ok(Joined {
+                        read: Some(state), ..
+                    }) = &reply
                         && self.delivery.is_in(&room)
                     {
-                        let unread = self.read.on_state(joined.read.clone());
+                        let unread = self.read.on_state(state.clone());
                         self.emit_unread(unread);
                     }
                     self.delivery.on_joined(room, reply, now);
@@ -532,7 +537,7 @@ impl ChatState {
                     message.deleted,
                 ),
                 ClientEvent::Change { change, .. } if change.kind == ChangeKind::Delete => {
-                    self.read.deleted(&change.room, change.target)
+                    self.read.deleted(&change.room, change.target, change.seq)
                 }
                 ClientEvent::Left { room } => {
                     self.read.left(room);
@@ -642,12 +647,12 @@ mod tests {
             history,
             changes: vec![],
             head,
-            read: causerie_protocol::ReadState {
+            read: Some(causerie_protocol::ReadState {
                 room: causerie_protocol::DEFAULT_ROOM.into(),
                 seq: head,
                 unread: 0,
                 head,
-            },
+            }),
             limits: Limits::default(),
             server: ServerInfo {
                 name: "causerie".into(),
@@ -933,10 +938,10 @@ mod tests {
             history: vec![],
             changes: vec![],
             head: 0,
-            read: causerie_protocol::ReadState {
+            read: Some(causerie_protocol::ReadState {
                 room: "side".into(),
                 ..Default::default()
-            },
+            }),
         };
         client.ack(Request::Join("side".into()), ok(joined));
         let effects = client.effects();
@@ -1246,8 +1251,12 @@ mod tests {
     fn unread_counts_others_live_messages_and_reading_here_or_elsewhere_clears_them() {
         let mut client = Client::new(vec![]);
         let mut greeting = welcome(vec![theirs(1), theirs(2), theirs(3)], 3);
-        greeting.read.seq = 1;
-        greeting.read.unread = 2;
+        greeting.read = Some(causerie_protocol::ReadState {
+            room: "general".into(),
+            seq: 1,
+            unread: 2,
+            head: 3,
+        });
         client.state.welcomed(greeting, client.now);
         // Told before the page's messages, which the server counted already.
         let effects = client.effects();

@@ -30,27 +30,35 @@ pub struct Unread {
 /// refusal does not say.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// The least time between two `read`s of one room: reading a busy room moves the marker with
+/// every message, and the server needs only the latest now and then (each costs it a write).
+const READ_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default)]
 struct Room {
     /// Read up to here, as far as this client knows: the server's marker, or a later seq the
     /// user read here and the server has not confirmed yet.
     read: u64,
-    /// The marker the server confirmed.
-    confirmed: u64,
-    /// What the server counted unread after `read`, up to `head`.
+    /// The server has the marker up to here, or refused it for good: nothing to send below it.
+    settled: u64,
+    /// What the server counted unread after its marker, up to `head`.
     counted: u32,
     head: u64,
-    /// Others' messages delivered after `head`, not deleted since.
+    /// Others' messages delivered after `read`, not deleted since: those above `head` are
+    /// unread beyond the server's count; those at or below it, a deletion takes off the count.
     later: BTreeSet<u64>,
-    /// When the `read` request on its way was sent.
-    in_flight: Option<Instant>,
+    /// The `read` request on its way: when it was sent, and its seq.
+    in_flight: Option<(Instant, u64)>,
+    /// When the last `read` was sent (see [`READ_EVERY`]).
+    last_sent: Option<Instant>,
     /// When a refused `read` may go again.
     retry_at: Option<Instant>,
 }
 
 impl Room {
     fn count(&self) -> u32 {
-        let later = self.later.range(self.read + 1..).count();
+        let after = self.read.max(self.head);
+        let later = self.later.range(after + 1..).count();
         let counted = if self.read < self.head {
             self.counted
         } else {
@@ -63,11 +71,27 @@ impl Room {
 
     /// Whether the user's marker still has to reach the server.
     fn unsent(&self) -> bool {
-        self.read > self.confirmed
+        self.read > self.settled
+    }
+
+    /// When a `read` of this room may go, if one waits: at once (`Some(None)`), or not before
+    /// an instant (the pace, an answer awaited, a refusal's wait).
+    fn due(&self, timeout: Duration) -> Option<Option<Instant>> {
+        if !self.unsent() {
+            return None;
+        }
+        let paced = self.last_sent.map(|sent| sent + READ_EVERY);
+        let unanswered = self.in_flight.map(|(sent, _)| sent + timeout);
+        Some(
+            [paced, unanswered, self.retry_at]
+                .into_iter()
+                .flatten()
+                .max(),
+        )
     }
 }
 
-/// The read markers of the rooms the client is in.
+/// The read markers of the rooms the client is in, on a server that keeps them.
 #[derive(Debug)]
 pub(crate) struct ReadMarkers {
     rooms: HashMap<String, Room>,
@@ -84,21 +108,22 @@ impl ReadMarkers {
     }
 
     /// The server's marker and count for a room: its head starts the client's own count over.
-    /// A marker older than what the user read here (an answer overtaken by a later read, a
-    /// welcome before a resend) only confirms what it says.
+    /// A state older than what this client has (an answer overtaken by a later read, the same
+    /// marker counted at an older head) only confirms what it says.
     pub(crate) fn on_state(&mut self, state: ReadState) -> Option<Unread> {
         let room = self.rooms.entry(state.room.clone()).or_default();
-        room.confirmed = room.confirmed.max(state.seq);
-        if state.seq >= room.read {
+        room.settled = room.settled.max(state.seq);
+        let newer = state.seq > room.read || (state.seq == room.read && state.head >= room.head);
+        if newer {
             room.read = state.seq;
             room.counted = state.unread;
             room.head = state.head;
-            room.later = room.later.split_off(&(state.head + 1));
+            room.later = room.later.split_off(&(state.seq + 1));
         }
         Some(unread(&state.room, room))
     }
 
-    /// A message was delivered: someone else's after the server's count is unread until read.
+    /// A message was delivered: someone else's, beyond the server's count, is unread until read.
     pub(crate) fn delivered(
         &mut self,
         room: &str,
@@ -107,20 +132,30 @@ impl ReadMarkers {
         deleted: bool,
     ) -> Option<Unread> {
         let state = self.rooms.get_mut(room)?;
-        if !by_others || deleted || seq <= state.head || seq <= state.read {
+        if !by_others || deleted || seq <= state.read {
             return None;
         }
         // Beyond the bound nothing changes what is shown: "at least" that many.
-        if state.later.len() >= MAX_UNREAD_COUNTED as usize || !state.later.insert(seq) {
+        if state.later.len() >= 2 * MAX_UNREAD_COUNTED as usize || !state.later.insert(seq) {
             return None;
         }
-        Some(unread(room, state))
+        (seq > state.head).then(|| unread(room, state))
     }
 
-    /// A message was deleted: it is no longer unread.
-    pub(crate) fn deleted(&mut self, room: &str, target: u64) -> Option<Unread> {
+    /// The message at `target` was deleted by `change_seq`: no longer unread, whether this client
+    /// counted it or the server did (before `head`, which a later deletion is not part of).
+    pub(crate) fn deleted(&mut self, room: &str, target: u64, change_seq: u64) -> Option<Unread> {
         let state = self.rooms.get_mut(room)?;
-        state.later.remove(&target).then(|| unread(room, state))
+        if !state.later.remove(&target) {
+            return None;
+        }
+        if target <= state.head {
+            if change_seq <= state.head || state.read >= state.head {
+                return None;
+            }
+            state.counted = state.counted.saturating_sub(1);
+        }
+        Some(unread(room, state))
     }
 
     /// The user read `room` up to `seq`: shown at once, told to the server next.
@@ -130,10 +165,12 @@ impl ReadMarkers {
             return None;
         }
         state.read = seq;
+        state.later = state.later.split_off(&(seq + 1));
         Some(unread(room, state))
     }
 
-    /// The next marker to send, of a room that is `joined` now: one per room at a time.
+    /// The next marker to send, of a room that is `joined` now: one per room at a time, at most
+    /// one per [`READ_EVERY`].
     pub(crate) fn next_request(
         &mut self,
         now: Instant,
@@ -141,14 +178,13 @@ impl ReadMarkers {
     ) -> Option<ReadRequest> {
         let timeout = self.timeout;
         let (room, state) = self.rooms.iter_mut().find(|(room, state)| {
-            state.unsent()
-                && state
-                    .in_flight
-                    .is_none_or(|sent| now.duration_since(sent) >= timeout)
-                && state.retry_at.is_none_or(|at| at <= now)
+            state
+                .due(timeout)
+                .is_some_and(|due| due.is_none_or(|at| at <= now))
                 && joined(room)
         })?;
-        state.in_flight = Some(now);
+        state.in_flight = Some((now, state.read));
+        state.last_sent = Some(now);
         state.retry_at = None;
         Some(ReadRequest {
             room: room.clone(),
@@ -165,9 +201,13 @@ impl ReadMarkers {
         now: Instant,
     ) -> Option<Unread> {
         let state = self.rooms.get_mut(room)?;
-        state.in_flight = None;
+        let sent = state.in_flight.take().map(|(_, seq)| seq);
         match reply {
-            Ok(marker) => self.on_state(marker),
+            Ok(marker) => {
+                // The server stops a marker at its latest seq: what was sent is settled either way.
+                state.settled = state.settled.max(sent.unwrap_or_default());
+                self.on_state(marker)
+            }
             Err(error) if matches!(error.code, ErrorCode::RateLimited | ErrorCode::Internal) => {
                 let wait = error
                     .retry_after_ms
@@ -177,7 +217,7 @@ impl ReadMarkers {
             }
             Err(error) => {
                 tracing::debug!(%room, code = %error.code, "read marker refused");
-                state.confirmed = state.read;
+                state.settled = state.settled.max(sent.unwrap_or(state.read));
                 None
             }
         }
@@ -187,6 +227,7 @@ impl ReadMarkers {
     pub(crate) fn disconnected(&mut self) {
         for state in self.rooms.values_mut() {
             state.in_flight = None;
+            state.retry_at = None;
         }
     }
 
@@ -195,15 +236,13 @@ impl ReadMarkers {
         self.rooms.remove(room);
     }
 
-    /// When a request is due again, if any waits.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// When a request of a `joined` room waiting for its time is due, if any (one that may go
+    /// at once goes with the next effects).
+    pub(crate) fn deadline(&self, joined: impl Fn(&str) -> bool) -> Option<Instant> {
         self.rooms
-            .values()
-            .filter(|state| state.unsent())
-            .filter_map(|state| match (state.in_flight, state.retry_at) {
-                (Some(sent), _) => Some(sent + self.timeout),
-                (None, at) => at,
-            })
+            .iter()
+            .filter(|(room, _)| joined(room))
+            .filter_map(|(_, state)| state.due(self.timeout).flatten())
             .min()
     }
 }
@@ -235,6 +274,10 @@ mod tests {
         unread.map(|u| (u.read, u.count))
     }
 
+    fn joined(_: &str) -> bool {
+        true
+    }
+
     #[test]
     fn others_messages_after_the_servers_count_add_to_it_and_deletions_take_away() {
         let mut markers = ReadMarkers::new(TIMEOUT);
@@ -247,36 +290,71 @@ mod tests {
             Some((3, 3))
         );
         assert_eq!(markers.delivered("general", 7, true, false), None, "once");
-        assert_eq!(count(markers.deleted("general", 7)), Some((3, 2)));
-        assert_eq!(markers.deleted("general", 7), None);
+        assert_eq!(count(markers.deleted("general", 7, 8)), Some((3, 2)));
+        assert_eq!(markers.deleted("general", 7, 9), None);
+        // A message the server counted, deleted since its count: one less.
+        assert_eq!(count(markers.deleted("general", 5, 10)), Some((3, 1)));
         // Not a joined room: nothing to count.
         assert_eq!(markers.delivered("elsewhere", 9, true, false), None);
     }
 
     #[test]
-    fn reading_clears_at_once_and_one_request_carries_the_latest_seq() {
+    fn a_deletion_the_servers_count_knew_of_changes_nothing() {
+        let mut markers = ReadMarkers::new(TIMEOUT);
+        markers.on_state(state(1, 1, 4));
+        // A catch-up page brings the message, then its deletion (seq 4, within the count).
+        markers.delivered("general", 2, true, false);
+        assert_eq!(markers.deleted("general", 2, 4), None);
+        assert_eq!(count(markers.mark("general", 1)), None);
+        assert_eq!(count(markers.on_state(state(1, 1, 4))), Some((1, 1)));
+    }
+
+    #[test]
+    fn reading_clears_at_once_and_one_request_at_a_time_carries_the_latest_seq() {
         let now = Instant::now();
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(3, 2, 5));
         markers.delivered("general", 6, true, false);
-        assert_eq!(count(markers.mark("general", 5)), Some((5, 1)));
+        assert_eq!(count(markers.mark("general", 6)), Some((6, 0)));
         assert_eq!(markers.mark("general", 4), None, "never back");
         assert_eq!(markers.next_request(now, |_| false), None, "not joined");
-        let sent = markers.next_request(now, |_| true).expect("a request");
-        assert_eq!((sent.room.as_str(), sent.seq), ("general", 5));
+        assert_eq!(markers.deadline(|_| false), None, "nothing due there");
+        let sent = markers.next_request(now, joined).expect("a request");
+        assert_eq!((sent.room.as_str(), sent.seq), ("general", 6));
         // While it is on its way, a later read waits for its answer.
-        assert_eq!(count(markers.mark("general", 6)), Some((6, 0)));
-        assert_eq!(markers.next_request(now, |_| true), None);
+        markers.delivered("general", 7, true, false);
+        assert_eq!(count(markers.mark("general", 7)), Some((7, 0)));
+        assert_eq!(markers.next_request(now, joined), None);
         // The answer to the first is older than what was read since: it only confirms.
         assert_eq!(
-            count(markers.answered("general", Ok(state(5, 1, 6)), now)),
-            Some((6, 0))
+            count(markers.answered("general", Ok(state(6, 0, 7)), now)),
+            Some((7, 0))
         );
-        let sent = markers.next_request(now, |_| true).expect("the latest");
-        assert_eq!(sent.seq, 6);
-        markers.answered("general", Ok(state(6, 0, 6)), now);
-        assert_eq!(markers.next_request(now, |_| true), None, "all told");
-        assert_eq!(markers.deadline(), None);
+        // The next goes once a second has passed since the last.
+        assert_eq!(markers.next_request(now, joined), None, "paced");
+        let later = now + READ_EVERY;
+        assert_eq!(markers.deadline(joined), Some(later));
+        let sent = markers.next_request(later, joined).expect("the latest");
+        assert_eq!(sent.seq, 7);
+        markers.answered("general", Ok(state(7, 0, 7)), later);
+        assert_eq!(
+            markers.next_request(later + TIMEOUT, joined),
+            None,
+            "all told"
+        );
+        assert_eq!(markers.deadline(joined), None);
+    }
+
+    #[test]
+    fn a_marker_past_the_servers_end_is_settled_by_its_answer_not_sent_again() {
+        let now = Instant::now();
+        let mut markers = ReadMarkers::new(TIMEOUT);
+        markers.on_state(state(2, 0, 2));
+        markers.mark("general", 9);
+        markers.next_request(now, joined).expect("a request");
+        // The server stops it at its latest seq, 5.
+        markers.answered("general", Ok(state(5, 0, 5)), now);
+        assert_eq!(markers.next_request(now + TIMEOUT, joined), None);
     }
 
     #[test]
@@ -285,22 +363,22 @@ mod tests {
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(0, 4, 4));
         markers.mark("general", 4);
-        markers.next_request(now, |_| true).expect("a request");
-        let refusal = ErrorBody::rate_limited("read markers", Duration::from_millis(300));
+        markers.next_request(now, joined).expect("a request");
+        let refusal = ErrorBody::rate_limited("read markers", Duration::from_millis(3_000));
         assert_eq!(markers.answered("general", Err(refusal), now), None);
-        assert_eq!(markers.next_request(now, |_| true), None);
-        let later = now + Duration::from_millis(300);
-        assert_eq!(markers.deadline(), Some(later));
-        let again = markers.next_request(later, |_| true).expect("sent again");
+        assert_eq!(markers.next_request(now + READ_EVERY, joined), None);
+        let later = now + Duration::from_millis(3_000);
+        assert_eq!(markers.deadline(joined), Some(later));
+        let again = markers.next_request(later, joined).expect("sent again");
         assert_eq!(again.seq, 4);
         // Unanswered: sent again once the timeout passed.
-        assert_eq!(markers.next_request(later, |_| true), None);
-        assert_eq!(markers.deadline(), Some(later + TIMEOUT));
-        assert!(markers.next_request(later + TIMEOUT, |_| true).is_some());
+        assert_eq!(markers.deadline(joined), Some(later + TIMEOUT));
+        assert!(markers.next_request(later + TIMEOUT, joined).is_some());
         // A refusal for good is not sent again.
         let refusal = ErrorBody::new(ErrorCode::NotJoined, "join first");
         markers.answered("general", Err(refusal), later + TIMEOUT);
-        assert_eq!(markers.next_request(later + TIMEOUT * 3, |_| true), None);
+        assert_eq!(markers.next_request(later + TIMEOUT * 3, joined), None);
+        assert_eq!(markers.deadline(joined), None);
     }
 
     #[test]
@@ -309,24 +387,29 @@ mod tests {
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(2, 3, 5));
         markers.mark("general", 5);
-        markers.next_request(now, |_| true).expect("a request");
+        markers.next_request(now, joined).expect("a request");
         markers.disconnected();
         // The new connection's welcome does not know it yet: what was read here stands.
         assert_eq!(count(markers.on_state(state(2, 4, 6))), Some((5, 0)));
-        let again = markers.next_request(now, |_| true).expect("sent again");
+        let again = markers
+            .next_request(now + READ_EVERY, joined)
+            .expect("sent again");
         assert_eq!(again.seq, 5);
     }
 
     #[test]
-    fn another_device_reading_further_clears_what_it_read() {
+    fn another_device_reading_further_clears_what_it_read_and_an_older_count_loses_nothing() {
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(1, 0, 1));
         for seq in 2..=4 {
             markers.delivered("general", seq, true, false);
         }
-        assert_eq!(count(markers.on_state(state(1, 0, 1))), Some((1, 3)));
         assert_eq!(count(markers.on_state(state(3, 1, 4))), Some((3, 1)));
-        assert_eq!(count(markers.on_state(state(4, 0, 4))), Some((4, 0)));
-        assert_eq!(markers.next_request(Instant::now(), |_| true), None);
+        // The same marker counted at an older head (two devices marking at once): ignored.
+        assert_eq!(count(markers.on_state(state(3, 0, 3))), Some((3, 1)));
+        // A further marker at an older head: what came after it is still counted.
+        markers.delivered("general", 5, true, false);
+        assert_eq!(count(markers.on_state(state(4, 0, 4))), Some((4, 1)));
+        assert_eq!(markers.next_request(Instant::now(), joined), None);
     }
 }

@@ -283,8 +283,9 @@ changes: Array<Change>,
 head: number, 
 /**
  * How far the user has read `room`, and how many messages they have not read up to `head`.
+ * Absent from a server that keeps no read markers (before they came).
  */
-read: ReadState, 
+read?: ReadState, 
 /**
  * The limits the server enforces.
  */
@@ -440,7 +441,7 @@ head: number,
 /**
  * How far the user has read it, as in `welcome.read`.
  */
-read: ReadState, };
+read?: ReadState, };
 
 export type Left = { 
 /**

@@ -224,7 +224,10 @@ pub struct Welcome {
     #[ts(type = "number")]
     pub head: u64,
     /// How far the user has read `room`, and how many messages they have not read up to `head`.
-    pub read: ReadState,
+    /// Absent from a server that keeps no read markers (before they came).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub read: Option<ReadState>,
     /// The limits the server enforces.
     pub limits: Limits,
     /// Which server this is.
@@ -381,7 +384,9 @@ pub struct Joined {
     #[ts(type = "number")]
     pub head: u64,
     /// How far the user has read it, as in `welcome.read`.
-    pub read: ReadState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub read: Option<ReadState>,
 }
 
 /// Client `read`: the user has read a joined room up to `seq` (the latest message they saw).

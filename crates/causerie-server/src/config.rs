@@ -55,8 +55,8 @@ pub struct EventLimits {
     pub ping: Limit,
     /// `typing`, per connection. Defaults to 4 a second, bursts of 8.
     pub typing: Limit,
-    /// `read`, per connection. Defaults to 5 a second, bursts of 100 so that a reconnect can
-    /// mark every room read at once (the app sends one at a time per room).
+    /// `read`, per connection. Defaults to 5 a second, bursts of 20 (the core client sends one
+    /// per room at most every second, and a reconnect only those not told yet).
     pub read: Limit,
     /// Rooms a user creates. Defaults to 1 a minute, bursts of 10.
     pub room_creation: Limit,
@@ -81,7 +81,7 @@ impl Default for EventLimits {
             rooms: Limit::per_second(5, 20),
             ping: Limit::per_second(2, 10),
             typing: Limit::per_second(4, 8),
-            read: Limit::per_second(5, 100),
+            read: Limit::per_second(5, 20),
             room_creation: Limit::per_minute(1, 10),
             room_creation_per_address: Some(Limit::per_minute(5, 30)),
             connects_per_user: Limit::per_minute(30, 30),

@@ -30,8 +30,8 @@ async fn two_connections_of_one_user_agree_on_what_is_unread() {
     let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
     let token = welcome.token.clone();
     assert_eq!(
-        (welcome.read.seq, welcome.read.unread),
-        (0, 0),
+        welcome.read.as_ref().map(|r| (r.seq, r.unread)),
+        Some((0, 0)),
         "an empty room has nothing unread"
     );
     let (mut phone, _) = TestClient::join(&server.url(), returning("Ada", &token)).await;
@@ -72,8 +72,8 @@ async fn two_connections_of_one_user_agree_on_what_is_unread() {
     assert_eq!(deleted["ok"], true, "{deleted}");
     let (_, later) = TestClient::join(&server.url(), returning("Ada", &token)).await;
     assert_eq!(
-        (later.read.seq, later.read.unread, later.read.head),
-        (first.seq, 1, third.seq + 1)
+        later.read.map(|r| (r.seq, r.unread, r.head)),
+        Some((first.seq, 1, third.seq + 1))
     );
 
     // A marker past the end stops at the room's latest seq.
@@ -127,7 +127,7 @@ async fn a_marker_survives_a_restart_and_each_joined_room_has_its_own() {
 async fn a_read_marker_is_refused_outside_joined_rooms_malformed_or_too_often() {
     let server = TestServer::start_with(|config| causerie_server::ServerConfig {
         event_limits: Some(EventLimits {
-            read: Limit::per_minute(1, 6),
+            read: Limit::per_minute(1, 7),
             new_guests_per_address: None,
             room_creation_per_address: None,
             ..EventLimits::default()
@@ -136,13 +136,13 @@ async fn a_read_marker_is_refused_outside_joined_rooms_malformed_or_too_often() 
     })
     .await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
-    let (mut phone_of_bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
 
     assert_eq!(error_code(&read(&ada, "elsewhere", 1).await), "not_joined");
     for malformed in [
         json!({"room": "general"}),
         json!({"room": "general", "seq": -1}),
         json!({"room": "general", "seq": 1, "extra": true}),
+        json!({"room": "general", "seq": 1.5}),
         json!(["general", 1]),
     ] {
         let ack = ada.request("read", malformed.clone()).await;
@@ -151,6 +151,32 @@ async fn a_read_marker_is_refused_outside_joined_rooms_malformed_or_too_often() 
     // Refusals count against the quota too: the sixth request uses the burst, the next is over.
     state_of(&read(&ada, "general", 0).await);
     assert_eq!(error_code(&read(&ada, "general", 0).await), "rate_limited");
-    // Nobody else heard of any of it.
-    phone_of_bob.expect_no("read").await;
+}
+
+#[tokio::test]
+async fn only_the_users_connections_in_the_room_are_told_and_leaving_forgets_the_marker() {
+    let server = TestServer::start().await;
+    let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (mut elsewhere, _) =
+        TestClient::join(&server.url(), returning("Ada", &welcome.token)).await;
+    let (mut bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    for client in [&ada, &bob] {
+        let joined = client.request("join", json!({"room": "dev"})).await;
+        assert_eq!(joined["ok"], true, "{joined}");
+    }
+    let first = bob.send_ok("b1", "dev", "one").await;
+    bob.send_ok("b2", "dev", "two").await;
+    let moved = state_of(&read(&ada, "dev", first.seq).await);
+    assert_eq!((moved.seq, moved.unread), (first.seq, 1));
+    // Ada's other connection is not in #dev, and Bob is someone else: neither hears of it.
+    elsewhere.expect_no("read").await;
+    bob.expect_no("read").await;
+
+    // Ada leaves #dev (her only connection in it): coming back, what was there is not news.
+    let left = ada.request("leave", json!({"room": "dev"})).await;
+    assert_eq!(left["ok"], true, "{left}");
+    let third = bob.send_ok("b3", "dev", "three").await;
+    let joined = ada.request("join", json!({"room": "dev"})).await;
+    let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
+    assert_eq!((dev.seq, dev.unread, dev.head), (third.seq, 0, third.seq));
 }

@@ -4,7 +4,7 @@ import type { Backend } from './backend';
 import type {
   ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
-import { DEFAULT_ROOM } from './types';
+import { DEFAULT_ROOM, MAX_UNREAD_COUNTED } from './types';
 
 /** A line of a room: a stored message, one of ours still on its way, or a notice of people
  *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
@@ -48,6 +48,9 @@ export class Chat {
   unread = $state<Record<string, { read: number; count: number }>>({});
   /** Whether the user can see the window (focused, not hidden): only then is what shows read. */
   focused = $state(true);
+  /** Counts the starts of the chat: what belongs to one chat (a view's place in a room) is not
+   *  carried into the next. */
+  generation = $state(0);
   /** Rooms whose oldest messages are all here. */
   complete = $state<Record<string, boolean>>({});
   loadingOlder = $state<Record<string, boolean>>({});
@@ -139,6 +142,7 @@ export class Chat {
   }
 
   private reset(): void {
+    this.generation += 1;
     this.connection = { status: 'connecting' };
     this.connectionSince = Date.now();
     this.session = null;
@@ -599,9 +603,10 @@ export function quoteOf(message: Message): Quote {
   return { seq: message.seq, author: message.author, excerpt: message.deleted ? '' : excerpt, deleted: message.deleted ?? false };
 }
 
-/** An unread count as a badge shows it: the server counts up to 1,000, so "999+" beyond. */
+/** An unread count as a badge shows it: the server counts up to its bound, which means "at
+ *  least", so one less and a plus from there. */
 export function unreadBadge(count: number): string {
-  return count > 999 ? '999+' : String(count);
+  return count >= MAX_UNREAD_COUNTED ? `${MAX_UNREAD_COUNTED - 1}+` : String(count);
 }
 
 /** The connection as the app bar says it; `now` counts a reconnection down. */

@@ -9,7 +9,7 @@ use causerie_protocol::limits::{
     DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, normalize_name,
 };
 use causerie_protocol::{
-    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, ReadState, User, Welcome, event,
+    DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, User, Welcome, event,
 };
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
@@ -259,10 +259,7 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         history: Vec::new(),
         changes: Vec::new(),
         head: 0,
-        read: ReadState {
-            room: DEFAULT_ROOM.to_owned(),
-            ..ReadState::default()
-        },
+        read: None,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     }
@@ -300,7 +297,7 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         online_count: online.count,
         online_next: online.next,
         head,
-        read,
+        read: Some(read),
         history: history.messages,
         changes: history.changes,
         limits: chat.limits.clone(),

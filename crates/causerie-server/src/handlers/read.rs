@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use causerie_protocol::{ErrorBody, ReadRequest, ReadState, event};
+use causerie_protocol::{ErrorBody, ErrorCode, ReadRequest, ReadState, event};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{Session, has_joined, internal, not_joined, parse, room_key, within_quota};
@@ -30,7 +30,7 @@ pub(super) async fn on_read(
     ack: Ack,
 ) {
     let outcome = mark(&socket, &chat, &session, data).await;
-    let (state, moved) = match outcome {
+    let Marked { state, moved } = match outcome {
         Ok(marked) => marked,
         Err(error) => {
             tracing::debug!(
@@ -80,14 +80,21 @@ pub(super) async fn state_on_arrival(
     })
 }
 
-/// Moves the marker (within the room's log) and counts what is left unread; `true` with it when
-/// the marker moved.
+/// What a `read` did: the marker now, and whether it moved (only then are the user's other
+/// connections told).
+struct Marked {
+    state: ReadState,
+    moved: bool,
+}
+
+/// Moves the marker (within the room's log) and counts what is left unread. A marker that would
+/// not move costs a read, not a write: clients send the same one again after a reconnect.
 async fn mark(
     socket: &SocketRef,
     chat: &Chat,
     session: &Session,
     data: Result<serde_json::Value, socketioxide::ParserError>,
-) -> Result<(ReadState, bool), ErrorBody> {
+) -> Result<Marked, ErrorBody> {
     within_quota(chat, Action::Read, socket, session)?;
     let request: ReadRequest = parse(data, "a read marker")?;
     if !has_joined(socket, &request.room) {
@@ -97,22 +104,35 @@ async fn mark(
         .store
         .head(&request.room)
         .ok_or_else(|| not_joined(&request.room))?;
-    let user = &session.user.id;
+    let (user, room) = (&session.user.id, &request.room);
+    let seq = request.seq.min(head);
+    let current = chat
+        .store
+        .read_state(user, room, head)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Some(state) = current.filter(|state| state.seq >= seq) {
+        return Ok(Marked {
+            state,
+            moved: false,
+        });
+    }
     let marked = chat
         .store
-        .mark_read(user, &request.room, request.seq.min(head))
+        .mark_read(user, room, seq)
         .await
         .map_err(|e| internal(&e))?;
     let state = chat
         .store
-        .read_state(user, &request.room, head)
+        .read_state(user, room, head)
         .await
         .map_err(|e| internal(&e))?
-        .unwrap_or(ReadState {
-            room: request.room,
-            seq: marked.seq,
-            unread: 0,
-            head,
-        });
-    Ok((state, marked.moved))
+        .ok_or_else(|| {
+            tracing::error!(%room, "a read marker just written is not there");
+            ErrorBody::new(ErrorCode::Internal, "the server failed; try again")
+        })?;
+    Ok(Marked {
+        state,
+        moved: marked.moved,
+    })
 }

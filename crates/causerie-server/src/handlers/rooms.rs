@@ -96,7 +96,7 @@ async fn join(
         online_count: online.count,
         online_next: online.next,
         head,
-        read,
+        read: Some(read),
         history: history.messages,
         changes: history.changes,
     })
@@ -168,6 +168,16 @@ fn leave(
         chat.presence.depart(&room, &session.user.id);
     }) {
         return Err(not_joined(&room));
+    }
+    // The user's last connection in the room left it: so does their place in it. In the
+    // background: a leave does not wait on a write (nor fail while writes fail).
+    if !chat.presence.is_online(&room, &session.user.id) {
+        let (store, user, left) = (chat.store.clone(), session.user.id.clone(), room.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.forget_read(&user, &left).await {
+                tracing::debug!(%error, room = %left, "a read marker was not forgotten");
+            }
+        });
     }
     tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "left");
     Ok(Left { room })

@@ -262,6 +262,10 @@ pub trait Store: Send + Sync + 'static {
         head: u64,
     ) -> Result<Option<ReadState>, StoreError>;
 
+    /// Forgets `user_id`'s read marker of `room`: they left it, and coming back later starts
+    /// from what is new then, not from where they left.
+    async fn forget_read(&self, user_id: &str, room: &str) -> Result<(), StoreError>;
+
     /// The latest committed seq of `room` (0 while it is empty), if it exists.
     fn head(&self, room: &str) -> Option<u64>;
 

@@ -83,6 +83,10 @@ enum Operation {
         room: String,
         seq: u64,
     },
+    ForgetRead {
+        user_id: String,
+        room: String,
+    },
 }
 
 /// What a committed write did.
@@ -91,6 +95,7 @@ enum Written {
     Changed(Changed),
     RoomCreated,
     MarkedRead(MarkedRead),
+    ForgotRead,
 }
 
 /// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
@@ -395,18 +400,27 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let seq = seq_from_i64(marker)?.min(head);
+        let bound = causerie_protocol::limits::MAX_UNREAD_COUNTED;
         let unread: i64 = if seq < head {
-            // The scan stops after the first MAX_UNREAD_COUNTED messages, whoever wrote them.
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT author_id, deleted FROM messages                  WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4)                  WHERE deleted = 0 AND author_id <> ?5",
+            // The scan stops after the first `bound` messages, whoever wrote them; one that
+            // reached it says "at least that many" rather than an exact count it is not.
+            let (scanned, unread): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(deleted = 0 AND author_id <> ?5), 0) \
+                 FROM (SELECT author_id, deleted FROM messages \
+                 WHERE room = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4)",
             )
             .bind(room)
             .bind(to_i64(seq))
             .bind(to_i64(head))
-            .bind(i64::from(causerie_protocol::limits::MAX_UNREAD_COUNTED))
+            .bind(i64::from(bound))
             .bind(user_id)
             .fetch_one(&self.reads)
-            .await?
+            .await?;
+            if scanned >= i64::from(bound) {
+                i64::from(bound)
+            } else {
+                unread
+            }
         } else {
             0
         };
@@ -416,6 +430,14 @@ impl Store for SqliteStore {
             unread: u32::try_from(unread).unwrap_or(u32::MAX),
             head,
         }))
+    }
+
+    async fn forget_read(&self, user_id: &str, room: &str) -> Result<(), StoreError> {
+        let operation = Operation::ForgetRead {
+            user_id: user_id.to_owned(),
+            room: room.to_owned(),
+        };
+        self.write(operation).await.map(|_| ())
     }
 
     fn head(&self, room: &str) -> Option<u64> {
@@ -655,6 +677,14 @@ impl Writer {
                     created.push(room);
                     Written::RoomCreated
                 }),
+                Operation::ForgetRead { user_id, room } => {
+                    sqlx::query("DELETE FROM read_markers WHERE user_id = ? AND room = ?")
+                        .bind(&user_id)
+                        .bind(&room)
+                        .execute(&mut *connection)
+                        .await
+                        .map(|_| Written::ForgotRead)
+                }
                 Operation::MarkRead { user_id, room, seq } => {
                     mark_read_in(connection, &user_id, &room, seq)
                         .await
@@ -864,7 +894,9 @@ async fn mark_read_in(
     seq: u64,
 ) -> Result<MarkedRead, sqlx::Error> {
     let moved = sqlx::query(
-        "INSERT INTO read_markers (user_id, room, seq) VALUES (?1, ?2, ?3)          ON CONFLICT (user_id, room) DO UPDATE SET seq = excluded.seq          WHERE excluded.seq > read_markers.seq",
+        "INSERT INTO read_markers (user_id, room, seq) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (user_id, room) DO UPDATE SET seq = excluded.seq \
+         WHERE excluded.seq > read_markers.seq",
     )
     .bind(user_id)
     .bind(room)
