@@ -123,7 +123,7 @@ test('each room keeps its own draft, across a switch and a restart; joined rooms
 
     ({ app } = await launch(server, 'Drafter', dataDir));
     await app.until('the draft after a restart', `document.querySelector('${field}').value === 'half a thought'`);
-    await app.until('#random joined again', "[...document.querySelectorAll('.rooms .room')].some((b) => b.textContent === '#random')");
+    await app.until('#random joined again', "[...document.querySelectorAll('.rooms .room .name')].some((b) => b.textContent === '#random')");
   } finally {
     await app.close().catch(() => {});
     server.cleanup();
@@ -187,8 +187,8 @@ test('the user edits and deletes their message in place, and others see both; th
     await app.until('it is sent', `!!document.querySelector('${own} .state.sent')`);
     // A tap (focus) or a hover shows the message's actions.
     await app.run(`document.querySelector('${own}').focus();`);
-    assert.deepEqual(await app.value(`[...document.querySelectorAll('${own} .message-actions button')].map((b) => b.textContent)`), ['Edit', 'Delete']);
-    await app.click(`${own} .message-actions button`);
+    assert.deepEqual(await app.value(`[...document.querySelectorAll('${own} .message-actions button')].map((b) => b.textContent)`), ['Reply', 'Edit', 'Delete']);
+    await app.click(`${own} .message-actions button:nth-child(2)`);
     await app.until('the text in the composer', `document.querySelector('${field}').value === 'helo everyone' && !!document.querySelector('.composer .editing')`);
     await screenshots(app, 'window-editing');
     await app.clear(field);
@@ -211,7 +211,8 @@ test('the user edits and deletes their message in place, and others see both; th
     await app.until('their message', `${page.texts}.includes('teh end')`);
     await request(js, 'edit', { id: 'js-fix', target: theirs.seq, text: 'the end' });
     await app.until('their edit', `${page.texts}.includes('the end') && !${page.texts}.includes('teh end')`);
-    assert.equal(await app.value(`document.querySelectorAll('.message:not(.own) .message-actions').length`), 0, 'no actions on others\' messages');
+    const theirActions = await app.value(`[...document.querySelectorAll('.message:not(.own) .message-actions button')].map((b) => b.textContent)`);
+    assert.ok(theirActions.length > 0 && theirActions.every((t) => t === 'Reply'), `others' messages may only be answered: ${theirActions}`);
     await screenshots(app, 'window-edited');
   } finally {
     js.close();
@@ -301,11 +302,14 @@ test('a reply quotes its original, the quote shows the original in its context, 
     await app.until('old 3 in its context', `!!document.querySelector('.context-banner') && !!document.querySelector('.message[data-seq="3"]')`);
     assert.equal(await app.value(`document.querySelector('.message[data-seq="3"] .body').textContent`), 'old 3');
     await screenshots(app, 'window-reply-context');
+    assert.equal(await app.value('document.activeElement?.dataset.seq'), '3', 'the focus on the original');
     await app.click('.context-banner button');
-    await app.until('the latest again', `!document.querySelector('.context-banner') && !!document.querySelector('${reply}')`);
+    const atEnd = "(() => { const l = document.querySelector('.messages'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })()";
+    await app.until('the latest again, at their end, with no pill', `!document.querySelector('.context-banner') && !!document.querySelector('${reply}') && ${atEnd} && !document.querySelector('.jump.pill')`);
 
     // The app answers Js's reply.
     await app.run(`document.querySelector('${reply}').focus();`);
+    assert.equal(await app.value(`document.querySelector('${reply} .message-actions button').textContent`), 'Reply');
     await app.click(`${reply} .message-actions button`);
     await app.until('the composer says whom it answers', `document.querySelector('.composer .replying')?.textContent.includes('Replying to Js')`);
     await screenshots(app, 'window-replying');

@@ -61,11 +61,7 @@ limits: Limits,
  */
 server: ServerInfo, };
 
-export type OutboxAction = { "kind": "send" } | { "kind": "reply", 
-/**
- * The seq of the message answered.
- */
-target: number, } | { "kind": "edit", 
+export type OutboxAction = { "kind": "send" } | { "kind": "edit", 
 /**
  * The message's seq.
  */
@@ -91,7 +87,13 @@ text: string,
 /**
  * What it asks for. Defaults to a new message (as every entry of a version 1 outbox is).
  */
-action: OutboxAction, };
+action: OutboxAction, 
+/**
+ * For a new message: the seq of the message of its room it answers. A field rather than
+ * an action of its own, so that an older app reading the file sends it as a plain message
+ * instead of refusing the file.
+ */
+replyTo?: number, };
 
 export type Unread = { 
 /**

@@ -581,6 +581,7 @@ mod tests {
             messages,
             changes: vec![],
             has_more,
+            has_newer: false,
         }
     }
 

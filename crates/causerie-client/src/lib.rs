@@ -164,12 +164,16 @@ impl ChatClient {
     }
 
     fn queue(&self, room: &str, text: &str, action: OutboxAction) -> LocalId {
-        let entry = OutboxEntry {
+        self.queue_entry(OutboxEntry {
             local_id: LocalId::new(),
             room: room.to_owned(),
             text: text.to_owned(),
             action,
-        };
+            reply_to: None,
+        })
+    }
+
+    fn queue_entry(&self, entry: OutboxEntry) -> LocalId {
         let local_id = entry.local_id.clone();
         self.command(Command::Send(entry));
         local_id
@@ -214,7 +218,13 @@ impl ChatClient {
 
     /// Sends `text` to `room` as an answer to the message at seq `target`; as [`Self::send`].
     pub fn reply(&self, room: &str, target: u64, text: &str) -> LocalId {
-        self.queue(room, text, OutboxAction::Reply { target })
+        self.queue_entry(OutboxEntry {
+            local_id: LocalId::new(),
+            room: room.to_owned(),
+            text: text.to_owned(),
+            action: OutboxAction::Send,
+            reply_to: Some(target),
+        })
     }
 
     /// The user has read `room` up to `seq` (the latest message they saw): its unread count

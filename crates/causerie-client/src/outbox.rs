@@ -62,6 +62,12 @@ pub struct OutboxEntry {
     /// What it asks for. Defaults to a new message (as every entry of a version 1 outbox is).
     #[serde(default)]
     pub action: OutboxAction,
+    /// For a new message: the seq of the message of its room it answers. A field rather than
+    /// an action of its own, so that an older app reading the file sends it as a plain message
+    /// instead of refusing the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional, type = "number")]
+    pub reply_to: Option<u64>,
 }
 
 /// What an [`OutboxEntry`] asks of the server.
@@ -71,12 +77,6 @@ pub enum OutboxAction {
     /// A new message.
     #[default]
     Send,
-    /// A new message answering the message at seq `target`.
-    Reply {
-        /// The seq of the message answered.
-        #[ts(type = "number")]
-        target: u64,
-    },
     /// The text replaces that of the user's message at seq `target`.
     Edit {
         /// The message's seq.
@@ -332,6 +332,7 @@ mod tests {
             room: "general".into(),
             text: text.into(),
             action: OutboxAction::Send,
+            reply_to: None,
         }
     }
 
@@ -343,7 +344,11 @@ mod tests {
     fn entries_survive_reopening_in_order() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("outbox.json");
-        let (first, second, third) = (entry("one"), entry("two"), entry("three"));
+        let (first, second) = (entry("one"), entry("two"));
+        let third = OutboxEntry {
+            reply_to: Some(7),
+            ..entry("three, a reply")
+        };
         {
             let (mut log, _) = open(&path);
             for e in [&first, &second, &third] {
@@ -441,6 +446,23 @@ mod tests {
     }
 
     #[cfg(unix)]
+    #[test]
+    fn a_reply_is_a_field_older_apps_ignore_and_older_entries_have_none() {
+        let reply = OutboxEntry {
+            reply_to: Some(3),
+            ..entry("answer")
+        };
+        let line = serde_json::to_value(&reply).expect("serializes");
+        assert_eq!(line["action"], serde_json::json!({"kind": "send"}));
+        assert_eq!(line["replyTo"], 3);
+        let mut older = line.clone();
+        if let Some(fields) = older.as_object_mut() {
+            fields.remove("replyTo");
+        }
+        let older: OutboxEntry = serde_json::from_value(older).expect("parses");
+        assert_eq!(older.reply_to, None);
+    }
+
     #[test]
     fn the_outbox_file_and_its_new_folder_are_private() {
         use std::os::unix::fs::PermissionsExt;

@@ -166,9 +166,7 @@ impl Sending {
                         "this server does not take edits or deletions",
                     ))
                 }
-                OutboxAction::Send | OutboxAction::Reply { .. } | OutboxAction::Edit { .. } => {
-                    limits.check_message(&entry.text)
-                }
+                OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
                 OutboxAction::Delete { .. } => Ok(()),
             };
             if let Err(error) = checked {
@@ -267,13 +265,7 @@ fn request(entry: &OutboxEntry) -> Outgoing {
             id,
             room,
             text,
-            reply_to: None,
-        }),
-        OutboxAction::Reply { target } => Outgoing::Send(SendMessage {
-            id,
-            room,
-            text,
-            reply_to: Some(target),
+            reply_to: entry.reply_to,
         }),
         OutboxAction::Edit { target } => Outgoing::Edit(EditMessage {
             id,
@@ -308,6 +300,7 @@ mod tests {
             room: "general".into(),
             text: text.into(),
             action: OutboxAction::Send,
+            reply_to: None,
         }
     }
 

@@ -414,6 +414,8 @@ impl ChatState {
                     self.delivery.on_who(&room, more, page);
                 }
             }
+            // The user left the room meanwhile: nothing to show.
+            Request::Around { room, .. } if !self.delivery.is_in(&room) => {}
             Request::Around { seq, .. } => {
                 match parse::<HistoryPage>(data) {
                     Some(Ok(page)) => self
@@ -677,6 +679,7 @@ mod tests {
             messages,
             changes: vec![],
             has_more,
+            has_newer: false,
         }
     }
 
@@ -686,6 +689,7 @@ mod tests {
             room: "general".into(),
             text: text.into(),
             action: OutboxAction::Send,
+            reply_to: None,
         }
     }
 
@@ -1122,6 +1126,7 @@ mod tests {
             messages: vec![],
             changes: vec![edited, deleted],
             has_more: false,
+            has_newer: false,
         };
         client.ack(catch_up(), ok(page));
         assert_eq!(log(&client.effects()), [(2, None), (3, None)]);
@@ -1162,6 +1167,7 @@ mod tests {
             messages: vec![message(7, ME, "m7"), theirs(9)],
             changes: vec![change(8, 7, ChangeKind::Edit, "e7")],
             has_more: true,
+            has_newer: false,
         };
         client.ack(older, ok(page));
         let effects = client.effects();

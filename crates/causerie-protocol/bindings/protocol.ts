@@ -141,8 +141,8 @@ seq: number,
  */
 author: User, 
 /**
- * Its first line, at most [`Quote::EXCERPT_CHARS`] characters (with `…` when cut); empty
- * once it is deleted.
+ * Its first line with something visible, at most [`Quote::EXCERPT_CHARS`] characters
+ * (with `…` when cut); empty once it is deleted.
  */
 excerpt: string, 
 /**
@@ -401,7 +401,11 @@ changes: Array<Change>,
  * Whether more messages match the request beyond this page (older for `before`, `around`
  * or no bound, newer for `after`).
  */
-hasMore: boolean, };
+hasMore: boolean, 
+/**
+ * For `around`: whether newer entries follow the page (it does not reach the present).
+ */
+hasNewer?: boolean, };
 
 export type RoomRequest = { 
 /**

@@ -91,8 +91,8 @@ pub struct Quote {
     pub seq: u64,
     /// Who wrote it, with the name they had then.
     pub author: User,
-    /// Its first line, at most [`Quote::EXCERPT_CHARS`] characters (with `…` when cut); empty
-    /// once it is deleted.
+    /// Its first line with something visible, at most [`Quote::EXCERPT_CHARS`] characters
+    /// (with `…` when cut); empty once it is deleted.
     pub excerpt: String,
     /// It was deleted since.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -106,10 +106,14 @@ impl Quote {
 
     /// The quote of `message`.
     pub fn of(message: &Message) -> Self {
+        // The first line with something to see: a message may start with invisible ones.
         let line = message
             .text
             .lines()
-            .find(|l| !l.trim().is_empty())
+            .find(|l| {
+                l.chars()
+                    .any(|c| !c.is_whitespace() && !crate::limits::is_invisible(c))
+            })
             .unwrap_or("");
         let line = line.trim();
         let excerpt = match line.char_indices().nth(Self::EXCERPT_CHARS) {
@@ -349,6 +353,10 @@ pub struct HistoryPage {
     /// Whether more messages match the request beyond this page (older for `before`, `around`
     /// or no bound, newer for `after`).
     pub has_more: bool,
+    /// For `around`: whether newer entries follow the page (it does not reach the present).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(as = "Option<bool>", optional)]
+    pub has_newer: bool,
 }
 
 /// Client `join` and `leave`.
@@ -585,7 +593,7 @@ mod tests {
         let mut message: Message = serde_json::from_value(json!({
             "id": "m1", "clientId": "c1", "room": "general", "seq": 3,
             "author": {"id": "u1", "name": "Ada"}, "sentAt": "2026-11-25T09:00:00.123Z",
-            "text": format!("\n  {}é and more\nsecond line", "a".repeat(139)),
+            "text": format!("\n\u{200B}\n  {}é and more\nsecond line", "a".repeat(139)),
         }))
         .expect("parses");
         let quote = Quote::of(&message);

@@ -114,11 +114,22 @@ async fn history_around_a_seq_shows_it_in_its_context() {
     let around = page(&ada, json!({"around": 10, "limit": 6})).await;
     let seqs: Vec<u64> = around.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [8, 9, 10, 11, 12, 13]);
-    assert!(around.has_more, "older ones remain");
+    assert!(
+        around.has_more && around.has_newer,
+        "older and newer ones remain"
+    );
     let start = page(&ada, json!({"around": 2, "limit": 6})).await;
     let seqs: Vec<u64> = start.messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
-    assert!(!start.has_more);
+    assert!(!start.has_more && start.has_newer);
+    let end = page(&ada, json!({"around": 29, "limit": 6})).await;
+    let seqs: Vec<u64> = end.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [27, 28, 29, 30]);
+    assert!(end.has_more && !end.has_newer, "it reaches the present");
+    let one = page(&ada, json!({"around": 10, "limit": 1})).await;
+    let seqs: Vec<u64> = one.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [10], "a page of one is that one");
+    assert!(one.has_newer);
 
     for bad in [
         json!({"around": 5, "after": 1}),
@@ -132,4 +143,25 @@ async fn history_around_a_seq_shows_it_in_its_context() {
         .request("history", json!({"room": "elsewhere", "around": 5}))
         .await;
     assert_eq!(error_code(&ack), "not_joined");
+}
+
+#[tokio::test]
+async fn a_resent_reply_is_answered_with_what_was_stored_even_once_the_original_is_gone() {
+    let server = TestServer::start().await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    let original = ada.send_ok("o1", "general", "soon gone").await;
+    let first = message_of(&reply(&bob, "r1", "general", json!(original.seq), "yes").await);
+    let deleted = ada
+        .request("delete", json!({"id": "d1", "target": original.seq}))
+        .await;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    // The ack was lost: Bob sends the same id again.
+    let again = message_of(&reply(&bob, "r1", "general", json!(original.seq), "yes").await);
+    assert_eq!(
+        (again.id.as_str(), again.seq),
+        (first.id.as_str(), first.seq)
+    );
+    let quote = again.reply_to.expect("a quote");
+    assert!(quote.deleted && quote.excerpt.is_empty(), "{quote:?}");
 }

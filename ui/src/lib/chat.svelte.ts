@@ -23,6 +23,9 @@ const NOTICE_GROUP_MS = 5 * 60_000;
  *  coalesces changes for up to a second in a big room). */
 const PRESENCE_LAG_MS = 2_000;
 
+/** How long a jump to a message waits for its page before it is given up. */
+const JUMP_GIVEN_UP_MS = 10_000;
+
 /** How long after the last key a draft is kept. */
 const DRAFT_SAVE_MS = 400;
 
@@ -179,7 +182,7 @@ export class Chat {
     const room = this.current;
     if (this.editing?.room === room) return this.saveEdit(text);
     const replyTo = this.replying?.room === room ? this.replying.quote.seq : null;
-    this.replying = null;
+    if (replyTo !== null) this.replying = null;
     // What is sent shows at the end of the latest messages: back to them.
     if (this.context?.room === room) this.closeContext();
     this.setDraft(room, '');
@@ -208,9 +211,7 @@ export class Chat {
 
   /** Answers a message: the composer says so until the answer is sent or the reply cancelled. */
   startReply(room: string, seq: number): void {
-    const shown = this.context?.room === room ? this.context.lines : [];
-    const inContext = shown.find((l) => l.kind === 'message' && l.message.seq === seq);
-    const line = this.messageLine(room, seq) ?? (inContext?.kind === 'message' ? inContext : undefined);
+    const line = this.shownLine(room, seq);
     if (!line || line.message.deleted) return;
     if (this.editing) this.cancelEdit();
     this.replying = { room, quote: quoteOf(line.message) };
@@ -224,7 +225,11 @@ export class Chat {
   /** Brings a message into view (a reply's original): where it is shown already, or else in
    *  its context, asked of the server. */
   jumpTo(room: string, seq: number): void {
-    this.highlight = { room, seq };
+    const highlight = { room, seq };
+    this.highlight = highlight;
+    // A jump whose page never comes (offline, refused) is given up, rather than springing on
+    // the reader when they scroll to that message later.
+    setTimeout(() => { if (this.highlight === highlight) this.highlight = null; }, JUMP_GIVEN_UP_MS);
     if (this.context?.room === room && this.context.lines.some((l) => l.kind === 'message' && l.message.seq === seq)) return;
     if (this.messageLine(room, seq)) {
       this.context = null;
@@ -241,7 +246,7 @@ export class Chat {
 
   /** Puts one of the user's messages into the composer to edit it; the draft waits aside. */
   startEdit(room: string, seq: number): void {
-    const line = this.messageLine(room, seq);
+    const line = this.shownLine(room, seq);
     if (!line || !this.canEdit(line.message)) return;
     // Editing elsewhere: that edit ends, and its room gets its draft back.
     if (this.editing && this.editing.room !== room) this.cancelEdit();
@@ -274,6 +279,14 @@ export class Chat {
   async deleteMessage(room: string, seq: number): Promise<void> {
     if (this.editing?.room === room && this.editing.seq === seq) this.cancelEdit();
     await this.backend.remove(room, seq).catch((e) => { this.error = describe(e); });
+  }
+
+  /** The message line of `room` at `seq`, in its latest messages or in the older ones shown in
+   *  their place. */
+  private shownLine(room: string, seq: number) {
+    const context = this.context?.room === room ? this.context.lines : [];
+    const line = context.find((l) => l.kind === 'message' && l.message.seq === seq);
+    return this.messageLine(room, seq) ?? (line?.kind === 'message' ? line : undefined);
   }
 
   /** The message line of `room` at `seq`, if shown. */
@@ -311,7 +324,10 @@ export class Chat {
       const line = lines.find((l) => l.kind === 'pending' && l.localId === localId);
       if (line?.kind === 'pending') {
         this.lines[room] = lines.filter((l) => l !== line);
-        await this.backend.send(room, line.text).catch((e) => { this.error = describe(e); });
+        const sent = line.replyTo === null
+          ? this.backend.send(room, line.text)
+          : this.backend.reply(room, line.replyTo, line.text);
+        await sent.catch((e) => { this.error = describe(e); });
       }
     }
   }
@@ -381,8 +397,7 @@ export class Chat {
           break;
         }
         if (!this.linesOf(room).some((l) => l.key === localId)) {
-          const replyTo = action.kind === 'reply' ? action.target : null;
-          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false, replyTo });
+          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false, replyTo: event.data.replyTo ?? null });
         }
         break;
       }
@@ -469,6 +484,7 @@ export class Chat {
         delete this.typing[event.data.room];
         delete this.unread[event.data.room];
         if (this.context?.room === event.data.room) this.context = null;
+        if (this.highlight?.room === event.data.room) this.highlight = null;
         if (this.replying?.room === event.data.room) this.replying = null;
         if (this.current === event.data.room) this.current = DEFAULT_ROOM;
         break;

@@ -89,5 +89,6 @@ async fn page(
         messages: slice.messages,
         changes: slice.changes,
         has_more: slice.has_more,
+        has_newer: slice.has_newer,
     })
 }

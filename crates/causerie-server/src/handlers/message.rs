@@ -84,6 +84,17 @@ async fn accept(
     chat.limits.check_message(&request.text)?;
     within_quota(chat, Action::Message, socket, session)?;
     if let Some(original) = request.reply_to {
+        // A resend is answered with what was stored, whatever became of the original since.
+        let sent = chat
+            .store
+            .sent(&session.user.id, &request.id)
+            .await
+            .map_err(|e| internal(&e))?;
+        if let Some(sent) = sent {
+            return Ok((sent, false));
+        }
+        // A deletion committed between this check and the append leaves a reply whose quote
+        // says the original was deleted: harmless, and not worth a check inside the writer.
         let quote = chat
             .store
             .quote(&room, original)

@@ -129,14 +129,17 @@ pub struct HistoryQuery {
 /// always holds at least one message. 256 KiB is 200 ordinary messages, or 16 of the longest.
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 
-/// Drops entries from the end of `nearest_first` beyond [`MAX_PAGE_BYTES`]; `true` if any.
-pub(crate) fn keep_within_page_bytes<T: serde::Serialize>(nearest_first: &mut Vec<T>) -> bool {
+/// Drops entries from the end of `nearest_first` beyond `max_bytes`; `true` if any.
+pub(crate) fn keep_within_page_bytes<T: serde::Serialize>(
+    nearest_first: &mut Vec<T>,
+    max_bytes: usize,
+) -> bool {
     let mut total = 0;
     let fits = nearest_first
         .iter()
         .take_while(|entry| {
             total += serde_json::to_vec(entry).map_or(usize::MAX, |json| json.len() + 1);
-            total <= MAX_PAGE_BYTES
+            total <= max_bytes
         })
         .count()
         .max(1);
@@ -154,6 +157,8 @@ pub struct HistorySlice {
     pub changes: Vec<Change>,
     /// Whether more entries match beyond the page (past `limit` or past [`MAX_PAGE_BYTES`]).
     pub has_more: bool,
+    /// For an `around` page: whether newer entries follow it.
+    pub has_newer: bool,
 }
 
 /// Whether the store can write now. Reads never depend on it.
@@ -237,6 +242,9 @@ pub trait Store: Send + Sync + 'static {
     /// the message's row takes its new state), or returns the one already stored under the same
     /// author and client id, or says why it is not allowed.
     async fn change(&self, change: NewChange) -> Result<Changed, StoreError>;
+
+    /// The message `author_id` stored under `client_id`, if any: what a resend is answered with.
+    async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError>;
 
     /// The quote of the message at `seq` in `room`, if there is one (deleted or not).
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError>;

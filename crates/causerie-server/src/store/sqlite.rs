@@ -247,7 +247,12 @@ impl SqliteStore {
     }
 
     /// A page of the log after and/or before a seq (see [`HistoryQuery`]), with its quotes.
-    async fn page(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
+    async fn page(
+        &self,
+        room: &str,
+        query: HistoryQuery,
+        max_bytes: usize,
+    ) -> Result<HistorySlice, StoreError> {
         // Nothing newer than what the client has, or nothing at all: no need to read the file.
         if let Some(head) = self.catalog.head(room)
             && (head == 0 || query.after.is_some_and(|after| after >= head))
@@ -256,6 +261,7 @@ impl SqliteStore {
                 messages: Vec::new(),
                 changes: Vec::new(),
                 has_more: false,
+                has_newer: false,
             });
         }
         let fetch = i64::from(query.limit) + 1;
@@ -285,7 +291,7 @@ impl SqliteStore {
         entries.truncate(query.limit as usize);
         // Rows come nearest-first (the oldest for `after`, else the newest): keep as many of
         // them as fit in the page's bytes.
-        has_more |= super::keep_within_page_bytes(&mut entries);
+        has_more |= super::keep_within_page_bytes(&mut entries, max_bytes);
         if after.is_none() {
             entries.reverse();
         }
@@ -293,6 +299,7 @@ impl SqliteStore {
             messages: Vec::new(),
             changes: Vec::new(),
             has_more,
+            has_newer: false,
         };
         for entry in entries {
             match entry {
@@ -331,6 +338,24 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = ? AND client_id = ?"
+        ))
+        .bind(author_id)
+        .bind(client_id)
+        .fetch_optional(&self.reads)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut message = [message_row(&row)?];
+        let room = message[0].room.clone();
+        fill_quotes(&self.reads, &room, &mut message).await?;
+        let [message] = message;
+        Ok(Some(message))
+    }
+
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
@@ -347,23 +372,31 @@ impl Store for SqliteStore {
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
         let Some(around) = query.around else {
-            return self.page(room, query).await;
+            return self.page(room, query, super::MAX_PAGE_BYTES).await;
         };
-        // Up to it (it included), then after it: two pages of the log, end to end.
+        // Up to it (it included), then after it: two pages of the log, end to end, sharing
+        // the page's entries and bytes.
+        let half_bytes = super::MAX_PAGE_BYTES / 2;
         let older = HistoryQuery {
             before: Some(around.saturating_add(1)),
             limit: query.limit.div_ceil(2).max(1),
             ..HistoryQuery::default()
         };
-        let mut slice = self.page(room, older).await?;
+        let mut slice = self.page(room, older, half_bytes).await?;
+        let newer_limit = query.limit.saturating_sub(older.limit);
+        if newer_limit == 0 {
+            slice.has_newer = self.catalog.head(room).is_some_and(|head| head > around);
+            return Ok(slice);
+        }
         let newer = HistoryQuery {
             after: Some(around),
-            limit: query.limit.saturating_sub(older.limit).max(1),
+            limit: newer_limit,
             ..HistoryQuery::default()
         };
-        let later = self.page(room, newer).await?;
+        let later = self.page(room, newer, half_bytes).await?;
         slice.messages.extend(later.messages);
         slice.changes.extend(later.changes);
+        slice.has_newer = later.has_more;
         Ok(slice)
     }
 
