@@ -7,6 +7,7 @@ const COMMANDS: &[&str] = &[
     "send_message",
     "reply_message",
     "load_around",
+    "react_message",
     "edit_message",
     "delete_message",
     "load_history",

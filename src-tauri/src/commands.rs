@@ -41,6 +41,18 @@ pub async fn reply_message(
     Ok(core.client().await?.reply(&room, target, &text))
 }
 
+/// Toggles the user's reaction `emoji` to the message at seq `target` of `room`; confirmed by
+/// a `change` event.
+#[tauri::command]
+pub async fn react_message(
+    core: State<'_, AppCore>,
+    room: String,
+    target: u64,
+    emoji: String,
+) -> Result<LocalId, AppError> {
+    Ok(core.client().await?.react(&room, target, &emoji))
+}
+
 /// Asks for the messages around seq `seq` of `room`; they arrive as an `around` event.
 #[tauri::command]
 pub async fn load_around(core: State<'_, AppCore>, room: String, seq: u64) -> Result<(), AppError> {

@@ -48,6 +48,7 @@ pub fn run() {
             commands::send_message,
             commands::reply_message,
             commands::load_around,
+            commands::react_message,
             commands::edit_message,
             commands::delete_message,
             commands::load_history,

@@ -187,8 +187,8 @@ test('the user edits and deletes their message in place, and others see both; th
     await app.until('it is sent', `!!document.querySelector('${own} .state.sent')`);
     // A tap (focus) or a hover shows the message's actions.
     await app.run(`document.querySelector('${own}').focus();`);
-    assert.deepEqual(await app.value(`[...document.querySelectorAll('${own} .message-actions button')].map((b) => b.textContent)`), ['Reply', 'Edit', 'Delete']);
-    await app.click(`${own} .message-actions button:nth-child(2)`);
+    assert.deepEqual(await app.value(`[...document.querySelectorAll('${own} .message-actions button')].map((b) => b.textContent)`), ['Reply', 'React', 'Edit', 'Delete']);
+    await app.click(`${own} .message-actions button:nth-child(3)`);
     await app.until('the text in the composer', `document.querySelector('${field}').value === 'helo everyone' && !!document.querySelector('.composer .editing')`);
     await screenshots(app, 'window-editing');
     await app.clear(field);
@@ -212,7 +212,7 @@ test('the user edits and deletes their message in place, and others see both; th
     await request(js, 'edit', { id: 'js-fix', target: theirs.seq, text: 'the end' });
     await app.until('their edit', `${page.texts}.includes('the end') && !${page.texts}.includes('teh end')`);
     const theirActions = await app.value(`[...document.querySelectorAll('.message:not(.own) .message-actions button')].map((b) => b.textContent)`);
-    assert.ok(theirActions.length > 0 && theirActions.every((t) => t === 'Reply'), `others' messages may only be answered: ${theirActions}`);
+    assert.deepEqual(theirActions, ['Reply', 'React'], 'others\' messages may be answered and reacted to, not changed');
     await screenshots(app, 'window-edited');
   } finally {
     js.close();
@@ -318,6 +318,45 @@ test('a reply quotes its original, the quote shows the original in its context, 
     do received = await next(js, 'message'); while (received.text !== 'right back');
     assert.deepEqual([received.replyTo.seq, received.replyTo.excerpt], [answer.seq, 'about that one']);
     await app.until('the reply shown with its quote', `[...document.querySelectorAll('.message.own .quote-text')].some((e) => e.textContent === 'about that one')`);
+  } finally {
+    js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('reactions show with counts and who gave them, and the app toggles its own', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  const { app } = await launch(server, 'Reactor');
+  try {
+    await app.click(field); // the window in use: what comes is seen as it comes
+    const { message } = await request(js, 'message', { id: 'react-me', text: 'lunch at noon?' });
+    const line = `.message[data-seq="${message.seq}"]`;
+    await app.until('the message', `!!document.querySelector('${line}')`);
+    const given = await request(js, 'react', { id: 'js-r1', target: message.seq, emoji: '👍' });
+    assert.equal(given.change.kind, 'react');
+    const chip = `${line} .reaction`;
+    await app.until('a chip with its count', `document.querySelector('${chip}')?.textContent === '👍1'`);
+    assert.equal(await app.value(`document.querySelector('${chip}').title`), 'Js');
+
+    // The app adds its own from the picker: the same chip counts two, marked as the user's.
+    await app.run(`document.querySelector('${line}').focus();`);
+    await app.click(`${line} .message-actions button:nth-child(2)`);
+    await app.until('the picker', `!!document.querySelector('${line} .reaction-picker')`);
+    await screenshots(app, 'window-reacting');
+    await app.click(`${line} .reaction-picker button:first-child`);
+    let change;
+    do change = await next(js, 'change'); while (change.author.name !== 'Reactor');
+    assert.deepEqual([change.kind, change.emoji, change.target], ['react', '👍', message.seq]);
+    await app.until('two, one of them the user', `document.querySelector('${chip}')?.textContent === '👍2' && document.querySelector('${chip}').classList.contains('mine')`);
+    await screenshots(app, 'window-reactions');
+
+    // A click on the chip takes it back.
+    await app.click(chip);
+    do change = await next(js, 'change'); while (change.author.name !== 'Reactor');
+    assert.equal(change.kind, 'unreact');
+    await app.until('back to one, not the user', `document.querySelector('${chip}')?.textContent === '👍1' && !document.querySelector('${chip}').classList.contains('mine')`);
   } finally {
     js.close();
     await app.close().catch(() => {});

@@ -132,6 +132,24 @@ describe('a Causerie server', () => {
     });
   }
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`toggles reactions as entries of the room's log, over ${transports[0]}`, async () => {
+      const { socket: ada } = await open(causerie('Ada'), { transports });
+      const { socket: bob } = await open(causerie('Bob'), { transports: ['websocket'] });
+      const { message } = await request(ada, 'message', { id: `react-${transports[0]}`, text: 'lunch?' });
+      await next(bob, 'message');
+      const added = await request(bob, 'react', { id: `r1-${transports[0]}`, target: message.seq, emoji: '🎉' });
+      assert.deepEqual([added.change.kind, added.change.emoji, added.change.seq], ['react', '🎉', message.seq + 1]);
+      assert.deepEqual(await next(ada, 'change'), added.change);
+      const page = await request(ada, 'history', { after: message.seq - 1, limit: 1 });
+      assert.deepEqual(page.messages[0].reactions, [{ emoji: '🎉', count: 1, users: [added.change.author] }]);
+      const taken = await request(bob, 'react', { id: `r2-${transports[0]}`, target: message.seq, emoji: '🎉' });
+      assert.equal(taken.change.kind, 'unreact');
+      const refused = await request(bob, 'react', { id: `r3-${transports[0]}`, target: message.seq, emoji: 'yes' });
+      assert.equal(refused.error.code, 'invalid');
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

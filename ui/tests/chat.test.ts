@@ -76,6 +76,32 @@ describe('the chat state', () => {
     expect(quoteOfReply()).toMatchObject({ excerpt: '', deleted: true });
   });
 
+  test('reactions toggle on the message, and a refused one is told', async () => {
+    const { backend, chat } = await started();
+    const target = message(bob, 'lunch?');
+    backend.emit({ type: 'message', data: { message: target, confirms: null } });
+    await chat.react('general', target.seq, '👍');
+    expect(backend.callsTo('react')).toEqual([['general', target.seq, '👍']]);
+    const at = new Date().toISOString();
+    const toggle = (seq: number, author: typeof ada, kind: 'react' | 'unreact') => backend.emit({
+      type: 'change',
+      data: { change: { id: `x${seq}`, clientId: `c-x${seq}`, room: 'general', seq, author, kind, target: target.seq, emoji: '👍', at }, confirms: null },
+    });
+    const reactions = () => chat.linesOf('general').flatMap((l) => (l.kind === 'message' && l.message.seq === target.seq ? [l.message.reactions ?? []] : []))[0];
+    toggle(target.seq + 1, ada, 'react');
+    toggle(target.seq + 2, bob, 'react');
+    expect(reactions()).toEqual([{ emoji: '👍', count: 2, users: [ada, bob] }]);
+    toggle(target.seq + 3, ada, 'unreact');
+    expect(reactions()).toEqual([{ emoji: '👍', count: 1, users: [bob] }]);
+    toggle(target.seq + 4, bob, 'unreact');
+    expect(reactions()).toEqual([]);
+    // Refused: no line to mark, so the error says it.
+    backend.emit({ type: 'pending', data: { localId: 'r-1', room: 'general', text: '👍', action: { kind: 'react', target: target.seq } } });
+    expect(chat.linesOf('general').some((l) => l.kind === 'pending')).toBe(false);
+    backend.emit({ type: 'failed', data: { localId: 'r-1', error: { code: 'reaction_limit', message: 'too many' }, resendable: false } });
+    expect(chat.error).toBe('Reaction not saved: too many');
+  });
+
   test('going to a message not shown asks for its context, and back goes to the latest', async () => {
     const { backend, chat } = await started();
     chat.jumpTo('general', 3);

@@ -69,6 +69,10 @@ target: number, } | { "kind": "delete",
 /**
  * The message's seq.
  */
+target: number, } | { "kind": "react", 
+/**
+ * The message's seq.
+ */
 target: number, };
 
 export type OutboxEntry = { 

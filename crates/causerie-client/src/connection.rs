@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use causerie_protocol::{
-    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, ReadRequest,
-    RoomRequest, RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
+    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, ReactRequest,
+    ReadRequest, RoomRequest, RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -29,6 +29,7 @@ pub(crate) enum Outgoing {
     Send(SendMessage),
     Edit(EditMessage),
     Delete(DeleteMessage),
+    React(ReactRequest),
     Join(RoomRequest),
     Leave(RoomRequest),
     /// A page asked for by the user, or one of the pages of a catch-up.
@@ -57,6 +58,7 @@ impl Outgoing {
             Self::Send(_) => event::MESSAGE,
             Self::Edit(_) => event::EDIT,
             Self::Delete(_) => event::DELETE,
+            Self::React(_) => event::REACT,
             Self::Join(_) => event::JOIN,
             Self::Leave(_) => event::LEAVE,
             Self::History { .. } | Self::Around(_) => event::HISTORY,
@@ -77,6 +79,7 @@ impl Outgoing {
             Self::Send(data) => value(data),
             Self::Edit(data) => value(data),
             Self::Delete(data) => value(data),
+            Self::React(data) => value(data),
             Self::Join(data) | Self::Leave(data) => value(data),
             Self::History { request, .. } | Self::Around(request) => value(request),
             Self::Who { request, .. } => value(request),
@@ -94,6 +97,7 @@ impl Outgoing {
             Self::Send(data) => Request::Send(LocalId::from(data.id.as_str())),
             Self::Edit(data) => Request::Send(LocalId::from(data.id.as_str())),
             Self::Delete(data) => Request::Send(LocalId::from(data.id.as_str())),
+            Self::React(data) => Request::Send(LocalId::from(data.id.as_str())),
             Self::Join(data) => Request::Join(data.room.clone()),
             Self::Leave(data) => Request::Leave(data.room.clone()),
             Self::History { request, catch_up } => Request::History {

@@ -216,6 +216,12 @@ impl ChatClient {
         });
     }
 
+    /// Toggles the user's reaction `emoji` (one emoji) to the message at seq `target` of
+    /// `room`: confirmed by a [`ClientEvent::Change`] of kind `react` or `unreact`.
+    pub fn react(&self, room: &str, target: u64, emoji: &str) -> LocalId {
+        self.queue(room, emoji, OutboxAction::React { target })
+    }
+
     /// Sends `text` to `room` as an answer to the message at seq `target`; as [`Self::send`].
     pub fn reply(&self, room: &str, target: u64, text: &str) -> LocalId {
         self.queue_entry(OutboxEntry {

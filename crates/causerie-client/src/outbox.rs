@@ -89,6 +89,13 @@ pub enum OutboxAction {
         #[ts(type = "number")]
         target: u64,
     },
+    /// The user's reaction (the entry's text: one emoji) to the message at seq `target` is
+    /// toggled.
+    React {
+        /// The message's seq.
+        #[ts(type = "number")]
+        target: u64,
+    },
 }
 
 /// A change to the outbox, written in order.

@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use causerie_protocol::{
-    DeleteMessage, EditMessage, ErrorBody, ErrorCode, Limits, SendMessage, TypingRequest,
+    DeleteMessage, EditMessage, ErrorBody, ErrorCode, Limits, ReactRequest, SendMessage,
+    TypingRequest,
 };
 use tokio::time::Instant;
 
@@ -158,7 +159,9 @@ impl Sending {
             let local_id = entry.local_id.clone();
             let checked = match entry.action {
                 // A server of before edits would never answer: refused here instead.
-                OutboxAction::Edit { .. } | OutboxAction::Delete { .. }
+                OutboxAction::Edit { .. }
+                | OutboxAction::Delete { .. }
+                | OutboxAction::React { .. }
                     if limits.edit_window_secs.is_none() =>
                 {
                     Err(ErrorBody::new(
@@ -168,6 +171,15 @@ impl Sending {
                 }
                 OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
                 OutboxAction::Delete { .. } => Ok(()),
+                OutboxAction::React { .. }
+                    if !causerie_protocol::limits::is_reaction(&entry.text) =>
+                {
+                    Err(ErrorBody::new(
+                        ErrorCode::Invalid,
+                        "a reaction is one emoji",
+                    ))
+                }
+                OutboxAction::React { .. } => Ok(()),
             };
             if let Err(error) = checked {
                 self.remove(&local_id);
@@ -274,6 +286,12 @@ fn request(entry: &OutboxEntry) -> Outgoing {
             text,
         }),
         OutboxAction::Delete { target } => Outgoing::Delete(DeleteMessage { id, room, target }),
+        OutboxAction::React { target } => Outgoing::React(ReactRequest {
+            id,
+            room,
+            target,
+            emoji: text,
+        }),
     }
 }
 
@@ -322,6 +340,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            reactions: Vec::new(),
             reply_to: None,
         }))
     }

@@ -628,6 +628,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            reactions: Vec::new(),
             reply_to: None,
         }
     }
@@ -1086,6 +1087,7 @@ mod tests {
             kind,
             target,
             text: (kind == ChangeKind::Edit).then(|| format!("edited {target}")),
+            emoji: matches!(kind, ChangeKind::React | ChangeKind::Unreact).then(|| "👍".into()),
             at: "2026-11-27T00:00:00Z".into(),
         }
     }
@@ -1130,6 +1132,44 @@ mod tests {
         };
         client.ack(catch_up(), ok(page));
         assert_eq!(log(&client.effects()), [(2, None), (3, None)]);
+    }
+
+    #[test]
+    fn a_catch_up_page_of_every_kind_of_change_is_delivered_once_in_order() {
+        let mut client = Client::welcomed(vec![], vec![theirs(1)], 1);
+        client.effects();
+        // Away meanwhile: a reaction toggled twice, an edit, a deletion, then a message.
+        client.live(theirs(7));
+        let effects = client.effects();
+        assert_eq!(catch_up_after(&effects), Some(1));
+        let page = HistoryPage {
+            room: "general".into(),
+            messages: vec![theirs(6)],
+            changes: vec![
+                change(2, 1, ChangeKind::React, "r1"),
+                change(3, 1, ChangeKind::Unreact, "r2"),
+                change(4, 1, ChangeKind::Edit, "e1"),
+                change(5, 1, ChangeKind::Delete, "d1"),
+            ],
+            has_more: false,
+            has_newer: false,
+        };
+        client.ack(catch_up(), ok(&page));
+        assert_eq!(
+            log(&client.effects()),
+            [
+                (2, None),
+                (3, None),
+                (4, None),
+                (5, None),
+                (6, None),
+                (7, None)
+            ]
+        );
+        // Delivered again (a late live copy), nothing repeats.
+        let data = serde_json::to_value(change(3, 1, ChangeKind::Unreact, "r2")).expect("json");
+        client.state.on_event(event::CHANGE, data, client.now);
+        assert!(log(&client.effects()).is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use causerie_protocol::{Change, ChangeKind, Message};
+use causerie_protocol::{Change, Message};
 
 /// Most messages kept waiting behind a gap; past that, the gap is given up on (see `accept`).
 const MAX_WAITING: usize = 10_000;
@@ -220,18 +220,7 @@ impl Timeline {
 
 /// A message as `change` left it.
 fn apply(message: &mut Message, change: &Change) {
-    match change.kind {
-        ChangeKind::Edit => {
-            if let Some(text) = &change.text {
-                message.text.clone_from(text);
-            }
-            message.edited_at = Some(change.at.clone());
-        }
-        ChangeKind::Delete => {
-            message.text.clear();
-            message.deleted = true;
-        }
-    }
+    message.apply(change);
 }
 
 #[cfg(test)]
@@ -253,6 +242,7 @@ mod tests {
             sent_at: String::new(),
             edited_at: None,
             deleted: false,
+            reactions: Vec::new(),
             reply_to: None,
         }
     }
@@ -397,9 +387,10 @@ mod tests {
                 id: "u".into(),
                 name: "U".into(),
             },
-            kind: ChangeKind::Delete,
+            kind: causerie_protocol::ChangeKind::Delete,
             target: 4,
             text: None,
+            emoji: None,
             at: String::new(),
         };
         assert_eq!(seqs(timeline.accept(deleted)), [11]);

@@ -28,12 +28,12 @@ export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
 export const TYPING_IDLE_MS = 3000;
 export const MAX_UNREAD_COUNTED = 1000;
 
-export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "unsupported_version", "room_limit", "not_found", "forbidden", "too_late", "internal"] as const;
+export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "unsupported_version", "room_limit", "not_found", "forbidden", "too_late", "reaction_limit", "internal"] as const;
 
 /** An ack: `{ok: true, ...body}` on success, `{ok: false, error}` on failure. */
 export type Reply<T> = ({ ok: true } & T) | { ok: false; error: ErrorBody };
 
-export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "unsupported_version" | "room_limit" | "not_found" | "forbidden" | "too_late" | "internal";
+export type ErrorCode = "invalid" | "empty" | "too_long" | "rate_limited" | "not_joined" | "invalid_room" | "unauthorized" | "invalid_name" | "unsupported_version" | "room_limit" | "not_found" | "forbidden" | "too_late" | "reaction_limit" | "internal";
 
 export type ErrorBody = { 
 /**
@@ -150,6 +150,20 @@ excerpt: string,
  */
 deleted?: boolean, };
 
+export type Reaction = { 
+/**
+ * The emoji.
+ */
+emoji: string, 
+/**
+ * How many people gave it.
+ */
+count: number, 
+/**
+ * Who gave it, the first [`crate::limits::MAX_REACTORS_LISTED`] of them, in order.
+ */
+users: Array<User>, };
+
 export type Message = { 
 /**
  * The server's id for the message; unique across rooms.
@@ -188,12 +202,16 @@ editedAt?: string,
  */
 deleted?: boolean, 
 /**
+ * Its reactions, each emoji once, in the order they were first given; none once deleted.
+ */
+reactions?: Array<Reaction>, 
+/**
  * The message this one answers, as it is now (quoted, not copied: an edit or a deletion
  * of the original shows in its quotes too).
  */
 replyTo?: Quote, };
 
-export type ChangeKind = "edit" | "delete";
+export type ChangeKind = "edit" | "delete" | "react" | "unreact";
 
 export type Change = { 
 /**
@@ -213,7 +231,8 @@ room: string,
  */
 seq: number, 
 /**
- * Who changed it: the message's author.
+ * Who changed it: the message's author for an edit or a deletion, anyone in the room for a
+ * reaction.
  */
 author: User, 
 /**
@@ -228,6 +247,10 @@ target: number,
  * The new text of an edit. Absent for a deletion, and for an edit of a message deleted since.
  */
 text?: string, 
+/**
+ * The emoji of a reaction added or taken back.
+ */
+emoji?: string, 
 /**
  * When the server stored it, as `Message.sentAt`.
  */
@@ -569,6 +592,25 @@ user: User,
  * `true` while typing, `false` when stopped.
  */
 typing: boolean, };
+
+export type ReactRequest = { 
+/**
+ * The client's id for this change, as for a message: sending it again is safe (it toggles
+ * once).
+ */
+id: string, 
+/**
+ * Defaults to [`crate::DEFAULT_ROOM`].
+ */
+room?: string, 
+/**
+ * The seq of the message.
+ */
+target: number, 
+/**
+ * One emoji.
+ */
+emoji: string, };
 
 export type ReadRequest = { 
 /**

@@ -9,9 +9,9 @@ use ts_rs::TS;
 use crate::{
     Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
     HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
-    PingRequest, Pong, Presence, Quote, ReadRequest, ReadState, RoomRequest, RoomsPage,
-    RoomsRequest, SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage,
-    WhoRequest, event, limits,
+    PingRequest, Pong, Presence, Quote, ReactRequest, Reaction, ReadRequest, ReadState,
+    RoomRequest, RoomsPage, RoomsRequest, SendMessage, ServerInfo, Typing, TypingRequest, User,
+    Welcome, WhoPage, WhoRequest, event, limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -106,6 +106,7 @@ pub fn typescript() -> String {
         User::decl(),
         ServerInfo::decl(),
         Quote::decl(),
+        Reaction::decl(),
         Message::decl(),
         ChangeKind::decl(),
         Change::decl(),
@@ -129,6 +130,7 @@ pub fn typescript() -> String {
         PingRequest::decl(),
         Pong::decl(),
         Typing::decl(),
+        ReactRequest::decl(),
         ReadRequest::decl(),
         ReadState::decl(),
     ];

@@ -35,13 +35,16 @@ pub enum ErrorCode {
     Forbidden,
     /// The message is older than [`crate::Limits::edit_window_secs`]: it can be deleted, not edited.
     TooLate,
+    /// The message has [`crate::limits::MAX_REACTIONS_PER_MESSAGE`] different reactions already:
+    /// one of them can be added to, not a new one.
+    ReactionLimit,
     /// The server failed; the request may be retried as it is.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::Invalid,
         Self::Empty,
         Self::TooLong,
@@ -55,6 +58,7 @@ impl ErrorCode {
         Self::NotFound,
         Self::Forbidden,
         Self::TooLate,
+        Self::ReactionLimit,
         Self::Internal,
     ];
 
@@ -74,6 +78,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",
             Self::TooLate => "too_late",
+            Self::ReactionLimit => "reaction_limit",
             Self::Internal => "internal",
         }
     }

@@ -9,6 +9,9 @@ pub const MESSAGE: &str = "message";
 pub const EDIT: &str = "edit";
 /// Client to server: [`crate::DeleteMessage`], acked with [`crate::Reply`]`<`[`crate::ChangeAccepted`]`>`.
 pub const DELETE: &str = "delete";
+/// Client to server: [`crate::ReactRequest`], acked with [`crate::Reply`]`<`[`crate::ChangeAccepted`]`>`:
+/// toggles the user's reaction to a message.
+pub const REACT: &str = "react";
 /// Server to client: [`crate::Change`], an edit or a deletion in a room the connection is in (not
 /// to seed clients).
 pub const CHANGE: &str = "change";

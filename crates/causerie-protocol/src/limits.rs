@@ -46,6 +46,17 @@ pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS + 1_500;
 /// How long after the last key a user counts as no longer typing, in milliseconds.
 pub const TYPING_IDLE_MS: u64 = 3_000;
+/// The most different emoji one message can carry as reactions.
+pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
+/// The most people a message's reaction lists by name (its `count` counts them all): a message
+/// everyone reacted to stays small.
+pub const MAX_REACTORS_LISTED: usize = 50;
+
+/// Whether `emoji` is one emoji, as a reaction must be (any of Unicode's, skin tones included).
+pub fn is_reaction(emoji: &str) -> bool {
+    emoji.len() <= 64 && emojis::get(emoji).is_some()
+}
+
 /// The most messages after a read marker the server looks at to count the unread ones: a count
 /// costs the server a bounded read whatever the backlog, and a client shows "999+" beyond.
 pub const MAX_UNREAD_COUNTED: u32 = 1_000;

@@ -75,11 +75,70 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>", optional)]
     pub deleted: bool,
+    /// Its reactions, each emoji once, in the order they were first given; none once deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<Reaction>>")]
+    pub reactions: Vec<Reaction>,
     /// The message this one answers, as it is now (quoted, not copied: an edit or a deletion
     /// of the original shows in its quotes too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub reply_to: Option<Box<Quote>>,
+}
+
+impl Message {
+    /// The message as `change` (one of its own) leaves it: the same rules as the server's, for
+    /// clients that keep messages and receive changes.
+    pub fn apply(&mut self, change: &Change) {
+        match change.kind {
+            ChangeKind::Edit => {
+                if let Some(text) = &change.text {
+                    self.text.clone_from(text);
+                }
+                self.edited_at = Some(change.at.clone());
+            }
+            ChangeKind::Delete => {
+                self.text.clear();
+                self.deleted = true;
+                self.reactions.clear();
+            }
+            ChangeKind::React => {
+                let Some(emoji) = &change.emoji else { return };
+                match self.reactions.iter_mut().find(|r| &r.emoji == emoji) {
+                    Some(reaction) => {
+                        reaction.count = reaction.count.saturating_add(1);
+                        if reaction.users.len() < crate::limits::MAX_REACTORS_LISTED {
+                            reaction.users.push(change.author.clone());
+                        }
+                    }
+                    None => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        count: 1,
+                        users: vec![change.author.clone()],
+                    }),
+                }
+            }
+            ChangeKind::Unreact => {
+                let Some(emoji) = &change.emoji else { return };
+                if let Some(reaction) = self.reactions.iter_mut().find(|r| &r.emoji == emoji) {
+                    reaction.count = reaction.count.saturating_sub(1);
+                    reaction.users.retain(|u| u.id != change.author.id);
+                }
+                self.reactions.retain(|r| r.count > 0);
+            }
+        }
+    }
+}
+
+/// One emoji given to a message, and by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Reaction {
+    /// The emoji.
+    pub emoji: String,
+    /// How many people gave it.
+    pub count: u32,
+    /// Who gave it, the first [`crate::limits::MAX_REACTORS_LISTED`] of them, in order.
+    pub users: Vec<User>,
 }
 
 /// The message a reply answers, as a reply shows it: who wrote it and its first line.
@@ -141,6 +200,10 @@ pub enum ChangeKind {
     Edit,
     /// It was deleted.
     Delete,
+    /// Someone added a reaction (`emoji`).
+    React,
+    /// Someone took their reaction (`emoji`) back.
+    Unreact,
 }
 
 impl ChangeKind {
@@ -149,12 +212,14 @@ impl ChangeKind {
         match self {
             Self::Edit => "edit",
             Self::Delete => "delete",
+            Self::React => "react",
+            Self::Unreact => "unreact",
         }
     }
 
     /// Parses a kind from its wire form.
     pub fn parse(kind: &str) -> Option<Self> {
-        [Self::Edit, Self::Delete]
+        [Self::Edit, Self::Delete, Self::React, Self::Unreact]
             .into_iter()
             .find(|k| k.as_str() == kind)
     }
@@ -175,7 +240,8 @@ pub struct Change {
     /// Position in the room's log, shared with messages.
     #[ts(type = "number")]
     pub seq: u64,
-    /// Who changed it: the message's author.
+    /// Who changed it: the message's author for an edit or a deletion, anyone in the room for a
+    /// reaction.
     pub author: User,
     /// What the change does.
     pub kind: ChangeKind,
@@ -186,6 +252,10 @@ pub struct Change {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub text: Option<String>,
+    /// The emoji of a reaction added or taken back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub emoji: Option<String>,
     /// When the server stored it, as `Message.sentAt`.
     pub at: String,
 }
@@ -291,7 +361,26 @@ pub struct DeleteMessage {
     pub target: u64,
 }
 
-/// The body of a successful `edit` or `delete` ack.
+/// Client `react`: toggles the user's reaction `emoji` to a message of a joined room (anyone's,
+/// not deleted): added if they had not given it, taken back if they had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct ReactRequest {
+    /// The client's id for this change, as for a message: sending it again is safe (it toggles
+    /// once).
+    pub id: String,
+    /// Defaults to [`crate::DEFAULT_ROOM`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// The seq of the message.
+    #[ts(type = "number")]
+    pub target: u64,
+    /// One emoji.
+    pub emoji: String,
+}
+
+/// The body of a successful `edit`, `delete` or `react` ack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 pub struct ChangeAccepted {
     /// The stored change, with its seq.
@@ -578,6 +667,7 @@ mod tests {
             sent_at: "2026-11-25T09:00:00.123Z".into(),
             edited_at: None,
             deleted: false,
+            reactions: Vec::new(),
             reply_to: None,
         };
         assert_eq!(
@@ -605,6 +695,42 @@ mod tests {
         message.deleted = true;
         let gone = Quote::of(&message);
         assert_eq!((gone.excerpt.as_str(), gone.deleted), ("", true));
+    }
+
+    #[test]
+    fn reactions_toggle_per_user_and_go_with_a_deletion() {
+        let mut message: Message = serde_json::from_value(json!({
+            "id": "m1", "clientId": "c1", "room": "general", "seq": 1, "text": "lunch?",
+            "author": {"id": "u1", "name": "Ada"}, "sentAt": "2026-11-25T09:00:00.123Z",
+        }))
+        .expect("parses");
+        let change = |seq: u64, who: &str, kind: &str, emoji: &str| -> Change {
+            serde_json::from_value(json!({
+                "id": format!("x{seq}"), "clientId": format!("c{seq}"), "room": "general",
+                "seq": seq, "author": {"id": who, "name": who}, "kind": kind, "target": 1,
+                "emoji": emoji, "at": "2026-11-25T09:00:01.000Z",
+            }))
+            .expect("parses")
+        };
+        message.apply(&change(2, "bob", "react", "👍"));
+        message.apply(&change(3, "cy", "react", "👍"));
+        message.apply(&change(4, "cy", "react", "🎉"));
+        let shown = |m: &Message| -> Vec<(String, u32, usize)> {
+            m.reactions
+                .iter()
+                .map(|r| (r.emoji.clone(), r.count, r.users.len()))
+                .collect()
+        };
+        assert_eq!(shown(&message), [("👍".into(), 2, 2), ("🎉".into(), 1, 1)]);
+        // Toggled back by one of them: the other's stays; the last one gone takes its emoji.
+        message.apply(&change(5, "bob", "unreact", "👍"));
+        message.apply(&change(6, "cy", "unreact", "🎉"));
+        assert_eq!(shown(&message), [("👍".into(), 1, 1)]);
+        assert_eq!(message.reactions[0].users[0].id, "cy");
+        let mut delete = change(7, "u1", "delete", "");
+        delete.emoji = None;
+        message.apply(&delete);
+        assert!(message.deleted && message.reactions.is_empty());
     }
 
     #[test]

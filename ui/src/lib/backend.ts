@@ -8,6 +8,9 @@ export interface Backend {
   send(room: string, text: string): Promise<LocalId>;
   /** Sends `text` as an answer to the message at seq `target`. */
   reply(room: string, target: number, text: string): Promise<LocalId>;
+  /** Toggles the user's reaction `emoji` to the message at seq `target`; confirmed by a
+   *  `change` event. */
+  react(room: string, target: number, emoji: string): Promise<LocalId>;
   /** The messages around seq `seq`; they arrive as an `around` event. */
   around(room: string, seq: number): Promise<void>;
   /** Edits the user's message at seq `target`; confirmed by a `change` event. */

@@ -2,7 +2,7 @@
 // guarantees each message once and in order per room; this only arranges them for display.
 import type { Backend } from './backend';
 import type {
-  ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
+  Change, ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
 import { DEFAULT_ROOM, MAX_UNREAD_COUNTED } from './types';
 
@@ -72,6 +72,8 @@ export class Chat {
   /** The user's edits and deletions on their way, with the message as it was (to put back if
    *  one is refused). */
   private changing: Record<string, { room: string; before: Message; text: string | null }> = {};
+  /** The user's reactions on their way, by local id: a refusal of one is told. */
+  private reacting = new Set<string>();
 
   constructor(private readonly backend: Backend) {}
 
@@ -167,6 +169,7 @@ export class Chat {
     this.context = null;
     this.highlight = null;
     this.changing = {};
+    this.reacting = new Set();
   }
 
   /** The last typing notice on its way: a send waits for it, so that the core client, which
@@ -207,6 +210,11 @@ export class Chat {
   canDelete(message: Message): boolean {
     const server = this.limits?.editWindowSecs != null;
     return server && message.author.id === this.me?.id && !message.deleted;
+  }
+
+  /** Toggles the user's reaction `emoji` to a message. */
+  async react(room: string, seq: number, emoji: string): Promise<void> {
+    await this.backend.react(room, seq, emoji).catch((e) => { this.error = describe(e); });
   }
 
   /** Answers a message: the composer says so until the answer is sent or the reply cancelled. */
@@ -383,6 +391,11 @@ export class Chat {
         break;
       case 'pending': {
         const { localId, room, text, action } = event.data;
+        // A reaction shows once the server has it (a moment later): only a refusal is told.
+        if (action.kind === 'react') {
+          this.reacting.add(localId);
+          break;
+        }
         if (action.kind === 'edit' || action.kind === 'delete') {
           // An edit or deletion on its way: shown at once on the message, marked as saving.
           const line = this.messageLine(room, action.target);
@@ -417,10 +430,11 @@ export class Chat {
         const { change, confirms } = event.data;
         const line = this.messageLine(change.room, change.target);
         // The server's state is what a refused change of ours goes back to, not what was shown.
-        const apply = (message: Message): Message => change.kind === 'edit'
-          ? { ...message, text: change.text ?? '', editedAt: change.at }
-          : { ...message, text: '', deleted: true };
-        if (confirms !== null) delete this.changing[confirms];
+        const apply = (message: Message): Message => applyChange(message, change);
+        if (confirms !== null) {
+          delete this.changing[confirms];
+          this.reacting.delete(confirms);
+        }
         const ours = Object.values(this.changing).filter((p) => p.room === change.room && p.before.seq === change.target);
         for (const pending of ours) pending.before = apply(pending.before);
         // While more of ours are on their way, they show; the server's state waits in `before`.
@@ -434,6 +448,7 @@ export class Chat {
         // Its replies quote it as it is now; an older page shown for context changes too.
         const requote = (message: Message): Message => {
           if (message.replyTo?.seq !== change.target) return message;
+          if (change.kind !== 'edit' && change.kind !== 'delete') return message;
           const excerpt = change.kind === 'edit' ? quoteOf({ ...message, text: change.text ?? '' }).excerpt : '';
           return { ...message, replyTo: { ...message.replyTo, excerpt, deleted: change.kind === 'delete' } };
         };
@@ -449,6 +464,10 @@ export class Chat {
         break;
       }
       case 'failed': {
+        if (this.reacting.delete(event.data.localId)) {
+          this.error = `Reaction not saved: ${event.data.error.message}`;
+          break;
+        }
         const refused = this.changing[event.data.localId];
         if (refused) {
           // The message as it was, and why the change did not happen.
@@ -608,6 +627,32 @@ export function noticeText(joined: User[], left: User[]): string {
 function describe(error: unknown): string {
   if (error && typeof error === 'object' && 'message' in error) return String(error.message);
   return String(error);
+}
+
+/** `message` as `change` (one of its own) leaves it: the rules of the protocol's
+ *  `Message::apply`, for the messages the UI shows. */
+export function applyChange(message: Message, change: Change): Message {
+  switch (change.kind) {
+    case 'edit':
+      return { ...message, text: change.text ?? '', editedAt: change.at };
+    case 'delete':
+      return { ...message, text: '', deleted: true, reactions: [] };
+    case 'react': {
+      const reactions = [...(message.reactions ?? [])];
+      const at = reactions.findIndex((r) => r.emoji === change.emoji);
+      if (at < 0) reactions.push({ emoji: change.emoji ?? '', count: 1, users: [change.author] });
+      else reactions[at] = { ...reactions[at], count: reactions[at].count + 1, users: [...reactions[at].users, change.author] };
+      return { ...message, reactions };
+    }
+    case 'unreact': {
+      const reactions = (message.reactions ?? [])
+        .map((r) => (r.emoji === change.emoji
+          ? { ...r, count: r.count - 1, users: r.users.filter((u) => u.id !== change.author.id) }
+          : r))
+        .filter((r) => r.count > 0);
+      return { ...message, reactions };
+    }
+  }
 }
 
 /** The quote of `message` as a reply shows it: its first line, cut at 140 characters (the

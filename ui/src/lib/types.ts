@@ -1,6 +1,6 @@
 // The types the UI speaks: generated from Rust (see the bindings' own headers), re-exported here.
 export type {
-  ErrorBody, HistoryPage, Limits, Message, Presence, Quote, Typing, User,
+  Change, ErrorBody, HistoryPage, Limits, Message, Presence, Quote, Reaction, Typing, User,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export {
   DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_UNREAD_COUNTED,

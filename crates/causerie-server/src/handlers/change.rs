@@ -1,11 +1,12 @@
-//! `edit` and `delete`: validate, store the change as the room's next log entry (durably), ack,
+//! `edit`, `delete` and `react`: validate, store the change as the room's next log entry (durably), ack,
 //! then broadcast it as `change` to the room's Causerie clients. Seed clients see new messages
 //! only, as the old server sent them.
 
 use std::sync::Arc;
 
 use causerie_protocol::{
-    Change, ChangeAccepted, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody, ErrorCode, event,
+    Change, ChangeAccepted, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
+    ReactRequest, event,
 };
 use socketioxide::SocketIo;
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
@@ -48,6 +49,34 @@ pub(super) async fn on_edit(
         &chat,
         &session,
         event::EDIT,
+        request,
+        ack,
+    )
+    .await;
+}
+
+pub(super) async fn on_react(
+    admitted: super::Admitted,
+    socket: SocketRef,
+    io: SocketIo,
+    State(chat): State<Arc<Chat>>,
+    Extension(session): Extension<Session>,
+    TryData(data): TryData<serde_json::Value>,
+    ack: Ack,
+) {
+    let request = parse::<ReactRequest>(data, "a reaction").map(|react| ChangeRequest {
+        id: react.id,
+        room: react.room,
+        target: react.target,
+        action: ChangeAction::React { emoji: react.emoji },
+    });
+    handle(
+        admitted,
+        &socket,
+        &io,
+        &chat,
+        &session,
+        event::REACT,
         request,
         ack,
     )
@@ -137,8 +166,15 @@ async fn accept(
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));
     }
-    if let ChangeAction::Edit { text } = &request.action {
-        chat.limits.check_message(text)?;
+    match &request.action {
+        ChangeAction::Edit { text } => chat.limits.check_message(text)?,
+        ChangeAction::React { emoji } if !causerie_protocol::limits::is_reaction(emoji) => {
+            return Err(ErrorBody::new(
+                ErrorCode::Invalid,
+                "a reaction is one emoji",
+            ));
+        }
+        _ => {}
     }
     within_quota(chat, Action::Message, socket, session)?;
     let changed = chat
@@ -154,7 +190,7 @@ async fn accept(
         .await
         .map_err(|e| internal(&e))?;
     match changed {
-        Changed::Stored { change, duplicate } => Ok((change, !duplicate)),
+        Changed::Stored { change, duplicate } => Ok((*change, !duplicate)),
         Changed::Refused(refusal) => Err(refused(refusal, request.target)),
     }
 }
@@ -175,6 +211,13 @@ fn refused(refusal: ChangeRefusal, target: u64) -> ErrorBody {
         ChangeRefusal::IdReused => ErrorBody::new(
             ErrorCode::Invalid,
             "this id was used for another change: give each change its own",
+        ),
+        ChangeRefusal::ReactionLimit => ErrorBody::new(
+            ErrorCode::ReactionLimit,
+            format!(
+                "a message has at most {} different reactions: add to one of them",
+                causerie_protocol::limits::MAX_REACTIONS_PER_MESSAGE
+            ),
         ),
     }
 }

@@ -195,6 +195,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         socket.on(event::TYPING, typing::on_typing);
         socket.on(event::EDIT, change::on_edit);
         socket.on(event::DELETE, change::on_delete);
+        socket.on(event::REACT, change::on_react);
         socket.on(event::READ, read::on_read);
         // Not an accounted room: it only finds the user's connections (see `read`).
         socket.join(read::user_key(&user.id));

@@ -51,6 +51,11 @@ pub enum ChangeAction {
     },
     /// Deletes the message.
     Delete,
+    /// Toggles the asker's reaction `emoji` (validated) to the message: anyone may.
+    React {
+        /// One emoji.
+        emoji: String,
+    },
 }
 
 impl ChangeAction {
@@ -59,6 +64,8 @@ impl ChangeAction {
         match self {
             Self::Edit { .. } => ChangeKind::Edit,
             Self::Delete => ChangeKind::Delete,
+            // A toggle: stored as `Unreact` when it takes a reaction back.
+            Self::React { .. } => ChangeKind::React,
         }
     }
 }
@@ -69,7 +76,7 @@ pub enum Changed {
     /// Stored now, or earlier under the same author and client id (`duplicate`).
     Stored {
         /// The change, with its seq.
-        change: Change,
+        change: Box<Change>,
         /// `true` when it was stored before and this call stored nothing.
         duplicate: bool,
     },
@@ -88,6 +95,8 @@ pub enum ChangeRefusal {
     TooLate,
     /// The client id was used before by this author for another change.
     IdReused,
+    /// A new emoji for a message with as many different ones as it may have.
+    ReactionLimit,
 }
 
 /// What [`Store::mark_read`] did.

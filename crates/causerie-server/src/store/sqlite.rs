@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, Quote, ReadState, User};
+use causerie_protocol::{Change, ChangeKind, Message, Quote, Reaction, ReadState, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -91,7 +91,7 @@ enum Operation {
 
 /// What a committed write did.
 enum Written {
-    Appended(Appended),
+    Appended(Box<Appended>),
     Changed(Changed),
     RoomCreated,
     MarkedRead(MarkedRead),
@@ -308,6 +308,7 @@ impl SqliteStore {
             }
         }
         fill_quotes(&self.reads, room, &mut slice.messages).await?;
+        fill_reactions(&self.reads, room, &mut slice.messages).await?;
         Ok(slice)
     }
 
@@ -326,7 +327,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
         match self.write(Operation::Append(message)).await? {
-            Written::Appended(appended) => Ok(appended),
+            Written::Appended(appended) => Ok(*appended),
             _ => unreachable!("the writer answers an append with the message"),
         }
     }
@@ -352,6 +353,7 @@ impl Store for SqliteStore {
         let mut message = [message_row(&row)?];
         let room = message[0].room.clone();
         fill_quotes(&self.reads, &room, &mut message).await?;
+        fill_reactions(&self.reads, &room, &mut message).await?;
         let [message] = message;
         Ok(Some(message))
     }
@@ -692,7 +694,7 @@ impl Writer {
                 Operation::Append(message) => {
                     append_in(connection, &self.next_seq, &mut assigned, message)
                         .await
-                        .map(Written::Appended)
+                        .map(|appended| Written::Appended(Box::new(appended)))
                 }
                 Operation::Change(change) => {
                     change_in(connection, &self.next_seq, &mut assigned, change)
@@ -872,6 +874,7 @@ async fn append_in(
         sent_at: now(),
         edited_at: None,
         deleted: false,
+        reactions: Vec::new(),
         reply_to: new.reply_to.map(unfilled),
     };
     let inserted = sqlx::query(
@@ -967,6 +970,7 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         sent_at: row.try_get("sent_at")?,
         edited_at: row.try_get("edited_at")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
+        reactions: Vec::new(),
         reply_to: row
             .try_get::<Option<i64>, _>("reply_to")?
             .map(seq_from_i64)
@@ -1042,6 +1046,8 @@ fn entry_row(row: &SqliteRow) -> Result<Entry, StoreError> {
 
 fn change_row(row: &SqliteRow) -> Result<Change, sqlx::Error> {
     let kind: String = row.try_get("kind")?;
+    let text: Option<String> = row.try_get("text")?;
+    let reaction = kind == ChangeKind::React.as_str() || kind == ChangeKind::Unreact.as_str();
     Ok(Change {
         id: row.try_get("id")?,
         client_id: row.try_get("client_id")?,
@@ -1054,9 +1060,106 @@ fn change_row(row: &SqliteRow) -> Result<Change, sqlx::Error> {
         kind: ChangeKind::parse(&kind)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown change kind {kind:?}").into()))?,
         target: seq_from_i64(row.try_get("target")?)?,
-        text: row.try_get("text")?,
+        text: if reaction { None } else { text.clone() },
+        emoji: if reaction { text } else { None },
         at: row.try_get("at")?,
     })
+}
+
+/// Which way a reaction toggles: `React` if the user had not given it, `Unreact` if they had;
+/// `None` when it would be one emoji too many for the message.
+async fn toggled_in(
+    connection: &mut SqliteConnection,
+    room: &str,
+    target: u64,
+    emoji: &str,
+    user_id: &str,
+) -> Result<Option<ChangeKind>, sqlx::Error> {
+    let target = to_i64(target);
+    let given: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM reactions WHERE room = ? AND target = ? AND emoji = ? AND user_id = ?",
+    )
+    .bind(room)
+    .bind(target)
+    .bind(emoji)
+    .bind(user_id)
+    .fetch_optional(&mut *connection)
+    .await?;
+    if given.is_some() {
+        return Ok(Some(ChangeKind::Unreact));
+    }
+    let emoji_known: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM reactions WHERE room = ? AND target = ? AND emoji = ? LIMIT 1",
+    )
+    .bind(room)
+    .bind(target)
+    .bind(emoji)
+    .fetch_optional(&mut *connection)
+    .await?;
+    if emoji_known.is_none() {
+        let kinds: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT emoji) FROM reactions WHERE room = ? AND target = ?",
+        )
+        .bind(room)
+        .bind(target)
+        .fetch_one(&mut *connection)
+        .await?;
+        if kinds >= causerie_protocol::limits::MAX_REACTIONS_PER_MESSAGE as i64 {
+            return Ok(None);
+        }
+    }
+    Ok(Some(ChangeKind::React))
+}
+
+/// Fills the reactions of `messages` (all of `room`), in one read.
+async fn fill_reactions<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    room: &str,
+    messages: &mut [Message],
+) -> Result<(), sqlx::Error> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; messages.len()].join(", ");
+    let sql = format!(
+        "SELECT target, emoji, user_id, user_name FROM reactions \
+         WHERE room = ? AND target IN ({marks}) ORDER BY at, emoji"
+    );
+    let mut query = sqlx::query(&sql).bind(room);
+    for message in messages.iter() {
+        query = query.bind(to_i64(message.seq));
+    }
+    let mut by_target: HashMap<u64, Vec<Reaction>> = HashMap::new();
+    for row in query.fetch_all(executor).await? {
+        let target = seq_from_i64(row.try_get("target")?)?;
+        let emoji: String = row.try_get("emoji")?;
+        let user = User {
+            id: row.try_get("user_id")?,
+            name: row.try_get("user_name")?,
+        };
+        let reactions = by_target.entry(target).or_default();
+        let reaction = match reactions.iter_mut().position(|r| r.emoji == emoji) {
+            Some(at) => &mut reactions[at],
+            None => {
+                reactions.push(Reaction {
+                    emoji,
+                    count: 0,
+                    users: Vec::new(),
+                });
+                reactions.last_mut().expect("just pushed")
+            }
+        };
+        reaction.count += 1;
+        if reaction.users.len() < causerie_protocol::limits::MAX_REACTORS_LISTED {
+            reaction.users.push(user);
+        }
+    }
+    for message in messages {
+        if let Some(reactions) = by_target.remove(&message.seq) {
+            message.reactions = reactions;
+        }
+    }
+    Ok(())
 }
 
 /// The seq the next entry of `room` takes in this transaction.
@@ -1094,13 +1197,20 @@ async fn change_in(
     if let Some(row) = earlier {
         let change = change_row(&row)?;
         // A retry names the same change; anything else reuses an id, and is no retry.
-        let same = (change.room.as_str(), change.kind, change.target)
-            == (new.room.as_str(), new.action.kind(), new.target);
+        let kind_matches = match &new.action {
+            ChangeAction::React { emoji } => {
+                matches!(change.kind, ChangeKind::React | ChangeKind::Unreact)
+                    && change.emoji.as_ref() == Some(emoji)
+            }
+            action => change.kind == action.kind(),
+        };
+        let same = kind_matches
+            && (change.room.as_str(), change.target) == (new.room.as_str(), new.target);
         if !same {
             return Ok(Changed::Refused(ChangeRefusal::IdReused));
         }
         return Ok(Changed::Stored {
-            change,
+            change: Box::new(change),
             duplicate: true,
         });
     }
@@ -1116,7 +1226,8 @@ async fn change_in(
     if target.try_get::<i64, _>("deleted")? != 0 {
         return Ok(Changed::Refused(ChangeRefusal::NotFound));
     }
-    if target.try_get::<String, _>("author_id")? != new.author.id {
+    let reaction = matches!(new.action, ChangeAction::React { .. });
+    if !reaction && target.try_get::<String, _>("author_id")? != new.author.id {
         return Ok(Changed::Refused(ChangeRefusal::Forbidden));
     }
     let at = now();
@@ -1130,11 +1241,17 @@ async fn change_in(
             return Ok(Changed::Refused(ChangeRefusal::TooLate));
         }
     }
-    let seq = next_seq_in(connection, next_seq, assigned, &new.room).await?;
-    let (kind, text) = match new.action {
-        ChangeAction::Edit { text } => (ChangeKind::Edit, Some(text)),
-        ChangeAction::Delete => (ChangeKind::Delete, None),
+    let (kind, text, emoji) = match new.action {
+        ChangeAction::Edit { text } => (ChangeKind::Edit, Some(text), None),
+        ChangeAction::Delete => (ChangeKind::Delete, None, None),
+        ChangeAction::React { emoji } => {
+            match toggled_in(connection, &new.room, new.target, &emoji, &new.author.id).await? {
+                Some(kind) => (kind, None, Some(emoji)),
+                None => return Ok(Changed::Refused(ChangeRefusal::ReactionLimit)),
+            }
+        }
     };
+    let seq = next_seq_in(connection, next_seq, assigned, &new.room).await?;
     let change = Change {
         id: uuid::Uuid::now_v7().to_string(),
         client_id: new.client_id,
@@ -1144,6 +1261,7 @@ async fn change_in(
         kind,
         target: new.target,
         text,
+        emoji,
         at,
     };
     sqlx::query(&format!(
@@ -1157,22 +1275,55 @@ async fn change_in(
     .bind(&change.author.name)
     .bind(change.kind.as_str())
     .bind(to_i64(change.target))
-    .bind(&change.text)
+    // A reaction's emoji sits where an edit's text does.
+    .bind(change.text.as_ref().or(change.emoji.as_ref()))
     .bind(&change.at)
     .execute(&mut *connection)
     .await?;
-    match &change.text {
-        Some(text) => {
+    let target = to_i64(change.target);
+    match (change.kind, &change.text, &change.emoji) {
+        (ChangeKind::React, _, Some(emoji)) => {
+            sqlx::query(
+                "INSERT INTO reactions (room, target, emoji, user_id, user_name, at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&change.room)
+            .bind(target)
+            .bind(emoji)
+            .bind(&change.author.id)
+            .bind(&change.author.name)
+            .bind(&change.at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        (ChangeKind::Unreact, _, Some(emoji)) => {
+            sqlx::query(
+                "DELETE FROM reactions WHERE room = ? AND target = ? AND emoji = ? AND user_id = ?",
+            )
+            .bind(&change.room)
+            .bind(target)
+            .bind(emoji)
+            .bind(&change.author.id)
+            .execute(&mut *connection)
+            .await?;
+        }
+        (_, Some(text), _) => {
             sqlx::query("UPDATE messages SET text = ?, edited_at = ? WHERE room = ? AND seq = ?")
                 .bind(text)
                 .bind(&change.at)
                 .bind(&change.room)
-                .bind(to_i64(change.target))
+                .bind(target)
                 .execute(&mut *connection)
                 .await?;
         }
-        // A deletion: the text is gone from the store, the message's and its earlier edits'.
-        None => {
+        // A deletion: the text is gone from the store, the message's and its earlier edits';
+        // so are its reactions.
+        _ => {
+            sqlx::query("DELETE FROM reactions WHERE room = ? AND target = ?")
+                .bind(&change.room)
+                .bind(target)
+                .execute(&mut *connection)
+                .await?;
             sqlx::query("UPDATE messages SET text = '', deleted = 1 WHERE room = ? AND seq = ?")
                 .bind(&change.room)
                 .bind(to_i64(change.target))
@@ -1187,7 +1338,7 @@ async fn change_in(
     }
     assigned.insert(change.room.clone(), seq);
     Ok(Changed::Stored {
-        change,
+        change: Box::new(change),
         duplicate: false,
     })
 }
