@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "reply_message",
     "load_around",
     "react_message",
+    "search_messages",
     "edit_message",
     "delete_message",
     "load_history",

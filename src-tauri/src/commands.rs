@@ -53,6 +53,17 @@ pub async fn react_message(
     Ok(core.client().await?.react(&room, target, &emoji))
 }
 
+/// Searches the messages of the user's rooms; the results arrive as a `search` event.
+#[tauri::command]
+pub async fn search_messages(
+    core: State<'_, AppCore>,
+    query: String,
+    after: Option<String>,
+) -> Result<(), AppError> {
+    core.client().await?.search(&query, after.as_deref());
+    Ok(())
+}
+
 /// Asks for the messages around seq `seq` of `room`; they arrive as an `around` event.
 #[tauri::command]
 pub async fn load_around(core: State<'_, AppCore>, room: String, seq: u64) -> Result<(), AppError> {

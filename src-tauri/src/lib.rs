@@ -49,6 +49,7 @@ pub fn run() {
             commands::reply_message,
             commands::load_around,
             commands::react_message,
+            commands::search_messages,
             commands::edit_message,
             commands::delete_message,
             commands::load_history,

@@ -364,6 +364,34 @@ test('reactions show with counts and who gave them, and the app toggles its own'
   }
 });
 
+test('search finds words in the user\'s rooms, newest first, and a result opens in its context', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  assert.equal((await request(js, 'join', { room: 'food' })).ok, true);
+  assert.equal((await request(js, 'join', { room: 'private' })).ok, true);
+  const { message: old } = await request(js, 'message', { id: 's-old', room: 'food', text: 'Pizza on Friday?' });
+  for (let i = 1; i <= 60; i += 1) await request(js, 'message', { id: `s-fill-${i}`, room: 'food', text: `filler ${i}` });
+  await request(js, 'message', { id: 's-new', text: 'pizza place downstairs is open' });
+  await request(js, 'message', { id: 's-hidden', room: 'private', text: 'pizza secret' });
+  const { app } = await launch(server, 'Seeker');
+  try {
+    await joinFromApp(app, 'food');
+    await app.click('.search-toggle');
+    await app.type('.search-panel input', 'PIZZ');
+    const results = "[...document.querySelectorAll('.search-result .search-text')].map((e) => e.textContent)";
+    await app.until('two results, newest first', `JSON.stringify(${results}) === JSON.stringify(['pizza place downstairs is open', 'Pizza on Friday?'])`);
+    assert.deepEqual(await app.value("[...document.querySelectorAll('.search-result mark')].map((m) => m.textContent)"), ['pizza', 'Pizza']);
+    await screenshots(app, 'window-search');
+    // The older one is far back in #food: it opens in its context, marked.
+    await app.click('.search-results li:nth-child(2) .search-result');
+    await app.until('#food, at the message found', `document.querySelector('.app-bar h1')?.textContent === '#food' && !!document.querySelector('.context-banner') && document.activeElement?.dataset.seq === '${old.seq}'`);
+  } finally {
+    js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
 test('someone arriving is announced above their first message, with a time', async () => {
   const server = await startServer();
   const { app } = await launch(server, 'Watcher');

@@ -150,6 +150,21 @@ describe('a Causerie server', () => {
     });
   }
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`searches only the rooms the connection is in, over ${transports[0]}`, async () => {
+      const word = `kumquat${transports[0]}`;
+      const { socket: ada } = await open(causerie('Ada'), { transports });
+      const { socket: bob } = await open(causerie('Bob'));
+      assert.equal((await request(bob, 'join', { room: `hidden-${transports[0]}` })).ok, true);
+      await request(bob, 'message', { id: `${word}-1`, text: `a ${word} here` });
+      await request(bob, 'message', { id: `${word}-2`, room: `hidden-${transports[0]}`, text: `a ${word} there` });
+      const found = await request(ada, 'search', { query: word.slice(0, 6) + word.slice(6) });
+      assert.deepEqual(found.results.map((m) => m.text), [`a ${word} here`]);
+      const refused = await request(ada, 'search', { query: '' });
+      assert.equal(refused.error.code, 'invalid');
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

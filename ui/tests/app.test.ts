@@ -276,3 +276,25 @@ describe('unread messages', () => {
     await waitFor(() => expect(backend.callsTo('markRead')).toHaveLength(reads + 1));
   });
 });
+
+describe('search', () => {
+  test('asks as the user pauses, lists what was found with its room, and goes to a result', async () => {
+    const backend = await openChat();
+    await userEvent.click(await screen.findByRole('button', { name: 'Search messages' }));
+    const field = await screen.findByRole('searchbox', { name: 'Search messages' });
+    await userEvent.type(field, 'lunch');
+    await waitFor(() => expect(backend.callsTo('search')).toEqual([['lunch', null]]));
+    const found = message(bob, 'Lunch at noon?', { room: 'dev', seq: 40 });
+    backend.emit({ type: 'search', data: { query: 'lunch', results: [found], next: 'x' } });
+    const result = await screen.findByRole('button', { name: /#dev · Bob/ });
+    expect(result.querySelector('mark')?.textContent).toBe('Lunch');
+    await userEvent.click(screen.getByRole('button', { name: 'Older results' }));
+    expect(backend.callsTo('search')[1]).toEqual(['lunch', 'x']);
+    // A stale answer (for what was typed before) is not shown.
+    backend.emit({ type: 'search', data: { query: 'lun', results: [message(bob, 'lunar')], next: null } });
+    expect(screen.queryByText('lunar')).toBeNull();
+    await userEvent.click(result);
+    expect(backend.callsTo('around')).toEqual([['dev', 40]]);
+    expect(screen.queryByRole('searchbox')).toBeNull();
+  });
+});

@@ -37,6 +37,7 @@ export class FakeBackend implements Backend {
   async send(room: string, text: string) { this.record('send', room, text); this.ids += 1; return `local-${this.ids}`; }
   async reply(room: string, target: number, text: string) { this.record('reply', room, target, text); this.ids += 1; return `local-${this.ids}`; }
   async around(room: string, seq: number) { this.record('around', room, seq); }
+  async search(query: string, after: string | null) { this.record('search', query, after); }
   async react(room: string, target: number, emoji: string) { this.record('react', room, target, emoji); this.ids += 1; return `local-${this.ids}`; }
   async edit(room: string, target: number, text: string) { this.record('edit', room, target, text); this.ids += 1; return `local-${this.ids}`; }
   async remove(room: string, target: number) { this.record('remove', room, target); this.ids += 1; return `local-${this.ids}`; }

@@ -191,7 +191,19 @@ around: number,
 /**
  * The page.
  */
-page: HistoryPage, } } | { "type": "rooms", "data": { 
+page: HistoryPage, } } | { "type": "search", "data": { 
+/**
+ * The words asked for.
+ */
+query: string, 
+/**
+ * The messages found (without their quotes and reactions).
+ */
+results: Array<Message>, 
+/**
+ * Where the next page starts, if there may be more.
+ */
+next: string | null, } } | { "type": "rooms", "data": { 
 /**
  * The prefix asked for (`""` for all rooms).
  */

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use causerie_protocol::{
     DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, ReactRequest,
-    ReadRequest, RoomRequest, RoomsRequest, SendMessage, TypingRequest, WhoRequest, event,
+    ReadRequest, RoomRequest, RoomsRequest, SearchRequest, SendMessage, TypingRequest, WhoRequest,
+    event,
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -45,6 +46,7 @@ pub(crate) enum Outgoing {
     Rooms(RoomsRequest),
     /// The page around a seq, to show a message in its context (not part of the timeline).
     Around(HistoryRequest),
+    Search(SearchRequest),
     /// A liveness check, numbered so that only its own answer counts.
     Ping(u64),
     /// Told without an ack.
@@ -62,6 +64,7 @@ impl Outgoing {
             Self::Join(_) => event::JOIN,
             Self::Leave(_) => event::LEAVE,
             Self::History { .. } | Self::Around(_) => event::HISTORY,
+            Self::Search(_) => event::SEARCH,
             Self::Who { .. } => event::WHO,
             Self::Rooms(_) => event::ROOMS,
             Self::Ping(_) => event::PING,
@@ -84,6 +87,7 @@ impl Outgoing {
             Self::History { request, .. } | Self::Around(request) => value(request),
             Self::Who { request, .. } => value(request),
             Self::Rooms(data) => value(data),
+            Self::Search(data) => value(data),
             Self::Ping(_) => value(&PingRequest {}),
             Self::Typing(data) => value(data),
             Self::Read(data) => value(data),
@@ -111,6 +115,9 @@ impl Outgoing {
             Self::Around(request) => Request::Around {
                 room: room(&request.room),
                 seq: request.around.unwrap_or_default(),
+            },
+            Self::Search(data) => Request::Search {
+                query: data.query.clone(),
             },
             Self::Rooms(data) => Request::Rooms {
                 prefix: data.prefix.clone().unwrap_or_default(),
@@ -141,6 +148,10 @@ pub(crate) enum Request {
     Around {
         room: String,
         seq: u64,
+    },
+    /// A page of search results for `query`.
+    Search {
+        query: String,
     },
     /// A page of room names starting with `prefix`.
     Rooms {

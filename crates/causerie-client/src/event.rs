@@ -165,6 +165,15 @@ pub enum ClientEvent {
         /// The page.
         page: HistoryPage,
     },
+    /// Messages found with [`crate::ChatClient::search`], newest first, as they are now.
+    Search {
+        /// The words asked for.
+        query: String,
+        /// The messages found (without their quotes and reactions).
+        results: Vec<Message>,
+        /// Where the next page starts, if there may be more.
+        next: Option<String>,
+    },
     /// Room names asked for with [`crate::ChatClient::find_rooms`].
     Rooms {
         /// The prefix asked for (`""` for all rooms).

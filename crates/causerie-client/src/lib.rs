@@ -207,6 +207,17 @@ impl ChatClient {
         });
     }
 
+    /// Searches the messages of the user's rooms for `query`'s words, newest first, after `after`
+    /// (the `next` of an earlier answer); they arrive as [`ClientEvent::Search`].
+    pub fn search(&self, query: &str, after: Option<&str>) {
+        self.command(Command::Search(causerie_protocol::SearchRequest {
+            query: query.to_owned(),
+            room: None,
+            after: after.map(str::to_owned),
+            limit: None,
+        }));
+    }
+
     /// Asks for the messages around `seq` in `room` (the original of a reply, a search result),
     /// to show it in its context; they arrive as [`ClientEvent::Around`].
     pub fn history_around(&self, room: &str, seq: u64) {

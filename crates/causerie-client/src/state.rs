@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use causerie_protocol::{
     Change, ChangeAccepted, ChangeKind, ErrorBody, HandshakeAuth, HistoryPage, HistoryRequest,
     Joined, Limits, Message, MessageAccepted, Pong, Presence, ReadState, Reply, RoomsPage,
-    RoomsRequest, Typing, Welcome, WhoPage, event,
+    RoomsRequest, SearchPage, SearchRequest, Typing, Welcome, WhoPage, event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -54,6 +54,7 @@ pub(crate) enum Command {
         room: String,
         seq: u64,
     },
+    Search(SearchRequest),
     FindRooms {
         prefix: String,
         after: Option<String>,
@@ -229,6 +230,10 @@ impl ChatState {
                 self.effects
                     .push_back(Effect::Send(Outgoing::Around(request)));
             }
+            Command::Search(request) if connected => {
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Search(request)));
+            }
             Command::FindRooms { prefix, after } if connected => {
                 let request = RoomsRequest {
                     prefix: Some(prefix),
@@ -238,7 +243,10 @@ impl ChatState {
                 self.effects
                     .push_back(Effect::Send(Outgoing::Rooms(request)));
             }
-            Command::History { .. } | Command::FindRooms { .. } | Command::Around { .. } => self
+            Command::History { .. }
+            | Command::FindRooms { .. }
+            | Command::Around { .. }
+            | Command::Search(_) => self
                 .effects
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
             Command::Join(room) => self.delivery.join(room),
@@ -421,6 +429,19 @@ impl ChatState {
                     Some(Ok(page)) => self
                         .effects
                         .push_back(Effect::Emit(ClientEvent::Around { around: seq, page })),
+                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
+                        ClientError::Rejected(error),
+                    ))),
+                    None => {}
+                }
+            }
+            Request::Search { query } => {
+                match parse::<SearchPage>(data) {
+                    Some(Ok(page)) => self.effects.push_back(Effect::Emit(ClientEvent::Search {
+                        query,
+                        results: page.results,
+                        next: page.next,
+                    })),
                     Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
                         ClientError::Rejected(error),
                     ))),

@@ -16,6 +16,7 @@ export const EVENTS = {
   who: "who",
   rooms: "rooms",
   read: "read",
+  search: "search",
 } as const;
 
 export const MAX_NAME_CHARS = 32;
@@ -611,6 +612,37 @@ target: number,
  * One emoji.
  */
 emoji: string, };
+
+export type SearchRequest = { 
+/**
+ * The words, 1 to [`crate::limits::MAX_SEARCH_CHARS`] characters. Plain words: no
+ * operators; case and accents do not matter.
+ */
+query: string, 
+/**
+ * Only this room (joined); absent: every room the connection is in.
+ */
+room?: string, 
+/**
+ * The `next` of the previous page; absent for the newest.
+ */
+after?: string, 
+/**
+ * 1 to [`crate::limits::MAX_SEARCH_PAGE`]; defaults to
+ * [`crate::limits::DEFAULT_SEARCH_PAGE`].
+ */
+limit?: number, };
+
+export type SearchPage = { 
+/**
+ * The messages found, newest first, as they are now (without their quotes and reactions:
+ * `history {around}` shows one in its context).
+ */
+results: Array<Message>, 
+/**
+ * Where the next (older) page starts, if there may be more.
+ */
+next?: string, };
 
 export type ReadRequest = { 
 /**

@@ -10,8 +10,8 @@ use crate::{
     Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
     HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
     PingRequest, Pong, Presence, Quote, ReactRequest, Reaction, ReadRequest, ReadState,
-    RoomRequest, RoomsPage, RoomsRequest, SendMessage, ServerInfo, Typing, TypingRequest, User,
-    Welcome, WhoPage, WhoRequest, event, limits,
+    RoomRequest, RoomsPage, RoomsRequest, SearchPage, SearchRequest, SendMessage, ServerInfo,
+    Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -66,6 +66,7 @@ pub fn typescript() -> String {
         ("who", event::WHO),
         ("rooms", event::ROOMS),
         ("read", event::READ),
+        ("search", event::SEARCH),
     ] {
         out.push_str(&format!("  {key}: {name:?},\n"));
     }
@@ -131,6 +132,8 @@ pub fn typescript() -> String {
         Pong::decl(),
         Typing::decl(),
         ReactRequest::decl(),
+        SearchRequest::decl(),
+        SearchPage::decl(),
         ReadRequest::decl(),
         ReadState::decl(),
     ];

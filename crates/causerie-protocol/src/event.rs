@@ -35,6 +35,9 @@ pub const WHO: &str = "who";
 /// user has read a room up to a seq. Server to client: [`crate::ReadState`], when the user's
 /// read marker of a room the connection is in moved on another of their connections.
 pub const READ: &str = "read";
+/// Client to server: [`crate::SearchRequest`], acked with [`crate::Reply`]`<`[`crate::SearchPage`]`>`:
+/// full-text search of the messages of the rooms the connection is in, newest first.
+pub const SEARCH: &str = "search";
 /// Client to server: [`crate::RoomsRequest`], acked with [`crate::Reply`]`<`[`crate::RoomsPage`]`>`:
 /// a page of the server's rooms, by name or by prefix.
 pub const ROOMS: &str = "rooms";

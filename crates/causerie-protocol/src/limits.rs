@@ -46,6 +46,13 @@ pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS + 1_500;
 /// How long after the last key a user counts as no longer typing, in milliseconds.
 pub const TYPING_IDLE_MS: u64 = 3_000;
+/// The most characters of a search query.
+pub const MAX_SEARCH_CHARS: usize = 100;
+/// Search results in a page by default, and at most.
+pub const DEFAULT_SEARCH_PAGE: u32 = 20;
+/// The most search results in a page.
+pub const MAX_SEARCH_PAGE: u32 = 50;
+
 /// The most different emoji one message can carry as reactions.
 pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
 /// The most people a message's reaction lists by name (its `count` counts them all): a message

@@ -486,6 +486,41 @@ pub struct Joined {
     pub read: Option<ReadState>,
 }
 
+/// Client `search`: the messages with all these words (the last one may be the start of a word),
+/// in the rooms this connection is in (or one of them), newest first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// The words, 1 to [`crate::limits::MAX_SEARCH_CHARS`] characters. Plain words: no
+    /// operators; case and accents do not matter.
+    pub query: String,
+    /// Only this room (joined); absent: every room the connection is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub room: Option<String>,
+    /// The `next` of the previous page; absent for the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub after: Option<String>,
+    /// 1 to [`crate::limits::MAX_SEARCH_PAGE`]; defaults to
+    /// [`crate::limits::DEFAULT_SEARCH_PAGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub limit: Option<u32>,
+}
+
+/// The body of a successful `search` ack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SearchPage {
+    /// The messages found, newest first, as they are now (without their quotes and reactions:
+    /// `history {around}` shows one in its context).
+    pub results: Vec<Message>,
+    /// Where the next (older) page starts, if there may be more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub next: Option<String>,
+}
+
 /// Client `read`: the user has read a joined room up to `seq` (the latest message they saw).
 /// A marker only moves forward; one beyond the room's latest seq stops there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -58,6 +58,9 @@ pub struct EventLimits {
     /// `read`, per connection. Defaults to 5 a second, bursts of 20 (the core client sends one
     /// per room at most every second, and a reconnect only those not told yet).
     pub read: Limit,
+    /// `search`, per connection. Defaults to 2 a second, bursts of 10 (a search reads the
+    /// index, and a search field asks as the user types).
+    pub search: Limit,
     /// Rooms a user creates. Defaults to 1 a minute, bursts of 10.
     pub room_creation: Limit,
     /// Rooms created from one client address, whoever the users (guests are cheap, rooms are
@@ -82,6 +85,7 @@ impl Default for EventLimits {
             ping: Limit::per_second(2, 10),
             typing: Limit::per_second(4, 8),
             read: Limit::per_second(5, 20),
+            search: Limit::per_second(2, 10),
             room_creation: Limit::per_minute(1, 10),
             room_creation_per_address: Some(Limit::per_minute(5, 30)),
             connects_per_user: Limit::per_minute(30, 30),

@@ -39,6 +39,8 @@ pub enum Action {
     Typing,
     /// `read`.
     Read,
+    /// `search`.
+    Search,
     /// A `join` that creates a room (per user and per client address).
     CreateRoom,
     /// A connection with a token, per user (without one, a connection is a new guest: see
@@ -58,6 +60,7 @@ impl Action {
             Self::Ping => "pings",
             Self::Typing => "typing notices",
             Self::Read => "read markers",
+            Self::Search => "searches",
             Self::CreateRoom => "new rooms",
             Self::Connect => "connections",
         }
@@ -123,6 +126,7 @@ impl Limiter {
                 (Action::Ping, events.ping),
                 (Action::Typing, events.typing),
                 (Action::Read, events.read),
+                (Action::Search, events.search),
             ] {
                 per_connection.insert(action, RateLimiter::keyed(quota(limit)));
             }

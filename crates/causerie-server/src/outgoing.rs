@@ -353,6 +353,13 @@ pub fn is_in(socket: &SocketRef, key: &str) -> bool {
     outgoing_of(socket).is_some_and(|outgoing| outgoing.is_subscribed(key))
 }
 
+/// The socketioxide rooms `socket` is in, by key.
+pub fn keys_of(socket: &SocketRef) -> Vec<String> {
+    outgoing_of(socket).map_or_else(Vec::new, |outgoing| {
+        outgoing.subscriptions().keys().cloned().collect()
+    })
+}
+
 /// How many socketioxide rooms `socket` is in.
 pub fn room_count(socket: &SocketRef) -> usize {
     outgoing_of(socket).map_or(0, |outgoing| outgoing.subscriptions().len())

@@ -111,7 +111,7 @@ fn files_holding(database: &std::path::Path, text: &[u8]) -> Vec<&'static str> {
 async fn a_deleted_message_and_its_edits_leave_no_text_in_the_files() {
     let mut server = TestServer::start().await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
-    let secret = ada.send_ok("m1", "general", "my secret").await;
+    let secret = ada.send_ok("m1", "general", "my secret xylophonic").await;
     change_of(&edit(&ada, "e1", secret.seq, "my secret, edited").await);
     // Written: the WAL holds it (and soon the database file).
     assert!(!files_holding(&server.database(), b"my secret").is_empty());
@@ -129,6 +129,8 @@ async fn a_deleted_message_and_its_edits_leave_no_text_in_the_files() {
     ada.disconnect().await;
     server.stop().await;
     assert!(files_holding(&server.database(), b"my secret").is_empty());
+    // Its words are gone from the search index too (the index keeps words, not the text).
+    assert!(files_holding(&server.database(), b"xylophonic").is_empty());
 }
 
 #[tokio::test]

@@ -44,6 +44,7 @@ async fn every_kind_of_request_has_a_quota_and_the_connection_stays() {
         ("who", json!({"room": "general"}), defaults.who.burst.get()),
         ("rooms", json!({}), defaults.rooms.burst.get()),
         ("ping", json!({}), defaults.ping.burst.get()),
+        ("search", json!({"query": "x"}), defaults.search.burst.get()),
     ] {
         let (passed, refused) = until_refused(&ada, event, |_| data.clone()).await;
         assert_eq!(error_code(&refused), "rate_limited", "{event}");

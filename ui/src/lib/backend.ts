@@ -11,6 +11,8 @@ export interface Backend {
   /** Toggles the user's reaction `emoji` to the message at seq `target`; confirmed by a
    *  `change` event. */
   react(room: string, target: number, emoji: string): Promise<LocalId>;
+  /** Searches the user's rooms; the results arrive as a `search` event. */
+  search(query: string, after: string | null): Promise<void>;
   /** The messages around seq `seq`; they arrive as an `around` event. */
   around(room: string, seq: number): Promise<void>;
   /** Edits the user's message at seq `target`; confirmed by a `change` event. */

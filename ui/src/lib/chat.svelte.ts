@@ -67,6 +67,8 @@ export class Chat {
   /** Older messages shown in place of a room's latest, around one the user went to (the
    *  original of a reply), until they go back to the latest. */
   context = $state<{ room: string; around: number; lines: Line[] } | null>(null);
+  /** The latest search and what it found, newest first (`next`: more may be asked for). */
+  searchResults = $state<{ query: string; results: Message[]; next: string | null } | null>(null);
   /** The message to bring into view and mark for a moment (a reply's original). */
   highlight = $state<{ room: string; seq: number } | null>(null);
   /** The user's edits and deletions on their way, with the message as it was (to put back if
@@ -168,6 +170,7 @@ export class Chat {
     this.replying = null;
     this.context = null;
     this.highlight = null;
+    this.searchResults = null;
     this.changing = {};
     this.reacting = new Set();
   }
@@ -210,6 +213,19 @@ export class Chat {
   canDelete(message: Message): boolean {
     const server = this.limits?.editWindowSecs != null;
     return server && message.author.id === this.me?.id && !message.deleted;
+  }
+
+  /** Searches the user's rooms for `query`'s words; `more` asks for the next page. */
+  async search(query: string, more = false): Promise<void> {
+    const after = more && this.searchResults?.query === query ? this.searchResults.next : null;
+    if (!more) this.searchResults = { query, results: [], next: null };
+    await this.backend.search(query, after).catch((e) => { this.error = describe(e); });
+  }
+
+  /** Shows a message found: its room, then the message in its context. */
+  open(room: string, seq: number): void {
+    this.current = room;
+    this.jumpTo(room, seq);
   }
 
   /** Toggles the user's reaction `emoji` to a message. */
@@ -530,6 +546,13 @@ export class Chat {
       case 'unread':
         this.unread[event.data.room] = { read: event.data.read, count: event.data.count };
         break;
+      case 'search': {
+        const { query, results, next } = event.data;
+        // Only the answer to the latest search: typing asks again at each pause.
+        if (this.searchResults?.query !== query) break;
+        this.searchResults = { query, results: [...this.searchResults.results, ...results], next };
+        break;
+      }
       case 'around': {
         const { around, page } = event.data;
         // Only for the message still wanted: a later jump replaces an earlier one.

@@ -14,6 +14,7 @@ export const tauriBackend: Backend = {
   send: (room, text) => invoke<LocalId>('send_message', { room, text }),
   reply: (room, target, text) => invoke<LocalId>('reply_message', { room, target, text }),
   around: (room, seq) => invoke('load_around', { room, seq }),
+  search: (query, after) => invoke('search_messages', { query, after }),
   react: (room, target, emoji) => invoke<LocalId>('react_message', { room, target, emoji }),
   edit: (room, target, text) => invoke<LocalId>('edit_message', { room, target, text }),
   remove: (room, target) => invoke<LocalId>('delete_message', { room, target }),

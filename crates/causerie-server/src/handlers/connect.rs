@@ -14,7 +14,8 @@ use causerie_protocol::{
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{
-    SEED_ROOM_KEY, Session, change, history, message, read, room_key, rooms, typing, within_quota,
+    SEED_ROOM_KEY, Session, change, history, message, read, room_key, rooms, search, typing,
+    within_quota,
 };
 use crate::chat::Chat;
 use crate::connections::{ConnectionInfo, client_address};
@@ -197,6 +198,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         socket.on(event::DELETE, change::on_delete);
         socket.on(event::REACT, change::on_react);
         socket.on(event::READ, read::on_read);
+        socket.on(event::SEARCH, search::on_search);
         // Not an accounted room: it only finds the user's connections (see `read`).
         socket.join(read::user_key(&user.id));
     }

@@ -10,6 +10,7 @@ mod history;
 mod message;
 mod read;
 mod rooms;
+mod search;
 mod typing;
 
 use std::net::IpAddr;

@@ -170,6 +170,15 @@ pub struct HistorySlice {
     pub has_newer: bool,
 }
 
+/// A page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// Newest first, as they are now, without their quotes and reactions.
+    pub messages: Vec<Message>,
+    /// Where the next page starts (an opaque position), if there may be more.
+    pub next: Option<i64>,
+}
+
 /// Whether the store can write now. Reads never depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteHealth {
@@ -254,6 +263,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The message `author_id` stored under `client_id`, if any: what a resend is answered with.
     async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError>;
+
+    /// Up to `limit` messages of `rooms` with every word of `words` (the last one a prefix),
+    /// newest first, older than `after` (a `Found::next`).
+    async fn search(
+        &self,
+        rooms: &[String],
+        words: &[String],
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Found, StoreError>;
 
     /// The quote of the message at `seq` in `room`, if there is one (deleted or not).
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError>;

@@ -37,7 +37,7 @@ use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    Appended, ChangeAction, ChangeRefusal, Changed, HistoryQuery, HistorySlice, MarkedRead,
+    Appended, ChangeAction, ChangeRefusal, Changed, Found, HistoryQuery, HistorySlice, MarkedRead,
     NewChange, NewMessage, RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
 };
 
@@ -356,6 +356,67 @@ impl Store for SqliteStore {
         fill_reactions(&self.reads, &room, &mut message).await?;
         let [message] = message;
         Ok(Some(message))
+    }
+
+    async fn search(
+        &self,
+        rooms: &[String],
+        words: &[String],
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Found, StoreError> {
+        if rooms.is_empty() || words.is_empty() {
+            return Ok(Found {
+                messages: Vec::new(),
+                next: None,
+            });
+        }
+        // Each word a quoted FTS5 string (no operator of the user's reaches the engine), all
+        // of them required, the last one also as the start of a longer word.
+        let quoted: Vec<String> = words
+            .iter()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect();
+        let mut matching = quoted.join(" ");
+        matching.push('*');
+        let marks = vec!["?"; rooms.len()].join(", ");
+        let sql = format!(
+            "SELECT rowid, room, seq FROM messages_fts \
+             WHERE messages_fts MATCH ? AND rowid < ? AND room IN ({marks}) \
+             ORDER BY rowid DESC LIMIT ?"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&matching)
+            .bind(after.unwrap_or(i64::MAX));
+        for room in rooms {
+            query = query.bind(room);
+        }
+        let fetch = i64::from(limit) + 1;
+        let hits = query.bind(fetch).fetch_all(&self.reads).await?;
+        let more = hits.len() > limit as usize;
+        let mut found = Vec::with_capacity(limit as usize);
+        let mut last = None;
+        for hit in hits.iter().take(limit as usize) {
+            let room: String = hit.try_get("room")?;
+            let seq: i64 = hit.try_get("seq")?;
+            last = Some(hit.try_get::<i64, _>("rowid")?);
+            let row = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
+            ))
+            .bind(&room)
+            .bind(seq)
+            .fetch_optional(&self.reads)
+            .await?;
+            if let Some(row) = row {
+                let mut message = message_row(&row)?;
+                message.reply_to = None;
+                found.push(message);
+            }
+        }
+        Ok(Found {
+            messages: found,
+            next: if more { last } else { None },
+        })
     }
 
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
