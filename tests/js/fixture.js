@@ -121,4 +121,4 @@ export function connectError(socket) {
   });
 }
 
-export const causerie = (name, extra = {}) => ({ protocol: 2, name, ...extra });
+export const causerie = (name, extra = {}) => ({ protocol: 3, name, ...extra });

@@ -183,7 +183,7 @@ describe('a Causerie server', () => {
   test('brings the same user back with the token', async () => {
     const { socket, welcome } = await open(causerie('Ada'));
     socket.close();
-    const { welcome: again } = await open({ protocol: 2, token: welcome.token });
+    const { welcome: again } = await open({ protocol: 3, token: welcome.token });
     assert.deepEqual(again.user, welcome.user);
   });
 

@@ -85,7 +85,7 @@ let seq = 0;
 export function message(author: User, text: string, extra: Partial<Message> = {}): Message {
   seq += 1;
   return {
-    id: `m-${seq}`, clientId: `c-${seq}`, room: 'general', seq, author, text,
+    id: `m-${seq}`, clientId: `c-${seq}`, room: 'general', seq, asOf: 0, author, text,
     sentAt: new Date(Date.UTC(2026, 10, 25, 9, 0, seq)).toISOString(), ...extra,
   };
 }

@@ -799,7 +799,7 @@ async fn log_flood(target: &Target) -> anyhow::Result<String> {
 async fn join_code(target: &Target) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let wrong = frame::connect(Some(
-        &serde_json::json!({"protocol": 2, "code": "wrong-guess"}),
+        &serde_json::json!({"protocol": 3, "code": "wrong-guess"}),
     ));
     let (mut sessions, mut refusals) = (0u64, Refusals::default());
     let handshake = Handshake::default().from(attacker(20));

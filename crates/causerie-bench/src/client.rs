@@ -45,7 +45,7 @@ pub enum BenchError {
 /// How a client introduces itself: the protocol it speaks, and where it connects from.
 #[derive(Debug, Clone, Default)]
 pub struct Handshake {
-    /// The Socket.IO `auth` object: none for a seed client, `{"protocol": 2, ...}` for Causerie's.
+    /// The Socket.IO `auth` object: none for a seed client, `{"protocol": 3, ...}` for Causerie's.
     pub auth: Option<serde_json::Value>,
     /// The local address to connect from. All of 127.0.0.0/8 reaches loopback, so one process
     /// can be many addresses (the server limits connections and new guests per address).
@@ -62,7 +62,7 @@ impl Handshake {
 
     /// A Causerie client named `name` (with the server's join `code`, when it has one).
     pub fn causerie(name: &str, code: Option<&str>) -> Self {
-        let mut auth = serde_json::json!({"protocol": 2, "name": name});
+        let mut auth = serde_json::json!({"protocol": 3, "name": name});
         if let Some(code) = code {
             auth["code"] = code.into();
         }

@@ -152,8 +152,8 @@ mod tests {
     fn frames_are_written_as_servers_expect() {
         assert_eq!(connect(None), "40");
         assert_eq!(
-            connect(Some(&json!({"protocol": 2}))),
-            r#"40{"protocol":2}"#
+            connect(Some(&json!({"protocol": 3}))),
+            r#"40{"protocol":3}"#
         );
         assert_eq!(event("message", &json!("hi")), r#"42["message","hi"]"#);
         assert_eq!(

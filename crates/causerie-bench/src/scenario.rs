@@ -85,7 +85,7 @@ pub const INGEST_LADDER: [f64; 9] = [2e3, 5e3, 1e4, 1.5e4, 2e4, 2.5e4, 3e4, 4e4,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// Causerie's own (`auth.protocol: 2`, a name): what the app and the core client speak. Each
+    /// Causerie's own (`auth.protocol: 3`, a name): what the app and the core client speak. Each
     /// client is in `general`, hears `presence`, and sends acked message objects.
     Causerie,
     /// The old app's: no `auth`, `message` as a plain string, every message to everyone. Every

@@ -527,6 +527,7 @@ mod tests {
             sent_at: String::new(),
             edited_at: None,
             deleted: false,
+            as_of: 0,
             reactions: Vec::new(),
             reply_to: None,
         }

@@ -159,9 +159,7 @@ impl Sending {
             let local_id = entry.local_id.clone();
             let checked = match entry.action {
                 // A server of before edits would never answer: refused here instead.
-                OutboxAction::Edit { .. }
-                | OutboxAction::Delete { .. }
-                | OutboxAction::React { .. }
+                OutboxAction::Edit { .. } | OutboxAction::Delete { .. }
                     if limits.edit_window_secs.is_none() =>
                 {
                     Err(ErrorBody::new(
@@ -169,17 +167,13 @@ impl Sending {
                         "this server does not take edits or deletions",
                     ))
                 }
+                // A server of before reactions would never answer: refused here instead. Which
+                // emoji are reactions, the server says (its table may be newer than this one's).
+                OutboxAction::React { .. } if limits.max_reactions_per_message.is_none() => Err(
+                    ErrorBody::new(ErrorCode::Invalid, "this server does not take reactions"),
+                ),
                 OutboxAction::Send | OutboxAction::Edit { .. } => limits.check_message(&entry.text),
-                OutboxAction::Delete { .. } => Ok(()),
-                OutboxAction::React { .. }
-                    if !causerie_protocol::limits::is_reaction(&entry.text) =>
-                {
-                    Err(ErrorBody::new(
-                        ErrorCode::Invalid,
-                        "a reaction is one emoji",
-                    ))
-                }
-                OutboxAction::React { .. } => Ok(()),
+                OutboxAction::Delete { .. } | OutboxAction::React { .. } => Ok(()),
             };
             if let Err(error) = checked {
                 self.remove(&local_id);
@@ -340,6 +334,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            as_of: 0,
             reactions: Vec::new(),
             reply_to: None,
         }))

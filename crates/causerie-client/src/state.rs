@@ -649,6 +649,7 @@ mod tests {
             sent_at: "2026-11-27T00:00:00Z".into(),
             edited_at: None,
             deleted: false,
+            as_of: 0,
             reactions: Vec::new(),
             reply_to: None,
         }

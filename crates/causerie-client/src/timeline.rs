@@ -16,8 +16,10 @@ use causerie_protocol::{Change, Message};
 /// Most messages kept waiting behind a gap; past that, the gap is given up on (see `accept`).
 const MAX_WAITING: usize = 10_000;
 
-/// Most changes kept for messages not handed out yet (see `unseen_changes`).
+/// Most messages not handed out yet whose changes are kept (see `unseen_changes`).
 const MAX_UNSEEN_CHANGES: usize = 1_000;
+/// Most changes kept for one such message.
+const MAX_CHANGES_PER_MESSAGE: usize = 64;
 
 /// An entry of a room's log: messages and changes share its seqs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +78,7 @@ pub(crate) struct Timeline {
     /// The latest change delivered to each message this client has not handed out (older than
     /// where delivery started): a page of older history read before that change committed
     /// would show the message as it was, so the change is applied to it on the way out.
-    unseen_changes: BTreeMap<u64, Change>,
+    unseen_changes: BTreeMap<u64, Vec<Change>>,
 }
 
 impl Timeline {
@@ -103,7 +105,8 @@ impl Timeline {
             .map(|message| (message.seq, message))
             .collect();
         for (seq, message) in &mut fresh {
-            if let Some(change) = self.unseen_changes.remove(seq) {
+            // In seq order; those its state reflects already change nothing (`asOf`).
+            for change in self.unseen_changes.remove(seq).unwrap_or_default() {
                 apply(message, &change);
             }
         }
@@ -184,12 +187,13 @@ impl Timeline {
     }
 
     fn remember(&mut self, change: Change) {
-        let newer = self
-            .unseen_changes
-            .get(&change.target)
-            .is_none_or(|known| known.seq < change.seq);
-        if newer {
-            self.unseen_changes.insert(change.target, change);
+        let changes = self.unseen_changes.entry(change.target).or_default();
+        if changes.last().is_none_or(|last| last.seq < change.seq) {
+            changes.push(change);
+        }
+        // A message with more changes than this (reactions pile up) keeps its latest ones.
+        if changes.len() > MAX_CHANGES_PER_MESSAGE {
+            changes.remove(0);
         }
         while self.unseen_changes.len() > MAX_UNSEEN_CHANGES {
             self.unseen_changes.pop_first();
@@ -242,6 +246,7 @@ mod tests {
             sent_at: String::new(),
             edited_at: None,
             deleted: false,
+            as_of: 0,
             reactions: Vec::new(),
             reply_to: None,
         }

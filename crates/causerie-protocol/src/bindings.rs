@@ -76,7 +76,7 @@ pub fn typescript() -> String {
          export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
          export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\
          export const DEFAULT_MAX_MESSAGE_CHARS = {};\nexport const TYPING_IDLE_MS = {};\n\
-         export const MAX_UNREAD_COUNTED = {};\n\n",
+         export const MAX_UNREAD_COUNTED = {};\nexport const MAX_REACTORS_LISTED = {};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
@@ -86,6 +86,7 @@ pub fn typescript() -> String {
         limits::DEFAULT_MAX_MESSAGE_CHARS,
         limits::TYPING_IDLE_MS,
         limits::MAX_UNREAD_COUNTED,
+        limits::MAX_REACTORS_LISTED,
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()

@@ -27,7 +27,7 @@ pub use reply::Reply;
 /// The protocol version a Causerie client announces in its handshake `auth.protocol`. Version 2
 /// added edits and deletions, whose entries share the room's seqs: a version 1 client would wait
 /// forever on them, so the server refuses it (`unsupported_version`).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The room every client is in after connecting, and the only room seed (legacy) clients know.
 pub const DEFAULT_ROOM: &str = "general";

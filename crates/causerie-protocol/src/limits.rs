@@ -57,11 +57,15 @@ pub const MAX_SEARCH_PAGE: u32 = 50;
 pub const MAX_REACTIONS_PER_MESSAGE: usize = 20;
 /// The most people a message's reaction lists by name (its `count` counts them all): a message
 /// everyone reacted to stays small.
-pub const MAX_REACTORS_LISTED: usize = 50;
+pub const MAX_REACTORS_LISTED: usize = 20;
 
-/// Whether `emoji` is one emoji, as a reaction must be (any of Unicode's, skin tones included).
-pub fn is_reaction(emoji: &str) -> bool {
-    emoji.len() <= 64 && emojis::get(emoji).is_some()
+/// The reaction `emoji` stands for, in its one canonical form (fully qualified: `❤` and `❤️`
+/// are the same reaction), if it is one emoji (any of Unicode's, skin tones included).
+pub fn reaction(emoji: &str) -> Option<&'static str> {
+    if emoji.len() > 64 {
+        return None;
+    }
+    emojis::get(emoji).map(emojis::Emoji::as_str)
 }
 
 /// The most messages after a read marker the server looks at to count the unread ones: a count
@@ -95,6 +99,11 @@ pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub edit_window_secs: Option<u32>,
+    /// How many different emoji one message can carry as reactions. Absent from a server that
+    /// takes no reactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub max_reactions_per_message: Option<u32>,
 }
 
 impl Default for Limits {
@@ -110,6 +119,7 @@ impl Default for Limits {
             rate_limit_burst: Some(DEFAULT_RATE_LIMIT_BURST),
             max_joined_rooms: DEFAULT_MAX_JOINED_ROOMS,
             edit_window_secs: Some(DEFAULT_EDIT_WINDOW_SECS),
+            max_reactions_per_message: Some(MAX_REACTIONS_PER_MESSAGE as u32),
         }
     }
 }

@@ -75,6 +75,12 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(as = "Option<bool>", optional)]
     pub deleted: bool,
+    /// The seq of the room's log its state reflects: its own seq when it is new, the room's head
+    /// when it comes in a page. Changes up to it are in its state already (see
+    /// [`Message::apply`]); 0 from a server that does not say.
+    #[serde(default)]
+    #[ts(type = "number")]
+    pub as_of: u64,
     /// Its reactions, each emoji once, in the order they were first given; none once deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[ts(optional, as = "Option<Vec<Reaction>>")]
@@ -88,8 +94,14 @@ pub struct Message {
 
 impl Message {
     /// The message as `change` (one of its own) leaves it: the same rules as the server's, for
-    /// clients that keep messages and receive changes.
+    /// clients that keep messages and receive changes. A change the message's state reflects
+    /// already (`asOf`) changes nothing: a page brings messages as they are now *and* the
+    /// changes among its entries, and a reaction counted twice would show twice.
     pub fn apply(&mut self, change: &Change) {
+        if change.seq <= self.as_of {
+            return;
+        }
+        self.as_of = change.seq;
         match change.kind {
             ChangeKind::Edit => {
                 if let Some(text) = &change.text {
@@ -126,6 +138,7 @@ impl Message {
                 }
                 self.reactions.retain(|r| r.count > 0);
             }
+            ChangeKind::Unknown => {}
         }
     }
 }
@@ -204,6 +217,10 @@ pub enum ChangeKind {
     React,
     /// Someone took their reaction (`emoji`) back.
     Unreact,
+    /// A kind this build does not know (from a later server): an entry of the log that changes
+    /// nothing here, so that a new kind needs no new protocol version.
+    #[serde(other)]
+    Unknown,
 }
 
 impl ChangeKind {
@@ -214,6 +231,7 @@ impl ChangeKind {
             Self::Delete => "delete",
             Self::React => "react",
             Self::Unreact => "unreact",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -702,6 +720,7 @@ mod tests {
             sent_at: "2026-11-25T09:00:00.123Z".into(),
             edited_at: None,
             deleted: false,
+            as_of: 1,
             reactions: Vec::new(),
             reply_to: None,
         };
@@ -709,7 +728,7 @@ mod tests {
             serde_json::to_value(&message).expect("serializes"),
             json!({"id": "m1", "clientId": "c1", "room": "general", "seq": 1,
                    "author": {"id": "u1", "name": "Ada"}, "text": "hi",
-                   "sentAt": "2026-11-25T09:00:00.123Z"})
+                   "sentAt": "2026-11-25T09:00:00.123Z", "asOf": 1})
         );
     }
 
@@ -762,10 +781,29 @@ mod tests {
         message.apply(&change(6, "cy", "unreact", "🎉"));
         assert_eq!(shown(&message), [("👍".into(), 1, 1)]);
         assert_eq!(message.reactions[0].users[0].id, "cy");
-        let mut delete = change(7, "u1", "delete", "");
+        // A change the state reflects already (a page's own) changes nothing.
+        let before = message.clone();
+        message.apply(&change(3, "cy", "react", "👍"));
+        assert_eq!(message, before);
+        // Nor does a kind this build does not know, though it takes its seq.
+        let mut later: Change = change(7, "cy", "react", "👍");
+        later.kind = ChangeKind::Unknown;
+        message.apply(&later);
+        assert_eq!((message.as_of, shown(&message)), (7, shown(&before)));
+        let mut delete = change(8, "u1", "delete", "");
         delete.emoji = None;
         message.apply(&delete);
         assert!(message.deleted && message.reactions.is_empty());
+    }
+
+    #[test]
+    fn a_change_kind_from_a_later_version_is_read_as_unknown() {
+        let change: Change = serde_json::from_value(json!({
+            "id": "x", "clientId": "c", "room": "general", "seq": 9,
+            "author": {"id": "u", "name": "U"}, "kind": "pin", "target": 3, "at": "t",
+        }))
+        .expect("parses");
+        assert_eq!(change.kind, ChangeKind::Unknown);
     }
 
     #[test]

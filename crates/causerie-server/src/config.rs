@@ -224,6 +224,9 @@ impl ServerConfig {
             rate_limit_burst: self.rate_limit.map(|r| r.burst.get()),
             max_joined_rooms: self.max_joined_rooms,
             edit_window_secs: Some(u32::try_from(self.edit_window.as_secs()).unwrap_or(u32::MAX)),
+            max_reactions_per_message: Some(
+                causerie_protocol::limits::MAX_REACTIONS_PER_MESSAGE as u32,
+            ),
             ..causerie_protocol::Limits::default()
         }
     }

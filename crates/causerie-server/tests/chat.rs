@@ -24,7 +24,7 @@ async fn a_client_is_welcomed_with_identity_rooms_history_and_limits() {
 #[tokio::test]
 async fn a_client_without_a_name_gets_a_guest_name() {
     let server = TestServer::start().await;
-    let (_client, welcome) = TestClient::join(&server.url(), json!({"protocol": 2})).await;
+    let (_client, welcome) = TestClient::join(&server.url(), json!({"protocol": 3})).await;
     assert!(
         welcome.user.name.starts_with("guest-"),
         "{}",
@@ -308,7 +308,7 @@ async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
     ada.disconnect().await;
 
     let (_again, second) =
-        TestClient::join(&server.url(), json!({"protocol": 2, "token": first.token})).await;
+        TestClient::join(&server.url(), json!({"protocol": 3, "token": first.token})).await;
     assert_eq!(
         second.user, first.user,
         "same id, and the name the token carries"
@@ -316,7 +316,7 @@ async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
 
     let (_renamed, third) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "token": first.token, "name": "Ada L."}),
+        json!({"protocol": 3, "token": first.token, "name": "Ada L."}),
     )
     .await;
     assert_eq!(third.user.id, first.user.id);
@@ -325,7 +325,7 @@ async fn a_token_brings_the_same_user_back_and_a_forged_one_does_not() {
     let forged = format!("{}x", first.token);
     let (_stranger, fourth) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "token": forged, "name": "Eve"}),
+        json!({"protocol": 3, "token": forged, "name": "Eve"}),
     )
     .await;
     assert_ne!(fourth.user.id, first.user.id);
@@ -338,7 +338,7 @@ async fn the_token_survives_a_restart_on_the_same_data_dir() {
     ada.disconnect().await;
     server.restart().await;
     let (_ada, second) =
-        TestClient::join(&server.url(), json!({"protocol": 2, "token": first.token})).await;
+        TestClient::join(&server.url(), json!({"protocol": 3, "token": first.token})).await;
     assert_eq!(second.user.id, first.user.id);
 }
 

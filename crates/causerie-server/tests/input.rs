@@ -172,7 +172,7 @@ async fn a_wrong_or_missing_join_code_is_refused_before_any_event() {
     .await;
     for refused in [
         auth("Ada"),
-        json!({"protocol": 2, "name": "Ada", "code": "wrong"}),
+        json!({"protocol": 3, "name": "Ada", "code": "wrong"}),
     ] {
         let mut client = TestClient::connect(&server.url(), refused).await;
         let error = client.next("error").await;
@@ -182,7 +182,7 @@ async fn a_wrong_or_missing_join_code_is_refused_before_any_event() {
     }
     let (_ada, welcome) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "name": "Ada", "code": "open-sesame"}),
+        json!({"protocol": 3, "name": "Ada", "code": "open-sesame"}),
     )
     .await;
     assert_eq!(welcome.user.name, "Ada");
@@ -199,7 +199,7 @@ async fn an_invalid_name_is_refused_at_connect() {
         json!(5),
     ] {
         let mut client =
-            TestClient::connect(&server.url(), json!({"protocol": 2, "name": name})).await;
+            TestClient::connect(&server.url(), json!({"protocol": 3, "name": name})).await;
         let error = client.next("error").await;
         let error = error.as_str().unwrap_or_default().to_owned();
         assert!(

@@ -112,7 +112,7 @@ async fn rooms_per_connection_per_user_and_on_the_server_are_bounded() {
     // The same user on another connection is in the same three already.
     let (ada_again, _) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "token": welcome.token}),
+        json!({"protocol": 3, "token": welcome.token}),
     )
     .await;
     assert_eq!(
@@ -215,7 +215,7 @@ async fn a_returning_user_reconnecting_in_a_loop_is_refused_and_new_guests_are_n
     .await;
     let (first, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
     first.disconnect().await;
-    let again = json!({"protocol": 2, "token": welcome.token});
+    let again = json!({"protocol": 3, "token": welcome.token});
     for _ in 0..2 {
         let (client, back) = TestClient::join(&server.url(), again.clone()).await;
         assert_eq!(back.user.id, welcome.user.id);
@@ -271,7 +271,7 @@ async fn new_guests_from_one_address_are_limited_and_returning_users_are_not() {
     third.expect_no("welcome").await;
     let (_back, again) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "token": welcome.token}),
+        json!({"protocol": 3, "token": welcome.token}),
     )
     .await;
     assert_eq!(again.user.id, welcome.user.id, "a token is no new guest");
@@ -284,7 +284,7 @@ async fn wrong_join_codes_lock_the_address_out_even_for_the_right_one() {
         ..config
     })
     .await;
-    let wrong = json!({"protocol": 2, "name": "Eve", "code": "guess"});
+    let wrong = json!({"protocol": 3, "name": "Eve", "code": "guess"});
     for _ in 0..5 {
         let mut guess = TestClient::connect(&server.url(), wrong.clone()).await;
         let error = guess.next("error").await;
@@ -296,7 +296,7 @@ async fn wrong_join_codes_lock_the_address_out_even_for_the_right_one() {
         );
     }
     let mut locked =
-        TestClient::connect(&server.url(), json!({"protocol": 2, "code": "sesame"})).await;
+        TestClient::connect(&server.url(), json!({"protocol": 3, "code": "sesame"})).await;
     let error = locked.next("error").await;
     let error = error.as_str().unwrap_or_default();
     assert!(error.contains("rate_limited: "), "{error}");

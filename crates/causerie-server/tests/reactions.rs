@@ -142,3 +142,41 @@ async fn reactions_are_refused_with_codes_bounded_per_message_and_gone_with_it()
     let ack = react(&bob, "late", message.seq, "👍").await;
     assert_eq!(error_code(&ack), "not_found");
 }
+
+#[tokio::test]
+async fn one_emoji_in_two_forms_is_one_reaction_and_a_page_counts_each_once() {
+    let server = TestServer::start().await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    let message = ada.send_ok("m1", "general", "love it").await;
+    // `❤` without its variation selector, and `❤️` with it: the same reaction, stored once.
+    let first = change_of(&react(&ada, "r1", message.seq, "\u{2764}").await);
+    assert_eq!(first.emoji.as_deref(), Some("\u{2764}\u{FE0F}"));
+    change_of(&react(&bob, "r2", message.seq, "\u{2764}\u{FE0F}").await);
+    let now = message_now(&ada, message.seq).await;
+    assert_eq!(now.reactions.len(), 1);
+    assert_eq!(now.reactions[0].count, 2);
+
+    // A page holds the message as it is now and the changes among its entries: a client that
+    // applies those changes to it (as it must for messages it had before) counts nothing twice.
+    let ack = bob.request("history", json!({})).await;
+    let page: HistoryPage = serde_json::from_value(ack).expect("a page");
+    let mut shown = page
+        .messages
+        .iter()
+        .find(|m| m.seq == message.seq)
+        .cloned()
+        .expect("the message");
+    for change in &page.changes {
+        shown.apply(change);
+    }
+    assert_eq!(shown.reactions, now.reactions);
+
+    // A reaction resent after its message was deleted is answered with what was stored.
+    let deleted = ada
+        .request("delete", json!({"id": "d1", "target": message.seq}))
+        .await;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let again = change_of(&react(&ada, "r1", message.seq, "\u{2764}").await);
+    assert_eq!((again.id, again.seq), (first.id, first.seq));
+}

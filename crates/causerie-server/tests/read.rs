@@ -21,7 +21,7 @@ fn state_of(ack: &Value) -> ReadState {
 }
 
 fn returning(name: &str, token: &str) -> Value {
-    json!({"protocol": 2, "name": name, "token": token})
+    json!({"protocol": 3, "name": name, "token": token})
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ async fn search_finds_words_in_the_rooms_joined_newest_first_never_elsewhere() {
     server.restart().await;
     let (ada, _) = TestClient::join(
         &server.url(),
-        json!({"protocol": 2, "name": "Ada", "token": welcome.token}),
+        json!({"protocol": 3, "name": "Ada", "token": welcome.token}),
     )
     .await;
     assert_eq!(

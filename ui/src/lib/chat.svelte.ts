@@ -4,7 +4,7 @@ import type { Backend } from './backend';
 import type {
   Change, ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
-import { DEFAULT_ROOM, MAX_UNREAD_COUNTED } from './types';
+import { DEFAULT_ROOM, MAX_REACTORS_LISTED, MAX_UNREAD_COUNTED } from './types';
 
 /** A line of a room: a stored message, one of ours still on its way, or a notice of people
  *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
@@ -653,18 +653,29 @@ function describe(error: unknown): string {
 }
 
 /** `message` as `change` (one of its own) leaves it: the rules of the protocol's
- *  `Message::apply`, for the messages the UI shows. */
+ *  `Message::apply`, for the messages the UI shows. A change its state reflects already
+ *  (`asOf`: a page's own) changes nothing. */
 export function applyChange(message: Message, change: Change): Message {
+  if (change.seq <= message.asOf) return message;
+  const changed = applied(message, change);
+  return { ...changed, asOf: change.seq };
+}
+
+function applied(message: Message, change: Change): Message {
   switch (change.kind) {
     case 'edit':
       return { ...message, text: change.text ?? '', editedAt: change.at };
     case 'delete':
       return { ...message, text: '', deleted: true, reactions: [] };
     case 'react': {
+      if (!change.emoji) return message;
       const reactions = [...(message.reactions ?? [])];
       const at = reactions.findIndex((r) => r.emoji === change.emoji);
       if (at < 0) reactions.push({ emoji: change.emoji ?? '', count: 1, users: [change.author] });
-      else reactions[at] = { ...reactions[at], count: reactions[at].count + 1, users: [...reactions[at].users, change.author] };
+      else {
+        const listed = reactions[at].users.length < MAX_REACTORS_LISTED ? [...reactions[at].users, change.author] : reactions[at].users;
+        reactions[at] = { ...reactions[at], count: reactions[at].count + 1, users: listed };
+      }
       return { ...message, reactions };
     }
     case 'unreact': {
@@ -675,6 +686,8 @@ export function applyChange(message: Message, change: Change): Message {
         .filter((r) => r.count > 0);
       return { ...message, reactions };
     }
+    case 'unknown':
+      return message;
   }
 }
 

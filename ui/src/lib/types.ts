@@ -3,7 +3,8 @@ export type {
   Change, ErrorBody, HistoryPage, Limits, Message, Presence, Quote, Reaction, Typing, User,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export {
-  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_UNREAD_COUNTED,
+  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_REACTORS_LISTED, MAX_ROOM_CHARS,
+  MAX_UNREAD_COUNTED,
   TYPING_IDLE_MS,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export type {

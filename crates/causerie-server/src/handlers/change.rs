@@ -166,16 +166,19 @@ async fn accept(
     if !has_joined(socket, &room) {
         return Err(not_joined(&room));
     }
-    match &request.action {
-        ChangeAction::Edit { text } => chat.limits.check_message(text)?,
-        ChangeAction::React { emoji } if !causerie_protocol::limits::is_reaction(emoji) => {
-            return Err(ErrorBody::new(
-                ErrorCode::Invalid,
-                "a reaction is one emoji",
-            ));
+    let action = match request.action {
+        ChangeAction::Edit { text } => {
+            chat.limits.check_message(&text)?;
+            ChangeAction::Edit { text }
         }
-        _ => {}
-    }
+        // Stored in its one canonical form: `❤` and `❤️` are one reaction.
+        ChangeAction::React { emoji } => ChangeAction::React {
+            emoji: causerie_protocol::limits::reaction(&emoji)
+                .ok_or_else(|| ErrorBody::new(ErrorCode::Invalid, "a reaction is one emoji"))?
+                .to_owned(),
+        },
+        ChangeAction::Delete => ChangeAction::Delete,
+    };
     within_quota(chat, Action::Message, socket, session)?;
     let changed = chat
         .store
@@ -183,7 +186,7 @@ async fn accept(
             client_id: request.id,
             room,
             author: session.user.clone(),
-            action: request.action,
+            action,
             target: request.target,
             edit_window: chat.edit_window,
         })

@@ -69,7 +69,8 @@ fn identify(
             ));
         }
     };
-    // Version 1 knew no edits: its clients wait forever on the seqs changes take.
+    // Version 1 knew no edits, version 2 no reactions: their clients cannot read the entries
+    // that take those seqs, and would wait for them forever.
     if !seed && auth.protocol != Some(causerie_protocol::PROTOCOL_VERSION) {
         return Err(ErrorBody::new(
             ErrorCode::UnsupportedVersion,

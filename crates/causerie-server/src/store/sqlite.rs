@@ -279,16 +279,44 @@ impl SqliteStore {
              FROM changes WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
              ORDER BY seq {order} LIMIT ?4"
         );
+        // One snapshot for the entries, the messages' quotes and reactions, and the head their
+        // state reflects (`asOf`): a reaction given meanwhile is in all of them or in none.
+        let mut snapshot = self.reads.begin().await?;
+        let head: i64 = sqlx::query_scalar(LAST_SEQ)
+            .bind(room)
+            .fetch_one(&mut *snapshot)
+            .await?;
+        let head = seq_from_i64(head)?;
         let rows = sqlx::query(&sql)
             .bind(room)
             .bind(after.unwrap_or(0))
             .bind(before)
             .bind(fetch)
-            .fetch_all(&self.reads)
+            .fetch_all(&mut *snapshot)
             .await?;
         let mut entries = rows.iter().map(entry_row).collect::<Result<Vec<_>, _>>()?;
         let mut has_more = entries.len() > query.limit as usize;
         entries.truncate(query.limit as usize);
+        // Filled before the page is cut to its bytes: quotes and reactions count too.
+        let mut messages: Vec<Message> = entries
+            .iter()
+            .filter_map(|entry| match entry {
+                Entry::Message(message) => Some(message.clone()),
+                Entry::Change(_) => None,
+            })
+            .collect();
+        fill_quotes(&mut *snapshot, room, &mut messages).await?;
+        fill_reactions(&mut *snapshot, room, &mut messages).await?;
+        snapshot.commit().await?;
+        let mut filled = messages.into_iter();
+        for entry in &mut entries {
+            if let Entry::Message(message) = entry
+                && let Some(mut full) = filled.next()
+            {
+                full.as_of = head;
+                *message = full;
+            }
+        }
         // Rows come nearest-first (the oldest for `after`, else the newest): keep as many of
         // them as fit in the page's bytes.
         has_more |= super::keep_within_page_bytes(&mut entries, max_bytes);
@@ -307,8 +335,6 @@ impl SqliteStore {
                 Entry::Change(change) => slice.changes.push(change),
             }
         }
-        fill_quotes(&self.reads, room, &mut slice.messages).await?;
-        fill_reactions(&self.reads, room, &mut slice.messages).await?;
         Ok(slice)
     }
 
@@ -340,21 +366,28 @@ impl Store for SqliteStore {
     }
 
     async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
+        let mut snapshot = self.reads.begin().await?;
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = ? AND client_id = ?"
         ))
         .bind(author_id)
         .bind(client_id)
-        .fetch_optional(&self.reads)
+        .fetch_optional(&mut *snapshot)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let mut message = [message_row(&row)?];
         let room = message[0].room.clone();
-        fill_quotes(&self.reads, &room, &mut message).await?;
-        fill_reactions(&self.reads, &room, &mut message).await?;
-        let [message] = message;
+        let head: i64 = sqlx::query_scalar(LAST_SEQ)
+            .bind(&room)
+            .fetch_one(&mut *snapshot)
+            .await?;
+        fill_quotes(&mut *snapshot, &room, &mut message).await?;
+        fill_reactions(&mut *snapshot, &room, &mut message).await?;
+        snapshot.commit().await?;
+        let [mut message] = message;
+        message.as_of = seq_from_i64(head)?;
         Ok(Some(message))
     }
 
@@ -935,6 +968,7 @@ async fn append_in(
         sent_at: now(),
         edited_at: None,
         deleted: false,
+        as_of: seq,
         reactions: Vec::new(),
         reply_to: new.reply_to.map(unfilled),
     };
@@ -1031,6 +1065,8 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         sent_at: row.try_get("sent_at")?,
         edited_at: row.try_get("edited_at")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
+        // Its own seq until the caller knows better (a page says its head).
+        as_of: seq_from_i64(row.try_get("seq")?)?,
         reactions: Vec::new(),
         reply_to: row
             .try_get::<Option<i64>, _>("reply_to")?
@@ -1158,11 +1194,15 @@ async fn toggled_in(
     .fetch_optional(&mut *connection)
     .await?;
     if emoji_known.is_none() {
+        // Counted no further than the bound: the writer does not read every reaction of a
+        // message everyone reacted to.
         let kinds: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT emoji) FROM reactions WHERE room = ? AND target = ?",
+            "SELECT COUNT(*) FROM (SELECT DISTINCT emoji FROM reactions \
+             WHERE room = ? AND target = ? LIMIT ?)",
         )
         .bind(room)
         .bind(target)
+        .bind(causerie_protocol::limits::MAX_REACTIONS_PER_MESSAGE as i64)
         .fetch_one(&mut *connection)
         .await?;
         if kinds >= causerie_protocol::limits::MAX_REACTIONS_PER_MESSAGE as i64 {
@@ -1261,7 +1301,7 @@ async fn change_in(
         let kind_matches = match &new.action {
             ChangeAction::React { emoji } => {
                 matches!(change.kind, ChangeKind::React | ChangeKind::Unreact)
-                    && change.emoji.as_ref() == Some(emoji)
+                    && change.emoji.as_ref().is_none_or(|stored| stored == emoji)
             }
             action => change.kind == action.kind(),
         };
@@ -1390,11 +1430,13 @@ async fn change_in(
                 .bind(to_i64(change.target))
                 .execute(&mut *connection)
                 .await?;
-            sqlx::query("UPDATE changes SET text = NULL WHERE room = ? AND target = ?")
-                .bind(&change.room)
-                .bind(to_i64(change.target))
-                .execute(&mut *connection)
-                .await?;
+            sqlx::query(
+                "UPDATE changes SET text = NULL WHERE room = ? AND target = ? AND kind = 'edit'",
+            )
+            .bind(&change.room)
+            .bind(to_i64(change.target))
+            .execute(&mut *connection)
+            .await?;
         }
     }
     assigned.insert(change.room.clone(), seq);

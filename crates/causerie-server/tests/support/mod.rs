@@ -38,7 +38,7 @@ const EVENTS: [&str; 8] = [
 
 /// The `auth` of a Causerie client named `name`.
 pub fn auth(name: &str) -> Value {
-    json!({"protocol": 2, "name": name})
+    json!({"protocol": 3, "name": name})
 }
 
 impl TestClient {
