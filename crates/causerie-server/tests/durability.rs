@@ -34,7 +34,10 @@ async fn a_restart_on_the_same_data_dir_keeps_the_history_and_the_seqs() {
     // A page's messages reflect the room as of its head.
     let expected: Vec<Message> = before
         .into_iter()
-        .map(|message| Message { as_of: 5, ..message })
+        .map(|message| Message {
+            as_of: 5,
+            ..message
+        })
         .collect();
     assert_eq!(welcome.history, expected);
     assert_eq!(welcome.rooms, vec!["general".to_owned(), "kept".to_owned()]);
