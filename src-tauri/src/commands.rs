@@ -20,14 +20,16 @@ pub async fn start_chat(
     .await
 }
 
-/// Queues a message; returns its local id at once.
+/// Queues a message mentioning the people whose ids are `mentions`; returns its local id at once.
 #[tauri::command]
 pub async fn send_message(
     core: State<'_, AppCore>,
     room: String,
     text: String,
+    mentions: Option<Vec<String>>,
 ) -> Result<LocalId, AppError> {
-    Ok(core.client().await?.send(&room, &text))
+    let mentions = mentions.unwrap_or_default();
+    Ok(core.client().await?.send_with(&room, &text, None, mentions))
 }
 
 /// Queues a message answering the one at seq `target` in `room`; returns its local id at once.
@@ -37,8 +39,13 @@ pub async fn reply_message(
     room: String,
     target: u64,
     text: String,
+    mentions: Option<Vec<String>>,
 ) -> Result<LocalId, AppError> {
-    Ok(core.client().await?.reply(&room, target, &text))
+    let mentions = mentions.unwrap_or_default();
+    Ok(core
+        .client()
+        .await?
+        .send_with(&room, &text, Some(target), mentions))
 }
 
 /// Toggles the user's reaction `emoji` to the message at seq `target` of `room`; confirmed by

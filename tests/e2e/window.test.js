@@ -33,6 +33,20 @@ async function launch(server, name, dataDir = mkdtempSync(joinPath(tmpdir(), 'ca
   return { app, dataDir };
 }
 
+/** The session token the app keeps in its settings, once it has written it (a moment after
+ *  its welcome). */
+async function savedToken(dataDir) {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+    try {
+      const token = Object.values(JSON.parse(readFileSync(joinPath(dataDir, 'settings.json'), 'utf8')).tokens ?? {})[0];
+      if (token) return token;
+    } catch {
+      // Not written yet, or being written.
+    }
+  }
+  throw new Error('the app never kept its token');
+}
+
 async function joinFromApp(app, room) {
   await app.type('#room-name', room);
   await app.click('.join button[type="submit"]');
@@ -226,10 +240,11 @@ test('unread counts per room and in the title, a divider at the first unread, an
   const { socket: js } = await join(server.url, causerie('Js'));
   assert.equal((await request(js, 'join', { room: 'news' })).ok, true);
   const { app, dataDir } = await launch(server, 'Reader');
-  // The app's other device: a socket.io-client with the app's token, so the same user.
-  const token = Object.values(JSON.parse(readFileSync(joinPath(dataDir, 'settings.json'), 'utf8')).tokens)[0];
-  const { socket: phone } = await join(server.url, causerie('Reader', { token }));
+  let phone;
   try {
+    // The app's other device: a socket.io-client with the app's token, so the same user.
+    const token = await savedToken(dataDir);
+    ({ socket: phone } = await join(server.url, causerie('Reader', { token })));
     await joinFromApp(app, 'news');
     assert.equal((await request(phone, 'join', { room: 'news' })).ok, true);
     await app.click('nav.rooms li:first-child .room');
@@ -280,7 +295,7 @@ test('unread counts per room and in the title, a divider at the first unread, an
     await app.until('no count once read to the end', `${badge} === undefined`);
   } finally {
     js.close();
-    phone.close();
+    phone?.close();
     await app.close().catch(() => {});
     server.cleanup();
   }
@@ -385,6 +400,38 @@ test('search finds words in the user\'s rooms, newest first, and a result opens 
     // The older one is far back in #food: it opens in its context, marked.
     await app.click('.search-results li:nth-child(2) .search-result');
     await app.until('#food, at the message found', `document.querySelector('.app-bar h1')?.textContent === '#food' && !!document.querySelector('.context-banner') && document.activeElement?.dataset.seq === '${old.seq}'`);
+  } finally {
+    js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('a mention stands out and is counted apart, and the app mentions with @ completion', async () => {
+  const server = await startServer();
+  const { socket: js, welcome: jsWelcome } = await join(server.url, causerie('Js'));
+  const { app } = await launch(server, 'Named');
+  try {
+    await joinFromApp(app, 'side');
+    const who = await request(js, 'who', { room: 'general' });
+    const named = who.users.find((u) => u.name === 'Named');
+    assert.ok(named, JSON.stringify(who));
+    await request(js, 'message', { id: 'plain', text: 'a plain one' });
+    const { message } = await request(js, 'message', { id: 'mention', text: '@Named lunch?', mentions: [named.id] });
+    assert.deepEqual(message.mentions, [named.id]);
+    const badges = "[...document.querySelectorAll('nav.rooms li:first-child .badge')].map((b) => b.textContent)";
+    await app.until('#general counts 2, one of them a mention', `JSON.stringify(${badges}) === JSON.stringify(['@1', '2'])`);
+    await app.click('nav.rooms li:first-child .room');
+    await app.until('the mention stands out', `!!document.querySelector('.message.mentioned[data-seq="${message.seq}"]')`);
+
+    // The app answers with @ completion: Js is picked from who is online.
+    await app.type(field, 'sure @J');
+    await app.until('Js offered', "document.querySelector('.mention-suggestions [aria-selected=\"true\"]')?.textContent === '@Js'");
+    await screenshots(app, 'window-mentioning');
+    await app.type(field, `${ENTER}see you${ENTER}`);
+    let received;
+    do received = await next(js, 'message'); while (received.author.name !== 'Named');
+    assert.deepEqual([received.text, received.mentions], ['sure @Js see you', [jsWelcome.user.id]]);
   } finally {
     js.close();
     await app.close().catch(() => {});

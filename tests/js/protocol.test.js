@@ -89,16 +89,18 @@ describe('a Causerie server', () => {
       for (const socket of [laptop, phone, bob]) {
         const joined = await request(socket, 'join', { room });
         assert.equal(joined.ok, true);
-        assert.deepEqual(joined.read, { room, seq: 0, unread: 0, head: 0 });
+        assert.deepEqual(joined.read, { room, seq: 0, unread: 0, mentions: 0, head: 0 });
       }
       const sent = [];
       for (let i = 1; i <= 3; i += 1) {
-        sent.push((await request(bob, 'message', { id: `${room}-${i}`, room, text: `news ${i}` })).message);
+        const mentions = i === 2 ? [welcome.user.id] : [];
+        sent.push((await request(bob, 'message', { id: `${room}-${i}`, room, text: `news ${i}`, mentions })).message);
       }
       const read = await request(laptop, 'read', { room, seq: sent[0].seq });
-      assert.deepEqual(read, { ok: true, room, seq: sent[0].seq, unread: 2, head: sent[2].seq });
+      assert.deepEqual(read, { ok: true, room, seq: sent[0].seq, unread: 2, mentions: 1, head: sent[2].seq });
+      assert.deepEqual(sent[1].mentions, [welcome.user.id]);
       const told = await next(phone, 'read');
-      assert.deepEqual(told, { room, seq: sent[0].seq, unread: 2, head: sent[2].seq });
+      assert.deepEqual(told, { room, seq: sent[0].seq, unread: 2, mentions: 1, head: sent[2].seq });
       // Bob, another user, hears nothing of Ada's marker.
       assert.deepEqual(await unconsumed(bob, 'read'), []);
       const refused = await request(laptop, 'read', { room: 'not-joined', seq: 1 });

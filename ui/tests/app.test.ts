@@ -228,8 +228,8 @@ describe('unread messages', () => {
   test('each room shows its count, the title the total, and the room on screen is read', async () => {
     const backend = await openChat();
     backend.emit({ type: 'joined', data: { room: 'dev' } });
-    backend.emit({ type: 'unread', data: { room: 'general', read: 0, count: 0 } });
-    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 3 } });
+    backend.emit({ type: 'unread', data: { room: 'general', read: 0, count: 0, mentions: 0 } });
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 3, mentions: 0 } });
     const dev = await screen.findByRole('button', { name: /^#dev/ });
     await waitFor(() => expect(dev.querySelector('.badge')?.textContent).toBe('3'));
     expect(dev.querySelector('.badge')?.getAttribute('aria-label')).toBe('3 unread');
@@ -241,9 +241,9 @@ describe('unread messages', () => {
     backend.emit({ type: 'message', data: { message: seen, confirms: null } });
     await waitFor(() => expect(backend.callsTo('markRead')).toContainEqual(['general', seen.seq]));
     // The server's count carries past 999 as "999+".
-    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 1000 } });
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 1000, mentions: 0 } });
     await waitFor(() => expect(document.title).toBe('(999+) Causerie'));
-    backend.emit({ type: 'unread', data: { room: 'dev', read: 1004, count: 0 } });
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 1004, count: 0, mentions: 0 } });
     await waitFor(() => expect(document.title).toBe('Causerie'));
     expect(dev.querySelector('.badge')).toBeNull();
   });
@@ -253,14 +253,14 @@ describe('unread messages', () => {
     const first = message(bob, 'already read');
     const second = message(bob, 'first unread');
     const third = message(bob, 'second unread');
-    backend.emit({ type: 'unread', data: { room: 'general', read: first.seq, count: 2 } });
+    backend.emit({ type: 'unread', data: { room: 'general', read: first.seq, count: 2, mentions: 0 } });
     for (const m of [first, second, third]) backend.emit({ type: 'message', data: { message: m, confirms: null } });
     const divider = await screen.findByText('New messages');
     const next = divider.parentElement?.nextElementSibling;
     expect(next?.textContent).toContain('first unread');
     // On screen, so read; the divider stays while the room is open.
     await waitFor(() => expect(backend.callsTo('markRead')).toContainEqual(['general', third.seq]));
-    backend.emit({ type: 'unread', data: { room: 'general', read: third.seq, count: 0 } });
+    backend.emit({ type: 'unread', data: { room: 'general', read: third.seq, count: 0, mentions: 0 } });
 
     // Away from the window: what comes is not read, and the divider stays where it was.
     vi.mocked(document.hasFocus).mockReturnValue(false);
@@ -296,5 +296,35 @@ describe('search', () => {
     await userEvent.click(result);
     expect(backend.callsTo('around')).toEqual([['dev', 40]]);
     expect(screen.queryByRole('searchbox')).toBeNull();
+  });
+});
+
+describe('mentions', () => {
+  test('@ completes from the room\'s people, and what is picked is mentioned when sent', async () => {
+    const backend = await openChat();
+    const field = await screen.findByLabelText('Message');
+    await userEvent.type(field, 'hey @b');
+    const option = await screen.findByRole('option', { name: '@Bob' });
+    expect(option.getAttribute('aria-selected')).toBe('true');
+    await userEvent.keyboard('{Enter}');
+    expect((field as HTMLTextAreaElement).value).toBe('hey @Bob ');
+    await userEvent.type(field, 'lunch?{Enter}');
+    await waitFor(() => expect(backend.callsTo('send')).toEqual([['general', 'hey @Bob lunch?', ['u-bob']]]));
+    // A name taken out of the text before sending is not mentioned.
+    await userEvent.type(field, '@b{Tab}');
+    await userEvent.clear(field);
+    await userEvent.type(field, 'never mind{Enter}');
+    await waitFor(() => expect(backend.callsTo('send')[1]).toEqual(['general', 'never mind']));
+  });
+
+  test('a message mentioning the user stands out, and its room counts it apart', async () => {
+    const backend = await openChat();
+    backend.emit({ type: 'joined', data: { room: 'dev' } });
+    backend.emit({ type: 'unread', data: { room: 'dev', read: 0, count: 3, mentions: 1 } });
+    const dev = await screen.findByRole('button', { name: /^#dev/ });
+    await waitFor(() => expect(dev.querySelector('.badge.mention')?.textContent).toBe('@1'));
+    backend.emit({ type: 'message', data: { message: message(bob, '@Ada look', { mentions: [ada.id] }), confirms: null } });
+    const line = (await screen.findByText('@Ada look')).closest('article');
+    expect(line?.classList.contains('mentioned')).toBe(true);
   });
 });

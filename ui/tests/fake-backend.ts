@@ -34,8 +34,8 @@ export class FakeBackend implements Backend {
     this.listener = onEvent;
     return { serverUrl: 'http://127.0.0.1:3000', hosting: { lanUrls: [], joinCode: null } };
   }
-  async send(room: string, text: string) { this.record('send', room, text); this.ids += 1; return `local-${this.ids}`; }
-  async reply(room: string, target: number, text: string) { this.record('reply', room, target, text); this.ids += 1; return `local-${this.ids}`; }
+  async send(room: string, text: string, mentions: string[] = []) { this.record('send', room, text, ...(mentions.length ? [mentions] : [])); this.ids += 1; return `local-${this.ids}`; }
+  async reply(room: string, target: number, text: string, mentions: string[] = []) { this.record('reply', room, target, text, ...(mentions.length ? [mentions] : [])); this.ids += 1; return `local-${this.ids}`; }
   async around(room: string, seq: number) { this.record('around', room, seq); }
   async search(query: string, after: string | null) { this.record('search', query, after); }
   async react(room: string, target: number, emoji: string) { this.record('react', room, target, emoji); this.ids += 1; return `local-${this.ids}`; }

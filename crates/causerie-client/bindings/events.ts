@@ -97,7 +97,11 @@ action: OutboxAction,
  * an action of its own, so that an older app reading the file sends it as a plain message
  * instead of refusing the file.
  */
-replyTo?: number, };
+replyTo?: number, 
+/**
+ * For a new message: the ids of the people it mentions.
+ */
+mentions?: Array<string>, };
 
 export type Unread = { 
 /**
@@ -112,7 +116,11 @@ read: number,
 /**
  * Messages by others after `read`, not deleted; [`MAX_UNREAD_COUNTED`] means "at least".
  */
-count: number, };
+count: number, 
+/**
+ * Of those, the messages that mention the user.
+ */
+mentions: number, };
 
 export type ClientEvent = { "type": "state", "data": ConnectionState } | { "type": "welcome", "data": Session } | { "type": "pending", "data": OutboxEntry } | { "type": "message", "data": { 
 /**

@@ -528,6 +528,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             as_of: 0,
+            mentions: Vec::new(),
             reactions: Vec::new(),
             reply_to: None,
         }
@@ -557,6 +558,7 @@ mod tests {
                 room: DEFAULT_ROOM.into(),
                 seq: head,
                 unread: 0,
+                mentions: 0,
                 head,
             }),
             limits: Default::default(),

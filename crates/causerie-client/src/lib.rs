@@ -170,6 +170,7 @@ impl ChatClient {
             text: text.to_owned(),
             action,
             reply_to: None,
+            mentions: Vec::new(),
         })
     }
 
@@ -235,12 +236,25 @@ impl ChatClient {
 
     /// Sends `text` to `room` as an answer to the message at seq `target`; as [`Self::send`].
     pub fn reply(&self, room: &str, target: u64, text: &str) -> LocalId {
+        self.send_with(room, text, Some(target), Vec::new())
+    }
+
+    /// Sends `text` to `room`, answering the message at seq `reply_to` if given, and mentioning
+    /// the people whose ids are `mentions` (the `@name`s the user picked); as [`Self::send`].
+    pub fn send_with(
+        &self,
+        room: &str,
+        text: &str,
+        reply_to: Option<u64>,
+        mentions: Vec<String>,
+    ) -> LocalId {
         self.queue_entry(OutboxEntry {
             local_id: LocalId::new(),
             room: room.to_owned(),
             text: text.to_owned(),
             action: OutboxAction::Send,
-            reply_to: Some(target),
+            reply_to,
+            mentions,
         })
     }
 

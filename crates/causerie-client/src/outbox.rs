@@ -68,6 +68,10 @@ pub struct OutboxEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional, type = "number")]
     pub reply_to: Option<u64>,
+    /// For a new message: the ids of the people it mentions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub mentions: Vec<String>,
 }
 
 /// What an [`OutboxEntry`] asks of the server.
@@ -340,6 +344,7 @@ mod tests {
             text: text.into(),
             action: OutboxAction::Send,
             reply_to: None,
+            mentions: Vec::new(),
         }
     }
 

@@ -272,6 +272,7 @@ fn request(entry: &OutboxEntry) -> Outgoing {
             room,
             text,
             reply_to: entry.reply_to,
+            mentions: entry.mentions.clone(),
         }),
         OutboxAction::Edit { target } => Outgoing::Edit(EditMessage {
             id,
@@ -313,6 +314,7 @@ mod tests {
             text: text.into(),
             action: OutboxAction::Send,
             reply_to: None,
+            mentions: Vec::new(),
         }
     }
 
@@ -335,6 +337,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             as_of: 0,
+            mentions: Vec::new(),
             reactions: Vec::new(),
             reply_to: None,
         }))

@@ -29,7 +29,7 @@ use crate::outbox::{LocalId, OutboxChange, OutboxEntry};
 use crate::sending::{Acked, Sending};
 use crate::timeline::Entry;
 use crate::typing::WhoIsTyping;
-use crate::unread::{ReadMarkers, Unread};
+use crate::unread::{ReadMarkers, Seen, Unread};
 
 /// What a [`crate::ChatClient`] asks for.
 #[derive(Debug)]
@@ -553,12 +553,15 @@ impl ChatState {
     fn flush_delivery(&mut self) {
         for mut event in self.delivery.take_events() {
             let unread = match &event {
-                ClientEvent::Message { message, .. } => self.read.delivered(
-                    &message.room,
-                    message.seq,
-                    self.me.as_deref() != Some(message.author.id.as_str()),
-                    message.deleted,
-                ),
+                ClientEvent::Message { message, .. } => {
+                    let me = self.me.as_deref();
+                    let seen = Seen {
+                        by_others: me != Some(message.author.id.as_str()),
+                        deleted: message.deleted,
+                        mentions_me: me.is_some_and(|me| message.mentions.iter().any(|m| m == me)),
+                    };
+                    self.read.delivered(&message.room, message.seq, seen)
+                }
                 ClientEvent::Change { change, .. } if change.kind == ChangeKind::Delete => {
                     self.read.deleted(&change.room, change.target, change.seq)
                 }
@@ -650,6 +653,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             as_of: 0,
+            mentions: Vec::new(),
             reactions: Vec::new(),
             reply_to: None,
         }
@@ -676,6 +680,7 @@ mod tests {
                 room: causerie_protocol::DEFAULT_ROOM.into(),
                 seq: head,
                 unread: 0,
+                mentions: 0,
                 head,
             }),
             limits: Limits::default(),
@@ -713,6 +718,7 @@ mod tests {
             text: text.into(),
             action: OutboxAction::Send,
             reply_to: None,
+            mentions: Vec::new(),
         }
     }
 
@@ -1323,6 +1329,7 @@ mod tests {
             room: "general".into(),
             seq: 1,
             unread: 2,
+            mentions: 0,
             head: 3,
         });
         client.state.welcomed(greeting, client.now);
@@ -1349,6 +1356,7 @@ mod tests {
             room: "general".into(),
             seq: 5,
             unread: 0,
+            mentions: 0,
             head: 5,
         };
         client.ack(Request::Read("general".into()), ok(&confirmed));
@@ -1361,6 +1369,7 @@ mod tests {
         let elsewhere = causerie_protocol::ReadState {
             seq: 6,
             unread: 1,
+            mentions: 0,
             head: 7,
             ..confirmed
         };

@@ -247,6 +247,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             as_of: 0,
+            mentions: Vec::new(),
             reactions: Vec::new(),
             reply_to: None,
         }

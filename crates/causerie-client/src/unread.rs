@@ -24,6 +24,8 @@ pub struct Unread {
     pub read: u64,
     /// Messages by others after `read`, not deleted; [`MAX_UNREAD_COUNTED`] means "at least".
     pub count: u32,
+    /// Of those, the messages that mention the user.
+    pub mentions: u32,
 }
 
 /// How long a `read` refused for a passing reason waits before it is sent again, when the
@@ -43,10 +45,14 @@ struct Room {
     settled: u64,
     /// What the server counted unread after its marker, up to `head`.
     counted: u32,
+    /// Of those, the messages that mention the user.
+    counted_mentions: u32,
     head: u64,
     /// Others' messages delivered after `read`, not deleted since: those above `head` are
     /// unread beyond the server's count; those at or below it, a deletion takes off the count.
     later: BTreeSet<u64>,
+    /// Those of `later` that mention the user.
+    later_mentions: BTreeSet<u64>,
     /// The `read` request on its way: when it was sent, and its seq.
     in_flight: Option<(Instant, u64)>,
     /// When the last `read` was sent (see [`READ_EVERY`]).
@@ -57,13 +63,23 @@ struct Room {
 
 impl Room {
     fn count(&self) -> u32 {
-        let after = self.read.max(self.head);
-        let later = self.later.range(after + 1..).count();
-        let counted = if self.read < self.head {
-            self.counted
-        } else {
-            0
-        };
+        Self::counted(self.read, self.head, self.counted, &self.later)
+    }
+
+    fn mentions(&self) -> u32 {
+        Self::counted(
+            self.read,
+            self.head,
+            self.counted_mentions,
+            &self.later_mentions,
+        )
+    }
+
+    /// What the server counted (while the marker is below its head), and what came after it.
+    fn counted(read: u64, head: u64, counted: u32, later: &BTreeSet<u64>) -> u32 {
+        let after = read.max(head);
+        let later = later.range(after + 1..).count();
+        let counted = if read < head { counted } else { 0 };
         counted
             .saturating_add(u32::try_from(later).unwrap_or(u32::MAX))
             .min(MAX_UNREAD_COUNTED)
@@ -117,27 +133,26 @@ impl ReadMarkers {
         if newer {
             room.read = state.seq;
             room.counted = state.unread;
+            room.counted_mentions = state.mentions;
             room.head = state.head;
             room.later = room.later.split_off(&(state.seq + 1));
+            room.later_mentions = room.later_mentions.split_off(&(state.seq + 1));
         }
         Some(unread(&state.room, room))
     }
 
     /// A message was delivered: someone else's, beyond the server's count, is unread until read.
-    pub(crate) fn delivered(
-        &mut self,
-        room: &str,
-        seq: u64,
-        by_others: bool,
-        deleted: bool,
-    ) -> Option<Unread> {
+    pub(crate) fn delivered(&mut self, room: &str, seq: u64, seen: Seen) -> Option<Unread> {
         let state = self.rooms.get_mut(room)?;
-        if !by_others || deleted || seq <= state.read {
+        if !seen.by_others || seen.deleted || seq <= state.read {
             return None;
         }
         // Beyond the bound nothing changes what is shown: "at least" that many.
         if state.later.len() >= 2 * MAX_UNREAD_COUNTED as usize || !state.later.insert(seq) {
             return None;
+        }
+        if seen.mentions_me {
+            state.later_mentions.insert(seq);
         }
         (seq > state.head).then(|| unread(room, state))
     }
@@ -149,11 +164,15 @@ impl ReadMarkers {
         if !state.later.remove(&target) {
             return None;
         }
+        let mentioned = state.later_mentions.remove(&target);
         if target <= state.head {
             if change_seq <= state.head || state.read >= state.head {
                 return None;
             }
             state.counted = state.counted.saturating_sub(1);
+            if mentioned {
+                state.counted_mentions = state.counted_mentions.saturating_sub(1);
+            }
         }
         Some(unread(room, state))
     }
@@ -166,6 +185,7 @@ impl ReadMarkers {
         }
         state.read = seq;
         state.later = state.later.split_off(&(seq + 1));
+        state.later_mentions = state.later_mentions.split_off(&(seq + 1));
         Some(unread(room, state))
     }
 
@@ -252,7 +272,19 @@ fn unread(room: &str, state: &Room) -> Unread {
         room: room.to_owned(),
         read: state.read,
         count: state.count(),
+        mentions: state.mentions(),
     }
+}
+
+/// What a delivered message is to the user.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// Someone else's (the user's own are never unread).
+    pub(crate) by_others: bool,
+    /// Deleted already.
+    pub(crate) deleted: bool,
+    /// It mentions the user.
+    pub(crate) mentions_me: bool,
 }
 
 #[cfg(test)]
@@ -266,7 +298,15 @@ mod tests {
             room: "general".into(),
             seq,
             unread,
+            mentions: 0,
             head,
+        }
+    }
+
+    fn theirs() -> Seen {
+        Seen {
+            by_others: true,
+            ..Seen::default()
         }
     }
 
@@ -283,19 +323,38 @@ mod tests {
         let mut markers = ReadMarkers::new(TIMEOUT);
         assert_eq!(count(markers.on_state(state(3, 2, 5))), Some((3, 2)));
         // Up to the head the server counted already; the user's own is never unread.
-        assert_eq!(markers.delivered("general", 5, true, false), None);
-        assert_eq!(markers.delivered("general", 6, false, false), None);
+        assert_eq!(markers.delivered("general", 5, theirs()), None);
+        assert_eq!(markers.delivered("general", 6, Seen::default()), None);
         assert_eq!(
-            count(markers.delivered("general", 7, true, false)),
+            count(markers.delivered("general", 7, theirs())),
             Some((3, 3))
         );
-        assert_eq!(markers.delivered("general", 7, true, false), None, "once");
+        assert_eq!(markers.delivered("general", 7, theirs()), None, "once");
         assert_eq!(count(markers.deleted("general", 7, 8)), Some((3, 2)));
         assert_eq!(markers.deleted("general", 7, 9), None);
         // A message the server counted, deleted since its count: one less.
         assert_eq!(count(markers.deleted("general", 5, 10)), Some((3, 1)));
         // Not a joined room: nothing to count.
-        assert_eq!(markers.delivered("elsewhere", 9, true, false), None);
+        assert_eq!(markers.delivered("elsewhere", 9, theirs()), None);
+    }
+
+    #[test]
+    fn mentions_of_the_user_are_counted_apart_and_read_with_the_rest() {
+        let mut markers = ReadMarkers::new(TIMEOUT);
+        let mut counted = state(3, 2, 5);
+        counted.mentions = 1;
+        let told = markers.on_state(counted).expect("told");
+        assert_eq!((told.count, told.mentions), (2, 1));
+        let mention = Seen {
+            mentions_me: true,
+            ..theirs()
+        };
+        let told = markers.delivered("general", 6, mention).expect("told");
+        assert_eq!((told.count, told.mentions), (3, 2));
+        let told = markers.deleted("general", 6, 7).expect("told");
+        assert_eq!((told.count, told.mentions), (2, 1));
+        let told = markers.mark("general", 7).expect("told");
+        assert_eq!((told.count, told.mentions), (0, 0));
     }
 
     #[test]
@@ -303,7 +362,7 @@ mod tests {
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(1, 1, 4));
         // A catch-up page brings the message, then its deletion (seq 4, within the count).
-        markers.delivered("general", 2, true, false);
+        markers.delivered("general", 2, theirs());
         assert_eq!(markers.deleted("general", 2, 4), None);
         assert_eq!(count(markers.mark("general", 1)), None);
         assert_eq!(count(markers.on_state(state(1, 1, 4))), Some((1, 1)));
@@ -314,7 +373,7 @@ mod tests {
         let now = Instant::now();
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(3, 2, 5));
-        markers.delivered("general", 6, true, false);
+        markers.delivered("general", 6, theirs());
         assert_eq!(count(markers.mark("general", 6)), Some((6, 0)));
         assert_eq!(markers.mark("general", 4), None, "never back");
         assert_eq!(markers.next_request(now, |_| false), None, "not joined");
@@ -322,7 +381,7 @@ mod tests {
         let sent = markers.next_request(now, joined).expect("a request");
         assert_eq!((sent.room.as_str(), sent.seq), ("general", 6));
         // While it is on its way, a later read waits for its answer.
-        markers.delivered("general", 7, true, false);
+        markers.delivered("general", 7, theirs());
         assert_eq!(count(markers.mark("general", 7)), Some((7, 0)));
         assert_eq!(markers.next_request(now, joined), None);
         // The answer to the first is older than what was read since: it only confirms.
@@ -402,13 +461,13 @@ mod tests {
         let mut markers = ReadMarkers::new(TIMEOUT);
         markers.on_state(state(1, 0, 1));
         for seq in 2..=4 {
-            markers.delivered("general", seq, true, false);
+            markers.delivered("general", seq, theirs());
         }
         assert_eq!(count(markers.on_state(state(3, 1, 4))), Some((3, 1)));
         // The same marker counted at an older head (two devices marking at once): ignored.
         assert_eq!(count(markers.on_state(state(3, 0, 3))), Some((3, 1)));
         // A further marker at an older head: what came after it is still counted.
-        markers.delivered("general", 5, true, false);
+        markers.delivered("general", 5, theirs());
         assert_eq!(count(markers.on_state(state(4, 0, 4))), Some((4, 1)));
         assert_eq!(markers.next_request(Instant::now(), joined), None);
     }

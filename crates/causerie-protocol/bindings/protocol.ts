@@ -215,6 +215,10 @@ deleted?: boolean,
  */
 asOf: number, 
 /**
+ * The ids of the people it mentions, as sent.
+ */
+mentions?: Array<string>, 
+/**
  * Its reactions, each emoji once, in the order they were first given; none once deleted.
  */
 reactions?: Array<Reaction>, 
@@ -349,7 +353,12 @@ text: string,
  * The seq of the message in the same room this one answers: it must exist and not be
  * deleted.
  */
-replyTo?: number, };
+replyTo?: number, 
+/**
+ * The ids of the people the text mentions (`@name`, picked from the room's people), at
+ * most [`crate::limits::MAX_MENTIONS`]: they see it highlighted, and counted apart.
+ */
+mentions?: Array<string>, };
 
 export type MessageAccepted = { 
 /**
@@ -682,6 +691,10 @@ seq: number,
  * that many as "at least".
  */
 unread: number, 
+/**
+ * Of those, the messages that mention the user.
+ */
+mentions: number, 
 /**
  * The room's latest seq when this was counted: a message above it is not in `unread`.
  */

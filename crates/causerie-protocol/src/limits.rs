@@ -46,6 +46,9 @@ pub const DEFAULT_EDIT_WINDOW_SECS: u32 = 24 * 60 * 60;
 pub const TYPING_SHOWN_MS: u64 = 2 * TYPING_REFRESH_MS + 1_500;
 /// How long after the last key a user counts as no longer typing, in milliseconds.
 pub const TYPING_IDLE_MS: u64 = 3_000;
+/// The most people one message may mention.
+pub const MAX_MENTIONS: usize = 20;
+
 /// The most characters of a search query.
 pub const MAX_SEARCH_CHARS: usize = 100;
 /// Search results in a page by default, and at most.

@@ -81,6 +81,10 @@ pub struct Message {
     #[serde(default)]
     #[ts(type = "number")]
     pub as_of: u64,
+    /// The ids of the people it mentions, as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub mentions: Vec<String>,
     /// Its reactions, each emoji once, in the order they were first given; none once deleted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[ts(optional, as = "Option<Vec<Reaction>>")]
@@ -344,6 +348,11 @@ pub struct SendMessage {
     #[serde(default, rename = "replyTo", skip_serializing_if = "Option::is_none")]
     #[ts(optional, rename = "replyTo", type = "number")]
     pub reply_to: Option<u64>,
+    /// The ids of the people the text mentions (`@name`, picked from the room's people), at
+    /// most [`crate::limits::MAX_MENTIONS`]: they see it highlighted, and counted apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub mentions: Vec<String>,
 }
 
 /// Client `edit`: replace the text of one of your own messages, within
@@ -567,6 +576,9 @@ pub struct ReadState {
     /// [`crate::limits::MAX_UNREAD_COUNTED`] messages after `seq`, so a client shows a count of
     /// that many as "at least".
     pub unread: u32,
+    /// Of those, the messages that mention the user.
+    #[serde(default)]
+    pub mentions: u32,
     /// The room's latest seq when this was counted: a message above it is not in `unread`.
     #[ts(type = "number")]
     pub head: u64,
@@ -721,6 +733,7 @@ mod tests {
             edited_at: None,
             deleted: false,
             as_of: 1,
+            mentions: Vec::new(),
             reactions: Vec::new(),
             reply_to: None,
         };

@@ -201,6 +201,7 @@ fn new_message(author: &str, client_id: &str, text: &str) -> NewMessage {
         },
         text: text.to_owned(),
         reply_to: None,
+        mentions: Vec::new(),
     }
 }
 

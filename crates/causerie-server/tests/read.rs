@@ -50,6 +50,7 @@ async fn two_connections_of_one_user_agree_on_what_is_unread() {
             room: "general".into(),
             seq: first.seq,
             unread: 2,
+            mentions: 0,
             head: third.seq,
         }
     );
@@ -179,4 +180,68 @@ async fn only_the_users_connections_in_the_room_are_told_and_leaving_forgets_the
     let joined = ada.request("join", json!({"room": "dev"})).await;
     let dev: ReadState = serde_json::from_value(joined["read"].clone()).expect("a read state");
     assert_eq!((dev.seq, dev.unread, dev.head), (third.seq, 0, third.seq));
+}
+
+#[tokio::test]
+async fn mentions_ride_on_the_message_and_are_counted_apart_in_unread() {
+    let server = TestServer::start().await;
+    let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;
+    let ada_id = welcome.user.id.clone();
+    let (bob, _) = TestClient::join(&server.url(), auth("Bob")).await;
+    state_of(&read(&ada, "general", 0).await);
+
+    let mention = |id: &str, text: &str, mentions: Vec<&str>| json!({"id": id, "room": "general", "text": text, "mentions": mentions});
+    let ack = bob
+        .request(
+            "message",
+            mention("b1", "@Ada lunch?", vec![ada_id.as_str(), ada_id.as_str()]),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["message"]["mentions"], json!([ada_id]), "each once");
+    bob.send_ok("b2", "general", "anyone else?").await;
+    let gone = bob
+        .request(
+            "message",
+            mention("b3", "@Ada soon deleted", vec![ada_id.as_str()]),
+        )
+        .await;
+    let gone_seq = gone["message"]["seq"].as_u64().expect("a seq");
+    let deleted = bob
+        .request("delete", json!({"id": "d1", "target": gone_seq}))
+        .await;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    // Ada mentioning herself is no news to her.
+    let own = ada
+        .request(
+            "message",
+            mention("a1", "note to @Ada", vec![ada_id.as_str()]),
+        )
+        .await;
+    assert_eq!(own["ok"], true, "{own}");
+
+    let (_, later) = TestClient::join(&server.url(), returning("Ada", &welcome.token)).await;
+    let read_state = later.read.expect("a read state");
+    assert_eq!((read_state.unread, read_state.mentions), (2, 1));
+    let first = ack["message"]["seq"].as_u64().expect("a seq");
+    let past = state_of(&read(&ada, "general", first).await);
+    assert_eq!((past.unread, past.mentions), (1, 0));
+
+    let too_many: Vec<String> = (0..=causerie_protocol::limits::MAX_MENTIONS)
+        .map(|i| format!("user-{i}"))
+        .collect();
+    for (bad, why) in [
+        (json!(too_many), "too many"),
+        (json!(["has space"]), "not an id"),
+        (json!([""]), "empty"),
+        (json!("ada"), "not a list"),
+    ] {
+        let ack = bob
+            .request(
+                "message",
+                json!({"id": format!("bad-{why}"), "text": "hi", "mentions": bad}),
+            )
+            .await;
+        assert_eq!(error_code(&ack), "invalid", "{why}: {ack}");
+    }
 }

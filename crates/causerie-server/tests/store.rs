@@ -15,6 +15,7 @@ fn message(author: &str, client_id: &str, room: &str) -> NewMessage {
         },
         text: format!("text of {client_id}"),
         reply_to: None,
+        mentions: Vec::new(),
     }
 }
 

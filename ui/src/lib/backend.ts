@@ -5,9 +5,10 @@ import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } fro
 export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
   start(onEvent: (event: ClientEvent) => void): Promise<ChatInfo>;
-  send(room: string, text: string): Promise<LocalId>;
+  /** Sends `text`, mentioning the people whose ids are `mentions`. */
+  send(room: string, text: string, mentions: string[]): Promise<LocalId>;
   /** Sends `text` as an answer to the message at seq `target`. */
-  reply(room: string, target: number, text: string): Promise<LocalId>;
+  reply(room: string, target: number, text: string, mentions: string[]): Promise<LocalId>;
   /** Toggles the user's reaction `emoji` to the message at seq `target`; confirmed by a
    *  `change` event. */
   react(room: string, target: number, emoji: string): Promise<LocalId>;

@@ -12,7 +12,7 @@ import { DEFAULT_ROOM, MAX_REACTORS_LISTED, MAX_UNREAD_COUNTED } from './types';
 export type Line =
   /** `saving`: the user's edit or deletion of it is on its way. */
   | { kind: 'message'; key: string; message: Message; at: number; saving?: boolean }
-  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean; replyTo: number | null }
+  | { kind: 'pending'; key: string; localId: string; room: string; text: string; failed: ErrorBody | null; resendable: boolean; replyTo: number | null; mentions: string[] }
   | { kind: 'notice'; key: string; at: number; joined: User[]; left: User[]; text: string }
   /** Someone listed already came back under a new name. */
   | { kind: 'renamed'; key: string; at: number; text: string };
@@ -48,7 +48,7 @@ export class Chat {
   typing = $state<Record<string, User[]>>({});
   /** How far the user has read each joined room, and how many messages are unread in it (the
    *  server's count, the same on all the user's devices, carried on by the core client). */
-  unread = $state<Record<string, { read: number; count: number }>>({});
+  unread = $state<Record<string, { read: number; count: number; mentions: number }>>({});
   /** Whether the user can see the window (focused, not hidden): only then is what shows read. */
   focused = $state(true);
   /** Counts the starts of the chat: what belongs to one chat (a view's place in a room) is not
@@ -184,7 +184,9 @@ export class Chat {
     this.typingSent = this.backend.typing(this.current, typing).catch(() => {});
   }
 
-  async send(text: string): Promise<void> {
+  /** Sends `text` to the current room (or saves the edit in progress), mentioning the people
+   *  whose ids are `mentions`. */
+  async send(text: string, mentions: string[] = []): Promise<void> {
     const room = this.current;
     if (this.editing?.room === room) return this.saveEdit(text);
     const replyTo = this.replying?.room === room ? this.replying.quote.seq : null;
@@ -195,11 +197,17 @@ export class Chat {
     try {
       await this.typingSent;
       // The core client tells the room the user stopped typing.
-      if (replyTo === null) await this.backend.send(room, text);
-      else await this.backend.reply(room, replyTo, text);
+      if (replyTo === null) await this.backend.send(room, text, mentions);
+      else await this.backend.reply(room, replyTo, text, mentions);
     } catch (e) {
       this.error = describe(e);
     }
+  }
+
+  /** Whether `message` mentions the user. */
+  mentionsMe(message: Message): boolean {
+    const me = this.me?.id;
+    return me !== undefined && (message.mentions ?? []).includes(me);
   }
 
   /** Whether the user may still edit `message`: theirs, not deleted, within the edit window. */
@@ -349,8 +357,8 @@ export class Chat {
       if (line?.kind === 'pending') {
         this.lines[room] = lines.filter((l) => l !== line);
         const sent = line.replyTo === null
-          ? this.backend.send(room, line.text)
-          : this.backend.reply(room, line.replyTo, line.text);
+          ? this.backend.send(room, line.text, line.mentions)
+          : this.backend.reply(room, line.replyTo, line.text, line.mentions);
         await sent.catch((e) => { this.error = describe(e); });
       }
     }
@@ -426,7 +434,7 @@ export class Chat {
           break;
         }
         if (!this.linesOf(room).some((l) => l.key === localId)) {
-          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false, replyTo: event.data.replyTo ?? null });
+          this.push(room, { kind: 'pending', key: localId, localId, room, text, failed: null, resendable: false, replyTo: event.data.replyTo ?? null, mentions: event.data.mentions ?? [] });
         }
         break;
       }
@@ -544,7 +552,7 @@ export class Chat {
         this.typing[event.data.room] = event.data.users;
         break;
       case 'unread':
-        this.unread[event.data.room] = { read: event.data.read, count: event.data.count };
+        this.unread[event.data.room] = { read: event.data.read, count: event.data.count, mentions: event.data.mentions };
         break;
       case 'search': {
         const { query, results, next } = event.data;

@@ -11,8 +11,8 @@ export const tauriBackend: Backend = {
     events.onmessage = onEvent;
     return invoke<ChatInfo>('start_chat', { events });
   },
-  send: (room, text) => invoke<LocalId>('send_message', { room, text }),
-  reply: (room, target, text) => invoke<LocalId>('reply_message', { room, target, text }),
+  send: (room, text, mentions) => invoke<LocalId>('send_message', { room, text, mentions }),
+  reply: (room, target, text, mentions) => invoke<LocalId>('reply_message', { room, target, text, mentions }),
   around: (room, seq) => invoke('load_around', { room, seq }),
   search: (query, after) => invoke('search_messages', { query, after }),
   react: (room, target, emoji) => invoke<LocalId>('react_message', { room, target, emoji }),

@@ -82,6 +82,7 @@ async fn accept(
         return Err(not_joined(&room));
     }
     chat.limits.check_message(&request.text)?;
+    let mentions = check_mentions(request.mentions)?;
     within_quota(chat, Action::Message, socket, session)?;
     if let Some(original) = request.reply_to {
         // A resend is answered with what was stored, whatever became of the original since.
@@ -115,10 +116,32 @@ async fn accept(
             author: session.user.clone(),
             text: request.text,
             reply_to: request.reply_to,
+            mentions,
         })
         .await
         .map_err(|e| internal(&e))?;
     Ok((appended.message, !appended.duplicate))
+}
+
+/// The ids a message mentions, each once, in the order given; refused with `invalid` beyond
+/// [`causerie_protocol::limits::MAX_MENTIONS`] or when one is not an id.
+fn check_mentions(mentions: Vec<String>) -> Result<Vec<String>, ErrorBody> {
+    let max = causerie_protocol::limits::MAX_MENTIONS;
+    let mut kept: Vec<String> = Vec::with_capacity(mentions.len().min(max));
+    for id in mentions {
+        let valid = causerie_protocol::limits::is_valid_client_id(&id)
+            && !id.chars().any(char::is_whitespace);
+        if !valid || (kept.len() == max && !kept.contains(&id)) {
+            return Err(ErrorBody::new(
+                ErrorCode::Invalid,
+                format!("a message mentions at most {max} people, by their ids"),
+            ));
+        }
+        if !kept.contains(&id) {
+            kept.push(id);
+        }
+    }
+    Ok(kept)
 }
 
 /// A seed client sends the bare text; it has no client ids, so each send is a new message.
@@ -131,6 +154,7 @@ fn seed_request(
             room: None,
             text,
             reply_to: None,
+            mentions: Vec::new(),
         }),
         _ => Err(ErrorBody::new(
             ErrorCode::Invalid,

@@ -76,6 +76,7 @@ pub(super) async fn state_on_arrival(
         room: room.to_owned(),
         seq: head,
         unread: 0,
+        mentions: 0,
         head,
     })
 }

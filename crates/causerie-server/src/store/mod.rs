@@ -21,6 +21,8 @@ pub struct NewMessage {
     pub text: String,
     /// The seq of the message in the same room it answers (checked to exist beforehand).
     pub reply_to: Option<u64>,
+    /// The ids of the people it mentions (validated, each once).
+    pub mentions: Vec<String>,
 }
 
 /// An edit or a deletion to store, as the chat logic accepted it (the text checked, the room

@@ -58,7 +58,7 @@ const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
 );
 
 const MESSAGE_COLUMNS: &str = "id, client_id, room, seq, author_id, author_name, text, sent_at, \
-     edited_at, deleted, reply_to";
+     edited_at, deleted, reply_to, mentions";
 
 const CHANGE_COLUMNS: &str =
     "id, client_id, room, seq, author_id, author_name, kind, target, text, at";
@@ -275,7 +275,7 @@ impl SqliteStore {
              FROM messages WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
              UNION ALL \
              SELECT 'change' AS entry, id, client_id, room, seq, author_id, author_name, text, \
-             NULL, NULL, 0, NULL, kind, target, at \
+             NULL, NULL, 0, NULL, NULL, kind, target, at \
              FROM changes WHERE room = ?1 AND seq > ?2 AND seq < ?3 \
              ORDER BY seq {order} LIMIT ?4"
         );
@@ -553,10 +553,28 @@ impl Store for SqliteStore {
         } else {
             0
         };
+        let mentions: i64 = if seq < head {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM mentions m \
+                 JOIN messages g ON g.room = m.room AND g.seq = m.seq \
+                 WHERE m.user_id = ?1 AND m.room = ?2 AND m.seq > ?3 AND m.seq <= ?4 \
+                 AND g.deleted = 0 AND g.author_id <> ?1 LIMIT ?5)",
+            )
+            .bind(user_id)
+            .bind(room)
+            .bind(to_i64(seq))
+            .bind(to_i64(head))
+            .bind(i64::from(bound))
+            .fetch_one(&self.reads)
+            .await?
+        } else {
+            0
+        };
         Ok(Some(ReadState {
             room: room.to_owned(),
             seq,
             unread: u32::try_from(unread).unwrap_or(u32::MAX),
+            mentions: u32::try_from(mentions).unwrap_or(u32::MAX),
             head,
         }))
     }
@@ -969,13 +987,14 @@ async fn append_in(
         edited_at: None,
         deleted: false,
         as_of: seq,
+        mentions: new.mentions,
         reactions: Vec::new(),
         reply_to: new.reply_to.map(unfilled),
     };
     let inserted = sqlx::query(
         "INSERT INTO messages \
-         (id, client_id, room, seq, author_id, author_name, text, sent_at, reply_to) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (author_id, client_id) DO NOTHING",
+         (id, client_id, room, seq, author_id, author_name, text, sent_at, reply_to, mentions) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (author_id, client_id) DO NOTHING",
     )
     .bind(&message.id)
     .bind(&message.client_id)
@@ -986,10 +1005,19 @@ async fn append_in(
     .bind(&message.text)
     .bind(&message.sent_at)
     .bind(new.reply_to.map(to_i64))
+    .bind(mentions_column(&message.mentions))
     .execute(&mut *connection)
     .await?
     .rows_affected();
     if inserted == 1 {
+        for user_id in &message.mentions {
+            sqlx::query("INSERT OR IGNORE INTO mentions (user_id, room, seq) VALUES (?, ?, ?)")
+                .bind(user_id)
+                .bind(&message.room)
+                .bind(to_i64(seq))
+                .execute(&mut *connection)
+                .await?;
+        }
         assigned.insert(message.room.clone(), seq);
         let mut message = [message];
         let room = message[0].room.clone();
@@ -1067,6 +1095,10 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
         deleted: row.try_get::<i64, _>("deleted")? != 0,
         // Its own seq until the caller knows better (a page says its head).
         as_of: seq_from_i64(row.try_get("seq")?)?,
+        mentions: row
+            .try_get::<Option<String>, _>("mentions")?
+            .and_then(|ids| serde_json::from_str(&ids).ok())
+            .unwrap_or_default(),
         reactions: Vec::new(),
         reply_to: row
             .try_get::<Option<i64>, _>("reply_to")?
@@ -1074,6 +1106,11 @@ fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
             .transpose()?
             .map(unfilled),
     })
+}
+
+/// The `mentions` column of a message: its ids as a JSON array, NULL for none.
+fn mentions_column(mentions: &[String]) -> Option<String> {
+    (!mentions.is_empty()).then(|| serde_json::to_string(mentions).unwrap_or_default())
 }
 
 /// The quote of the message at `seq`, before [`fill_quotes`] reads the original.
