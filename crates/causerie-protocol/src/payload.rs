@@ -117,6 +117,7 @@ impl Message {
                 self.text.clear();
                 self.deleted = true;
                 self.reactions.clear();
+                self.mentions.clear();
             }
             ChangeKind::React => {
                 let Some(emoji) = &change.emoji else { return };

@@ -211,14 +211,15 @@ async fn mentions_ride_on_the_message_and_are_counted_apart_in_unread() {
         .request("delete", json!({"id": "d1", "target": gone_seq}))
         .await;
     assert_eq!(deleted["ok"], true, "{deleted}");
-    // Ada mentioning herself is no news to her.
+    // Ada mentioning herself is no news to her, and no one outside the room is reached.
     let own = ada
         .request(
             "message",
-            mention("a1", "note to @Ada", vec![ada_id.as_str()]),
+            mention("a1", "note to @Ada", vec![ada_id.as_str(), "stranger"]),
         )
         .await;
     assert_eq!(own["ok"], true, "{own}");
+    assert_eq!(own["message"].get("mentions"), None, "{own}");
 
     let (_, later) = TestClient::join(&server.url(), returning("Ada", &welcome.token)).await;
     let read_state = later.read.expect("a read state");

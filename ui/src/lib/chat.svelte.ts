@@ -674,7 +674,7 @@ function applied(message: Message, change: Change): Message {
     case 'edit':
       return { ...message, text: change.text ?? '', editedAt: change.at };
     case 'delete':
-      return { ...message, text: '', deleted: true, reactions: [] };
+      return { ...message, text: '', deleted: true, reactions: [], mentions: [] };
     case 'react': {
       if (!change.emoji) return message;
       const reactions = [...(message.reactions ?? [])];

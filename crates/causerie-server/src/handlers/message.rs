@@ -84,6 +84,16 @@ async fn accept(
     chat.limits.check_message(&request.text)?;
     let mentions = check_mentions(request.mentions)?;
     within_quota(chat, Action::Message, socket, session)?;
+    // Only the room's members, and not the sender: a mention reaches someone who can read it.
+    let mentions: Vec<String> = mentions
+        .into_iter()
+        .filter(|id| *id != session.user.id)
+        .collect();
+    let mentions = chat
+        .store
+        .members_among(&room, &mentions)
+        .await
+        .map_err(|e| internal(&e))?;
     if let Some(original) = request.reply_to {
         // A resend is answered with what was stored, whatever became of the original since.
         let sent = chat

@@ -276,6 +276,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Found, StoreError>;
 
+    /// Those of `ids` who are members of `room` (they have a read marker there: they joined it,
+    /// and have not left), in the order given.
+    async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<String>, StoreError>;
+
     /// The quote of the message at `seq` in `room`, if there is one (deleted or not).
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError>;
 

@@ -452,6 +452,25 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql =
+            format!("SELECT user_id FROM read_markers WHERE room = ? AND user_id IN ({marks})");
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(room);
+        for id in ids {
+            query = query.bind(id);
+        }
+        let members = query.fetch_all(&self.reads).await?;
+        Ok(ids
+            .iter()
+            .filter(|id| members.contains(id))
+            .cloned()
+            .collect())
+    }
+
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq = ?"
@@ -554,11 +573,14 @@ impl Store for SqliteStore {
             0
         };
         let mentions: i64 = if seq < head {
+            // As bounded as the count above: the first `bound` mentions after the marker, then
+            // those of them still standing.
             sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM mentions m \
-                 JOIN messages g ON g.room = m.room AND g.seq = m.seq \
+                "SELECT COUNT(*) FROM (SELECT m.room, m.seq FROM mentions m \
                  WHERE m.user_id = ?1 AND m.room = ?2 AND m.seq > ?3 AND m.seq <= ?4 \
-                 AND g.deleted = 0 AND g.author_id <> ?1 LIMIT ?5)",
+                 ORDER BY m.seq LIMIT ?5) x \
+                 JOIN messages g ON g.room = x.room AND g.seq = x.seq \
+                 WHERE g.deleted = 0 AND g.author_id <> ?1",
             )
             .bind(user_id)
             .bind(room)
@@ -1462,11 +1484,20 @@ async fn change_in(
                 .bind(target)
                 .execute(&mut *connection)
                 .await?;
-            sqlx::query("UPDATE messages SET text = '', deleted = 1 WHERE room = ? AND seq = ?")
+            // Nor does it keep who it named.
+            sqlx::query("DELETE FROM mentions WHERE room = ? AND seq = ?")
                 .bind(&change.room)
-                .bind(to_i64(change.target))
+                .bind(target)
                 .execute(&mut *connection)
                 .await?;
+            sqlx::query(
+                "UPDATE messages SET text = '', deleted = 1, mentions = NULL \
+                 WHERE room = ? AND seq = ?",
+            )
+            .bind(&change.room)
+            .bind(to_i64(change.target))
+            .execute(&mut *connection)
+            .await?;
             sqlx::query(
                 "UPDATE changes SET text = NULL WHERE room = ? AND target = ? AND kind = 'edit'",
             )
