@@ -424,43 +424,21 @@ impl ChatState {
             }
             // The user left the room meanwhile: nothing to show.
             Request::Around { room, .. } if !self.delivery.is_in(&room) => {}
-            Request::Around { seq, .. } => {
-                match parse::<HistoryPage>(data) {
-                    Some(Ok(page)) => self
-                        .effects
-                        .push_back(Effect::Emit(ClientEvent::Around { around: seq, page })),
-                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
-                        ClientError::Rejected(error),
-                    ))),
-                    None => {}
-                }
-            }
+            Request::Around { seq, .. } => self.answer(data, |page: HistoryPage| {
+                ClientEvent::Around { around: seq, page }
+            }),
             Request::Search { query } => {
-                match parse::<SearchPage>(data) {
-                    Some(Ok(page)) => self.effects.push_back(Effect::Emit(ClientEvent::Search {
-                        query,
-                        results: page.results,
-                        next: page.next,
-                    })),
-                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
-                        ClientError::Rejected(error),
-                    ))),
-                    None => {}
-                }
+                self.answer(data, |page: SearchPage| ClientEvent::Search {
+                    query,
+                    results: page.results,
+                    next: page.next,
+                })
             }
-            Request::Rooms { prefix } => {
-                match parse::<RoomsPage>(data) {
-                    Some(Ok(page)) => self.effects.push_back(Effect::Emit(ClientEvent::Rooms {
-                        prefix,
-                        rooms: page.rooms,
-                        next: page.next,
-                    })),
-                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
-                        ClientError::Rejected(error),
-                    ))),
-                    None => {}
-                }
-            }
+            Request::Rooms { prefix } => self.answer(data, |page: RoomsPage| ClientEvent::Rooms {
+                prefix,
+                rooms: page.rooms,
+                next: page.next,
+            }),
             Request::History { room, catch_up } => {
                 if let Some(reply) = parse::<HistoryPage>(data) {
                     if catch_up {
@@ -472,6 +450,16 @@ impl ChatState {
             }
         }
         self.flush_delivery();
+    }
+
+    /// Tells the user the answer to a request of theirs, as `event` of its body, or its refusal.
+    fn answer<T: DeserializeOwned>(&mut self, data: Value, event: impl FnOnce(T) -> ClientEvent) {
+        let told = match parse::<T>(data) {
+            Some(Ok(body)) => event(body),
+            Some(Err(error)) => ClientEvent::Error(ClientError::Rejected(error)),
+            None => return,
+        };
+        self.effects.push_back(Effect::Emit(told));
     }
 
     /// A transport hiccup may or may not have killed the connection: ask it.
