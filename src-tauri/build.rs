@@ -9,6 +9,7 @@ const COMMANDS: &[&str] = &[
     "load_around",
     "react_message",
     "search_messages",
+    "open_direct",
     "edit_message",
     "delete_message",
     "load_history",

@@ -71,6 +71,14 @@ pub async fn search_messages(
     Ok(())
 }
 
+/// Opens the direct conversation with user `user`; it arrives as a `direct` event, then its
+/// room is joined.
+#[tauri::command]
+pub async fn open_direct(core: State<'_, AppCore>, user: String) -> Result<(), AppError> {
+    core.client().await?.open_direct(&user);
+    Ok(())
+}
+
 /// Asks for the messages around seq `seq` of `room`; they arrive as an `around` event.
 #[tauri::command]
 pub async fn load_around(core: State<'_, AppCore>, room: String, seq: u64) -> Result<(), AppError> {

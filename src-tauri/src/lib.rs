@@ -50,6 +50,7 @@ pub fn run() {
             commands::load_around,
             commands::react_message,
             commands::search_messages,
+            commands::open_direct,
             commands::edit_message,
             commands::delete_message,
             commands::load_history,

@@ -71,7 +71,9 @@ export class WebDriver {
       if (last) return last;
       await new Promise((r) => setTimeout(r, 150));
     }
-    throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)})`);
+    // What the page showed, to tell a slow page from a wrong one when a run fails far away.
+    const shown = await this.value("document.body?.innerText.replace(/\\s+/g, ' ').slice(0, 600)").catch((e) => `unreadable: ${e}`);
+    throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(last)}); the page showed: ${shown}`);
   }
 
   resize(width, height) {

@@ -226,7 +226,7 @@ test('the user edits and deletes their message in place, and others see both; th
     await request(js, 'edit', { id: 'js-fix', target: theirs.seq, text: 'the end' });
     await app.until('their edit', `${page.texts}.includes('the end') && !${page.texts}.includes('teh end')`);
     const theirActions = await app.value(`[...document.querySelectorAll('.message:not(.own) .message-actions button')].map((b) => b.textContent)`);
-    assert.deepEqual(theirActions, ['Reply', 'React'], 'others\' messages may be answered and reacted to, not changed');
+    assert.deepEqual(theirActions, ['Reply', 'React', 'Message'], 'others\' messages may be answered, reacted to and their author written to, not changed');
     await screenshots(app, 'window-edited');
   } finally {
     js.close();
@@ -434,6 +434,62 @@ test('a mention stands out and is counted apart, and the app mentions with @ com
     assert.deepEqual([received.text, received.mentions], ['sure @Js see you', [jsWelcome.user.id]]);
   } finally {
     js.close();
+    await app.close().catch(() => {});
+    server.cleanup();
+  }
+});
+
+test('a direct conversation with the app: opened from who is online or a message, private, listed apart with its count', async () => {
+  const server = await startServer();
+  const { socket: js } = await join(server.url, causerie('Js'));
+  const { socket: other } = await join(server.url, causerie('Other'));
+  const { app } = await launch(server, 'Dee');
+  const title = "document.querySelector('.app-bar h1')?.textContent";
+  const directs = "[...document.querySelectorAll('nav.rooms .directs .room')]";
+  try {
+    // From who is online.
+    await app.click('.app-bar .online');
+    await app.click('.who button[aria-label="Message Js"]');
+    await app.until('the conversation with Js open', `${title} === 'Js'`);
+    await app.until('its empty state', "document.querySelector('.empty-title')?.textContent.includes('conversation with Js')");
+    const opened = await next(js, 'direct');
+    assert.equal(opened.peer.name, 'Dee');
+    assert.equal((await request(js, 'join', { room: opened.room })).ok, true);
+    await app.until('Js there', "document.querySelector('.peer-presence')?.textContent === 'Js is online'");
+    await sendFromApp(app, 'just between us');
+    let received;
+    do received = await next(js, 'message'); while (received.room !== opened.room);
+    assert.equal(received.text, 'just between us');
+    assert.equal((await request(other, 'join', { room: opened.room })).error.code, 'forbidden');
+
+    // Js answers while the app shows #general: counted on the conversation, listed apart.
+    await app.click('nav.rooms li:first-child .room');
+    await app.until('#general open', `${title} === '#general'`);
+    await request(js, 'message', { id: 'dm-1', room: opened.room, text: 'sure, what is it?' });
+    await app.until('a count on the conversation with Js', `${directs}.some((b) => b.querySelector('.name').textContent === 'Js' && b.querySelector('.badge')?.textContent === '1')`);
+    await app.until('the title counts it', "document.title === '(1) Causerie'");
+
+    // From a message: Other writes in #general; the app opens a conversation from it, which
+    // Other sees and answers.
+    const { message } = await request(other, 'message', { id: 'o-general', text: 'anyone around?' });
+    const article = `article[data-seq="${message.seq}"]`;
+    await app.until('the message of Other', `!!document.querySelector('${article}')`);
+    await app.run(`document.querySelector('${article}').focus();`);
+    await app.click(`${article} .message-actions button[aria-label="Message Other"]`);
+    await app.until('the conversation with Other open', `${title} === 'Other'`);
+    const toOther = await next(other, 'direct');
+    assert.equal((await request(other, 'join', { room: toOther.room })).ok, true);
+    await request(other, 'message', { id: 'o-1', room: toOther.room, text: 'yes, here' });
+    await app.until('the answer of Other', `${page.texts}.includes('yes, here')`);
+    await screenshots(app, 'window-direct');
+
+    await app.click('nav.rooms li:first-child .room');
+    await screenshots(app, 'window-direct-unread');
+    await app.run(`${directs}.find((b) => b.textContent.includes('Js')).click();`);
+    await app.until('the answer of Js, then read', `${page.texts}.includes('sure, what is it?') && document.title === 'Causerie'`);
+  } finally {
+    js.close();
+    other.close();
     await app.close().catch(() => {});
     server.cleanup();
   }

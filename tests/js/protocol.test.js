@@ -167,6 +167,23 @@ describe('a Causerie server', () => {
     });
   }
 
+  for (const transports of [['websocket'], ['polling']]) {
+    test(`opens a direct conversation only its two members can join, over ${transports[0]}`, async () => {
+      const { socket: ada, welcome: adaWelcome } = await open(causerie('Ada'), { transports });
+      const { socket: bob, welcome: bobWelcome } = await open(causerie('Bob'), { transports });
+      const { socket: carol } = await open(causerie('Carol'));
+      const opened = await request(ada, 'direct', { user: bobWelcome.user.id });
+      assert.deepEqual(opened.peer, bobWelcome.user);
+      assert.deepEqual(await next(bob, 'direct'), { room: opened.room, peer: adaWelcome.user });
+      for (const socket of [ada, bob]) assert.equal((await request(socket, 'join', { room: opened.room })).ok, true);
+      const { message } = await request(ada, 'message', { id: `dm-${transports[0]}`, room: opened.room, text: 'just us' });
+      assert.deepEqual(await next(bob, 'message'), message);
+      assert.equal((await request(carol, 'join', { room: opened.room })).error.code, 'forbidden');
+      assert.equal((await request(carol, 'direct', { user: 'nobody-here' })).error.code, 'not_found');
+      assert.deepEqual((await unconsumed(carol, 'message')).filter((m) => m.room === opened.room), []);
+    });
+  }
+
   test('pages history before and after a seq', async () => {
     const { socket: ada } = await open(causerie('Ada'));
     assert.equal((await request(ada, 'join', { room: 'paging' })).ok, true);

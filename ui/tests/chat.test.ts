@@ -277,6 +277,28 @@ describe('the chat state', () => {
     expect(chat.session).toBeNull();
   });
 
+  test('a direct conversation is listed by the other person, opened once, and has no notices', async () => {
+    const { backend, chat } = await started();
+    const room = `~${ada.id}+${bob.id}`;
+    await chat.openDirect(bob);
+    expect(backend.callsTo('openDirect')).toEqual([[bob.id]]);
+    expect(chat.current).toBe('general');
+    backend.emit({ type: 'direct', data: { room, peer: bob } });
+    expect(chat.current).toBe(room);
+    expect(chat.titleOf(room)).toBe(bob.name);
+    expect(chat.titleOf('general')).toBe('#general');
+    backend.emit({ type: 'joined', data: { room } });
+    expect(chat.knownRooms).not.toContain(room);
+    // Opened again: shown at once, not asked for.
+    chat.current = 'general';
+    await chat.openDirect(bob);
+    expect(chat.current).toBe(room);
+    expect(backend.callsTo('openDirect')).toHaveLength(1);
+    // Someone coming and going in it is in the bar, not in the conversation.
+    backend.emit({ type: 'presence', data: { room, joined: [bob], left: [], count: 2, truncated: false } });
+    expect(chat.linesOf(room)).toEqual([]);
+  });
+
   test('the connection label counts a reconnection down', () => {
     const state = { status: 'reconnecting', attempt: 2, delayMs: 4_000 } as const;
     expect(connectionLabel(state, 0, 1_000)).toBe('Reconnecting in 3 s');

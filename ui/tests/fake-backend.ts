@@ -38,6 +38,7 @@ export class FakeBackend implements Backend {
   async reply(room: string, target: number, text: string, mentions: string[] = []) { this.record('reply', room, target, text, ...(mentions.length ? [mentions] : [])); this.ids += 1; return `local-${this.ids}`; }
   async around(room: string, seq: number) { this.record('around', room, seq); }
   async search(query: string, after: string | null) { this.record('search', query, after); }
+  async openDirect(user: string) { this.record('openDirect', user); }
   async react(room: string, target: number, emoji: string) { this.record('react', room, target, emoji); this.ids += 1; return `local-${this.ids}`; }
   async edit(room: string, target: number, text: string) { this.record('edit', room, target, text); this.ids += 1; return `local-${this.ids}`; }
   async remove(room: string, target: number) { this.record('remove', room, target); this.ids += 1; return `local-${this.ids}`; }

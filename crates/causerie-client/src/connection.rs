@@ -11,9 +11,9 @@
 use std::time::Duration;
 
 use causerie_protocol::{
-    DEFAULT_ROOM, DeleteMessage, EditMessage, HistoryRequest, PingRequest, ReactRequest,
-    ReadRequest, RoomRequest, RoomsRequest, SearchRequest, SendMessage, TypingRequest, WhoRequest,
-    event,
+    DEFAULT_ROOM, DeleteMessage, DirectRequest, EditMessage, HistoryRequest, PingRequest,
+    ReactRequest, ReadRequest, RoomRequest, RoomsRequest, SearchRequest, SendMessage,
+    TypingRequest, WhoRequest, event,
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
@@ -47,6 +47,8 @@ pub(crate) enum Outgoing {
     /// The page around a seq, to show a message in its context (not part of the timeline).
     Around(HistoryRequest),
     Search(SearchRequest),
+    /// Opening the direct conversation with someone.
+    Direct(DirectRequest),
     /// A liveness check, numbered so that only its own answer counts.
     Ping(u64),
     /// Told without an ack.
@@ -65,6 +67,7 @@ impl Outgoing {
             Self::Leave(_) => event::LEAVE,
             Self::History { .. } | Self::Around(_) => event::HISTORY,
             Self::Search(_) => event::SEARCH,
+            Self::Direct(_) => event::DIRECT,
             Self::Who { .. } => event::WHO,
             Self::Rooms(_) => event::ROOMS,
             Self::Ping(_) => event::PING,
@@ -88,6 +91,7 @@ impl Outgoing {
             Self::Who { request, .. } => value(request),
             Self::Rooms(data) => value(data),
             Self::Search(data) => value(data),
+            Self::Direct(data) => value(data),
             Self::Ping(_) => value(&PingRequest {}),
             Self::Typing(data) => value(data),
             Self::Read(data) => value(data),
@@ -122,6 +126,7 @@ impl Outgoing {
             Self::Rooms(data) => Request::Rooms {
                 prefix: data.prefix.clone().unwrap_or_default(),
             },
+            Self::Direct(_) => Request::Direct,
             Self::Ping(id) => Request::Ping(*id),
             Self::Read(data) => Request::Read(data.room.clone()),
             Self::Typing(_) => return None,
@@ -157,6 +162,8 @@ pub(crate) enum Request {
     Rooms {
         prefix: String,
     },
+    /// A direct conversation opened.
+    Direct,
     Ping(u64),
     /// The user's read marker of a room.
     Read(String),
@@ -198,13 +205,14 @@ pub(crate) struct Tagged {
 }
 
 /// The server-to-client events the client listens to.
-const EVENTS: [&str; 6] = [
+const EVENTS: [&str; 7] = [
     event::WELCOME,
     event::MESSAGE,
     event::CHANGE,
     event::PRESENCE,
     event::TYPING,
     event::READ,
+    event::DIRECT,
 ];
 
 pub(crate) struct Connection {

@@ -561,6 +561,7 @@ mod tests {
                 mentions: 0,
                 head,
             }),
+            directs: vec![],
             limits: Default::default(),
             server: ServerInfo {
                 name: "causerie".into(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use causerie_protocol::{
-    Change, ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, User,
+    Change, Direct, ErrorBody, HistoryPage, Limits, Message, Presence, ServerInfo, User,
 };
 
 use serde::{Serialize, Serializer};
@@ -124,6 +124,10 @@ pub enum ClientEvent {
         /// How many are online, by the server's count.
         count: u32,
     },
+    /// A direct conversation of the user's: listed in the welcome, opened by the user
+    /// ([`crate::ChatClient::open_direct`]) or by the other person. Its room is joined next
+    /// and then delivered as any room's.
+    Direct(Direct),
     /// The room was left.
     Left {
         /// The room.

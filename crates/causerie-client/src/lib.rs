@@ -219,6 +219,12 @@ impl ChatClient {
         }));
     }
 
+    /// Opens the direct conversation with user `user_id` (someone online, or a message's
+    /// author): it comes as [`ClientEvent::Direct`], then is joined as a room.
+    pub fn open_direct(&self, user_id: &str) {
+        self.command(Command::OpenDirect(user_id.to_owned()));
+    }
+
     /// Asks for the messages around `seq` in `room` (the original of a reply, a search result),
     /// to show it in its context; they arrive as [`ClientEvent::Around`].
     pub fn history_around(&self, room: &str, seq: u64) {

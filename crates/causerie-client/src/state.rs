@@ -11,9 +11,10 @@
 use std::collections::VecDeque;
 
 use causerie_protocol::{
-    Change, ChangeAccepted, ChangeKind, ErrorBody, HandshakeAuth, HistoryPage, HistoryRequest,
-    Joined, Limits, Message, MessageAccepted, Pong, Presence, ReadState, Reply, RoomsPage,
-    RoomsRequest, SearchPage, SearchRequest, Typing, Welcome, WhoPage, event,
+    Change, ChangeAccepted, ChangeKind, Direct, DirectRequest, ErrorBody, HandshakeAuth,
+    HistoryPage, HistoryRequest, Joined, Limits, Message, MessageAccepted, Pong, Presence,
+    ReadState, Reply, RoomsPage, RoomsRequest, SearchPage, SearchRequest, Typing, Welcome, WhoPage,
+    event,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -55,6 +56,7 @@ pub(crate) enum Command {
         seq: u64,
     },
     Search(SearchRequest),
+    OpenDirect(String),
     FindRooms {
         prefix: String,
         after: Option<String>,
@@ -234,6 +236,10 @@ impl ChatState {
                 self.effects
                     .push_back(Effect::Send(Outgoing::Search(request)));
             }
+            Command::OpenDirect(user) if connected => {
+                self.effects
+                    .push_back(Effect::Send(Outgoing::Direct(DirectRequest { user })));
+            }
             Command::FindRooms { prefix, after } if connected => {
                 let request = RoomsRequest {
                     prefix: Some(prefix),
@@ -246,6 +252,7 @@ impl ChatState {
             Command::History { .. }
             | Command::FindRooms { .. }
             | Command::Around { .. }
+            | Command::OpenDirect(_)
             | Command::Search(_) => self
                 .effects
                 .push_back(Effect::Emit(ClientEvent::Error(ClientError::NotConnected))),
@@ -304,7 +311,11 @@ impl ChatState {
             let unread = self.read.on_state(state);
             self.emit_unread(unread);
         }
+        let directs = welcome.directs.clone();
         self.delivery.welcomed(welcome);
+        for direct in directs {
+            self.open_direct(direct);
+        }
         self.flush_delivery();
     }
 
@@ -354,6 +365,12 @@ impl ChatState {
                 {
                     let unread = self.read.on_state(state);
                     self.emit_unread(unread);
+                }
+            }
+            // Someone opened a conversation with the user: followed as the user's rooms are.
+            event::DIRECT => {
+                if let Ok(direct) = serde_json::from_value::<Direct>(data) {
+                    self.open_direct(direct);
                 }
             }
             event::TYPING => {
@@ -434,6 +451,15 @@ impl ChatState {
                     next: page.next,
                 })
             }
+            Request::Direct => {
+                match parse::<Direct>(data) {
+                    Some(Ok(direct)) => self.open_direct(direct),
+                    Some(Err(error)) => self.effects.push_back(Effect::Emit(ClientEvent::Error(
+                        ClientError::Rejected(error),
+                    ))),
+                    None => {}
+                }
+            }
             Request::Rooms { prefix } => self.answer(data, |page: RoomsPage| ClientEvent::Rooms {
                 prefix,
                 rooms: page.rooms,
@@ -450,6 +476,17 @@ impl ChatState {
             }
         }
         self.flush_delivery();
+    }
+
+    /// A direct conversation of the user's: told, then joined (again, after a reconnect: joining
+    /// twice is harmless) like the user's rooms.
+    fn open_direct(&mut self, direct: Direct) {
+        let room = direct.room.clone();
+        self.effects
+            .push_back(Effect::Emit(ClientEvent::Direct(direct)));
+        if !self.delivery.is_in(&room) {
+            self.delivery.join(room);
+        }
     }
 
     /// Tells the user the answer to a request of theirs, as `event` of its body, or its refusal.
@@ -671,6 +708,7 @@ mod tests {
                 mentions: 0,
                 head,
             }),
+            directs: vec![],
             limits: Limits::default(),
             server: ServerInfo {
                 name: "causerie".into(),
@@ -967,6 +1005,70 @@ mod tests {
         client.ack(Request::Join("side".into()), ok(joined));
         let effects = client.effects();
         assert!(matches!(sent(&effects)[..], [Outgoing::Send(m)] if m.id == "a"));
+    }
+
+    #[test]
+    fn direct_conversations_are_told_then_joined_however_they_come() {
+        let direct = |peer: &str| Direct {
+            room: causerie_protocol::limits::direct_room(ME, peer),
+            peer: user(peer),
+        };
+        let joins = |effects: &[Effect]| -> Vec<String> {
+            sent(effects)
+                .into_iter()
+                .filter_map(|o| match o {
+                    Outgoing::Join(request) => Some(request.room.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let told = |effects: &[Effect]| -> Vec<Direct> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Emit(ClientEvent::Direct(direct)) => Some(direct.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+
+        // Listed in the welcome: told, and joined (one join at a time).
+        let mut client = Client::new(vec![]);
+        let listed = Welcome {
+            directs: vec![direct("u-ada")],
+            ..welcome(vec![], 0)
+        };
+        client.state.welcomed(listed, client.now);
+        let effects = client.effects();
+        assert_eq!(told(&effects), [direct("u-ada")]);
+        assert_eq!(joins(&effects), [direct("u-ada").room]);
+
+        // Opened by the user: asked, then told and joined once answered.
+        client.command(Command::OpenDirect("u-bob".into()));
+        let effects = client.effects();
+        assert!(matches!(sent(&effects)[..], [Outgoing::Direct(r)] if r.user == "u-bob"));
+        client.ack(Request::Direct, ok(direct("u-bob")));
+        assert_eq!(told(&client.effects()), [direct("u-bob")]);
+        assert!(client.state.delivery.is_in(&direct("u-bob").room));
+
+        // Opened by someone else: the same. Opened again: told, not joined twice.
+        let data = serde_json::to_value(direct("u-cy")).expect("serializable");
+        client.state.on_event(event::DIRECT, data, client.now);
+        assert_eq!(told(&client.effects()), [direct("u-cy")]);
+        assert!(client.state.delivery.is_in(&direct("u-cy").room));
+        client.ack(Request::Direct, ok(direct("u-bob")));
+        let effects = client.effects();
+        assert_eq!(told(&effects), [direct("u-bob")]);
+        assert!(joins(&effects).is_empty());
+
+        // Refused: said.
+        client.command(Command::OpenDirect("u-nobody".into()));
+        client.effects();
+        client.ack(Request::Direct, error(ErrorCode::NotFound));
+        assert!(client.effects().iter().any(|e| matches!(
+            e,
+            Effect::Emit(ClientEvent::Error(ClientError::Rejected(body))) if body.code == ErrorCode::NotFound
+        )));
     }
 
     #[test]

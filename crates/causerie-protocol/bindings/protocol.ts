@@ -17,6 +17,7 @@ export const EVENTS = {
   rooms: "rooms",
   read: "read",
   search: "search",
+  direct: "direct",
 } as const;
 
 export const MAX_NAME_CHARS = 32;
@@ -29,6 +30,7 @@ export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
 export const TYPING_IDLE_MS = 3000;
 export const MAX_UNREAD_COUNTED = 1000;
 export const MAX_REACTORS_LISTED = 20;
+export const DIRECT_ROOM_PREFIX = "~";
 
 export const ERROR_CODES = ["invalid", "empty", "too_long", "rate_limited", "not_joined", "invalid_room", "unauthorized", "invalid_name", "unsupported_version", "room_limit", "not_found", "forbidden", "too_late", "reaction_limit", "internal"] as const;
 
@@ -85,7 +87,8 @@ rateLimitPerSecond: number | null,
  */
 rateLimitBurst: number | null, 
 /**
- * Rooms a connection, or a user across connections, may be in at once (`general` included).
+ * Rooms a connection, or a user across connections, may be in at once (`general` included);
+ * and, apart, direct conversations a connection may be in at once.
  */
 maxJoinedRooms: number, 
 /**
@@ -327,6 +330,11 @@ head: number,
  */
 read?: ReadState, 
 /**
+ * The user's direct conversations, the most recent first: at most
+ * [`crate::limits::MAX_DIRECTS_LISTED`]. Join each to follow it, as a room.
+ */
+directs: Array<Direct>, 
+/**
  * The limits the server enforces.
  */
 limits: Limits, 
@@ -454,7 +462,8 @@ hasNewer?: boolean, };
 
 export type RoomRequest = { 
 /**
- * 1 to 32 of `a-z`, `0-9`, `-`, `_`. Joining a room that does not exist creates it.
+ * 1 to 32 of `a-z`, `0-9`, `-`, `_`. Joining a room that does not exist creates it. Or
+ * the room of one of the user's direct conversations ([`Direct::room`]).
  */
 room: string, };
 
@@ -491,6 +500,23 @@ head: number,
  * How far the user has read it, as in `welcome.read`.
  */
 read?: ReadState, };
+
+export type DirectRequest = { 
+/**
+ * The other user's id (from the people online, or a message's author): someone this
+ * server has seen, and not the user.
+ */
+user: string, };
+
+export type Direct = { 
+/**
+ * Its room.
+ */
+room: string, 
+/**
+ * The other person, under the name they last connected with.
+ */
+peer: User, };
 
 export type Left = { 
 /**

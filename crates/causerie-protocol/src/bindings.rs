@@ -7,11 +7,12 @@
 use ts_rs::TS;
 
 use crate::{
-    Change, ChangeAccepted, ChangeKind, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
-    HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits, Message, MessageAccepted,
-    PingRequest, Pong, Presence, Quote, ReactRequest, Reaction, ReadRequest, ReadState,
-    RoomRequest, RoomsPage, RoomsRequest, SearchPage, SearchRequest, SendMessage, ServerInfo,
-    Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event, limits,
+    Change, ChangeAccepted, ChangeKind, DeleteMessage, Direct, DirectRequest, EditMessage,
+    ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
+    Message, MessageAccepted, PingRequest, Pong, Presence, Quote, ReactRequest, Reaction,
+    ReadRequest, ReadState, RoomRequest, RoomsPage, RoomsRequest, SearchPage, SearchRequest,
+    SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
+    limits,
 };
 
 /// Where the committed bindings live, relative to this crate's root.
@@ -67,6 +68,7 @@ pub fn typescript() -> String {
         ("rooms", event::ROOMS),
         ("read", event::READ),
         ("search", event::SEARCH),
+        ("direct", event::DIRECT),
     ] {
         out.push_str(&format!("  {key}: {name:?},\n"));
     }
@@ -76,7 +78,8 @@ pub fn typescript() -> String {
          export const MAX_CLIENT_ID_CHARS = {};\nexport const DEFAULT_HISTORY_LIMIT = {};\n\
          export const DEFAULT_ONLINE_PAGE = {};\nexport const DEFAULT_ROOMS_PAGE = {};\n\
          export const DEFAULT_MAX_MESSAGE_CHARS = {};\nexport const TYPING_IDLE_MS = {};\n\
-         export const MAX_UNREAD_COUNTED = {};\nexport const MAX_REACTORS_LISTED = {};\n\n",
+         export const MAX_UNREAD_COUNTED = {};\nexport const MAX_REACTORS_LISTED = {};\n\
+         export const DIRECT_ROOM_PREFIX = {:?};\n\n",
         limits::MAX_NAME_CHARS,
         limits::MAX_ROOM_CHARS,
         limits::MAX_CLIENT_ID_CHARS,
@@ -87,6 +90,7 @@ pub fn typescript() -> String {
         limits::TYPING_IDLE_MS,
         limits::MAX_UNREAD_COUNTED,
         limits::MAX_REACTORS_LISTED,
+        limits::DIRECT_ROOM_PREFIX.to_string(),
     ));
     let codes: Vec<String> = ErrorCode::ALL
         .iter()
@@ -122,6 +126,8 @@ pub fn typescript() -> String {
         HistoryPage::decl(),
         RoomRequest::decl(),
         Joined::decl(),
+        DirectRequest::decl(),
+        Direct::decl(),
         Left::decl(),
         Presence::decl(),
         WhoRequest::decl(),

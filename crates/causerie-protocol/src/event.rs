@@ -38,6 +38,11 @@ pub const READ: &str = "read";
 /// Client to server: [`crate::SearchRequest`], acked with [`crate::Reply`]`<`[`crate::SearchPage`]`>`:
 /// full-text search of the messages of the rooms the connection is in, newest first.
 pub const SEARCH: &str = "search";
+/// Client to server: [`crate::DirectRequest`], acked with [`crate::Reply`]`<`[`crate::Direct`]`>`:
+/// opens (creating it the first time) the direct conversation with another user; join its room
+/// next. Server to client: [`crate::Direct`], to the other user's connections, when someone
+/// opens a conversation with them.
+pub const DIRECT: &str = "direct";
 /// Client to server: [`crate::RoomsRequest`], acked with [`crate::Reply`]`<`[`crate::RoomsPage`]`>`:
 /// a page of the server's rooms, by name or by prefix.
 pub const ROOMS: &str = "rooms";

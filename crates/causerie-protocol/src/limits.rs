@@ -29,7 +29,8 @@ pub const MAX_ONLINE_PAGE: u32 = 200;
 pub const DEFAULT_ROOMS_PAGE: u32 = 100;
 /// Most rooms in one `rooms` page.
 pub const MAX_ROOMS_PAGE: u32 = 500;
-/// Rooms one connection, or one user across connections, may be in at once, by default.
+/// Rooms one connection, or one user across connections, may be in at once, by default; and
+/// direct conversations one connection may be in at once, apart.
 pub const DEFAULT_MAX_JOINED_ROOMS: u32 = 100;
 /// Messages per second a user may send, sustained, by default: more than people type, less
 /// than a script floods.
@@ -95,7 +96,8 @@ pub struct Limits {
     pub rate_limit_per_second: Option<u32>,
     /// Messages a user may send at once before the sustained rate applies; `null` without a limit.
     pub rate_limit_burst: Option<u32>,
-    /// Rooms a connection, or a user across connections, may be in at once (`general` included).
+    /// Rooms a connection, or a user across connections, may be in at once (`general` included);
+    /// and, apart, direct conversations a connection may be in at once.
     pub max_joined_rooms: u32,
     /// How long after sending a message its author may edit it, in seconds (deleting has no
     /// limit). Absent from a server that takes no edits or deletions.
@@ -198,6 +200,55 @@ pub fn is_valid_room(room: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// The most direct conversations listed in `welcome.directs`: the most recent ones. With the
+/// rooms a user is in, they stay within [`DEFAULT_MAX_JOINED_ROOMS`].
+pub const MAX_DIRECTS_LISTED: usize = 20;
+
+/// Longest user id, in bytes: the server's ids are UUIDs.
+pub const MAX_USER_ID_CHARS: usize = 64;
+
+/// What starts the name of a direct conversation's room: a character no room name has, so that
+/// no one can create or join one as a room, and that sorts after every room name.
+pub const DIRECT_ROOM_PREFIX: char = '~';
+
+/// Whether `id` can be a user id: 1 to [`MAX_USER_ID_CHARS`] of ASCII letters, digits, `-`
+/// and `_` (a UUID is).
+pub fn is_valid_user_id(id: &str) -> bool {
+    (1..=MAX_USER_ID_CHARS).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The room of the direct conversation between two users: `~` and their ids, sorted, joined by
+/// `+`. One name per pair, whoever opens it.
+pub fn direct_room(one: &str, other: &str) -> String {
+    let (first, second) = if one <= other {
+        (one, other)
+    } else {
+        (other, one)
+    };
+    format!("{DIRECT_ROOM_PREFIX}{first}+{second}")
+}
+
+/// The two members of a direct conversation's room, if `room` is one (in its one valid form).
+pub fn direct_members(room: &str) -> Option<(&str, &str)> {
+    let (first, second) = room.strip_prefix(DIRECT_ROOM_PREFIX)?.split_once('+')?;
+    let valid = is_valid_user_id(first) && is_valid_user_id(second) && first < second;
+    valid.then_some((first, second))
+}
+
+/// Whether `room` is a direct conversation's (a quick test of a name already checked: no room
+/// name starts with [`DIRECT_ROOM_PREFIX`]).
+pub fn is_direct_room(room: &str) -> bool {
+    room.starts_with(DIRECT_ROOM_PREFIX)
+}
+
+/// Whether `room` names a room or a direct conversation.
+pub fn is_room_or_direct(room: &str) -> bool {
+    is_valid_room(room) || direct_members(room).is_some()
+}
+
 /// Whether `id` is a valid client message id: 1 to [`MAX_CLIENT_ID_CHARS`] characters, none of
 /// them a control character.
 pub fn is_valid_client_id(id: &str) -> bool {
@@ -207,6 +258,29 @@ pub fn is_valid_client_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_direct_room_has_one_name_per_pair_and_is_no_room() {
+        let room = direct_room("bob", "ada");
+        assert_eq!(room, "~ada+bob");
+        assert_eq!(direct_room("ada", "bob"), room);
+        assert_eq!(direct_members(&room), Some(("ada", "bob")));
+        assert!(!is_valid_room(&room));
+        assert!(is_room_or_direct(&room) && is_room_or_direct("general"));
+        // Only the one sorted form, of two valid ids, and never one person with themselves.
+        for bad in [
+            "~bob+ada",
+            "~ada+ada",
+            "~ada",
+            "~+bob",
+            "~ada+b+c",
+            "ada+bob",
+            "~ada+bo b",
+        ] {
+            assert_eq!(direct_members(bad), None, "{bad}");
+        }
+        assert!(!is_valid_user_id(&"a".repeat(MAX_USER_ID_CHARS + 1)));
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

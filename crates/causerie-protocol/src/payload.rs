@@ -325,6 +325,10 @@ pub struct Welcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub read: Option<ReadState>,
+    /// The user's direct conversations, the most recent first: at most
+    /// [`crate::limits::MAX_DIRECTS_LISTED`]. Join each to follow it, as a room.
+    #[serde(default)]
+    pub directs: Vec<Direct>,
     /// The limits the server enforces.
     pub limits: Limits,
     /// Which server this is.
@@ -480,8 +484,28 @@ pub struct HistoryPage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(deny_unknown_fields)]
 pub struct RoomRequest {
-    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`. Joining a room that does not exist creates it.
+    /// 1 to 32 of `a-z`, `0-9`, `-`, `_`. Joining a room that does not exist creates it. Or
+    /// the room of one of the user's direct conversations ([`Direct::room`]).
     pub room: String,
+}
+
+/// Client `direct`: open the direct conversation with another user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(deny_unknown_fields)]
+pub struct DirectRequest {
+    /// The other user's id (from the people online, or a message's author): someone this
+    /// server has seen, and not the user.
+    pub user: String,
+}
+
+/// A direct conversation between the user and `peer`: a room only the two of them can join,
+/// read and search (see [`crate::limits::direct_room`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Direct {
+    /// Its room.
+    pub room: String,
+    /// The other person, under the name they last connected with.
+    pub peer: User,
 }
 
 /// The body of a successful `join` ack.

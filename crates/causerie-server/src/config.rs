@@ -144,7 +144,7 @@ pub struct ServerConfig {
     /// turns them off (benchmarks).
     pub event_limits: Option<EventLimits>,
     /// Rooms the server holds at most; joining a new room beyond is refused with `room_limit`.
-    /// Defaults to 10,000.
+    /// Defaults to 10,000. Direct conversations are counted apart: 100 times as many.
     pub max_rooms: u32,
     /// Rooms a connection, or a user across connections, may be in at once (`general`
     /// included). Defaults to 100.

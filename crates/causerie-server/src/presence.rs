@@ -16,7 +16,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use causerie_protocol::limits::DEFAULT_ONLINE_PAGE;
+use causerie_protocol::limits::{DEFAULT_ONLINE_PAGE, is_direct_room as is_direct};
 use causerie_protocol::{Presence, User, event};
 use socketioxide::SocketIo;
 
@@ -48,7 +48,8 @@ pub struct Registry {
 #[derive(Debug, Default)]
 struct Inner {
     rooms: HashMap<String, RoomPresence>,
-    /// How many rooms each user is online in, for the per-user room limit.
+    /// How many rooms each user is online in, for the per-user room limit (direct conversations
+    /// have their own: see `handlers::rooms`).
     rooms_of_user: HashMap<String, u32>,
 }
 
@@ -223,7 +224,9 @@ impl Registry {
             .by_name
             .insert((user.name.clone(), user.id.clone()));
         presence.changes.joined(user);
-        *inner.rooms_of_user.entry(user.id.clone()).or_default() += 1;
+        if !is_direct(room) {
+            *inner.rooms_of_user.entry(user.id.clone()).or_default() += 1;
+        }
         true
     }
 
@@ -246,6 +249,9 @@ impl Registry {
             .by_name
             .remove(&(user.name.clone(), user.id.clone()));
         presence.changes.left(&user);
+        if is_direct(room) {
+            return true;
+        }
         if let Some(rooms) = inner.rooms_of_user.get_mut(user_id) {
             *rooms -= 1;
             if *rooms == 0 {
@@ -270,7 +276,7 @@ impl Registry {
             .is_some_and(|presence| presence.by_id.contains_key(user_id))
     }
 
-    /// How many rooms `user_id` is online in.
+    /// How many rooms `user_id` is online in (not counting direct conversations).
     pub fn rooms_of_user(&self, user_id: &str) -> u32 {
         lock(self).rooms_of_user.get(user_id).copied().unwrap_or(0)
     }

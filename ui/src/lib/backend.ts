@@ -12,6 +12,8 @@ export interface Backend {
   /** Toggles the user's reaction `emoji` to the message at seq `target`; confirmed by a
    *  `change` event. */
   react(room: string, target: number, emoji: string): Promise<LocalId>;
+  /** Opens the direct conversation with a user; it arrives as a `direct` event. */
+  openDirect(user: string): Promise<void>;
   /** Searches the user's rooms; the results arrive as a `search` event. */
   search(query: string, after: string | null): Promise<void>;
   /** The messages around seq `seq`; they arrive as an `around` event. */

@@ -4,7 +4,7 @@ import type { Backend } from './backend';
 import type {
   Change, ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
-import { DEFAULT_ROOM, MAX_REACTORS_LISTED, MAX_UNREAD_COUNTED } from './types';
+import { DEFAULT_ROOM, DIRECT_ROOM_PREFIX, MAX_REACTORS_LISTED, MAX_UNREAD_COUNTED } from './types';
 
 /** A line of a room: a stored message, one of ours still on its way, or a notice of people
  *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
@@ -26,6 +26,9 @@ const PRESENCE_LAG_MS = 2_000;
 /** How long a jump to a message waits for its page before it is given up. */
 const JUMP_GIVEN_UP_MS = 10_000;
 
+/** How long an asked-for direct conversation is waited for, to show it when it comes. */
+const OPENING_DIRECT_MS = 10_000;
+
 /** How long after the last key a draft is kept. */
 const DRAFT_SAVE_MS = 400;
 
@@ -40,6 +43,8 @@ export class Chat {
   knownRooms = $state<string[]>([]);
   current = $state(DEFAULT_ROOM);
   lines = $state<Record<string, Line[]>>({});
+  /** The user's direct conversations: the other person of each, by room. */
+  directs = $state<Record<string, User>>({});
   /** Who is online in each room: the server's count, and those the core client lists. */
   online = $state<Record<string, { users: User[]; count: number }>>({});
   /** The latest answer to a search of rooms by prefix ("join or create"). */
@@ -77,7 +82,33 @@ export class Chat {
   /** The user's reactions on their way, by local id: a refusal of one is told. */
   private reacting = new Set<string>();
 
+  /** The person whose conversation the user just asked to open: shown once it comes (soon, or
+   *  never: a refusal comes as an error, and one opened by them much later opens nothing). */
+  private openingDirect: { id: string; at: number } | null = null;
+
   constructor(private readonly backend: Backend) {}
+
+  /** Whether `room` is a direct conversation rather than a room. */
+  isDirect(room: string): boolean {
+    return room.startsWith(DIRECT_ROOM_PREFIX);
+  }
+
+  /** How a room is called: `#name`, or the other person's name for a direct conversation. */
+  titleOf(room: string): string {
+    if (!this.isDirect(room)) return `#${room}`;
+    return this.directs[room]?.name || 'Direct conversation';
+  }
+
+  /** Opens the direct conversation with `user` (creating it the first time), and shows it. */
+  async openDirect(user: User): Promise<void> {
+    const known = Object.entries(this.directs).find(([, peer]) => peer.id === user.id)?.[0];
+    if (known && this.rooms.includes(known)) {
+      this.current = known;
+      return;
+    }
+    this.openingDirect = { id: user.id, at: Date.now() };
+    await this.backend.openDirect(user.id).catch((e) => { this.error = describe(e); });
+  }
 
   draftOf(room: string): string {
     return this.drafts[room] ?? '';
@@ -159,6 +190,8 @@ export class Chat {
     this.current = DEFAULT_ROOM;
     this.lines = {};
     this.online = {};
+    this.directs = {};
+    this.openingDirect = null;
     this.roomSearch = null;
     this.typing = {};
     this.unread = {};
@@ -518,10 +551,21 @@ export class Chat {
         }
         break;
       }
-      case 'joined':
-        if (!this.rooms.includes(event.data.room)) this.rooms = [...this.rooms, event.data.room];
-        if (!this.knownRooms.includes(event.data.room)) this.knownRooms = [...this.knownRooms, event.data.room].sort();
+      case 'joined': {
+        const { room } = event.data;
+        if (!this.rooms.includes(room)) this.rooms = [...this.rooms, room];
+        if (!this.isDirect(room) && !this.knownRooms.includes(room)) this.knownRooms = [...this.knownRooms, room].sort();
         break;
+      }
+      case 'direct': {
+        const { room, peer } = event.data;
+        this.directs[room] = peer;
+        if (this.openingDirect?.id === peer.id && Date.now() - this.openingDirect.at < OPENING_DIRECT_MS) {
+          this.openingDirect = null;
+          this.current = room;
+        }
+        break;
+      }
       case 'left':
         this.rooms = this.rooms.filter((r) => r !== event.data.room);
         delete this.typing[event.data.room];
@@ -534,6 +578,8 @@ export class Chat {
       case 'presence': {
         // Who is online comes as its own event; these are the notices in the conversation.
         const { room, joined, left } = event.data;
+        // Between two people, who is online shows in the bar: no notices in the conversation.
+        if (this.isDirect(room)) break;
         const others = (users: User[]) => users.filter((u) => u.id !== this.me?.id);
         this.notify(room, others(joined), others(left));
         break;

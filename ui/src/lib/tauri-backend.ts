@@ -15,6 +15,7 @@ export const tauriBackend: Backend = {
   reply: (room, target, text, mentions) => invoke<LocalId>('reply_message', { room, target, text, mentions }),
   around: (room, seq) => invoke('load_around', { room, seq }),
   search: (query, after) => invoke('search_messages', { query, after }),
+  openDirect: (user) => invoke('open_direct', { user }),
   react: (room, target, emoji) => invoke<LocalId>('react_message', { room, target, emoji }),
   edit: (room, target, text) => invoke<LocalId>('edit_message', { room, target, text }),
   remove: (room, target) => invoke<LocalId>('delete_message', { room, target }),

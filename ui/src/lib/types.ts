@@ -3,7 +3,7 @@ export type {
   Change, ErrorBody, HistoryPage, Limits, Message, Presence, Quote, Reaction, Typing, User,
 } from '../../../crates/causerie-protocol/bindings/protocol';
 export {
-  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, MAX_NAME_CHARS, MAX_REACTORS_LISTED, MAX_ROOM_CHARS,
+  DEFAULT_MAX_MESSAGE_CHARS, DEFAULT_ROOM, DIRECT_ROOM_PREFIX, MAX_NAME_CHARS, MAX_REACTORS_LISTED, MAX_ROOM_CHARS,
   MAX_UNREAD_COUNTED,
   TYPING_IDLE_MS,
 } from '../../../crates/causerie-protocol/bindings/protocol';

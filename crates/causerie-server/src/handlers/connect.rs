@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use causerie_protocol::limits::{
-    DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, normalize_name,
+    DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, MAX_DIRECTS_LISTED,
+    normalize_name,
 };
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, User, Welcome, event,
@@ -14,8 +15,8 @@ use causerie_protocol::{
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
 use super::{
-    SEED_ROOM_KEY, Session, change, history, message, read, room_key, rooms, search, typing,
-    within_quota,
+    SEED_ROOM_KEY, Session, change, direct, history, message, read, room_key, rooms, search,
+    typing, within_quota,
 };
 use crate::chat::Chat;
 use crate::connections::{ConnectionInfo, client_address};
@@ -200,8 +201,17 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         socket.on(event::REACT, change::on_react);
         socket.on(event::READ, read::on_read);
         socket.on(event::SEARCH, search::on_search);
+        socket.on(event::DIRECT, direct::on_direct);
         // Not an accounted room: it only finds the user's connections (see `read`).
-        socket.join(read::user_key(&user.id));
+        socket.join(super::user_key(&user.id));
+        // Someone others can open a direct conversation with, under their latest name. In the
+        // background: a greeting does not wait on a write (nor fail while writes fail).
+        let (store, seen) = (chat.store.clone(), user.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.remember_user(&seen).await {
+                tracing::debug!(%error, "a user was not remembered");
+            }
+        });
     }
     socket.on_disconnect(rooms::on_disconnect);
 
@@ -264,6 +274,7 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
         changes: Vec::new(),
         head: 0,
         read: None,
+        directs: Vec::new(),
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     }
@@ -288,6 +299,7 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
     let head = head_of(&history);
     let read = read::state_on_arrival(chat, &user.id, DEFAULT_ROOM, head).await?;
+    let directs = chat.store.directs_of(&user.id, MAX_DIRECTS_LISTED).await?;
     Ok(Welcome {
         user: user.clone(),
         token: chat.tokens.issue(user),
@@ -304,6 +316,7 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         read: Some(read),
         history: history.messages,
         changes: history.changes,
+        directs,
         limits: chat.limits.clone(),
         server: chat.server.clone(),
     })

@@ -182,6 +182,7 @@ async fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
         let line = seed_line(message);
         outgoing::to_room(io, chat, SEED_ROOM_KEY, None, event::MESSAGE, &line).await;
     }
+    super::direct::message_sent(io, chat, message).await;
 }
 
 /// A message as the old server's clients read it, `"<name>: <text>"`, on one line: a line break

@@ -6,6 +6,7 @@
 
 mod change;
 mod connect;
+mod direct;
 mod history;
 mod message;
 mod read;
@@ -138,6 +139,14 @@ pub(crate) fn room_key(room: &str) -> String {
 
 /// The socketioxide room of seed clients (they only know `general`).
 const SEED_ROOM_KEY: &str = "seed:general";
+
+/// The socketioxide room holding every Causerie connection of user `user_id`: outside the
+/// accounted chat rooms ([`crate::outgoing::join`]), nothing is broadcast to it; it finds the
+/// user's connections, each then sent what concerns them through its own account (their read
+/// markers, their direct conversations).
+pub(crate) fn user_key(user_id: &str) -> String {
+    format!("user:{user_id}")
+}
 
 /// Whether this socket may read and write `room`.
 fn has_joined(socket: &SocketRef, room: &str) -> bool {

@@ -10,16 +10,11 @@ use std::sync::Arc;
 use causerie_protocol::{ErrorBody, ErrorCode, ReadRequest, ReadState, event};
 use socketioxide::extract::{Extension, SocketRef, State, TryData};
 
-use super::{Session, has_joined, internal, not_joined, parse, room_key, within_quota};
+use super::{Session, has_joined, internal, not_joined, parse, room_key, user_key, within_quota};
 use crate::chat::Chat;
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
 use crate::store::StoreError;
-
-/// The socketioxide room holding every connection of user `user_id`.
-pub(super) fn user_key(user_id: &str) -> String {
-    format!("user:{user_id}")
-}
 
 pub(super) async fn on_read(
     _admitted: super::Admitted,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use causerie_protocol::limits::{
     DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, MAX_ONLINE_PAGE,
-    MAX_ROOM_CHARS, MAX_ROOMS_PAGE, is_valid_room,
+    MAX_ROOM_CHARS, MAX_ROOMS_PAGE, direct_members, is_direct_room, is_room_or_direct,
+    is_valid_room,
 };
 use causerie_protocol::{
     ErrorBody, ErrorCode, Joined, Left, RoomRequest, RoomsPage, RoomsRequest, WhoPage, WhoRequest,
@@ -51,7 +52,9 @@ async fn join(
 ) -> Result<Joined, ErrorBody> {
     within_quota(chat, Action::Membership, socket, session)?;
     let RoomRequest { room } = parse(data, "a join request")?;
-    if !is_valid_room(&room) {
+    if let Some(members) = direct_members(&room) {
+        may_join_direct(chat, session, &room, members)?;
+    } else if !is_valid_room(&room) {
         return Err(invalid_room());
     }
     if !has_joined(socket, &room) {
@@ -102,6 +105,30 @@ async fn join(
     })
 }
 
+/// A direct conversation is joined by its two members only, once opened (with `direct`: joining
+/// creates no conversation, as it would with anyone, seen or not).
+fn may_join_direct(
+    chat: &Chat,
+    session: &Session,
+    room: &str,
+    (one, other): (&str, &str),
+) -> Result<(), ErrorBody> {
+    let me = session.user.id.as_str();
+    if me != one && me != other {
+        return Err(ErrorBody::new(
+            ErrorCode::Forbidden,
+            "only its two members can join a direct conversation",
+        ));
+    }
+    if chat.store.head(room).is_none() {
+        return Err(ErrorBody::new(
+            ErrorCode::NotFound,
+            "no such direct conversation: open it with `direct`",
+        ));
+    }
+    Ok(())
+}
+
 /// Lets `socket` into `room` within the room limits, creating the room if it is new.
 async fn admit(
     socket: &SocketRef,
@@ -110,12 +137,24 @@ async fn admit(
     room: &str,
 ) -> Result<(), ErrorBody> {
     let max = chat.limits.max_joined_rooms;
-    if outgoing::room_count(socket) >= max as usize {
+    // Direct conversations have a budget of their own: people opening conversations with
+    // someone never keep them out of rooms.
+    let direct = is_direct_room(room);
+    let (directs, rooms): (Vec<String>, Vec<String>) = outgoing::keys_of(socket)
+        .into_iter()
+        .partition(|key| room_of_key(key).is_some_and(is_direct_room));
+    if direct && directs.len() >= max as usize {
+        return Err(room_limit(format!(
+            "a connection may be in {max} direct conversations at once; leave one first"
+        )));
+    }
+    if !direct && rooms.len() >= max as usize {
         return Err(room_limit(format!(
             "a connection may be in {max} rooms at once; leave one first"
         )));
     }
-    if !chat.presence.is_online(room, &session.user.id)
+    if !direct
+        && !chat.presence.is_online(room, &session.user.id)
         && chat.presence.rooms_of_user(&session.user.id) >= max
     {
         return Err(room_limit(format!(
@@ -161,7 +200,7 @@ fn leave(
 ) -> Result<Left, ErrorBody> {
     within_quota(chat, Action::Membership, socket, session)?;
     let RoomRequest { room } = parse(data, "a leave request")?;
-    if !is_valid_room(&room) {
+    if !is_room_or_direct(&room) {
         return Err(invalid_room());
     }
     if !outgoing::leave(socket, &room_key(&room), || {
@@ -170,8 +209,9 @@ fn leave(
         return Err(not_joined(&room));
     }
     // The user's last connection in the room left it: so does their place in it. In the
-    // background: a leave does not wait on a write (nor fail while writes fail).
-    if !chat.presence.is_online(&room, &session.user.id) {
+    // background: a leave does not wait on a write (nor fail while writes fail). Not from a
+    // direct conversation: it stays theirs, listed with what they have not read.
+    if !chat.presence.is_online(&room, &session.user.id) && direct_members(&room).is_none() {
         let (store, user, left) = (chat.store.clone(), session.user.id.clone(), room.clone());
         tokio::spawn(async move {
             if let Err(error) = store.forget_read(&user, &left).await {

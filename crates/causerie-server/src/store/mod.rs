@@ -6,7 +6,7 @@ mod sqlite;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, Quote, ReadState, User};
+use causerie_protocol::{Change, ChangeKind, Direct, Message, Quote, ReadState, User};
 
 /// A message to store, as the chat logic accepted it.
 #[derive(Debug, Clone)]
@@ -308,6 +308,20 @@ pub trait Store: Send + Sync + 'static {
     /// from what is new then, not from where they left.
     async fn forget_read(&self, user_id: &str, room: &str) -> Result<(), StoreError>;
 
+    /// Keeps who `user` is (their id and latest name): someone a direct conversation can be
+    /// opened with.
+    async fn remember_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The user with id `id`, under their latest name, if this server has seen them.
+    async fn user(&self, id: &str) -> Result<Option<User>, StoreError>;
+
+    /// Creates, if it does not exist, the direct conversation between users `one` and `other`
+    /// in `room` (a [`causerie_protocol::limits::direct_room`]), and keeps who both are.
+    async fn open_direct(&self, room: &str, one: &User, other: &User) -> Result<(), StoreError>;
+
+    /// Up to `limit` of `user_id`'s direct conversations, the most recently active first.
+    async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError>;
+
     /// The latest committed seq of `room` (0 while it is empty), if it exists.
     fn head(&self, room: &str) -> Option<u64>;
 
@@ -317,11 +331,14 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a room exists.
     async fn room_exists(&self, room: &str) -> Result<bool, StoreError>;
 
-    /// How many rooms exist.
+    /// How many rooms exist (not counting direct conversations).
     async fn room_count(&self) -> Result<u64, StoreError>;
 
+    /// How many direct conversations exist.
+    fn direct_count(&self) -> u64;
+
     /// Up to `limit` room names in order, after `after`, starting with `prefix` (both `""` for
-    /// the first page of all rooms).
+    /// the first page of all rooms). Never a direct conversation.
     async fn rooms_page(
         &self,
         prefix: &str,

@@ -27,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use causerie_protocol::{Change, ChangeKind, Message, Quote, Reaction, ReadState, User};
+use causerie_protocol::limits::{direct_members, is_direct_room};
+use causerie_protocol::{Change, ChangeKind, Direct, Message, Quote, Reaction, ReadState, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -87,6 +88,12 @@ enum Operation {
         user_id: String,
         room: String,
     },
+    RememberUser(User),
+    OpenDirect {
+        room: String,
+        one: User,
+        other: User,
+    },
 }
 
 /// What a committed write did.
@@ -96,6 +103,8 @@ enum Written {
     RoomCreated,
     MarkedRead(MarkedRead),
     ForgotRead,
+    RememberedUser,
+    OpenedDirect,
 }
 
 /// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
@@ -104,8 +113,11 @@ enum Written {
 /// a transaction committed, before anyone is answered, so it never shows what is not on disk.
 #[derive(Debug, Default)]
 struct Catalog {
-    /// Each room by name, with its latest committed seq (0 while it is empty).
+    /// Each room by name, with its latest committed seq (0 while it is empty). Direct
+    /// conversations too: they sort after every room.
     rooms: std::sync::RwLock<BTreeMap<String, u64>>,
+    /// How many of them are direct conversations.
+    directs: AtomicU64,
 }
 
 impl Catalog {
@@ -128,7 +140,12 @@ impl Catalog {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for room in created {
-            rooms.entry(room).or_insert(0);
+            if let std::collections::btree_map::Entry::Vacant(vacant) = rooms.entry(room) {
+                if is_direct_room(vacant.key()) {
+                    self.directs.fetch_add(1, Ordering::Relaxed);
+                }
+                vacant.insert(0);
+            }
         }
         for (room, &head) in heads {
             let known = rooms.entry(room.clone()).or_insert(0);
@@ -149,8 +166,10 @@ impl Catalog {
                 .await?;
             rooms.insert(name, seq_from_i64(head)?);
         }
+        let directs = rooms.keys().filter(|name| is_direct_room(name)).count() as u64;
         Ok(Self {
             rooms: std::sync::RwLock::new(rooms),
+            directs: AtomicU64::new(directs),
         })
     }
 }
@@ -609,6 +628,61 @@ impl Store for SqliteStore {
         self.write(operation).await.map(|_| ())
     }
 
+    async fn remember_user(&self, user: &User) -> Result<(), StoreError> {
+        self.write(Operation::RememberUser(user.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?;
+        Ok(name.map(|name| User {
+            id: id.to_owned(),
+            name,
+        }))
+    }
+
+    async fn open_direct(&self, room: &str, one: &User, other: &User) -> Result<(), StoreError> {
+        // Opening one that exists needs no write, so it works while writes fail.
+        if self.catalog.head(room).is_some() {
+            return Ok(());
+        }
+        let operation = Operation::OpenDirect {
+            room: room.to_owned(),
+            one: one.clone(),
+            other: other.clone(),
+        };
+        self.write(operation).await.map(|_| ())
+    }
+
+    async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError> {
+        // Read in order from the index, `limit` rows whatever the user's number of them.
+        let rows = sqlx::query(
+            "SELECT d.room, d.peer_id, COALESCE(u.name, '') AS name FROM directs d \
+             LEFT JOIN users u ON u.id = d.peer_id WHERE d.user_id = ?1 \
+             ORDER BY d.last_at DESC LIMIT ?2",
+        )
+        .bind(user_id)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reads)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Direct {
+                    room: row.try_get("room")?,
+                    peer: User {
+                        id: row.try_get("peer_id")?,
+                        name: row.try_get("name")?,
+                    },
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
     fn head(&self, room: &str) -> Option<u64> {
         self.catalog.head(room)
     }
@@ -628,7 +702,12 @@ impl Store for SqliteStore {
     }
 
     async fn room_count(&self) -> Result<u64, StoreError> {
-        Ok(self.catalog.read().len() as u64)
+        let all = self.catalog.read().len() as u64;
+        Ok(all.saturating_sub(self.catalog.directs.load(Ordering::Relaxed)))
+    }
+
+    fn direct_count(&self) -> u64 {
+        self.catalog.directs.load(Ordering::Relaxed)
     }
 
     async fn rooms_page(
@@ -643,7 +722,8 @@ impl Store for SqliteStore {
             .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
             .map(|(name, _)| name)
             .filter(|name| name.as_str() != after)
-            .take_while(|name| name.starts_with(prefix))
+            // Direct conversations sort after every room: the end of the rooms.
+            .take_while(|name| name.starts_with(prefix) && !is_direct_room(name))
             .take(limit as usize + 1)
             .cloned()
             .collect();
@@ -859,6 +939,17 @@ impl Writer {
                         .await
                         .map(Written::MarkedRead)
                 }
+                Operation::RememberUser(user) => remember_user_in(connection, &user)
+                    .await
+                    .map(|()| Written::RememberedUser),
+                Operation::OpenDirect { room, one, other } => {
+                    open_direct_in(connection, &room, &one, &other)
+                        .await
+                        .map(|()| {
+                            created.push(room);
+                            Written::OpenedDirect
+                        })
+                }
             };
             match result {
                 Ok(written) => replies.push((reply, Some(written))),
@@ -1040,6 +1131,15 @@ async fn append_in(
                 .execute(&mut *connection)
                 .await?;
         }
+        if let Some((one, other)) = direct_members(&message.room) {
+            sqlx::query("UPDATE directs SET last_at = ? WHERE user_id IN (?, ?) AND room = ?")
+                .bind(&message.sent_at)
+                .bind(one)
+                .bind(other)
+                .bind(&message.room)
+                .execute(&mut *connection)
+                .await?;
+        }
         assigned.insert(message.room.clone(), seq);
         let mut message = [message];
         let room = message[0].room.clone();
@@ -1065,6 +1165,64 @@ async fn append_in(
         message,
         duplicate: true,
     })
+}
+
+/// Keeps `user`'s id and latest name.
+async fn remember_user_in(
+    connection: &mut SqliteConnection,
+    user: &User,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO users (id, name) VALUES (?, ?) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name WHERE name <> excluded.name",
+    )
+    .bind(&user.id)
+    .bind(&user.name)
+    .execute(&mut *connection)
+    .await
+    .map(|_| ())
+}
+
+/// Creates the room of a direct conversation, its row for each member, and their read markers
+/// at its start: what the other wrote before they first look is unread, unlike a room's past.
+/// Both members are kept as users too (one may not have been, yet: their first write may be
+/// on its way, or have failed).
+async fn open_direct_in(
+    connection: &mut SqliteConnection,
+    room: &str,
+    one: &User,
+    other: &User,
+) -> Result<(), sqlx::Error> {
+    remember_user_in(connection, one).await?;
+    remember_user_in(connection, other).await?;
+    let (one, other) = (one.id.as_str(), other.id.as_str());
+    let at = now();
+    sqlx::query("INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+        .bind(room)
+        .bind(&at)
+        .execute(&mut *connection)
+        .await?;
+    for (user, peer) in [(one, other), (other, one)] {
+        sqlx::query(
+            "INSERT INTO directs (user_id, room, peer_id, last_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, room) DO NOTHING",
+        )
+        .bind(user)
+        .bind(room)
+        .bind(peer)
+        .bind(&at)
+        .execute(&mut *connection)
+        .await?;
+        sqlx::query(
+            "INSERT INTO read_markers (user_id, room, seq) VALUES (?, ?, 0) \
+             ON CONFLICT (user_id, room) DO NOTHING",
+        )
+        .bind(user)
+        .bind(room)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Moves a read marker forward (never back), and says where it is now.

@@ -32,8 +32,8 @@ pub struct TestClient {
     events: mpsc::UnboundedReceiver<Received>,
 }
 
-const EVENTS: [&str; 8] = [
-    "welcome", "message", "change", "presence", "typing", "read", "error", "close",
+const EVENTS: [&str; 9] = [
+    "welcome", "message", "change", "presence", "typing", "read", "direct", "error", "close",
 ];
 
 /// The `auth` of a Causerie client named `name`.
