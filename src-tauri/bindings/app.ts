@@ -5,6 +5,8 @@ import type { ClientErrorCode } from '../../crates/causerie-client/bindings/even
 
 export type Mode = "host" | "join";
 
+export type AlertLevel = "all" | "mentions" | "none";
+
 export type Settings = { 
 /**
  * Host or join.
@@ -41,7 +43,12 @@ tokens?: { [key in string]?: string },
  * the chat starts, after a restart of the app or a change of settings. The app's: the UI
  * may leave it out.
  */
-rooms?: { [key in string]?: Array<string> }, };
+rooms?: { [key in string]?: Array<string> }, 
+/**
+ * Notification levels of rooms that are not at the default, by server (the keys of
+ * `tokens`), then room. The app's: the UI may leave it out.
+ */
+alerts?: { [key in string]?: { [key in string]?: AlertLevel } }, };
 
 export type Hosting = { 
 /**
@@ -78,7 +85,7 @@ code: NoticeCode,
  */
 message: string, };
 
-export type OwnErrorCode = "storage" | "hosting" | "invalid_settings" | "not_started";
+export type OwnErrorCode = "storage" | "hosting" | "invalid_settings" | "not_started" | "notification";
 
 export type AppErrorCode = OwnErrorCode | ClientErrorCode;
 

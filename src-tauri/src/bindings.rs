@@ -7,7 +7,7 @@ use ts_rs::TS;
 
 use crate::core::{Applied, ChatInfo, Hosting};
 use crate::error::{AppErrorBody, AppErrorCode, OwnErrorCode};
-use crate::settings::{Mode, Notice, NoticeCode, Settings};
+use crate::settings::{AlertLevel, Mode, Notice, NoticeCode, Settings};
 
 /// Where the committed bindings live, relative to this crate's root.
 pub const BINDINGS_PATH: &str = "bindings/app.ts";
@@ -21,6 +21,7 @@ pub fn typescript() -> String {
     );
     let declarations = [
         Mode::decl(),
+        AlertLevel::decl(),
         Settings::decl(),
         Hosting::decl(),
         ChatInfo::decl(),

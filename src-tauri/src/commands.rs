@@ -6,7 +6,7 @@ use tauri::ipc::Channel;
 
 use crate::core::{AppCore, Applied, ChatInfo};
 use crate::error::AppError;
-use crate::settings::{Notice, Settings};
+use crate::settings::{AlertLevel, Notice, Settings};
 
 /// Starts (or restarts) the chat the settings describe; its events arrive on `events`, in order.
 #[tauri::command]
@@ -69,6 +69,43 @@ pub async fn search_messages(
 ) -> Result<(), AppError> {
     core.client().await?.search(&query, after.as_deref());
     Ok(())
+}
+
+/// Shows a system notification of `room` (the UI decides when: the window in the background, a
+/// message that calls for one); a click on it opens the room. `false`: too many were shown just
+/// now. Async, as the others: not on the main thread.
+#[tauri::command]
+pub async fn notify(
+    app: tauri::AppHandle,
+    room: String,
+    title: String,
+    body: String,
+) -> Result<bool, AppError> {
+    crate::notifications::show(&app, &room, &title, &body)
+}
+
+/// Asks the system for the permission to notify, where it asks the user; `true` when granted.
+#[tauri::command]
+pub async fn ask_notifications(app: tauri::AppHandle) -> Result<bool, AppError> {
+    crate::notifications::ask(&app)
+}
+
+/// The running chat's notification levels of rooms not at the default.
+#[tauri::command]
+pub async fn get_alerts(
+    core: State<'_, AppCore>,
+) -> Result<std::collections::BTreeMap<String, AlertLevel>, AppError> {
+    core.alerts().await
+}
+
+/// Keeps the notification level of `room` in the running chat.
+#[tauri::command]
+pub async fn set_alert(
+    core: State<'_, AppCore>,
+    room: String,
+    level: AlertLevel,
+) -> Result<(), AppError> {
+    core.set_alert(room, level).await
 }
 
 /// Opens the direct conversation with user `user`; it arrives as a `direct` event, then its

@@ -16,7 +16,8 @@ use ts_rs::TS;
 
 use crate::error::AppError;
 use crate::settings::{
-    Mode, Notice, Overrides, Settings, StoredSettings, create_private_dir, write_private_json,
+    AlertLevel, Mode, Notice, Overrides, Settings, StoredSettings, create_private_dir,
+    write_private_json,
 };
 
 const SETTINGS_FILE: &str = "settings.json";
@@ -323,6 +324,7 @@ impl AppCore {
         Settings {
             tokens: BTreeMap::new(),
             rooms: BTreeMap::new(),
+            alerts: BTreeMap::new(),
             ..self.settings()
         }
     }
@@ -383,9 +385,11 @@ impl AppCore {
         self.settings.change(|settings| {
             let tokens = std::mem::take(&mut settings.tokens);
             let rooms = std::mem::take(&mut settings.rooms);
+            let alerts = std::mem::take(&mut settings.alerts);
             *settings = Settings {
                 tokens,
                 rooms,
+                alerts,
                 ..new
             };
         });
@@ -480,10 +484,15 @@ impl AppCore {
                             rooms.push(room.clone());
                         }
                     }),
+                    // A room left takes its notification level with it.
                     ClientEvent::Left { room } => stored.change(|settings| {
                         if let Some(rooms) = settings.rooms.get_mut(&token_key) {
                             rooms.retain(|r| r != room);
                         }
+                        if let Some(levels) = settings.alerts.get_mut(&token_key) {
+                            levels.remove(room);
+                        }
+                        settings.alerts.retain(|_, levels| !levels.is_empty());
                     }),
                     _ => false,
                 };
@@ -538,6 +547,59 @@ impl AppCore {
         })
         .await
         .map_err(|e| AppError::storage(&path, &e))?
+    }
+
+    /// The running chat's notification levels of rooms not at the default.
+    pub async fn alerts(&self) -> Result<BTreeMap<String, AlertLevel>, AppError> {
+        let key = self.server_key().await?;
+        Ok(self.settings().alerts.remove(&key).unwrap_or_default())
+    }
+
+    /// Keeps the notification level of `room` in the running chat. Bounded, since it comes from
+    /// the page: a room name, and levels for at most [`MAX_ALERTS`] rooms. Not kept (a full
+    /// disk), the level is as it was, here too.
+    pub async fn set_alert(&self, room: String, level: AlertLevel) -> Result<(), AppError> {
+        if !causerie_protocol::limits::is_room_or_direct(&room) {
+            return Err(AppError::InvalidSettings(format!("{room:?} is no room")));
+        }
+        let key = self.server_key().await?;
+        let set = |settings: &mut Settings, level: AlertLevel| {
+            let levels = settings.alerts.entry(key.clone()).or_default();
+            if level == AlertLevel::default() {
+                levels.remove(&room);
+            } else {
+                levels.insert(room.clone(), level);
+            }
+            settings.alerts.retain(|_, levels| !levels.is_empty());
+        };
+        let mut before = None;
+        let mut full = false;
+        self.settings.change(|settings| {
+            let levels = settings.alerts.get(&key);
+            before = Some(
+                levels
+                    .and_then(|l| l.get(&room))
+                    .copied()
+                    .unwrap_or_default(),
+            );
+            full = level != AlertLevel::default()
+                && levels.is_some_and(|l| l.len() >= MAX_ALERTS && !l.contains_key(&room));
+            if !full {
+                set(settings, level);
+            }
+        });
+        if full {
+            return Err(AppError::InvalidSettings(format!(
+                "notification levels are kept for {MAX_ALERTS} rooms at most"
+            )));
+        }
+        let kept = self.settings.persist().await;
+        if kept.is_err()
+            && let Some(before) = before
+        {
+            self.settings.change(|settings| set(settings, before));
+        }
+        kept
     }
 
     async fn server_key(&self) -> Result<String, AppError> {
@@ -653,6 +715,9 @@ pub fn adopt_previous_data_dir(data_dir: &Path) -> Option<PathBuf> {
 
 /// The drafts file: drafts by server key, then by room.
 const DRAFTS_FILE: &str = "drafts.json";
+/// Rooms with a notification level other than the default, at most, per server.
+pub const MAX_ALERTS: usize = 200;
+
 /// Rooms with a draft, at most (the rooms a user may be in).
 const MAX_DRAFTS: usize = 200;
 /// The longest draft kept, in bytes (a message's most, in the widest characters, with room).

@@ -26,6 +26,9 @@ pub enum AppError {
     /// The chat has not been started yet.
     #[error("the chat is not started")]
     NotStarted,
+    /// The system would not show a notification.
+    #[error("cannot notify: {0}")]
+    Notification(String),
     /// The core client refused.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -47,6 +50,7 @@ impl AppError {
             Self::Hosting(_) => own(OwnErrorCode::Hosting),
             Self::InvalidSettings(_) => own(OwnErrorCode::InvalidSettings),
             Self::NotStarted => own(OwnErrorCode::NotStarted),
+            Self::Notification(_) => own(OwnErrorCode::Notification),
             Self::Client(error) => AppErrorCode::Client(error.code()),
         }
     }
@@ -64,6 +68,8 @@ pub enum OwnErrorCode {
     InvalidSettings,
     /// See [`AppError::NotStarted`].
     NotStarted,
+    /// See [`AppError::Notification`].
+    Notification,
 }
 
 /// An [`AppError`]'s stable code: the app's own or the core client's, serialized bare.
@@ -85,6 +91,7 @@ impl AppErrorCode {
                 OwnErrorCode::Hosting => "hosting",
                 OwnErrorCode::InvalidSettings => "invalid_settings",
                 OwnErrorCode::NotStarted => "not_started",
+                OwnErrorCode::Notification => "notification",
             },
             Self::Client(code) => code.as_str(),
         }
@@ -122,6 +129,7 @@ mod tests {
             OwnErrorCode::Hosting,
             OwnErrorCode::InvalidSettings,
             OwnErrorCode::NotStarted,
+            OwnErrorCode::Notification,
         ]
         .map(AppErrorCode::App);
         let client = AppErrorCode::Client(ClientError::NotConnected.code());

@@ -4,6 +4,7 @@
 //! - [`core`]: the behaviour, apart from Tauri: host or join, the embedded server, tokens.
 //! - [`commands`]: what the UI can invoke; each delegates.
 //! - [`settings`]: the user's choices and the command-line overrides.
+//! - [`notifications`]: the system's notifications, and what a click on one opens.
 //! - [`error`]: `{code, message}` errors for the UI.
 //! - [`bindings`]: the types above as TypeScript, for the UI.
 #![warn(missing_docs)]
@@ -12,6 +13,7 @@ pub mod bindings;
 pub mod commands;
 pub mod core;
 pub mod error;
+pub mod notifications;
 pub mod settings;
 
 use tauri::Manager;
@@ -32,6 +34,7 @@ pub fn run() {
     let overrides = command_line();
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_notification::init())
         .setup(move |app| {
             let data_dir = app.path().app_data_dir()?;
             #[cfg(desktop)]
@@ -41,6 +44,10 @@ pub fn run() {
             let core = AppCore::new(data_dir, overrides)?;
             tracing::info!(data_dir = %core.data_dir().display(), "starting");
             app.manage(core);
+            // Without it a click on a notification only dismisses it: no reason not to start.
+            if let Err(e) = notifications::open_rooms_on_click(app.handle()) {
+                tracing::warn!(error = %e, "clicks on notifications will not open their room");
+            }
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -51,6 +58,10 @@ pub fn run() {
             commands::react_message,
             commands::search_messages,
             commands::open_direct,
+            commands::notify,
+            commands::ask_notifications,
+            commands::get_alerts,
+            commands::set_alert,
             commands::edit_message,
             commands::delete_message,
             commands::load_history,

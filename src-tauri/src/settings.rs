@@ -23,6 +23,19 @@ pub enum Mode {
     Join,
 }
 
+/// What of a room's messages the system notifies while the window is in the background.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub enum AlertLevel {
+    /// Every message of someone else.
+    All,
+    /// Those that mention the user; in a direct conversation, every message. The default.
+    #[default]
+    Mentions,
+    /// None: the room is muted.
+    None,
+}
+
 /// The user's choices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "camelCase", default)]
@@ -49,6 +62,13 @@ pub struct Settings {
     /// may leave it out.
     #[ts(optional, as = "Option<BTreeMap<String, Vec<String>>>")]
     pub rooms: BTreeMap<String, Vec<String>>,
+    /// Notification levels of rooms that are not at the default, by server (the keys of
+    /// `tokens`), then room. The app's: the UI may leave it out.
+    #[ts(
+        optional,
+        as = "Option<BTreeMap<String, BTreeMap<String, AlertLevel>>>"
+    )]
+    pub alerts: BTreeMap<String, BTreeMap<String, AlertLevel>>,
 }
 
 impl Default for Settings {
@@ -62,6 +82,7 @@ impl Default for Settings {
             name: None,
             tokens: BTreeMap::new(),
             rooms: BTreeMap::new(),
+            alerts: BTreeMap::new(),
         }
     }
 }

@@ -635,3 +635,73 @@ async fn drafts_are_kept_per_server_across_restarts_and_bounded() {
     assert!(elsewhere.core.drafts().await.expect("read").is_empty());
     elsewhere.core.stop().await;
 }
+
+#[tokio::test]
+async fn notification_levels_are_kept_per_server_out_of_the_uis_reach_and_bounded() {
+    use causerie_app_lib::settings::AlertLevel;
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let overrides = Overrides {
+        server: Some(server.url()),
+        ..named("Ada")
+    };
+    let ada = start(dir.path(), overrides.clone()).await;
+    ada.core
+        .set_alert("general".into(), AlertLevel::None)
+        .await
+        .expect("keeps");
+    ada.core
+        .set_alert("side".into(), AlertLevel::All)
+        .await
+        .expect("keeps");
+    assert!(
+        ada.core
+            .set_alert("not a room".into(), AlertLevel::All)
+            .await
+            .is_err()
+    );
+    // The default is no entry.
+    ada.core
+        .set_alert("side".into(), AlertLevel::Mentions)
+        .await
+        .expect("keeps");
+    // Bounded: a page cannot grow the settings without end.
+    let max = causerie_app_lib::core::MAX_ALERTS;
+    for i in 1..max {
+        ada.core
+            .set_alert(format!("room-{i}"), AlertLevel::All)
+            .await
+            .expect("within the bound");
+    }
+    assert!(
+        ada.core
+            .set_alert("one-more".into(), AlertLevel::All)
+            .await
+            .is_err()
+    );
+    // The UI neither sees them nor drops them by saving what it was shown.
+    let shown = ada.core.settings_for_ui();
+    assert!(shown.alerts.is_empty());
+    ada.core.apply_settings(shown).await.expect("applies");
+    ada.core.stop().await;
+    drop(ada);
+
+    let again = start(dir.path(), overrides).await;
+    let levels = again.core.alerts().await.expect("read");
+    assert_eq!(levels.len(), max);
+    assert_eq!(levels.get("general"), Some(&AlertLevel::None));
+    assert_eq!(levels.get("side"), None);
+    again.core.stop().await;
+    // Another server has levels of its own.
+    let other = TestServer::start().await;
+    let elsewhere = start(
+        dir.path(),
+        Overrides {
+            server: Some(other.url()),
+            ..named("Ada")
+        },
+    )
+    .await;
+    assert!(elsewhere.core.alerts().await.expect("read").is_empty());
+    elsewhere.core.stop().await;
+}

@@ -482,6 +482,12 @@ test('a direct conversation with the app: opened from who is online or a message
     await request(other, 'message', { id: 'o-1', room: toOther.room, text: 'yes, here' });
     await app.until('the answer of Other', `${page.texts}.includes('yes, here')`);
     await screenshots(app, 'window-direct');
+    // A conversation is notified in full, or not at all.
+    await app.click('.alerts-toggle');
+    const options = "[...document.querySelectorAll('#room-alerts label')].map((l) => l.textContent.trim())";
+    await app.until('two choices', `JSON.stringify(${options}) === JSON.stringify(['Every message', 'Nothing (muted)'])`);
+    await screenshots(app, 'window-direct-alerts');
+    await app.click('.alerts-toggle');
 
     await app.click('nav.rooms li:first-child .room');
     await screenshots(app, 'window-direct-unread');

@@ -49,7 +49,7 @@ describe('the app', () => {
     // jsdom has no modal dialogs; the real window's is tested in tests/e2e.
     HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) { this.open = true; };
     const backend = await openChat();
-    backend.emit({ type: 'message', data: { message: message(bob, 'kept across a rename'), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, 'kept across a rename'), confirms: null, fresh: true } });
     await screen.findByText('kept across a rename');
     const save = async (applied: 'unchanged' | 'reconnecting' | 'restart') => {
       backend.applied = applied;
@@ -129,13 +129,13 @@ describe('the app', () => {
 
   test('sets own messages apart and shows pending, sent and failed states', async () => {
     const backend = await openChat();
-    backend.emit({ type: 'message', data: { message: message(bob, 'hi Ada'), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, 'hi Ada'), confirms: null, fresh: true } });
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'on its way', action: { kind: 'send' } } });
     backend.emit({ type: 'pending', data: { localId: 'l2', room: 'general', text: 'refused', action: { kind: 'send' } } });
     backend.emit({ type: 'failed', data: { localId: 'l2', error: { code: 'too_long', message: 'too long' }, resendable: false } });
     expect(await screen.findByText('Sending…')).toBeTruthy();
     expect(screen.getByText('Not sent: too long')).toBeTruthy();
-    backend.emit({ type: 'message', data: { message: message(ada, 'on its way', { clientId: 'l1' }), confirms: 'l1' } });
+    backend.emit({ type: 'message', data: { message: message(ada, 'on its way', { clientId: 'l1' }), confirms: 'l1', fresh: true } });
     await waitFor(() => expect(screen.queryByText('Sending…')).toBeNull());
     expect(screen.getByLabelText('Sent')).toBeTruthy();
     const own = screen.getByText('on its way').closest('article');
@@ -164,7 +164,7 @@ describe('the app', () => {
   test('renders message text as text and opens only http(s) links, in the system browser', async () => {
     const backend = await openChat();
     const text = '<img src=x onerror=alert(1)> see https://example.org';
-    backend.emit({ type: 'message', data: { message: message(bob, text), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, text), confirms: null, fresh: true } });
     const link = await screen.findByRole('link', { name: 'https://example.org' });
     expect(document.querySelector('.messages img')).toBeNull();
     expect(screen.getByText(/<img src=x onerror=alert\(1\)> see/)).toBeTruthy();
@@ -174,11 +174,33 @@ describe('the app', () => {
 
   test('groups consecutive messages of one author', async () => {
     const backend = await openChat();
-    for (const text of ['one', 'two']) backend.emit({ type: 'message', data: { message: message(bob, text), confirms: null } });
-    backend.emit({ type: 'message', data: { message: message(ada, 'three'), confirms: null } });
+    for (const text of ['one', 'two']) backend.emit({ type: 'message', data: { message: message(bob, text), confirms: null, fresh: true } });
+    backend.emit({ type: 'message', data: { message: message(ada, 'three'), confirms: null, fresh: true } });
     await screen.findByText('three');
     const articles = [...document.querySelectorAll('.messages article')];
     expect(articles.map((a) => a.classList.contains('continued'))).toEqual([false, true, false]);
+  });
+
+  test('older history is asked for only once the reader goes up, not while the first messages come', async () => {
+    // jsdom lays nothing out: the list's sizes are set by hand, and it never resizes.
+    vi.stubGlobal('ResizeObserver', class { observe() {} disconnect() {} });
+    const backend = await openChat();
+    for (let i = 0; i < 5; i += 1) {
+      backend.emit({ type: 'message', data: { message: message(bob, `m${i}`, { seq: 100 + i }), confirms: null, fresh: false } });
+    }
+    const list = await screen.findByRole('log');
+    // The first messages, a little higher than the view, at their end: near the top, and at
+    // the bottom.
+    Object.defineProperties(list, { scrollHeight: { value: 50, configurable: true } });
+    list.scrollTop = 20;
+    list.dispatchEvent(new Event('scroll'));
+    expect(backend.callsTo('history')).toEqual([]);
+    // Gone up, in a taller list: the older page is asked for.
+    Object.defineProperties(list, { scrollHeight: { value: 3000, configurable: true } });
+    list.scrollTop = 100;
+    list.dispatchEvent(new Event('scroll'));
+    await waitFor(() => expect(backend.callsTo('history')).toEqual([['general', 100]]));
+    vi.unstubAllGlobals();
   });
 
   test("a crowd shows its count, and typed letters search the server's rooms", async () => {
@@ -238,7 +260,7 @@ describe('unread messages', () => {
 
     // A message in the room on screen, at its end, with the window focused: read at once.
     const seen = message(bob, 'seen as it came');
-    backend.emit({ type: 'message', data: { message: seen, confirms: null } });
+    backend.emit({ type: 'message', data: { message: seen, confirms: null, fresh: true } });
     await waitFor(() => expect(backend.callsTo('markRead')).toContainEqual(['general', seen.seq]));
     // The server's count carries past 999 as "999+".
     backend.emit({ type: 'unread', data: { room: 'dev', read: 4, count: 1000, mentions: 0 } });
@@ -254,7 +276,7 @@ describe('unread messages', () => {
     const second = message(bob, 'first unread');
     const third = message(bob, 'second unread');
     backend.emit({ type: 'unread', data: { room: 'general', read: first.seq, count: 2, mentions: 0 } });
-    for (const m of [first, second, third]) backend.emit({ type: 'message', data: { message: m, confirms: null } });
+    for (const m of [first, second, third]) backend.emit({ type: 'message', data: { message: m, confirms: null, fresh: true } });
     const divider = await screen.findByText('New messages');
     const next = divider.parentElement?.nextElementSibling;
     expect(next?.textContent).toContain('first unread');
@@ -266,7 +288,7 @@ describe('unread messages', () => {
     vi.mocked(document.hasFocus).mockReturnValue(false);
     window.dispatchEvent(new Event('blur'));
     const reads = backend.callsTo('markRead').length;
-    backend.emit({ type: 'message', data: { message: message(bob, 'while away'), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, 'while away'), confirms: null, fresh: true } });
     await screen.findByText('while away');
     expect(backend.callsTo('markRead')).toHaveLength(reads);
     expect(screen.getAllByText('New messages')).toHaveLength(1);
@@ -323,7 +345,7 @@ describe('mentions', () => {
     backend.emit({ type: 'unread', data: { room: 'dev', read: 0, count: 3, mentions: 1 } });
     const dev = await screen.findByRole('button', { name: /^#dev/ });
     await waitFor(() => expect(dev.querySelector('.badge.mention')?.textContent).toBe('@1'));
-    backend.emit({ type: 'message', data: { message: message(bob, '@Ada look', { mentions: [ada.id] }), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, '@Ada look', { mentions: [ada.id] }), confirms: null, fresh: true } });
     const line = (await screen.findByText('@Ada look')).closest('article');
     expect(line?.classList.contains('mentioned')).toBe(true);
   });

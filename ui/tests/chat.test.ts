@@ -17,11 +17,11 @@ describe('the chat state', () => {
     backend.emit({ type: 'pending', data: { localId: 'l1', room: 'general', text: 'hi', action: { kind: 'send' } } });
     expect(chat.linesOf('general').map((l) => l.kind)).toEqual(['pending']);
     const theirs = message(bob, 'hello');
-    backend.emit({ type: 'message', data: { message: theirs, confirms: null } });
+    backend.emit({ type: 'message', data: { message: theirs, confirms: null, fresh: true } });
     // Stored messages stay above our own still on their way.
     expect(chat.linesOf('general').map((l) => l.kind)).toEqual(['message', 'pending']);
     const ours = message(ada, 'hi', { clientId: 'l1' });
-    backend.emit({ type: 'message', data: { message: ours, confirms: 'l1' } });
+    backend.emit({ type: 'message', data: { message: ours, confirms: 'l1', fresh: true } });
     expect(chat.linesOf('general').map((l) => l.key)).toEqual([theirs.id, ours.id]);
   });
 
@@ -32,7 +32,7 @@ describe('the chat state', () => {
     const line = chat.linesOf('general')[0];
     expect(line.kind === 'pending' && line.failed?.code).toBe('too_long');
     const later = message(bob, 'after it');
-    backend.emit({ type: 'message', data: { message: later, confirms: null } });
+    backend.emit({ type: 'message', data: { message: later, confirms: null, fresh: true } });
     expect(chat.linesOf('general').map((l) => l.key)).toEqual(['l1', later.id]);
     chat.edit('l1');
     expect(chat.draftOf('general')).toBe('too long');
@@ -42,7 +42,7 @@ describe('the chat state', () => {
   test("an edit of the user's message goes through the composer, and the draft waits aside", async () => {
     const { backend, chat } = await started();
     const mine = message(ada, 'helo', { sentAt: new Date().toISOString() });
-    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null, fresh: true } });
     chat.setDraft('general', 'half a thought');
     chat.startEdit('general', mine.seq);
     expect(chat.draftOf('general')).toBe('helo');
@@ -59,14 +59,14 @@ describe('the chat state', () => {
   test('a reply goes with the seq it answers, and its quote follows the original', async () => {
     const { backend, chat } = await started();
     const original = message(bob, '\n  first line\nsecond line');
-    backend.emit({ type: 'message', data: { message: original, confirms: null } });
+    backend.emit({ type: 'message', data: { message: original, confirms: null, fresh: true } });
     chat.startReply('general', original.seq);
     expect(chat.replying?.quote).toMatchObject({ seq: original.seq, excerpt: 'first line', author: bob });
     await chat.send('agreed');
     expect(backend.callsTo('reply')).toEqual([['general', original.seq, 'agreed']]);
     expect(chat.replying).toBeNull();
     const reply = message(ada, 'agreed', { replyTo: { seq: original.seq, author: bob, excerpt: 'first line' } });
-    backend.emit({ type: 'message', data: { message: reply, confirms: null } });
+    backend.emit({ type: 'message', data: { message: reply, confirms: null, fresh: true } });
     // Edited, then deleted: the reply's quote shows it.
     const quoteOfReply = () => chat.linesOf('general').flatMap((l) => (l.kind === 'message' && l.message.seq === reply.seq ? [l.message.replyTo] : []))[0];
     const at = new Date().toISOString();
@@ -79,7 +79,7 @@ describe('the chat state', () => {
   test('reactions toggle on the message, and a refused one is told', async () => {
     const { backend, chat } = await started();
     const target = message(bob, 'lunch?');
-    backend.emit({ type: 'message', data: { message: target, confirms: null } });
+    backend.emit({ type: 'message', data: { message: target, confirms: null, fresh: true } });
     await chat.react('general', target.seq, '👍');
     expect(backend.callsTo('react')).toEqual([['general', target.seq, '👍']]);
     const at = new Date().toISOString();
@@ -119,7 +119,7 @@ describe('the chat state', () => {
   test('a change shows at once, is confirmed by the server, and is undone if refused', async () => {
     const { backend, chat } = await started();
     const mine = message(ada, 'helo', { sentAt: new Date().toISOString() });
-    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null, fresh: true } });
     const line = () => {
       const found = chat.linesOf('general').find((l) => l.kind === 'message');
       if (found?.kind !== 'message') throw new Error('no message line');
@@ -146,7 +146,7 @@ describe('the chat state', () => {
   test("a refused edit goes back to the server's state, not to what was shown before it", async () => {
     const { backend, chat } = await started();
     const mine = message(ada, 'original', { sentAt: new Date().toISOString() });
-    backend.emit({ type: 'message', data: { message: mine, confirms: null } });
+    backend.emit({ type: 'message', data: { message: mine, confirms: null, fresh: true } });
     backend.emit({ type: 'pending', data: { localId: 'e1', room: 'general', text: 'edited', action: { kind: 'edit', target: mine.seq } } });
     // Deleted meanwhile from the user's other device.
     const deletion = {
@@ -164,7 +164,7 @@ describe('the chat state', () => {
   test("others' edits and deletions change their messages in place", async () => {
     const { backend, chat } = await started();
     const theirs = message(bob, 'first try');
-    backend.emit({ type: 'message', data: { message: theirs, confirms: null } });
+    backend.emit({ type: 'message', data: { message: theirs, confirms: null, fresh: true } });
     const at = new Date().toISOString();
     const base = { room: 'general', author: bob, target: theirs.seq, at };
     backend.emit({ type: 'change', data: { change: { ...base, id: 'c1', clientId: 'x1', seq: theirs.seq + 1, kind: 'edit', text: 'second try' }, confirms: null } });
@@ -188,7 +188,7 @@ describe('the chat state', () => {
   test('older history goes above what is shown', async () => {
     const { backend, chat } = await started();
     const [m1, m2, m3] = [message(bob, 'one'), message(bob, 'two'), message(bob, 'three')];
-    backend.emit({ type: 'message', data: { message: m3, confirms: null } });
+    backend.emit({ type: 'message', data: { message: m3, confirms: null, fresh: true } });
     await chat.loadOlder('general');
     expect(backend.callsTo('history')).toEqual([['general', m3.seq]]);
     backend.emit({ type: 'history', data: { room: 'general', messages: [m1, m2], changes: [], hasMore: false } });
@@ -199,7 +199,7 @@ describe('the chat state', () => {
   test('a page of older history that was refused may be asked for again', async () => {
     const { backend, chat } = await started();
     const m5 = message(bob, 'five', { seq: 5 });
-    backend.emit({ type: 'message', data: { message: m5, confirms: null } });
+    backend.emit({ type: 'message', data: { message: m5, confirms: null, fresh: true } });
     await chat.loadOlder('general');
     await chat.loadOlder('general');
     expect(backend.callsTo('history')).toHaveLength(1);
@@ -229,7 +229,7 @@ describe('the chat state', () => {
     const renamed = { ...bob, name: 'Robert' };
     // Their first message under the new name comes a little before the rename is told.
     const hello = message(renamed, 'hello again');
-    backend.emit({ type: 'message', data: { message: hello, confirms: null } });
+    backend.emit({ type: 'message', data: { message: hello, confirms: null, fresh: true } });
     backend.emit({ type: 'renamed', data: { room: 'general', user: renamed, from: 'Bob' } });
     backend.emit({ type: 'renamed', data: { room: 'general', user: { ...ada, name: 'Ada L' }, from: 'Ada' } });
     backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [], left: [], truncated: false } });
@@ -240,7 +240,7 @@ describe('the chat state', () => {
     const { backend, chat } = await started();
     const gail = { id: 'u-gail', name: 'Gail' };
     const hello = message(gail, 'hello all');
-    backend.emit({ type: 'message', data: { message: hello, confirms: null } });
+    backend.emit({ type: 'message', data: { message: hello, confirms: null, fresh: true } });
     backend.emit({ type: 'presence', data: { room: 'general', count: 2, joined: [gail], left: [], truncated: false } });
     expect(chat.linesOf('general').map((l) => (l.kind === 'notice' ? l.text : l.key))).toEqual(['Gail joined', hello.id]);
     backend.emit({ type: 'presence', data: { room: 'general', count: 1, joined: [], left: [bob], truncated: false } });
@@ -267,7 +267,7 @@ describe('the chat state', () => {
 
   test('a restart (say, on another server) starts from a clean slate', async () => {
     const { backend, chat } = await started();
-    backend.emit({ type: 'message', data: { message: message(bob, 'from the old server'), confirms: null } });
+    backend.emit({ type: 'message', data: { message: message(bob, 'from the old server'), confirms: null, fresh: true } });
     backend.emit({ type: 'joined', data: { room: 'side' } });
     chat.current = 'side';
     await chat.start();

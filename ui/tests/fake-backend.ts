@@ -1,7 +1,7 @@
 // A backend for component tests: records what the UI asks, and lets a test play the core
 // client's events.
 import type { Backend } from '../src/lib/backend';
-import type { AppNotice, Applied, ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
+import type { AlertLevel, AppNotice, Applied, ChatInfo, ClientEvent, Message, Session, Settings, User } from '../src/lib/types';
 
 export class FakeBackend implements Backend {
   calls: { method: string; args: unknown[] }[] = [];
@@ -62,6 +62,16 @@ export class FakeBackend implements Backend {
   async checkConnection() { this.record('checkConnection'); }
   async notices() { const given = this.pending; this.pending = []; return given; }
   async openUrl(url: string) { this.record('openUrl', url); }
+  async notify(room: string, title: string, body: string) { this.record('notify', room, title, body); }
+  async askNotifications() { this.record('askNotifications'); return true; }
+  private opened: ((room: string) => void) | null = null;
+  async onNotificationOpened(open: (room: string) => void) { this.opened = open; return () => { this.opened = null; }; }
+  /** Plays a click on a notification of `room`. */
+  clickNotification(room: string) { this.opened?.(room); }
+  /** Kept across starts, as the app's settings are. */
+  storedAlerts: Record<string, AlertLevel> = {};
+  async alerts() { return { ...this.storedAlerts }; }
+  async setAlert(room: string, level: AlertLevel) { this.record('setAlert', room, level); if (level === 'mentions') delete this.storedAlerts[room]; else this.storedAlerts[room] = level; }
 }
 
 export const ada: User = { id: 'u-ada', name: 'Ada' };

@@ -130,7 +130,12 @@ message: Message,
 /**
  * The pending message it confirms, if any.
  */
-confirms: LocalId | null, } } | { "type": "failed", "data": { 
+confirms: LocalId | null, 
+/**
+ * Whether it came after the room was joined on this connection: news, worth a
+ * notification; not the past a room's page or a catch-up brings.
+ */
+fresh: boolean, } } | { "type": "failed", "data": { 
 /**
  * The pending message.
  */

@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
                 None => input_open = false,
             },
             event = events.next() => match event {
-                Some(ClientEvent::Message { message, confirms }) => {
+                Some(ClientEvent::Message { message, confirms, .. }) => {
                     if let Some(local_id) = confirms {
                         unconfirmed.remove(&local_id);
                     }

@@ -46,6 +46,8 @@ pub(crate) struct Delivery {
     rejoin_at: BTreeMap<String, Instant>,
     /// Retryable join refusals in a row, per room, for the backoff.
     join_failures: BTreeMap<String, u32>,
+    /// Each room's latest seq when it was joined on this connection: what is above is fresh.
+    joined_at: BTreeMap<String, u64>,
     backoff: Backoff,
     timeout: Duration,
     events: Vec<ClientEvent>,
@@ -64,6 +66,7 @@ impl Delivery {
             pages: PageQueue::default(),
             rejoin_at: BTreeMap::new(),
             join_failures: BTreeMap::new(),
+            joined_at: BTreeMap::new(),
             backoff,
             timeout,
             events: Vec::new(),
@@ -119,6 +122,7 @@ impl Delivery {
     /// The connection is gone: what was joined on it no longer is.
     pub(crate) fn disconnected(&mut self) {
         self.joined = None;
+        self.joined_at.clear();
     }
 
     /// The user joins `room`: now if connected, else on connecting.
@@ -446,6 +450,7 @@ impl Delivery {
         if !self.rooms.contains(room) {
             return;
         }
+        self.joined_at.insert(room.to_owned(), head);
         let start = page.first().map_or(head.saturating_add(1), Entry::seq);
         let timeline = self.timelines.entry(room.to_owned()).or_default();
         let ready = timeline.start_at(start);
@@ -471,9 +476,13 @@ impl Delivery {
     }
 
     fn emit_delivered(&mut self, ready: Vec<Entry>) {
-        self.events
-            .extend(ready.into_iter().map(|entry| match entry {
+        let joined_at = &self.joined_at;
+        self.events.extend(ready.into_iter().map(|entry| {
+            match entry {
                 Entry::Message(message) => ClientEvent::Message {
+                    fresh: joined_at
+                        .get(&message.room)
+                        .is_some_and(|&head| message.seq > head),
                     message,
                     confirms: None,
                 },
@@ -481,7 +490,8 @@ impl Delivery {
                     change,
                     confirms: None,
                 },
-            }));
+            }
+        }));
     }
 
     /// Asks for a catch-up page if the room's timeline waits behind a gap.

@@ -86,6 +86,9 @@ pub enum ClientEvent {
         message: Message,
         /// The pending message it confirms, if any.
         confirms: Option<LocalId>,
+        /// Whether it came after the room was joined on this connection: news, worth a
+        /// notification; not the past a room's page or a catch-up brings.
+        fresh: bool,
     },
     /// The server refused a pending message for good; it left the outbox.
     #[serde(rename_all = "camelCase")]

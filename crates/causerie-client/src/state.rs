@@ -597,9 +597,9 @@ impl ChatState {
                 _ => None,
             };
             let (author, client_id, confirms) = match &mut event {
-                ClientEvent::Message { message, confirms } => {
-                    (&message.author.id, &message.client_id, confirms)
-                }
+                ClientEvent::Message {
+                    message, confirms, ..
+                } => (&message.author.id, &message.client_id, confirms),
                 ClientEvent::Change { change, confirms } => {
                     (&change.author.id, &change.client_id, confirms)
                 }
@@ -797,9 +797,9 @@ mod tests {
         effects
             .iter()
             .filter_map(|effect| match effect {
-                Effect::Emit(ClientEvent::Message { message, confirms }) => {
-                    Some((message.seq, confirms.as_ref().map(LocalId::as_str)))
-                }
+                Effect::Emit(ClientEvent::Message {
+                    message, confirms, ..
+                }) => Some((message.seq, confirms.as_ref().map(LocalId::as_str))),
                 _ => None,
             })
             .collect()
@@ -1005,6 +1005,30 @@ mod tests {
         client.ack(Request::Join("side".into()), ok(joined));
         let effects = client.effects();
         assert!(matches!(sent(&effects)[..], [Outgoing::Send(m)] if m.id == "a"));
+    }
+
+    #[test]
+    fn only_what_comes_after_the_join_is_fresh() {
+        let fresh = |effects: &[Effect]| -> Vec<(u64, bool)> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Emit(ClientEvent::Message { message, fresh, .. }) => {
+                        Some((message.seq, *fresh))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        // The welcome's page is the past; a catch-up page too, even of what came since.
+        let mut client = Client::welcomed(vec![], vec![theirs(1), theirs(2)], 3);
+        let effects = client.effects();
+        assert_eq!(fresh(&effects), [(1, false), (2, false)]);
+        client.ack(catch_up(), ok(page(vec![theirs(3)], false)));
+        assert_eq!(fresh(&client.effects()), [(3, false)]);
+        // Live, after the join: news.
+        client.live(theirs(4));
+        assert_eq!(fresh(&client.effects()), [(4, true)]);
     }
 
     #[test]
@@ -1215,9 +1239,9 @@ mod tests {
         effects
             .iter()
             .filter_map(|effect| match effect {
-                Effect::Emit(ClientEvent::Message { message, confirms }) => {
-                    Some((message.seq, confirms.as_ref().map(LocalId::as_str)))
-                }
+                Effect::Emit(ClientEvent::Message {
+                    message, confirms, ..
+                }) => Some((message.seq, confirms.as_ref().map(LocalId::as_str))),
                 Effect::Emit(ClientEvent::Change { change, confirms }) => {
                     Some((change.seq, confirms.as_ref().map(LocalId::as_str)))
                 }

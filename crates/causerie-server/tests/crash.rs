@@ -63,6 +63,7 @@ async fn three_kill_9s_under_20_senders_lose_nothing_acked_and_store_nothing_twi
                     Ok(Some(ClientEvent::Message {
                         message,
                         confirms: Some(local_id),
+                        ..
                     })) => {
                         let _ = confirmed_tx.send(());
                         confirmed.insert(local_id, message);

@@ -1,6 +1,6 @@
 // The one way the UI reaches the app: an interface, implemented over Tauri in tauri-backend.ts
 // and by a fake in the tests.
-import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
+import type { AlertLevel, AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
 
 export interface Backend {
   /** Starts (or restarts) the chat; every event of the core client reaches `onEvent`, in order. */
@@ -46,4 +46,14 @@ export interface Backend {
   notices(): Promise<AppNotice[]>;
   /** Opens an http(s) link in the system browser. */
   openUrl(url: string): Promise<void>;
+  /** Shows a system notification of `room`; a click on it comes back to `onNotificationOpened`. */
+  notify(room: string, title: string, body: string): Promise<void>;
+  /** Asks the system for the permission to notify (phones ask the user); whether granted. */
+  askNotifications(): Promise<boolean>;
+  /** Calls `open` with the room of each notification the user clicks. */
+  onNotificationOpened(open: (room: string) => void): Promise<() => void>;
+  /** The running chat's notification levels of the rooms not at the default. */
+  alerts(): Promise<Record<string, AlertLevel>>;
+  /** Keeps the notification level of a room of the running chat. */
+  setAlert(room: string, level: AlertLevel): Promise<void>;
 }

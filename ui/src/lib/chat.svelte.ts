@@ -2,9 +2,10 @@
 // guarantees each message once and in order per room; this only arranges them for display.
 import type { Backend } from './backend';
 import type {
-  Change, ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
+  AlertLevel, Change, ChatInfo, ClientEvent, ConnectionState, ErrorBody, Limits, Message, Quote, Session, User,
 } from './types';
 import { DEFAULT_ROOM, DIRECT_ROOM_PREFIX, MAX_REACTORS_LISTED, MAX_UNREAD_COUNTED } from './types';
+import { DEFAULT_ALERT, alertFor } from './alerts';
 
 /** A line of a room: a stored message, one of ours still on its way, or a notice of people
  *  arriving and going (grouped while nothing else happens: see [`Chat.notify`]). `at` is when
@@ -43,6 +44,11 @@ export class Chat {
   knownRooms = $state<string[]>([]);
   current = $state(DEFAULT_ROOM);
   lines = $state<Record<string, Line[]>>({});
+  /** Notification levels of the rooms not at the default (kept by the app, per server). */
+  alerts = $state<Record<string, AlertLevel>>({});
+  /** The newest message notified per room, and when. */
+  private notified: Record<string, { seq: number; at: number }> = {};
+  private alertsLoaded = false;
   /** The user's direct conversations: the other person of each, by room. */
   directs = $state<Record<string, User>>({});
   /** Who is online in each room: the server's count, and those the core client lists. */
@@ -81,6 +87,9 @@ export class Chat {
   private changing: Record<string, { room: string; before: Message; text: string | null }> = {};
   /** The user's reactions on their way, by local id: a refusal of one is told. */
   private reacting = new Set<string>();
+
+  /** Whether clicked notifications are listened to (once for the app's life). */
+  private listening = false;
 
   /** The person whose conversation the user just asked to open: shown once it comes (soon, or
    *  never: a refusal comes as an error, and one opened by them much later opens nothing). */
@@ -140,9 +149,60 @@ export class Chat {
     return this.session?.limits ?? null;
   }
 
-  /** Unread messages across the rooms the user is in: the window title says it. */
+  /** Unread messages across the rooms the user is in, muted ones aside: the window title
+   *  says it. */
   get unreadTotal(): number {
-    return this.rooms.reduce((total, room) => total + (this.unread[room]?.count ?? 0), 0);
+    return this.rooms
+      .filter((room) => this.alertOf(room) !== 'none')
+      .reduce((total, room) => total + (this.unread[room]?.count ?? 0), 0);
+  }
+
+  /** What of `room`'s messages is notified while the window is in the background. */
+  alertOf(room: string): AlertLevel {
+    return this.alerts[room] ?? DEFAULT_ALERT;
+  }
+
+  /** Changes what of `room`'s messages is notified (`none` mutes it). */
+  async setAlert(room: string, level: AlertLevel): Promise<void> {
+    const before = this.alertOf(room);
+    if (level === DEFAULT_ALERT) delete this.alerts[room];
+    else this.alerts[room] = level;
+    try {
+      await this.backend.setAlert(room, level);
+    } catch (e) {
+      if (before === DEFAULT_ALERT) delete this.alerts[room];
+      else this.alerts[room] = before;
+      this.error = describe(e);
+    }
+  }
+
+  /** A system notification for `message`, if it calls for one (once the levels are known:
+   *  before, only the rooms' pages come). */
+  private notifyOf(message: Message): void {
+    if (!this.alertsLoaded) return;
+    const { room } = message;
+    const now = Date.now();
+    const alert = alertFor(message, {
+      me: this.me?.id ?? null,
+      focused: this.focused,
+      level: this.alertOf(room),
+      direct: this.isDirect(room),
+      roomTitle: this.titleOf(room),
+      mentionsMe: this.mentionsMe(message),
+      readUpTo: this.unread[room]?.read ?? null,
+      notified: this.notified[room] ?? null,
+      now,
+    });
+    if (!alert) return;
+    this.notified[room] = { seq: message.seq, at: now };
+    this.backend.notify(room, alert.title, alert.body).catch(() => {});
+  }
+
+  /** A notification of `room` was clicked: its room shows (if the user is still in it). */
+  openFromNotification(room: string): void {
+    if (!this.rooms.includes(room)) return;
+    if (this.context) this.closeContext();
+    this.current = room;
   }
 
   /** The user saw `room` up to `seq`. Once the core client knows the room's marker, and only
@@ -173,6 +233,14 @@ export class Chat {
     try {
       this.info = await this.backend.start((event) => this.apply(event));
       this.drafts = await this.backend.drafts().catch(() => ({}));
+      this.alerts = await this.backend.alerts().catch(() => ({}));
+      this.alertsLoaded = true;
+      if (!this.listening) {
+        this.listening = true;
+        await this.backend.onNotificationOpened((room) => this.openFromNotification(room)).catch(() => {});
+        // Phones ask the user once; a refusal leaves the app without notifications.
+        this.backend.askNotifications().catch(() => false);
+      }
       this.error = null;
     } catch (e) {
       this.error = describe(e);
@@ -192,6 +260,9 @@ export class Chat {
     this.online = {};
     this.directs = {};
     this.openingDirect = null;
+    this.alerts = {};
+    this.alertsLoaded = false;
+    this.notified = {};
     this.roomSearch = null;
     this.typing = {};
     this.unread = {};
@@ -481,6 +552,7 @@ export class Chat {
         if (firstPending < 0) lines.push(line);
         else lines.splice(firstPending, 0, line);
         this.lines[message.room] = lines;
+        if (event.data.fresh) this.notifyOf(message);
         break;
       }
       case 'change': {

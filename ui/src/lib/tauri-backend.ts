@@ -1,8 +1,9 @@
 import { Channel, invoke } from '@tauri-apps/api/core';
+import { listen } from '@tauri-apps/api/event';
 import { getCurrentWindow } from '@tauri-apps/api/window';
 import { openUrl } from '@tauri-apps/plugin-opener';
 import type { Backend } from './backend';
-import type { AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
+import type { AlertLevel, AppNotice, Applied, ChatInfo, ClientEvent, LocalId, Settings } from './types';
 
 /** The backend inside the Tauri app: each method is one command of src-tauri/src/commands.rs. */
 export const tauriBackend: Backend = {
@@ -34,4 +35,10 @@ export const tauriBackend: Backend = {
   checkConnection: () => invoke('check_connection'),
   notices: () => invoke<AppNotice[]>('take_notices'),
   openUrl: (url) => openUrl(url),
+  notify: (room, title, body) => invoke('notify', { room, title, body }),
+  askNotifications: () => invoke<boolean>('ask_notifications'),
+  // The app's event (src-tauri/src/notifications.rs `OPENED`), to this window.
+  onNotificationOpened: (open) => listen<string>('notification-opened', (event) => open(event.payload)),
+  alerts: () => invoke<Record<string, AlertLevel>>('get_alerts'),
+  setAlert: (room, level) => invoke('set_alert', { room, level }),
 };

@@ -12,5 +12,5 @@ export type {
 } from '../../../crates/causerie-client/bindings/events';
 
 export type {
-  Applied, AppError, ChatInfo, Hosting, Mode, Notice as AppNotice, Settings,
+  AlertLevel, Applied, AppError, ChatInfo, Hosting, Mode, Notice as AppNotice, Settings,
 } from '../../../src-tauri/bindings/app';
