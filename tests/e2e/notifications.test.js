@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
-import { causerie, join, request, startServer } from '../js/fixture.js';
+import { causerie, join, next, request, startServer } from '../js/fixture.js';
 import { openApp, page, screenshots, useDriver } from './harness.js';
 import { startNotificationServer } from './notification-server.js';
 
@@ -48,8 +48,12 @@ test('in the background, direct messages and mentions are notified, a muted room
   let focus;
   try {
     await app.until('the app to connect', `${page.connection} === 'Connected'`);
-    const dee = (await request(other, 'who', { room: 'general' })).users.find((u) => u.name === 'Dee');
-    assert.ok(dee, 'Dee is online');
+    // Dee, as Other hears of the app's arrival.
+    let dee;
+    while (!dee) {
+      const presence = await next(other, 'presence');
+      dee = [...presence.joined, ...(presence.online ?? [])].find((u) => u.name === 'Dee');
+    }
     const direct = await request(other, 'direct', { user: dee.id });
     assert.equal((await request(other, 'join', { room: direct.room })).ok, true);
     await app.until('the conversation listed', "!!document.querySelector('nav.rooms .directs .room')");
