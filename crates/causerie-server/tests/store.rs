@@ -1,9 +1,64 @@
-//! The SQLite store on a real file: group commit, gap-free seqs, idempotency, history slices.
+//! The store's suite on a real database: group commit, gap-free seqs, idempotency, history
+//! slices, markers. Each test of the suite runs on every kind of store (`suite!` below, one
+//! module per kind); then what only SQLite has (its WAL).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use causerie_protocol::User;
 use causerie_server::store::{HistoryQuery, NewMessage, SqliteStore, Store};
+
+/// A kind of store, on a database of its own that outlives each store opened on it: reopening
+/// is part of the suite.
+#[async_trait]
+trait Backend: Send + Sync {
+    async fn open(&self) -> Arc<dyn Store>;
+}
+
+/// SQLite, in a file of a temporary directory.
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    fn new() -> Self {
+        Self(tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.path().join("chat.sqlite3")
+    }
+}
+
+#[async_trait]
+impl Backend for Sqlite {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.path()).await.expect("opens"))
+    }
+}
+
+/// Each test of the suite, as a test per kind of store.
+macro_rules! suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(&super::Sqlite::new()).await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    concurrent_appends_share_commits_and_get_gap_free_seqs,
+    the_same_author_and_client_id_is_stored_once_even_in_one_batch,
+    rooms_count_their_own_seqs_and_survive_reopening,
+    a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more,
+    rooms_page_by_name_and_by_prefix_without_wildcards,
+    closing_commits_every_write_already_queued_and_refuses_later_ones,
+    unread_counts_others_messages_after_the_marker_up_to_the_bound,
+);
 
 fn message(author: &str, client_id: &str, room: &str) -> NewMessage {
     NewMessage {
@@ -19,14 +74,8 @@ fn message(author: &str, client_id: &str, room: &str) -> NewMessage {
     }
 }
 
-#[tokio::test]
-async fn concurrent_appends_share_commits_and_get_gap_free_seqs() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("chat.sqlite3"))
-            .await
-            .expect("opens"),
-    );
+async fn concurrent_appends_share_commits_and_get_gap_free_seqs(backend: &dyn Backend) {
+    let store = backend.open().await;
     let commits_before = store.commits();
     let appends = (0..500).map(|i| {
         let store = store.clone();
@@ -55,14 +104,8 @@ async fn concurrent_appends_share_commits_and_get_gap_free_seqs() {
     );
 }
 
-#[tokio::test]
-async fn the_same_author_and_client_id_is_stored_once_even_in_one_batch() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("chat.sqlite3"))
-            .await
-            .expect("opens"),
-    );
+async fn the_same_author_and_client_id_is_stored_once_even_in_one_batch(backend: &dyn Backend) {
+    let store = backend.open().await;
     let appends = (0..20).map(|_| {
         let store = store.clone();
         tokio::spawn(async move { store.append(message("ada", "same", "general")).await })
@@ -83,12 +126,9 @@ async fn the_same_author_and_client_id_is_stored_once_even_in_one_batch() {
     assert_eq!(other.message.seq, 2);
 }
 
-#[tokio::test]
-async fn rooms_count_their_own_seqs_and_survive_reopening() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("chat.sqlite3");
+async fn rooms_count_their_own_seqs_and_survive_reopening(backend: &dyn Backend) {
     {
-        let store = SqliteStore::open(&path).await.expect("opens");
+        let store = backend.open().await;
         store.create_room("b-side").await.expect("creates");
         for i in 0..3 {
             store
@@ -109,7 +149,7 @@ async fn rooms_count_their_own_seqs_and_survive_reopening() {
                 .is_err()
         );
     }
-    let store = SqliteStore::open(&path).await.expect("reopens");
+    let store = backend.open().await;
     let rooms = store.rooms_page("", "", 10).await.expect("rooms");
     assert_eq!(rooms.rooms, ["b-side", "general"]);
     assert_eq!(store.room_count().await.expect("counts"), 2);
@@ -181,12 +221,8 @@ async fn the_wal_is_copied_into_the_database_in_the_background() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
-        .await
-        .expect("opens");
+async fn a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more(backend: &dyn Backend) {
+    let store = backend.open().await;
     // Control characters are written as 6-byte escapes: about 24 KB of JSON each.
     for i in 0..80 {
         store
@@ -243,12 +279,8 @@ async fn a_page_of_long_messages_is_bounded_in_bytes_and_says_there_is_more() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn rooms_page_by_name_and_by_prefix_without_wildcards() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
-        .await
-        .expect("opens");
+async fn rooms_page_by_name_and_by_prefix_without_wildcards(backend: &dyn Backend) {
+    let store = backend.open().await;
     for room in [
         "rust",
         "rust-fr",
@@ -276,11 +308,8 @@ async fn rooms_page_by_name_and_by_prefix_without_wildcards() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("chat.sqlite3");
-    let store = Arc::new(SqliteStore::open(&path).await.expect("opens"));
+async fn closing_commits_every_write_already_queued_and_refuses_later_ones(backend: &dyn Backend) {
+    let store = backend.open().await;
     let appends: Vec<_> = (0..300)
         .map(|i| {
             let store = store.clone();
@@ -312,7 +341,7 @@ async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
         "writes queued before closing are committed"
     );
 
-    let reopened = SqliteStore::open(&path).await.expect("reopens");
+    let reopened = backend.open().await;
     let stored = reopened
         .history(
             "general",
@@ -335,13 +364,9 @@ async fn closing_commits_every_write_already_queued_and_refuses_later_ones() {
     reopened.close().await;
 }
 
-#[tokio::test]
-async fn unread_counts_others_messages_after_the_marker_up_to_the_bound() {
+async fn unread_counts_others_messages_after_the_marker_up_to_the_bound(backend: &dyn Backend) {
     use causerie_protocol::limits::MAX_UNREAD_COUNTED;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("chat.sqlite3"))
-        .await
-        .expect("opens");
+    let store = backend.open().await;
     let own = store
         .append(message("ada", "a1", "general"))
         .await
@@ -360,7 +385,11 @@ async fn unread_counts_others_messages_after_the_marker_up_to_the_bound() {
     for appended in futures_util::future::join_all(appends).await {
         appended.expect("appends");
     }
-    let head = store.head("general").expect("the room exists");
+    let head = store
+        .head("general")
+        .await
+        .expect("reads")
+        .expect("the room exists");
     assert_eq!(head, u64::from(MAX_UNREAD_COUNTED) + 2);
     let state = store
         .read_state("ada", "general", head)

@@ -70,9 +70,11 @@ async fn open(
         )
     })?;
     let room = direct_room(&me.id, &peer.id);
-    if chat.store.head(&room).is_none() {
+    let exists = chat.store.head(&room).await.map_err(|e| internal(&e))?;
+    if exists.is_none() {
         let most = u64::from(chat.max_rooms).saturating_mul(DIRECTS_PER_ROOM);
-        if chat.store.direct_count() >= most {
+        let count = chat.store.direct_count().await.map_err(|e| internal(&e))?;
+        if count >= most {
             return Err(ErrorBody::new(
                 ErrorCode::RoomLimit,
                 format!("this server holds {most} direct conversations, its most"),

@@ -99,6 +99,8 @@ async fn mark(
     let head = chat
         .store
         .head(&request.room)
+        .await
+        .map_err(|e| internal(&e))?
         .ok_or_else(|| not_joined(&request.room))?;
     let (user, room) = (&session.user.id, &request.room);
     let seq = request.seq.min(head);

@@ -53,7 +53,7 @@ async fn join(
     within_quota(chat, Action::Membership, socket, session)?;
     let RoomRequest { room } = parse(data, "a join request")?;
     if let Some(members) = direct_members(&room) {
-        may_join_direct(chat, session, &room, members)?;
+        may_join_direct(chat, session, &room, members).await?;
     } else if !is_valid_room(&room) {
         return Err(invalid_room());
     }
@@ -107,7 +107,7 @@ async fn join(
 
 /// A direct conversation is joined by its two members only, once opened (with `direct`: joining
 /// creates no conversation, as it would with anyone, seen or not).
-fn may_join_direct(
+async fn may_join_direct(
     chat: &Chat,
     session: &Session,
     room: &str,
@@ -120,7 +120,13 @@ fn may_join_direct(
             "only its two members can join a direct conversation",
         ));
     }
-    if chat.store.head(room).is_none() {
+    if chat
+        .store
+        .head(room)
+        .await
+        .map_err(|e| internal(&e))?
+        .is_none()
+    {
         return Err(ErrorBody::new(
             ErrorCode::NotFound,
             "no such direct conversation: open it with `direct`",

@@ -322,8 +322,9 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` of `user_id`'s direct conversations, the most recently active first.
     async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError>;
 
-    /// The latest committed seq of `room` (0 while it is empty), if it exists.
-    fn head(&self, room: &str) -> Option<u64>;
+    /// The latest committed seq of `room` (0 while it is empty), if it exists. A store shared
+    /// by several servers may have to read it.
+    async fn head(&self, room: &str) -> Result<Option<u64>, StoreError>;
 
     /// Creates a room if it does not exist (without writing when it does).
     async fn create_room(&self, room: &str) -> Result<(), StoreError>;
@@ -335,7 +336,7 @@ pub trait Store: Send + Sync + 'static {
     async fn room_count(&self) -> Result<u64, StoreError>;
 
     /// How many direct conversations exist.
-    fn direct_count(&self) -> u64;
+    async fn direct_count(&self) -> Result<u64, StoreError>;
 
     /// Up to `limit` room names in order, after `after`, starting with `prefix` (both `""` for
     /// the first page of all rooms). Never a direct conversation.
@@ -348,6 +349,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether writes succeed now (for `/healthz` and `/metrics`).
     fn health(&self) -> WriteHealth;
+
+    /// Transactions committed since the store opened: fewer than the writes when they were
+    /// grouped (group commit is part of the contract).
+    fn commits(&self) -> u64;
 
     /// Finishes pending writes and closes the database; later calls fail with [`StoreError::Closed`].
     async fn close(&self);

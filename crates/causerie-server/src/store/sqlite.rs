@@ -52,7 +52,7 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an idle writer retries while writes fail.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
@@ -258,11 +258,6 @@ impl SqliteStore {
         };
         store.create_room(causerie_protocol::DEFAULT_ROOM).await?;
         Ok(store)
-    }
-
-    /// Transactions committed since the store opened: fewer than the writes when they were grouped.
-    pub fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
     }
 
     /// A page of the log after and/or before a seq (see [`HistoryQuery`]), with its quotes.
@@ -683,8 +678,8 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    fn head(&self, room: &str) -> Option<u64> {
-        self.catalog.head(room)
+    async fn head(&self, room: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.catalog.head(room))
     }
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
@@ -706,8 +701,8 @@ impl Store for SqliteStore {
         Ok(all.saturating_sub(self.catalog.directs.load(Ordering::Relaxed)))
     }
 
-    fn direct_count(&self) -> u64 {
-        self.catalog.directs.load(Ordering::Relaxed)
+    async fn direct_count(&self) -> Result<u64, StoreError> {
+        Ok(self.catalog.directs.load(Ordering::Relaxed))
     }
 
     async fn rooms_page(
@@ -737,6 +732,10 @@ impl Store for SqliteStore {
 
     fn health(&self) -> WriteHealth {
         *self.health.borrow()
+    }
+
+    fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     async fn close(&self) {
