@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "search_messages",
     "open_direct",
     "notify",
+    "withdraw_notification",
     "ask_notifications",
     "get_alerts",
     "set_alert",

@@ -84,6 +84,12 @@ pub async fn notify(
     crate::notifications::show(&app, &room, &title, &body)
 }
 
+/// Takes back the notification of `room` (it was read).
+#[tauri::command]
+pub async fn withdraw_notification(app: tauri::AppHandle, room: String) -> Result<(), AppError> {
+    crate::notifications::withdraw(&app, &room)
+}
+
 /// Asks the system for the permission to notify, where it asks the user; `true` when granted.
 #[tauri::command]
 pub async fn ask_notifications(app: tauri::AppHandle) -> Result<bool, AppError> {

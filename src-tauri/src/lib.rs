@@ -59,6 +59,7 @@ pub fn run() {
             commands::search_messages,
             commands::open_direct,
             commands::notify,
+            commands::withdraw_notification,
             commands::ask_notifications,
             commands::get_alerts,
             commands::set_alert,

@@ -82,6 +82,14 @@ fn id_of(room: &str) -> i32 {
     i32::try_from(hasher.finish() % 0x7fff_fffe).unwrap_or(0) + 1
 }
 
+/// Takes back the notification of `room`, if it is still shown: the room was read (here or on
+/// another device), so it has nothing left to say.
+pub fn withdraw<R: Runtime>(app: &AppHandle<R>, room: &str) -> Result<(), AppError> {
+    app.notification()
+        .remove_active(vec![id_of(room)])
+        .map_err(|e| AppError::Notification(e.to_string()))
+}
+
 /// Asks the system for the permission to notify, where it asks the user (Android 13 and
 /// later, iOS; desktops grant it): `true` when granted.
 pub fn ask<R: Runtime>(app: &AppHandle<R>) -> Result<bool, AppError> {

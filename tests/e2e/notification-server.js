@@ -11,6 +11,8 @@ class Notifications extends Interface {
     super('org.freedesktop.Notifications');
     /** What was shown, in order: `{id, summary, body, actions}`. */
     this.shown = [];
+    /** The ids the app closed. */
+    this.closed = [];
     this.nextId = 1;
     this.events = new EventEmitter();
   }
@@ -27,7 +29,11 @@ class Notifications extends Interface {
 
   GetServerInformation() { return ['causerie-tests', 'causerie', '1', '1.2']; }
 
-  CloseNotification(id) { this.NotificationClosed(id, 3); }
+  CloseNotification(id) {
+    this.closed.push(id);
+    this.events.emit('closed');
+    this.NotificationClosed(id, 3);
+  }
 
   ActionInvoked(id, action) { return [id, action]; }
 
@@ -72,6 +78,23 @@ export async function startNotificationServer() {
           resolve(service.shown);
         };
         service.events.on('shown', check);
+      });
+    },
+    /** Resolves once the app closed notification `id`; rejects after 10 s. */
+    closedSoon(id) {
+      if (service.closed.includes(id)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          service.events.off('closed', check);
+          reject(new Error(`notification ${id} never closed; closed: ${JSON.stringify(service.closed)}`));
+        }, 10_000);
+        const check = () => {
+          if (!service.closed.includes(id)) return;
+          clearTimeout(timer);
+          service.events.off('closed', check);
+          resolve();
+        };
+        service.events.on('closed', check);
       });
     },
     /** The user clicks notification `id`, as the server reports it. */

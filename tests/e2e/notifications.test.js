@@ -86,9 +86,11 @@ test('in the background, direct messages and mentions are notified, a muted room
     shown = (await notifications.shownCount(2))[1];
     assert.deepEqual([shown.summary, shown.body], ['Other', 'psst']);
 
-    // A click on it opens the conversation.
+    // A click on it opens the conversation; read there, its notification is taken back.
+    focus.giveBack();
     notifications.click(shown.id);
     await app.until('the conversation open', `${title} === 'Other' && ${page.texts}.includes('psst')`);
+    await notifications.closedSoon(shown.id);
     assert.equal(notifications.shown.length, 2, 'nothing else was shown');
   } finally {
     focus?.giveBack();

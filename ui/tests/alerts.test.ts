@@ -71,6 +71,10 @@ describe('notifications in the chat', () => {
 
     backend.clickNotification(room);
     expect(chat.current).toBe(room);
+    // Read (here, or on another device): its notification is taken back, once.
+    backend.emit({ type: 'unread', data: { room, read: 200, count: 0, mentions: 0 } });
+    backend.emit({ type: 'unread', data: { room, read: 200, count: 0, mentions: 0 } });
+    expect(backend.callsTo('withdrawNotification')).toEqual([[room]]);
     backend.clickNotification('left-long-ago');
     expect(chat.current).toBe(room);
   });

@@ -63,6 +63,7 @@ export class FakeBackend implements Backend {
   async notices() { const given = this.pending; this.pending = []; return given; }
   async openUrl(url: string) { this.record('openUrl', url); }
   async notify(room: string, title: string, body: string) { this.record('notify', room, title, body); }
+  async withdrawNotification(room: string) { this.record('withdrawNotification', room); }
   async askNotifications() { this.record('askNotifications'); return true; }
   private opened: ((room: string) => void) | null = null;
   async onNotificationOpened(open: (room: string) => void) { this.opened = open; return () => { this.opened = null; }; }

@@ -48,6 +48,8 @@ export interface Backend {
   openUrl(url: string): Promise<void>;
   /** Shows a system notification of `room`; a click on it comes back to `onNotificationOpened`. */
   notify(room: string, title: string, body: string): Promise<void>;
+  /** Takes back the notification of `room`: it was read. */
+  withdrawNotification(room: string): Promise<void>;
   /** Asks the system for the permission to notify (phones ask the user); whether granted. */
   askNotifications(): Promise<boolean>;
   /** Calls `open` with the room of each notification the user clicks. */

@@ -49,6 +49,8 @@ export class Chat {
   /** The newest message notified per room, and when. */
   private notified: Record<string, { seq: number; at: number }> = {};
   private alertsLoaded = false;
+  /** Rooms whose notification may still be shown. */
+  private showing = new Set<string>();
   /** The user's direct conversations: the other person of each, by room. */
   directs = $state<Record<string, User>>({});
   /** Who is online in each room: the server's count, and those the core client lists. */
@@ -195,6 +197,7 @@ export class Chat {
     });
     if (!alert) return;
     this.notified[room] = { seq: message.seq, at: now };
+    this.showing.add(room);
     this.backend.notify(room, alert.title, alert.body).catch(() => {});
   }
 
@@ -263,6 +266,7 @@ export class Chat {
     this.alerts = {};
     this.alertsLoaded = false;
     this.notified = {};
+    this.showing = new Set();
     this.roomSearch = null;
     this.typing = {};
     this.unread = {};
@@ -671,6 +675,10 @@ export class Chat {
         break;
       case 'unread':
         this.unread[event.data.room] = { read: event.data.read, count: event.data.count, mentions: event.data.mentions };
+        // Read (here or on another device): its notification has nothing left to say.
+        if (event.data.count === 0 && this.showing.delete(event.data.room)) {
+          this.backend.withdrawNotification(event.data.room).catch(() => {});
+        }
         break;
       case 'search': {
         const { query, results, next } = event.data;

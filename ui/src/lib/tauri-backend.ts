@@ -36,6 +36,7 @@ export const tauriBackend: Backend = {
   notices: () => invoke<AppNotice[]>('take_notices'),
   openUrl: (url) => openUrl(url),
   notify: (room, title, body) => invoke('notify', { room, title, body }),
+  withdrawNotification: (room) => invoke('withdraw_notification', { room }),
   askNotifications: () => invoke<boolean>('ask_notifications'),
   // The app's event (src-tauri/src/notifications.rs `OPENED`), to this window.
   onNotificationOpened: (open) => listen<string>('notification-opened', (event) => open(event.payload)),
