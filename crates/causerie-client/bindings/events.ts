@@ -132,8 +132,9 @@ message: Message,
  */
 confirms: LocalId | null, 
 /**
- * Whether it came after the room was joined on this connection: news, worth a
- * notification; not the past a room's page or a catch-up brings.
+ * Whether it came after the user joined the room (since the client started): news,
+ * worth a notification, also when a catch-up after a reconnection brings it; not the
+ * past a room's first page brings.
  */
 fresh: boolean, } } | { "type": "failed", "data": { 
 /**

@@ -46,7 +46,9 @@ pub(crate) struct Delivery {
     rejoin_at: BTreeMap<String, Instant>,
     /// Retryable join refusals in a row, per room, for the backoff.
     join_failures: BTreeMap<String, u32>,
-    /// Each room's latest seq when it was joined on this connection: what is above is fresh.
+    /// Each room's latest seq when the user first joined it (since this client started, or
+    /// since they joined it again after leaving): what is above is fresh, also when a
+    /// catch-up after a reconnection brings it.
     joined_at: BTreeMap<String, u64>,
     backoff: Backoff,
     timeout: Duration,
@@ -122,7 +124,6 @@ impl Delivery {
     /// The connection is gone: what was joined on it no longer is.
     pub(crate) fn disconnected(&mut self) {
         self.joined = None;
-        self.joined_at.clear();
     }
 
     /// The user joins `room`: now if connected, else on connecting.
@@ -137,6 +138,7 @@ impl Delivery {
     pub(crate) fn leave(&mut self, room: String) -> Option<Outgoing> {
         self.rooms.remove(&room);
         self.online.remove(&room);
+        self.joined_at.remove(&room);
         self.pages.forget_room(&room);
         self.rejoin_at.remove(&room);
         match &mut self.joined {
@@ -298,6 +300,7 @@ impl Delivery {
             }
             Err(error) => {
                 self.rooms.remove(&room);
+                self.joined_at.remove(&room);
                 self.events
                     .push(ClientEvent::Error(ClientError::Rejected(error)));
                 // Out of the user's rooms: their list, counts and typing notices forget it.
@@ -450,7 +453,7 @@ impl Delivery {
         if !self.rooms.contains(room) {
             return;
         }
-        self.joined_at.insert(room.to_owned(), head);
+        self.joined_at.entry(room.to_owned()).or_insert(head);
         let start = page.first().map_or(head.saturating_add(1), Entry::seq);
         let timeline = self.timelines.entry(room.to_owned()).or_default();
         let ready = timeline.start_at(start);

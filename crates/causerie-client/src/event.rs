@@ -86,8 +86,9 @@ pub enum ClientEvent {
         message: Message,
         /// The pending message it confirms, if any.
         confirms: Option<LocalId>,
-        /// Whether it came after the room was joined on this connection: news, worth a
-        /// notification; not the past a room's page or a catch-up brings.
+        /// Whether it came after the user joined the room (since the client started): news,
+        /// worth a notification, also when a catch-up after a reconnection brings it; not the
+        /// past a room's first page brings.
         fresh: bool,
     },
     /// The server refused a pending message for good; it left the outbox.

@@ -1008,7 +1008,7 @@ mod tests {
     }
 
     #[test]
-    fn only_what_comes_after_the_join_is_fresh() {
+    fn only_what_comes_after_the_first_join_is_fresh() {
         let fresh = |effects: &[Effect]| -> Vec<(u64, bool)> {
             effects
                 .iter()
@@ -1029,6 +1029,12 @@ mod tests {
         // Live, after the join: news.
         client.live(theirs(4));
         assert_eq!(fresh(&client.effects()), [(4, true)]);
+        // Missed while disconnected, it is news too when the next welcome's page brings it.
+        client.state.disconnected();
+        client
+            .state
+            .welcomed(welcome(vec![theirs(4), theirs(5)], 5), client.now);
+        assert_eq!(fresh(&client.effects()), [(5, true)]);
     }
 
     #[test]
