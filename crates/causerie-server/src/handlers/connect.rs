@@ -297,6 +297,11 @@ fn seed_welcome(chat: &Chat, user: &User) -> Welcome {
 /// A Causerie client's welcome: bounded whatever the server's size (first pages of rooms and of
 /// the people online, the latest page of history).
 async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
+    // The read state first, then the page, sent as soon as it is read: a page held while the
+    // count waits for a reader is a page per connection in memory at a reconnection wave.
+    let latest = chat.store.head(DEFAULT_ROOM).await?.unwrap_or(0);
+    let read = read::state_on_arrival(chat, &user.id, DEFAULT_ROOM, latest).await?;
+    let directs = chat.store.directs_of(&user.id, MAX_DIRECTS_LISTED).await?;
     let history = chat
         .store
         .history(
@@ -312,8 +317,6 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         .presence
         .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
     let head = head_of(&history);
-    let read = read::state_on_arrival(chat, &user.id, DEFAULT_ROOM, head).await?;
-    let directs = chat.store.directs_of(&user.id, MAX_DIRECTS_LISTED).await?;
     Ok(Welcome {
         user: user.clone(),
         token: chat.tokens.issue(user),

@@ -75,6 +75,17 @@ async fn join(
     if !socket.connected() {
         return Err(closed_meanwhile());
     }
+    // The read state first, then the page, sent as soon as it is read: a page held while the
+    // count waits for a reader is a page per connection in memory when many join at once.
+    let latest = chat
+        .store
+        .head(&room)
+        .await
+        .map_err(|e| internal(&e))?
+        .unwrap_or(0);
+    let read = super::read::state_on_arrival(chat, &session.user.id, &room, latest)
+        .await
+        .map_err(|e| internal(&e))?;
     let history = chat
         .store
         .history(
@@ -90,9 +101,6 @@ async fn join(
         .presence
         .page(&room, None, DEFAULT_ONLINE_PAGE as usize);
     let head = super::connect::head_of(&history);
-    let read = super::read::state_on_arrival(chat, &session.user.id, &room, head)
-        .await
-        .map_err(|e| internal(&e))?;
     Ok(Joined {
         room,
         online: online.users,

@@ -19,7 +19,7 @@
 //! [`Store::health`], logs once per change, and retries a one-row write every [`PROBE_EVERY`] when
 //! idle, so that it notices recovery by itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -118,6 +118,9 @@ struct Catalog {
     rooms: std::sync::RwLock<BTreeMap<String, u64>>,
     /// How many of them are direct conversations.
     directs: AtomicU64,
+    /// The users in at least one direct conversation: the welcome of anyone else (most of a
+    /// reconnection wave) lists theirs without a read.
+    in_directs: std::sync::RwLock<HashSet<String>>,
 }
 
 impl Catalog {
@@ -133,6 +136,27 @@ impl Catalog {
         self.read().get(room).copied()
     }
 
+    /// Whether `user_id` is in a direct conversation.
+    fn in_directs(&self, user_id: &str) -> bool {
+        self.in_directs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(user_id)
+    }
+
+    /// Counts a direct conversation that is new, and keeps its members.
+    fn add_direct(&self, room: &str) {
+        self.directs.fetch_add(1, Ordering::Relaxed);
+        if let Some((one, other)) = direct_members(room) {
+            let mut members = self
+                .in_directs
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            members.insert(one.to_owned());
+            members.insert(other.to_owned());
+        }
+    }
+
     /// Rooms created and seqs assigned by a transaction that committed.
     fn committed(&self, created: Vec<String>, heads: &HashMap<String, u64>) {
         let mut rooms = self
@@ -142,7 +166,7 @@ impl Catalog {
         for room in created {
             if let std::collections::btree_map::Entry::Vacant(vacant) = rooms.entry(room) {
                 if is_direct_room(vacant.key()) {
-                    self.directs.fetch_add(1, Ordering::Relaxed);
+                    self.add_direct(vacant.key());
                 }
                 vacant.insert(0);
             }
@@ -166,11 +190,15 @@ impl Catalog {
                 .await?;
             rooms.insert(name, seq_from_i64(head)?);
         }
-        let directs = rooms.keys().filter(|name| is_direct_room(name)).count() as u64;
-        Ok(Self {
-            rooms: std::sync::RwLock::new(rooms),
-            directs: AtomicU64::new(directs),
-        })
+        let catalog = Self::default();
+        for name in rooms.keys().filter(|name| is_direct_room(name)) {
+            catalog.add_direct(name);
+        }
+        *catalog
+            .rooms
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rooms;
+        Ok(catalog)
     }
 }
 
@@ -654,6 +682,9 @@ impl Store for SqliteStore {
     }
 
     async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError> {
+        if !self.catalog.in_directs(user_id) {
+            return Ok(Vec::new());
+        }
         // Read in order from the index, `limit` rows whatever the user's number of them.
         let rows = sqlx::query(
             "SELECT d.room, d.peer_id, COALESCE(u.name, '') AS name FROM directs d \
