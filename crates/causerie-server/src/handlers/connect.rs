@@ -207,17 +207,8 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
         // Someone others can open a direct conversation with, under their latest name. In the
         // background: a greeting does not wait on a write (nor fail while writes fail). Not
         // again for each tab or device: one already connected here under this name was kept.
-        let kept = socket
-            .within(super::user_key(&user.id))
-            .sockets()
-            .into_iter()
-            .any(|other| {
-                other.id != socket.id
-                    && other
-                        .extensions
-                        .get::<Session>()
-                        .is_some_and(|other| other.user.name == user.name)
-            });
+        let kept =
+            super::other_sessions_of(&socket, &user.id).any(|other| other.user.name == user.name);
         if !kept {
             let (store, seen) = (chat.store.clone(), user.clone());
             tokio::spawn(async move {

@@ -94,11 +94,9 @@ async fn open(
 /// User `id` under their current name: from one of their connections here, else as the store
 /// last saw them. Seed clients are neither: their app has no direct messages.
 async fn find_user(socket: &SocketRef, chat: &Chat, id: &str) -> Result<Option<User>, ErrorBody> {
-    let connected = socket
-        .within(user_key(id))
-        .sockets()
-        .into_iter()
-        .find_map(|other| other.extensions.get::<Session>().map(|s| s.user));
+    let connected = super::other_sessions_of(socket, id)
+        .next()
+        .map(|session| session.user);
     match connected {
         Some(user) => Ok(Some(user)),
         None => chat.store.user(id).await.map_err(|e| internal(&e)),

@@ -148,6 +148,17 @@ pub(crate) fn user_key(user_id: &str) -> String {
     format!("user:{user_id}")
 }
 
+/// The sessions of user `user_id`'s connections on this server, but `socket`'s.
+fn other_sessions_of(socket: &SocketRef, user_id: &str) -> impl Iterator<Item = Session> {
+    let own = socket.id;
+    socket
+        .within(user_key(user_id))
+        .sockets()
+        .into_iter()
+        .filter(move |other| other.id != own)
+        .filter_map(|other| other.extensions.get::<Session>())
+}
+
 /// Whether this socket may read and write `room`.
 fn has_joined(socket: &SocketRef, room: &str) -> bool {
     outgoing::is_in(socket, &room_key(room))

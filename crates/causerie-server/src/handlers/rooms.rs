@@ -154,15 +154,18 @@ async fn admit(
     // Direct conversations have a budget of their own: people opening conversations with
     // someone never keep them out of rooms.
     let direct = is_direct_room(room);
-    let (directs, rooms): (Vec<String>, Vec<String>) = outgoing::keys_of(socket)
-        .into_iter()
-        .partition(|key| room_of_key(key).is_some_and(is_direct_room));
-    if direct && directs.len() >= max as usize {
+    let keys = outgoing::keys_of(socket);
+    let directs = keys
+        .iter()
+        .filter(|key| room_of_key(key).is_some_and(is_direct_room))
+        .count();
+    let rooms = keys.len() - directs;
+    if direct && directs >= max as usize {
         return Err(room_limit(format!(
             "a connection may be in {max} direct conversations at once; leave one first"
         )));
     }
-    if !direct && rooms.len() >= max as usize {
+    if !direct && rooms >= max as usize {
         return Err(room_limit(format!(
             "a connection may be in {max} rooms at once; leave one first"
         )));
