@@ -131,6 +131,9 @@ pub struct ServerConfig {
     /// Key that signs session tokens. Defaults to `None`: a key is generated once and kept in
     /// `data_dir/secret.key` (mode 0600), so tokens survive restarts.
     pub secret_key: Option<String>,
+    /// A PostgreSQL database (`postgres://user:password@host/database`) to keep history in,
+    /// shared by every node of a cluster. Defaults to `None`: a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
     /// Code every client must present in `auth.code`. Defaults to `None`: anyone may connect.
     pub join_code: Option<String>,
     /// Allowed browser origins, for CORS and for every Socket.IO request (a websocket is not
@@ -193,6 +196,7 @@ impl ServerConfig {
         Self {
             data_dir: data_dir.into(),
             secret_key: None,
+            database_url: None,
             join_code: None,
             cors_origins: CorsOrigins::Any,
             rate_limit: Some(RateLimit::default()),

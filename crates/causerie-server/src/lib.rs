@@ -50,7 +50,7 @@ pub use error::ServerError;
 use chat::Chat;
 use connections::TrackedListener;
 use identity::TokenSigner;
-use store::{SqliteStore, Store};
+use store::{PostgresStore, SqliteStore, Store};
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "causerie.sqlite3";
@@ -77,13 +77,16 @@ impl App {
     pub async fn new(config: &ServerConfig) -> Result<Self, ServerError> {
         create_data_dir(&config.data_dir)?;
         let tokens = TokenSigner::load_or_create(config.secret_key.as_deref(), &config.data_dir)?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_with_busy_timeout(
-                &config.data_dir.join(DATABASE_FILE),
-                config.store_busy_timeout,
-            )
-            .await?,
-        );
+        let store: Arc<dyn Store> = match &config.database_url {
+            Some(url) => Arc::new(PostgresStore::connect(url).await?),
+            None => Arc::new(
+                SqliteStore::open_with_busy_timeout(
+                    &config.data_dir.join(DATABASE_FILE),
+                    config.store_busy_timeout,
+                )
+                .await?,
+            ),
+        };
         let chat = Arc::new(Chat::new(config, store, tokens));
         let (stopped, stop) = tokio::sync::watch::channel(false);
         chat::spawn_housekeeping(&chat, stop.clone());

@@ -109,7 +109,7 @@ fn files_holding(database: &std::path::Path, text: &[u8]) -> Vec<&'static str> {
 
 #[tokio::test]
 async fn a_deleted_message_and_its_edits_leave_no_text_in_the_files() {
-    let mut server = TestServer::start().await;
+    let mut server = TestServer::start_on_sqlite().await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     let secret = ada.send_ok("m1", "general", "my secret xylophonic").await;
     change_of(&edit(&ada, "e1", secret.seq, "my secret, edited").await);

@@ -388,3 +388,31 @@ async fn reqwest_get(url: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_owned()
 }
+
+/// Many requests in flight at once on one connection, as the core client's outbox and the
+/// reads of a reconnection make them: each ack answers its own request. rust_socketio 0.6 drew
+/// ack ids at random below 999, and a few dozen outstanding acks collided (one ack answered two
+/// requests, and its client's event loop panicked); the vendored copy counts them instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_of_many_concurrent_requests_on_one_connection_gets_its_own_ack() {
+    let server = TestServer::start_with(|config| causerie_server::ServerConfig {
+        max_requests_in_flight: 1_000,
+        ..config
+    })
+    .await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let requests = (0..200).map(|i| {
+        let client = ada.client.clone();
+        tokio::spawn(async move {
+            let id = format!("in-flight-{i}");
+            let data = json!({"id": id, "text": "hi"});
+            let ack = support::request_on(&client, "message", data, support::PATIENCE).await;
+            (id, ack)
+        })
+    });
+    for request in futures_util::future::join_all(requests).await {
+        let (id, ack) = request.expect("runs");
+        let ack = ack.unwrap_or_else(|| panic!("no ack for {id}"));
+        assert_eq!(ack["message"]["clientId"], id.as_str(), "{ack}");
+    }
+}

@@ -129,7 +129,7 @@ async fn a_new_data_dir_and_its_secret_key_are_readable_by_the_server_user_only(
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("var").join("causerie");
-    let mut server = TestServer::start_in(&dir, |config| config).await;
+    let mut server = TestServer::start_in(&dir, causerie_server::testing::on_sqlite).await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     ada.send_ok("c-1", "general", "private").await;
     let mode =

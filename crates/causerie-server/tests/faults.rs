@@ -96,7 +96,7 @@ async fn a_full_disk_never_acks_what_it_did_not_store_and_recovers_when_space_re
     let Some(disk) = SmallDisk::mount(3 * 1024 * 1024) else {
         return;
     };
-    let mut server = TestServer::start_in(disk.path(), |config| config).await;
+    let mut server = TestServer::start_in(disk.path(), causerie_server::testing::on_sqlite).await;
     let text = "x".repeat(4000);
     let refusals = Arc::new(AtomicUsize::new(0));
     let mut senders = Vec::new();
@@ -345,7 +345,7 @@ async fn failed_commits_in_a_row_never_leave_a_later_ack_uncommitted() {
 
 #[tokio::test]
 async fn nothing_is_acked_while_another_process_holds_the_lock_and_all_of_it_after() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sqlite().await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     let lock = LockHolder::hold(&server.database()).await;
     let sends: Vec<_> = (0..5)
@@ -383,7 +383,7 @@ async fn nothing_is_acked_while_another_process_holds_the_lock_and_all_of_it_aft
 async fn a_lock_held_longer_than_the_busy_timeout_refuses_then_recovers_without_a_restart() {
     let server = TestServer::start_with(|config| causerie_server::ServerConfig {
         store_busy_timeout: Duration::from_millis(300),
-        ..config
+        ..causerie_server::testing::on_sqlite(config)
     })
     .await;
     let (ada, welcome) = TestClient::join(&server.url(), auth("Ada")).await;

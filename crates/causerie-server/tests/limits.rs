@@ -510,7 +510,7 @@ async fn a_crowd_arriving_reaches_each_member_as_a_few_small_presence_events() {
 
 #[tokio::test]
 async fn requests_beyond_those_in_flight_are_refused_before_they_run_and_the_connection_stays() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_on_sqlite().await;
     let mut flood = RawSocket::join(&server, &auth("Flood")).await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
     // While another process holds the write lock, no message can be stored: every message

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use causerie_protocol::User;
-use causerie_server::store::{HistoryQuery, NewMessage, SqliteStore, Store};
+use causerie_server::store::{HistoryQuery, NewMessage, PostgresStore, SqliteStore, Store};
+use causerie_server::testing::TestPostgres;
 
 /// A kind of store, on a database of its own that outlives each store opened on it: reopening
 /// is part of the suite.
@@ -36,6 +37,22 @@ impl Backend for Sqlite {
     }
 }
 
+/// PostgreSQL, in a database of its own on the tests' server.
+struct Postgres(String);
+
+impl Postgres {
+    async fn new() -> Self {
+        Self(TestPostgres::shared().create_database().await)
+    }
+}
+
+#[async_trait]
+impl Backend for Postgres {
+    async fn open(&self) -> Arc<dyn Store> {
+        Arc::new(PostgresStore::connect(&self.0).await.expect("connects"))
+    }
+}
+
 /// Each test of the suite, as a test per kind of store.
 macro_rules! suite {
     ($($test:ident),* $(,)?) => {
@@ -44,6 +61,14 @@ macro_rules! suite {
                 #[tokio::test]
                 async fn $test() {
                     super::$test(&super::Sqlite::new()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(&super::Postgres::new().await).await;
                 }
             )*
         }
@@ -410,4 +435,72 @@ async fn unread_counts_others_messages_after_the_marker_up_to_the_bound(backend:
         .expect("reads")
         .expect("a marker");
     assert_eq!(state.unread, u32::try_from(head - 10).expect("small"));
+}
+
+/// Two nodes on one PostgreSQL database, writing to the same rooms at once: seqs are assigned
+/// in the committing transaction, so each room's run 1, 2, 3... whichever node stored what; a
+/// message retried on the other node (same author, same client id) is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_database_share_gap_free_seqs_and_dedup() {
+    let url = TestPostgres::shared().create_database().await;
+    let nodes: Vec<Arc<dyn Store>> = vec![
+        Arc::new(PostgresStore::connect(&url).await.expect("connects")),
+        Arc::new(PostgresStore::connect(&url).await.expect("connects")),
+    ];
+    let rooms = ["general", "two"];
+    for room in rooms {
+        nodes[1].create_room(room).await.expect("creates");
+    }
+    // Every message is sent to both nodes at once, as a client whose first try reached node A
+    // and whose retry reached node B.
+    let sends = (0..200).flat_map(|i| {
+        let room = rooms[i % 2];
+        nodes.iter().map(move |node| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                node.append(message("ada", &format!("m{i}"), room))
+                    .await
+                    .expect("appends")
+            })
+        })
+    });
+    let mut by_client_id: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+    for send in futures_util::future::join_all(sends).await {
+        let appended = send.expect("runs");
+        by_client_id
+            .entry(appended.message.client_id.clone())
+            .or_default()
+            .push(appended);
+    }
+    assert_eq!(by_client_id.len(), 200);
+    for (client_id, both) in &by_client_id {
+        assert_eq!(both.len(), 2);
+        assert_eq!(
+            both[0].message, both[1].message,
+            "{client_id} is one message on both nodes"
+        );
+        assert_eq!(
+            both.iter().filter(|a| a.duplicate).count(),
+            1,
+            "{client_id} is stored once and found once"
+        );
+    }
+    for room in rooms {
+        let mut seqs: Vec<u64> = by_client_id
+            .values()
+            .map(|both| &both[0].message)
+            .filter(|m| m.room == room)
+            .map(|m| m.seq)
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=100).collect::<Vec<u64>>(), "{room}");
+        for node in &nodes {
+            assert_eq!(node.head(room).await.expect("reads"), Some(100));
+        }
+    }
+    // Each node grouped its writes.
+    for node in &nodes {
+        assert!(node.commits() < 200, "{} commits", node.commits());
+        node.close().await;
+    }
 }

@@ -20,6 +20,10 @@ struct Cli {
     /// Directory for the database and the generated secret key.
     #[arg(long, env = "CAUSERIE_DATA_DIR", default_value = "causerie-data")]
     data_dir: PathBuf,
+    /// PostgreSQL database to keep history in, shared by every node of a cluster
+    /// (postgres://user:password@host/database) [default: SQLite, in DATA_DIR].
+    #[arg(long, env = "CAUSERIE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// Key that signs session tokens [default: generated once into DATA_DIR/secret.key].
     #[arg(long, env = "CAUSERIE_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
@@ -91,6 +95,7 @@ impl Cli {
         });
         ServerConfig {
             secret_key: self.secret_key,
+            database_url: self.database_url,
             join_code: self.join_code,
             cors_origins: if self.cors_origin.is_empty() {
                 CorsOrigins::Any

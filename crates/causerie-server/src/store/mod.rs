@@ -1,8 +1,13 @@
 //! Durable history behind the [`Store`] trait, so that the chat logic does not know which database
-//! keeps its messages. [`SqliteStore`] is the default; PostgreSQL will sit beside it.
+//! keeps its messages. [`SqliteStore`] is the default, a file of the server's own;
+//! [`PostgresStore`] is what several nodes share.
 
+mod postgres;
+mod rows;
 mod sqlite;
+mod writer;
 
+pub use postgres::PostgresStore;
 pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteStore};
 
 use async_trait::async_trait;
@@ -159,6 +164,34 @@ pub(crate) fn keep_within_page_bytes<T: serde::Serialize>(
     dropped
 }
 
+/// The two pages an `around` query reads, end to end, sharing the page's entries (and each
+/// half its bytes): up to `around` (it included), then after it, if the page has room left.
+pub(crate) fn around_halves(
+    around: u64,
+    query: HistoryQuery,
+) -> (HistoryQuery, Option<HistoryQuery>) {
+    let older = HistoryQuery {
+        before: Some(around.saturating_add(1)),
+        limit: query.limit.div_ceil(2).max(1),
+        ..HistoryQuery::default()
+    };
+    let newer_limit = query.limit.saturating_sub(older.limit);
+    let newer = (newer_limit > 0).then_some(HistoryQuery {
+        after: Some(around),
+        limit: newer_limit,
+        ..HistoryQuery::default()
+    });
+    (older, newer)
+}
+
+/// The page of an `around` query, from its two halves ([`around_halves`]).
+pub(crate) fn join_halves(mut older: HistorySlice, newer: HistorySlice) -> HistorySlice {
+    older.messages.extend(newer.messages);
+    older.changes.extend(newer.changes);
+    older.has_newer = newer.has_more;
+    older
+}
+
 /// A page of history, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySlice {
@@ -200,6 +233,8 @@ pub enum WriteFailure {
     Locked,
     /// Reading or writing the file failed (`SQLITE_IOERR`, or the OS refused).
     Io,
+    /// The database cannot be reached (PostgreSQL: the connection failed or timed out).
+    Unreachable,
     /// Any other database error.
     Other,
 }
@@ -211,6 +246,7 @@ impl WriteFailure {
             Self::DiskFull => "disk full",
             Self::Locked => "database locked by another process",
             Self::Io => "disk I/O error",
+            Self::Unreachable => "database unreachable",
             Self::Other => "database error",
         }
     }

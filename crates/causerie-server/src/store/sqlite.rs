@@ -1,9 +1,8 @@
 //! The SQLite store: one file in WAL mode with `synchronous = FULL`, one writer, a pool of readers.
 //!
-//! Every write goes through a single writer task that owns the only writing connection. It takes
-//! all the requests waiting in its queue (up to [`MAX_BATCH`]) and commits them in one transaction:
-//! group commit, so that concurrent senders share one fsync instead of queueing for one each. Being
-//! the only writer also makes seq assignment simple: it keeps each room's next seq in memory.
+//! Every write goes through the writer task ([`super::writer`]), which owns the only writing
+//! connection and commits what is queued in one transaction (group commit). Being the only
+//! writer also makes seq assignment simple: it keeps each room's next seq in memory.
 //! A second task checkpoints the WAL in the background, so no commit waits for a checkpoint.
 //!
 //! Failures are where a store earns its keep, so the writer owns its transactions itself
@@ -16,8 +15,8 @@
 //! answered `Ok` only after its COMMIT returned success.
 //!
 //! While writes fail (a full disk, a lock held by another process), the writer reports it through
-//! [`Store::health`], logs once per change, and retries a one-row write every [`PROBE_EVERY`] when
-//! idle, so that it notices recovery by itself.
+//! [`Store::health`], logs once per change, and retries a one-row write every second when idle, so
+//! that it notices recovery by itself.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -28,84 +27,34 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use causerie_protocol::limits::{direct_members, is_direct_room};
-use causerie_protocol::{Change, ChangeKind, Direct, Message, Quote, Reaction, ReadState, User};
+use causerie_protocol::{Change, ChangeKind, Direct, Message, Quote, ReadState, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
-use tokio::sync::{Mutex, Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::rows::{
+    self, CHANGE_COLUMNS, MESSAGE_COLUMNS, ReactionRow, change_row, entry_row, mentions_column,
+    message_row, now, seq_from_i64, to_i64, unfilled,
+};
+use super::writer::{self, Batches, Operation, Write, WriteReply, WriterTask, Written};
 use super::{
     Appended, ChangeAction, ChangeRefusal, Changed, Found, HistoryQuery, HistorySlice, MarkedRead,
     NewChange, NewMessage, RoomsSlice, Store, StoreError, WriteFailure, WriteHealth,
 };
 
-/// Most writes committed together; bounds the latency one commit adds to the first of them.
-const MAX_BATCH: usize = 1024;
-/// Writes waiting for the writer; senders wait (back-pressure) beyond this.
-const QUEUE_DEPTH: usize = 8192;
 const READERS: u32 = 4;
 /// How long a write waits for another process's lock on the database by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an idle writer retries while writes fail.
-const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-const SENT_AT_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-);
-
-const MESSAGE_COLUMNS: &str = "id, client_id, room, seq, author_id, author_name, text, sent_at, \
-     edited_at, deleted, reply_to, mentions";
-
-const CHANGE_COLUMNS: &str =
-    "id, client_id, room, seq, author_id, author_name, kind, target, text, at";
 
 /// The latest seq of a room's log (0 when empty): messages and changes share it.
 const LAST_SEQ: &str = "SELECT MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0), \
      COALESCE((SELECT MAX(seq) FROM changes WHERE room = ?1), 0))";
-
-/// A write for the writer task, and where its answer goes.
-struct Write {
-    operation: Operation,
-    reply: WriteReply,
-}
-
-/// What a write does.
-enum Operation {
-    Append(NewMessage),
-    Change(NewChange),
-    CreateRoom(String),
-    MarkRead {
-        user_id: String,
-        room: String,
-        seq: u64,
-    },
-    ForgetRead {
-        user_id: String,
-        room: String,
-    },
-    RememberUser(User),
-    OpenDirect {
-        room: String,
-        one: User,
-        other: User,
-    },
-}
-
-/// What a committed write did.
-enum Written {
-    Appended(Box<Appended>),
-    Changed(Changed),
-    RoomCreated,
-    MarkedRead(MarkedRead),
-    ForgotRead,
-    RememberedUser,
-    OpenedDirect,
-}
 
 /// The rooms and the latest seq of each, kept in memory: every welcome lists rooms and every
 /// catch-up asks what is newer than a seq, and neither should cost a read of the file (at a
@@ -204,14 +153,10 @@ impl Catalog {
 
 /// Messages and rooms in a SQLite file.
 pub struct SqliteStore {
-    writes: mpsc::Sender<Write>,
+    writer: WriterTask,
     reads: SqlitePool,
     catalog: Arc<Catalog>,
-    /// Until `close`: the writer task, and the signal that tells it to finish.
-    writer: Mutex<Option<(JoinHandle<()>, oneshot::Sender<()>)>>,
     checkpoints: JoinHandle<()>,
-    commits: Arc<AtomicU64>,
-    health: watch::Receiver<WriteHealth>,
 }
 
 impl SqliteStore {
@@ -261,28 +206,20 @@ impl SqliteStore {
             purge.clone(),
         ));
 
-        let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
-        let commits = Arc::new(AtomicU64::new(0));
-        let (health_sender, health) = watch::channel(WriteHealth::Writable);
-        let writer = Writer {
+        let writer = WriterTask::spawn(|health, commits| Writer {
             connection: Some(connection),
             options: writer_options,
             next_seq: HashMap::new(),
-            health: health_sender,
-            commits: commits.clone(),
+            health,
+            commits,
             catalog: catalog.clone(),
             purge,
-        };
-        let (close, closing) = oneshot::channel();
-        let writer = tokio::spawn(writer.run(queue, closing));
+        });
         let store = Self {
-            writes,
+            writer,
             reads,
             catalog,
-            writer: Mutex::new(Some((writer, close))),
             checkpoints,
-            commits,
-            health,
         };
         store.create_room(causerie_protocol::DEFAULT_ROOM).await?;
         Ok(store)
@@ -329,82 +266,40 @@ impl SqliteStore {
             .fetch_one(&mut *snapshot)
             .await?;
         let head = seq_from_i64(head)?;
-        let rows = sqlx::query(&sql)
+        let found = sqlx::query(&sql)
             .bind(room)
             .bind(after.unwrap_or(0))
             .bind(before)
             .bind(fetch)
             .fetch_all(&mut *snapshot)
             .await?;
-        let mut entries = rows.iter().map(entry_row).collect::<Result<Vec<_>, _>>()?;
-        let mut has_more = entries.len() > query.limit as usize;
+        let mut entries = found.iter().map(entry_row).collect::<Result<Vec<_>, _>>()?;
+        let has_more = entries.len() > query.limit as usize;
         entries.truncate(query.limit as usize);
         // Filled before the page is cut to its bytes: quotes and reactions count too.
-        let mut messages: Vec<Message> = entries
-            .iter()
-            .filter_map(|entry| match entry {
-                Entry::Message(message) => Some(message.clone()),
-                Entry::Change(_) => None,
-            })
-            .collect();
+        let mut messages = rows::messages_of(&entries);
         fill_quotes(&mut *snapshot, room, &mut messages).await?;
         fill_reactions(&mut *snapshot, room, &mut messages).await?;
         snapshot.commit().await?;
-        let mut filled = messages.into_iter();
-        for entry in &mut entries {
-            if let Entry::Message(message) = entry
-                && let Some(mut full) = filled.next()
-            {
-                full.as_of = head;
-                *message = full;
-            }
-        }
-        // Rows come nearest-first (the oldest for `after`, else the newest): keep as many of
-        // them as fit in the page's bytes.
-        has_more |= super::keep_within_page_bytes(&mut entries, max_bytes);
-        if after.is_none() {
-            entries.reverse();
-        }
-        let mut slice = HistorySlice {
-            messages: Vec::new(),
-            changes: Vec::new(),
+        Ok(rows::finish_page(
+            entries,
+            messages,
+            head,
             has_more,
-            has_newer: false,
-        };
-        for entry in entries {
-            match entry {
-                Entry::Message(message) => slice.messages.push(message),
-                Entry::Change(change) => slice.changes.push(change),
-            }
-        }
-        Ok(slice)
-    }
-
-    /// Queues `operation` for the writer and waits until it is committed (or not).
-    async fn write(&self, operation: Operation) -> Result<Written, StoreError> {
-        let (reply, response) = oneshot::channel();
-        self.writes
-            .send(Write { operation, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        response.await.map_err(|_| StoreError::Closed)?
+            after.is_none(),
+            max_bytes,
+        ))
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, message: NewMessage) -> Result<Appended, StoreError> {
-        match self.write(Operation::Append(message)).await? {
-            Written::Appended(appended) => Ok(*appended),
-            _ => unreachable!("the writer answers an append with the message"),
-        }
+        self.writer.append(message).await
     }
 
     async fn change(&self, change: NewChange) -> Result<Changed, StoreError> {
-        match self.write(Operation::Change(change)).await? {
-            Written::Changed(changed) => Ok(changed),
-            _ => unreachable!("the writer answers a change with what it did"),
-        }
+        self.writer.change(change).await
     }
 
     async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
@@ -531,30 +426,14 @@ impl Store for SqliteStore {
         let Some(around) = query.around else {
             return self.page(room, query, super::MAX_PAGE_BYTES).await;
         };
-        // Up to it (it included), then after it: two pages of the log, end to end, sharing
-        // the page's entries and bytes.
-        let half_bytes = super::MAX_PAGE_BYTES / 2;
-        let older = HistoryQuery {
-            before: Some(around.saturating_add(1)),
-            limit: query.limit.div_ceil(2).max(1),
-            ..HistoryQuery::default()
-        };
-        let mut slice = self.page(room, older, half_bytes).await?;
-        let newer_limit = query.limit.saturating_sub(older.limit);
-        if newer_limit == 0 {
+        let (older, newer) = super::around_halves(around, query);
+        let mut slice = self.page(room, older, super::MAX_PAGE_BYTES / 2).await?;
+        let Some(newer) = newer else {
             slice.has_newer = self.catalog.head(room).is_some_and(|head| head > around);
             return Ok(slice);
-        }
-        let newer = HistoryQuery {
-            after: Some(around),
-            limit: newer_limit,
-            ..HistoryQuery::default()
         };
-        let later = self.page(room, newer, half_bytes).await?;
-        slice.messages.extend(later.messages);
-        slice.changes.extend(later.changes);
-        slice.has_newer = later.has_more;
-        Ok(slice)
+        let later = self.page(room, newer, super::MAX_PAGE_BYTES / 2).await?;
+        Ok(super::join_halves(slice, later))
     }
 
     async fn mark_read(
@@ -563,15 +442,7 @@ impl Store for SqliteStore {
         room: &str,
         seq: u64,
     ) -> Result<MarkedRead, StoreError> {
-        let operation = Operation::MarkRead {
-            user_id: user_id.to_owned(),
-            room: room.to_owned(),
-            seq,
-        };
-        match self.write(operation).await? {
-            Written::MarkedRead(marked) => Ok(marked),
-            _ => unreachable!("the writer answers a read marker with the marker"),
-        }
+        self.writer.mark_read(user_id, room, seq).await
     }
 
     async fn read_state(
@@ -644,17 +515,11 @@ impl Store for SqliteStore {
     }
 
     async fn forget_read(&self, user_id: &str, room: &str) -> Result<(), StoreError> {
-        let operation = Operation::ForgetRead {
-            user_id: user_id.to_owned(),
-            room: room.to_owned(),
-        };
-        self.write(operation).await.map(|_| ())
+        self.writer.forget_read(user_id, room).await
     }
 
     async fn remember_user(&self, user: &User) -> Result<(), StoreError> {
-        self.write(Operation::RememberUser(user.clone()))
-            .await
-            .map(|_| ())
+        self.writer.remember_user(user).await
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
@@ -673,12 +538,7 @@ impl Store for SqliteStore {
         if self.catalog.head(room).is_some() {
             return Ok(());
         }
-        let operation = Operation::OpenDirect {
-            room: room.to_owned(),
-            one: one.clone(),
-            other: other.clone(),
-        };
-        self.write(operation).await.map(|_| ())
+        self.writer.open_direct(room, one, other).await
     }
 
     async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError> {
@@ -718,9 +578,7 @@ impl Store for SqliteStore {
         if self.catalog.head(room).is_some() {
             return Ok(());
         }
-        self.write(Operation::CreateRoom(room.to_owned()))
-            .await
-            .map(|_| ())
+        self.writer.create_room(room).await
     }
 
     async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
@@ -762,19 +620,17 @@ impl Store for SqliteStore {
     }
 
     fn health(&self) -> WriteHealth {
-        *self.health.borrow()
+        self.writer.health()
     }
 
     fn commits(&self) -> u64 {
-        self.commits.load(Ordering::Relaxed)
+        self.writer.commits()
     }
 
     async fn close(&self) {
-        let Some((writer, close)) = self.writer.lock().await.take() else {
+        if !self.writer.close().await {
             return;
-        };
-        let _ = close.send(());
-        let _ = writer.await;
+        }
         self.checkpoints.abort();
         self.reads.close().await;
     }
@@ -848,36 +704,8 @@ struct Writer {
     purge: Arc<Notify>,
 }
 
-impl Writer {
-    /// Batches what is queued, commits it once, then answers each write; probes while failing.
-    /// Told to close, it takes no more writes, commits those already queued, and ends.
-    async fn run(mut self, mut queue: mpsc::Receiver<Write>, mut closing: oneshot::Receiver<()>) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut closed = false;
-        loop {
-            let failing = *self.health.borrow() != WriteHealth::Writable;
-            tokio::select! {
-                received = queue.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
-                _ = &mut closing, if !closed => {
-                    // Senders are refused from now on; what is queued still comes out above.
-                    queue.close();
-                    closed = true;
-                    continue;
-                }
-                () = tokio::time::sleep(PROBE_EVERY), if failing && !closed => {
-                    self.probe().await;
-                    continue;
-                }
-            }
-            self.commit_batch(std::mem::take(&mut batch)).await;
-        }
-        if let Some(connection) = self.connection.take()
-            && let Err(e) = connection.close().await
-        {
-            tracing::warn!(error = %e, "closing the SQLite writer failed");
-        }
-    }
-
+#[async_trait]
+impl Batches for Writer {
     /// Commits `batch` in one transaction, or none of it, then answers each write alike.
     async fn commit_batch(&mut self, batch: Vec<Write>) {
         let mut replies = Vec::with_capacity(batch.len());
@@ -887,7 +715,7 @@ impl Writer {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 self.catalog.committed(created, &assigned);
                 self.next_seq.extend(assigned);
-                self.set_health(WriteHealth::Writable, None);
+                writer::set_health(&self.health, WriteHealth::Writable, "");
                 let deleted = replies.iter().any(|(_, written)| {
                     matches!(
                         written,
@@ -905,7 +733,11 @@ impl Writer {
             }
             Err(error) => {
                 let reason = error.to_string();
-                self.set_health(WriteHealth::Failing(classify(&error)), Some(&reason));
+                writer::set_health(
+                    &self.health,
+                    WriteHealth::Failing(classify(&error)),
+                    &reason,
+                );
                 self.recover().await;
                 for (reply, _) in replies {
                     let _ = reply.send(Err(StoreError::NotCommitted(reason.clone())));
@@ -914,6 +746,38 @@ impl Writer {
         }
     }
 
+    /// Writes one row while writes fail, to find out when they work again.
+    async fn probe(&mut self) {
+        let result = async {
+            let connection = begin(&mut self.connection, &self.options).await?;
+            sqlx::query("INSERT OR REPLACE INTO write_probe (id, written_at) VALUES (1, ?)")
+                .bind(now())
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("COMMIT").execute(&mut *connection).await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => writer::set_health(&self.health, WriteHealth::Writable, ""),
+            Err(e) => {
+                let reason = e.to_string();
+                writer::set_health(&self.health, WriteHealth::Failing(classify(&e)), &reason);
+                self.recover().await;
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && let Err(e) = connection.close().await
+        {
+            tracing::warn!(error = %e, "closing the SQLite writer failed");
+        }
+    }
+}
+
+impl Writer {
     /// Runs the batch inside `BEGIN IMMEDIATE` ... `COMMIT`, moving each write's reply into
     /// `replies`, with what it wrote if it got that far (answered once the batch's fate is
     /// known). Returns the seqs assigned and the rooms created, to keep once committed.
@@ -1013,43 +877,6 @@ impl Writer {
             }
         }
     }
-
-    /// Writes one row while writes fail, to find out when they work again.
-    async fn probe(&mut self) {
-        let result = async {
-            let connection = begin(&mut self.connection, &self.options).await?;
-            sqlx::query("INSERT OR REPLACE INTO write_probe (id, written_at) VALUES (1, ?)")
-                .bind(now())
-                .execute(&mut *connection)
-                .await?;
-            sqlx::query("COMMIT").execute(&mut *connection).await?;
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
-        match result {
-            Ok(()) => self.set_health(WriteHealth::Writable, None),
-            Err(e) => {
-                let reason = e.to_string();
-                self.set_health(WriteHealth::Failing(classify(&e)), Some(&reason));
-                self.recover().await;
-            }
-        }
-    }
-
-    /// Records how writing goes, logging only changes: a full disk fails every batch.
-    fn set_health(&self, health: WriteHealth, reason: Option<&str>) {
-        let previous = self.health.send_replace(health);
-        if previous == health {
-            return;
-        }
-        match health {
-            WriteHealth::Failing(failure) => tracing::error!(
-                %failure, reason = reason.unwrap_or_default(),
-                "writes fail: new messages are refused (internal) until they work again"
-            ),
-            WriteHealth::Writable => tracing::info!("writes work again"),
-        }
-    }
 }
 
 /// Starts a write transaction on the writer's connection, reopening it if a failure closed it,
@@ -1108,9 +935,6 @@ fn classify(error: &sqlx::Error) -> WriteFailure {
         _ => WriteFailure::Other,
     }
 }
-
-/// Where a write's answer goes.
-type WriteReply = oneshot::Sender<Result<Written, StoreError>>;
 
 async fn append_in(
     connection: &mut SqliteConnection,
@@ -1289,125 +1113,31 @@ async fn mark_read_in(
     })
 }
 
-fn message_row(row: &SqliteRow) -> Result<Message, sqlx::Error> {
-    Ok(Message {
-        id: row.try_get("id")?,
-        client_id: row.try_get("client_id")?,
-        room: row.try_get("room")?,
-        seq: seq_from_i64(row.try_get("seq")?)?,
-        author: User {
-            id: row.try_get("author_id")?,
-            name: row.try_get("author_name")?,
-        },
-        text: row.try_get("text")?,
-        sent_at: row.try_get("sent_at")?,
-        edited_at: row.try_get("edited_at")?,
-        deleted: row.try_get::<i64, _>("deleted")? != 0,
-        // Its own seq until the caller knows better (a page says its head).
-        as_of: seq_from_i64(row.try_get("seq")?)?,
-        mentions: row
-            .try_get::<Option<String>, _>("mentions")?
-            .and_then(|ids| serde_json::from_str(&ids).ok())
-            .unwrap_or_default(),
-        reactions: Vec::new(),
-        reply_to: row
-            .try_get::<Option<i64>, _>("reply_to")?
-            .map(seq_from_i64)
-            .transpose()?
-            .map(unfilled),
-    })
-}
-
-/// The `mentions` column of a message: its ids as a JSON array, NULL for none.
-fn mentions_column(mentions: &[String]) -> Option<String> {
-    (!mentions.is_empty()).then(|| serde_json::to_string(mentions).unwrap_or_default())
-}
-
-/// The quote of the message at `seq`, before [`fill_quotes`] reads the original.
-fn unfilled(seq: u64) -> Box<Quote> {
-    Box::new(Quote {
-        seq,
-        author: User {
-            id: String::new(),
-            name: String::new(),
-        },
-        excerpt: String::new(),
-        deleted: false,
-    })
-}
-
-/// Replaces the quotes of the replies among `messages` (all of `room`) with their originals as
+/// Fills the quotes of the replies among `messages` (all of `room`) with their originals as
 /// they are now, in one read.
 async fn fill_quotes<'e>(
     executor: impl sqlx::SqliteExecutor<'e>,
     room: &str,
     messages: &mut [Message],
 ) -> Result<(), sqlx::Error> {
-    let mut wanted: Vec<u64> = messages
-        .iter()
-        .filter_map(|m| m.reply_to.as_ref().map(|q| q.seq))
-        .collect();
+    let wanted = rows::quoted_seqs(messages);
     if wanted.is_empty() {
         return Ok(());
     }
-    wanted.sort_unstable();
-    wanted.dedup();
     let marks = vec!["?"; wanted.len()].join(", ");
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = ? AND seq IN ({marks})");
     let mut query = sqlx::query(&sql).bind(room);
     for seq in &wanted {
         query = query.bind(to_i64(*seq));
     }
-    let mut originals = HashMap::new();
-    for row in query.fetch_all(executor).await? {
-        let original = message_row(&row)?;
-        originals.insert(original.seq, Box::new(Quote::of(&original)));
-    }
-    for message in messages {
-        message.reply_to = message
-            .reply_to
-            .take()
-            .and_then(|quote| originals.get(&quote.seq).cloned());
-    }
+    let originals = query
+        .fetch_all(executor)
+        .await?
+        .iter()
+        .map(message_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    rows::fill_quotes(messages, &originals);
     Ok(())
-}
-
-/// An entry of a room's log, as a history page reads it.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Entry {
-    Message(Message),
-    Change(Change),
-}
-
-fn entry_row(row: &SqliteRow) -> Result<Entry, StoreError> {
-    let entry: String = row.try_get("entry")?;
-    Ok(match entry.as_str() {
-        "change" => Entry::Change(change_row(row)?),
-        _ => Entry::Message(message_row(row)?),
-    })
-}
-
-fn change_row(row: &SqliteRow) -> Result<Change, sqlx::Error> {
-    let kind: String = row.try_get("kind")?;
-    let text: Option<String> = row.try_get("text")?;
-    let reaction = kind == ChangeKind::React.as_str() || kind == ChangeKind::Unreact.as_str();
-    Ok(Change {
-        id: row.try_get("id")?,
-        client_id: row.try_get("client_id")?,
-        room: row.try_get("room")?,
-        seq: seq_from_i64(row.try_get("seq")?)?,
-        author: User {
-            id: row.try_get("author_id")?,
-            name: row.try_get("author_name")?,
-        },
-        kind: ChangeKind::parse(&kind)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown change kind {kind:?}").into()))?,
-        target: seq_from_i64(row.try_get("target")?)?,
-        text: if reaction { None } else { text.clone() },
-        emoji: if reaction { text } else { None },
-        at: row.try_get("at")?,
-    })
 }
 
 /// Which way a reaction toggles: `React` if the user had not given it, `Unreact` if they had;
@@ -1477,36 +1207,13 @@ async fn fill_reactions<'e>(
     for message in messages.iter() {
         query = query.bind(to_i64(message.seq));
     }
-    let mut by_target: HashMap<u64, Vec<Reaction>> = HashMap::new();
-    for row in query.fetch_all(executor).await? {
-        let target = seq_from_i64(row.try_get("target")?)?;
-        let emoji: String = row.try_get("emoji")?;
-        let user = User {
-            id: row.try_get("user_id")?,
-            name: row.try_get("user_name")?,
-        };
-        let reactions = by_target.entry(target).or_default();
-        let reaction = match reactions.iter_mut().position(|r| r.emoji == emoji) {
-            Some(at) => &mut reactions[at],
-            None => {
-                reactions.push(Reaction {
-                    emoji,
-                    count: 0,
-                    users: Vec::new(),
-                });
-                reactions.last_mut().expect("just pushed")
-            }
-        };
-        reaction.count += 1;
-        if reaction.users.len() < causerie_protocol::limits::MAX_REACTORS_LISTED {
-            reaction.users.push(user);
-        }
-    }
-    for message in messages {
-        if let Some(reactions) = by_target.remove(&message.seq) {
-            message.reactions = reactions;
-        }
-    }
+    let reactions = query
+        .fetch_all(executor)
+        .await?
+        .iter()
+        .map(ReactionRow::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    rows::fill_reactions(messages, reactions);
     Ok(())
 }
 
@@ -1545,16 +1252,7 @@ async fn change_in(
     if let Some(row) = earlier {
         let change = change_row(&row)?;
         // A retry names the same change; anything else reuses an id, and is no retry.
-        let kind_matches = match &new.action {
-            ChangeAction::React { emoji } => {
-                matches!(change.kind, ChangeKind::React | ChangeKind::Unreact)
-                    && change.emoji.as_ref().is_none_or(|stored| stored == emoji)
-            }
-            action => change.kind == action.kind(),
-        };
-        let same = kind_matches
-            && (change.room.as_str(), change.target) == (new.room.as_str(), new.target);
-        if !same {
+        if !rows::is_retry(&change, &new) {
             return Ok(Changed::Refused(ChangeRefusal::IdReused));
         }
         return Ok(Changed::Stored {
@@ -1580,12 +1278,8 @@ async fn change_in(
     }
     let at = now();
     if new.action.kind() == ChangeKind::Edit {
-        // Both times are in the same fixed format, so they compare as text.
         let sent_at: String = target.try_get("sent_at")?;
-        let oldest = time::OffsetDateTime::now_utc()
-            .checked_sub(time::Duration::try_from(new.edit_window).unwrap_or(time::Duration::MAX));
-        // A window longer than time itself has no oldest editable message.
-        if oldest.is_some_and(|oldest| sent_at < format_time(oldest)) {
+        if rows::past_edit_window(&sent_at, new.edit_window) {
             return Ok(Changed::Refused(ChangeRefusal::TooLate));
         }
     }
@@ -1700,24 +1394,4 @@ async fn change_in(
         change: Box::new(change),
         duplicate: false,
     })
-}
-
-/// A seq read from the file: never negative unless the file was damaged.
-fn seq_from_i64(seq: i64) -> Result<u64, sqlx::Error> {
-    u64::try_from(seq).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-}
-
-/// A seq bound for a query. Seqs never come near `i64::MAX`; a client's larger bound means "no
-/// bound", which `i64::MAX` also means.
-fn to_i64(seq: u64) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
-fn now() -> String {
-    format_time(time::OffsetDateTime::now_utc())
-}
-
-fn format_time(at: time::OffsetDateTime) -> String {
-    at.format(SENT_AT_FORMAT)
-        .expect("a UTC time always formats with this fixed description")
 }

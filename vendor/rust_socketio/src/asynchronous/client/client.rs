@@ -3,7 +3,6 @@ use std::{ops::DerefMut, pin::Pin, sync::Arc};
 use backoff::{backoff::Backoff, ExponentialBackoffBuilder};
 use futures_util::{future::BoxFuture, stream, Stream, StreamExt};
 use log::trace;
-use rand::{thread_rng, Rng};
 use serde_json::Value;
 use tokio::{
     sync::RwLock,
@@ -371,7 +370,11 @@ impl Client {
         E: Into<Event>,
         D: Into<Payload>,
     {
-        let id = thread_rng().gen_range(0..999);
+        // Causerie's patch: ids from a counter, not `thread_rng().gen_range(0..999)`. Random ids
+        // collided among a few dozen outstanding acks: the ack of one request then answered two
+        // callbacks, and removing both panicked (the second index was out of bounds).
+        static NEXT_ACK_ID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+        let id = NEXT_ACK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & i32::MAX;
         let socket_packet =
             Packet::new_from_payload(data.into(), event.into(), &self.nsp, Some(id))?;
 
@@ -440,8 +443,11 @@ impl Client {
                     }
                 }
             }
-            for index in to_be_removed {
-                self.outstanding_acks.write().await.remove(index);
+            // Causerie's patch: removed from the last, so that each index still points at its
+            // ack (removing from the first shifted the rest, and could panic).
+            let mut outstanding = self.outstanding_acks.write().await;
+            for index in to_be_removed.into_iter().rev() {
+                outstanding.remove(index);
             }
         }
         Ok(())

@@ -11,6 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::ServerConfig;
 
+mod postgres;
+
+pub use postgres::TestPostgres;
+
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -34,6 +38,12 @@ impl TestServer {
         Self::start_with(|config| config).await
     }
 
+    /// Starts a server on SQLite whatever `CAUSERIE_TEST_STORE` says: for a test of the
+    /// SQLite file itself (its locks, its disk, its bytes).
+    pub async fn start_on_sqlite() -> Self {
+        Self::start_with(on_sqlite).await
+    }
+
     /// Starts a server with a config adjusted by `adjust`.
     pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Self {
         let temporary = tempfile::tempdir().expect("creates a temp dir");
@@ -48,7 +58,13 @@ impl TestServer {
         data_dir: &Path,
         adjust: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Self {
+        let database_url = match std::env::var("CAUSERIE_TEST_STORE").as_deref() {
+            Ok("postgres") => Some(TestPostgres::shared().create_database().await),
+            Ok("sqlite") | Err(_) => None,
+            Ok(other) => panic!("CAUSERIE_TEST_STORE is sqlite or postgres, not {other:?}"),
+        };
         let config = adjust(ServerConfig {
+            database_url,
             rate_limit: None,
             event_limits: Some(crate::EventLimits {
                 new_guests_per_address: None,
@@ -134,6 +150,14 @@ impl Drop for TestServer {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// `config` on SQLite, whatever `CAUSERIE_TEST_STORE` says (see [`TestServer::start_on_sqlite`]).
+pub fn on_sqlite(config: ServerConfig) -> ServerConfig {
+    ServerConfig {
+        database_url: None,
+        ..config
     }
 }
 

@@ -1,0 +1,235 @@
+//! A PostgreSQL server of the tests' own: a new cluster in a temporary directory, listening on a
+//! free loopback port, started from the Debian packages' binaries (`./x test` installs them).
+//! As root (CI), it runs as the `postgres` user: PostgreSQL refuses to run as root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::{PATIENCE, running_as_root};
+
+/// The PostgreSQL server of a test binary's tests.
+pub struct TestPostgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// The shell that runs the server and stops it when the test process ends.
+    server: Option<Child>,
+}
+
+impl TestPostgres {
+    /// The server shared by the tests of this test binary, started by the first one to ask.
+    /// Each test takes a database of its own ([`TestPostgres::create_database`]).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<TestPostgres> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Starts a new server (a test that stops and starts it wants one of its own). Fails the
+    /// test, saying why, when PostgreSQL is not installed.
+    pub fn start() -> Self {
+        let bin = binaries();
+        let dir = tempfile::tempdir().expect("temp dir");
+        if running_as_root() {
+            let (uid, gid) = postgres_user();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+        }
+        let data = dir.path().join("data");
+        let initdb = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ])
+            .stdout(Stdio::null())
+            .output()
+            .expect("runs initdb");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = free_port();
+        let mut postgres = Self {
+            dir,
+            bin,
+            port,
+            server: None,
+        };
+        postgres.resume();
+        postgres
+    }
+
+    /// The URL of a new, empty database on it.
+    pub async fn create_database(&self) -> String {
+        use sqlx::Connection;
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connects to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("creates a database");
+        self.url(&name)
+    }
+
+    /// The URL of database `name` on it.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops it at once, as a crash would (SIGQUIT: no checkpoint; it recovers from its WAL
+    /// when started again).
+    pub fn kill(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        if let Some(pid) = self.postmaster_pid() {
+            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        }
+        let _ = server.wait();
+    }
+
+    /// Starts it again on the same port and data, and waits until it accepts connections.
+    pub fn resume(&mut self) {
+        assert!(self.server.is_none(), "resume() needs a stopped server");
+        let data = self.dir.path().join("data");
+        let postgres = self.bin.join("postgres");
+        // The shell stops the server (fast shutdown) once the test process is gone: a test
+        // binary's shared server is never dropped.
+        let watchdog = format!(
+            "{} & pid=$!; while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do \
+             sleep 0.5; done; kill -INT $pid 2>/dev/null; wait $pid",
+            shell_words(as_postgres(&postgres).arg("-D").arg(&data).args([
+                "-p",
+                &self.port.to_string(),
+                "-k",
+                &self.dir.path().display().to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])),
+            parent = std::process::id(),
+        );
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        self.server = Some(
+            Command::new("sh")
+                .args(["-c", &watchdog])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("starts postgres"),
+        );
+        let ready = Instant::now();
+        loop {
+            let status = Command::new(self.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .status()
+                .expect("runs pg_isready");
+            if status.success() {
+                break;
+            }
+            assert!(
+                ready.elapsed() < PATIENCE,
+                "PostgreSQL did not start: {}",
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn postmaster_pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
+        pid.lines().next().map(str::to_owned)
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The directory of PostgreSQL's server binaries: `CAUSERIE_POSTGRES_BIN`, or the newest
+/// version the Debian packages installed.
+fn binaries() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CAUSERIE_POSTGRES_BIN") {
+        return bin.into();
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .filter(|(_, bin)| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): `./x test` \
+             installs it (apt-get install postgresql), or set CAUSERIE_POSTGRES_BIN"
+        )
+    })
+}
+
+/// `program`, run as the `postgres` user when the tests run as root.
+fn as_postgres(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// The `postgres` user's uid and gid.
+fn postgres_user() -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let output = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("runs id");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .expect("the postgres user exists (the Debian package creates it)")
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A command line for `sh`, each word quoted.
+fn shell_words(command: &Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
