@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: what can be configured, with defaults.
 //! - [`handlers`]: the Socket.IO events (`connect`, `message`, `history`, `join`, ...).
-//! - [`store`]: durable history behind the [`store::Store`] trait; SQLite with group commit.
+//! - [`store`]: durable history behind the [`store::Store`] trait, with group commit: SQLite, or
+//!   PostgreSQL shared by several nodes.
 //! - [`identity`]: the secret key, signed session tokens, guest names.
 //! - [`chat`]: the state the handlers share.
 //! - [`http`]: the router: Socket.IO, `/healthz`, `/metrics`, CORS.
@@ -11,7 +12,7 @@
 //! - [`connections`]: the TCP connections, tracked so that the server can end one.
 //! - [`metrics`]: Prometheus counters.
 //! - [`error`]: why a server could not start.
-//! - `testing` (feature `testing`): a server on a free port for tests.
+//! - `testing` (feature `testing`): a server on a free port for tests, and a PostgreSQL of their own.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), causerie_server::ServerError> {

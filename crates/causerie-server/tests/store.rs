@@ -504,3 +504,70 @@ async fn two_nodes_on_one_postgres_database_share_gap_free_seqs_and_dedup() {
         node.close().await;
     }
 }
+
+/// The same author's change id sent to two nodes at once for messages of two rooms: the rooms'
+/// locks do not hold one back for the other, so both may pass the check for an earlier change.
+/// One is stored and the other refused as a reused id; neither fails its node's batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_id_raced_on_two_nodes_is_stored_once_and_fails_no_batch() {
+    use causerie_server::store::{ChangeAction, ChangeRefusal, Changed, NewChange};
+    let url = TestPostgres::shared().create_database().await;
+    let nodes: Vec<Arc<dyn Store>> = vec![
+        Arc::new(PostgresStore::connect(&url).await.expect("connects")),
+        Arc::new(PostgresStore::connect(&url).await.expect("connects")),
+    ];
+    let rooms = ["one", "two"];
+    for room in rooms {
+        nodes[0].create_room(room).await.expect("creates");
+        nodes[0]
+            .append(message("ada", &format!("in-{room}"), room))
+            .await
+            .expect("appends");
+    }
+    for i in 0..20 {
+        let races = nodes.iter().zip(rooms).map(|(node, room)| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                node.change(NewChange {
+                    client_id: format!("raced-{i}"),
+                    room: room.to_owned(),
+                    author: User {
+                        id: "ada".to_owned(),
+                        name: "ada".to_owned(),
+                    },
+                    action: ChangeAction::Edit {
+                        text: format!("edit {i}"),
+                    },
+                    target: 1,
+                    edit_window: std::time::Duration::from_secs(60),
+                })
+                .await
+            })
+        });
+        let outcomes: Vec<Changed> = futures_util::future::join_all(races)
+            .await
+            .into_iter()
+            .map(|outcome| outcome.expect("runs").expect("no batch fails"))
+            .collect();
+        let stored = outcomes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c,
+                    Changed::Stored {
+                        duplicate: false,
+                        ..
+                    }
+                )
+            })
+            .count();
+        let refused = outcomes
+            .iter()
+            .filter(|c| matches!(c, Changed::Refused(ChangeRefusal::IdReused)))
+            .count();
+        assert_eq!((stored, refused), (1, 1), "{outcomes:?}");
+    }
+    for node in &nodes {
+        node.close().await;
+    }
+}

@@ -16,7 +16,7 @@
 //! A statement, a lock wait and a transaction left idle all time out, so that a node cut off in
 //! the middle of a batch neither waits forever nor holds other nodes' rooms locked.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +52,18 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a batch may take, commit included; past it the connection is dropped (which rolls
 /// back whatever it had not committed) and the batch answered `NotCommitted`.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(15);
-/// How many times a batch that met another node's in a deadlock is tried.
+/// How many times a batch that met another node's (a deadlock, a lock wait too long, the same
+/// key written at once) is tried.
 const ATTEMPTS: u32 = 3;
+/// Most writes in one transaction: each costs round trips to the database while the batch holds
+/// its rooms locked, so a batch stays well within [`BATCH_TIMEOUT`] and [`LOCK_TIMEOUT`] even
+/// over a network with a few milliseconds of latency.
+const MAX_BATCH: usize = 128;
+/// How long a read may take, waiting for a connection included: on a partitioned network a
+/// read fails after it rather than when TCP gives up.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most search terms a query's words make (a word like "rock'n'roll" makes three).
+const MAX_TERMS: usize = 16;
 /// The longest word kept in the search index, in characters (a longer one is cut, in the index
 /// and in queries alike). PostgreSQL refuses lexemes of 2 KiB.
 const MAX_TERM_CHARS: usize = 200;
@@ -98,6 +108,8 @@ impl PostgresStore {
                 "idle_in_transaction_session_timeout",
                 millis(STATEMENT_TIMEOUT),
             ),
+            // An ack means committed to disk, whatever the server's default says.
+            ("synchronous_commit", "on".to_owned()),
         ];
         let options = PgConnectOptions::from_str(url)?
             .application_name("causerie-server")
@@ -110,7 +122,7 @@ impl PostgresStore {
             .acquire_timeout(CONNECT_TIMEOUT)
             .connect_lazy_with(options.clone());
         let rooms = Arc::new(KnownRooms::default());
-        let writer = WriterTask::spawn(|health, commits| Writer {
+        let writer = WriterTask::spawn(MAX_BATCH, |health, commits| Writer {
             connection: Some(connection),
             options,
             health,
@@ -203,26 +215,29 @@ impl Store for PostgresStore {
     }
 
     async fn sent(&self, author_id: &str, client_id: &str) -> Result<Option<Message>, StoreError> {
-        let mut snapshot = self.snapshot().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = $1 AND client_id = $2"
-        ))
-        .bind(author_id)
-        .bind(client_id)
-        .fetch_optional(&mut *snapshot)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut message = [message_row(&row)?];
-        let room = message[0].room.clone();
-        let head = head_in(&mut snapshot, &room).await?.unwrap_or(0);
-        fill_quotes(&mut snapshot, &room, &mut message).await?;
-        fill_reactions(&mut snapshot, &room, &mut message).await?;
-        snapshot.commit().await?;
-        let [mut message] = message;
-        message.as_of = head;
-        Ok(Some(message))
+        reading(async {
+            let mut snapshot = self.snapshot().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE author_id = $1 AND client_id = $2"
+            ))
+            .bind(author_id)
+            .bind(client_id)
+            .fetch_optional(&mut *snapshot)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mut message = [message_row(&row)?];
+            let room = message[0].room.clone();
+            let head = head_in(&mut snapshot, &room).await?.unwrap_or(0);
+            fill_quotes(&mut snapshot, &room, &mut message).await?;
+            fill_reactions(&mut snapshot, &room, &mut message).await?;
+            snapshot.commit().await?;
+            let [mut message] = message;
+            message.as_of = head;
+            Ok(Some(message))
+        })
+        .await
     }
 
     async fn search(
@@ -232,78 +247,91 @@ impl Store for PostgresStore {
         after: Option<i64>,
         limit: u32,
     ) -> Result<Found, StoreError> {
-        let terms: Vec<String> = words.iter().flat_map(|word| search_terms(word)).collect();
-        if rooms.is_empty() || terms.is_empty() {
-            return Ok(Found {
-                messages: Vec::new(),
-                next: None,
-            });
-        }
-        // Each term a quoted lexeme (letters and digits only: nothing a user types reaches
-        // the query's syntax), all of them required, the last one also as the start of a word.
-        let mut matching = terms
-            .iter()
-            .map(|term| format!("'{term}'"))
-            .collect::<Vec<_>>()
-            .join(" & ");
-        matching.push_str(":*");
-        let sql = format!(
-            "SELECT n, {MESSAGE_COLUMNS} FROM messages \
-             WHERE search @@ $1::tsquery AND n < $2 AND room = ANY($3) \
-             ORDER BY n DESC LIMIT $4"
-        );
-        let hits = sqlx::query(&sql)
-            .bind(&matching)
-            .bind(after.unwrap_or(i64::MAX))
-            .bind(rooms)
-            .bind(i64::from(limit) + 1)
-            .fetch_all(&self.reads)
-            .await?;
-        let more = hits.len() > limit as usize;
-        let mut found = Vec::with_capacity(limit as usize);
-        let mut last = None;
-        for hit in hits.iter().take(limit as usize) {
-            last = Some(hit.try_get::<i64, _>("n")?);
-            let mut message = message_row(hit)?;
-            message.reply_to = None;
-            found.push(message);
-        }
-        Ok(Found {
-            messages: found,
-            next: if more { last } else { None },
+        reading(async {
+            let terms: Vec<String> = words
+                .iter()
+                .flat_map(|word| search_terms(word))
+                .take(MAX_TERMS)
+                .collect();
+            if rooms.is_empty() || terms.is_empty() {
+                return Ok(Found {
+                    messages: Vec::new(),
+                    next: None,
+                });
+            }
+            // Each term a quoted lexeme (letters and digits only: nothing a user types reaches
+            // the query's syntax), all of them required, the last one also as the start of a word.
+            let mut matching = terms
+                .iter()
+                .map(|term| format!("'{term}'"))
+                .collect::<Vec<_>>()
+                .join(" & ");
+            matching.push_str(":*");
+            let sql = format!(
+                "SELECT n, {MESSAGE_COLUMNS} FROM messages \
+                 WHERE search @@ $1::tsquery AND n < $2 AND room = ANY($3) \
+                 ORDER BY n DESC LIMIT $4"
+            );
+            let hits = sqlx::query(&sql)
+                .bind(&matching)
+                .bind(after.unwrap_or(i64::MAX))
+                .bind(rooms)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.reads)
+                .await?;
+            let more = hits.len() > limit as usize;
+            let mut found = Vec::with_capacity(limit as usize);
+            let mut last = None;
+            for hit in hits.iter().take(limit as usize) {
+                last = Some(hit.try_get::<i64, _>("n")?);
+                let mut message = message_row(hit)?;
+                message.reply_to = None;
+                found.push(message);
+            }
+            Ok(Found {
+                messages: found,
+                next: if more { last } else { None },
+            })
         })
+        .await
     }
 
     async fn members_among(&self, room: &str, ids: &[String]) -> Result<Vec<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let members: Vec<String> = sqlx::query_scalar(
-            "SELECT user_id FROM read_markers WHERE room = $1 AND user_id = ANY($2)",
-        )
-        .bind(room)
-        .bind(ids)
-        .fetch_all(&self.reads)
-        .await?;
-        Ok(ids
-            .iter()
-            .filter(|id| members.contains(id))
-            .cloned()
-            .collect())
+        reading(async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let members: Vec<String> = sqlx::query_scalar(
+                "SELECT user_id FROM read_markers WHERE room = $1 AND user_id = ANY($2)",
+            )
+            .bind(room)
+            .bind(ids)
+            .fetch_all(&self.reads)
+            .await?;
+            Ok(ids
+                .iter()
+                .filter(|id| members.contains(id))
+                .cloned()
+                .collect())
+        })
+        .await
     }
 
     async fn quote(&self, room: &str, seq: u64) -> Result<Option<Quote>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = $1 AND seq = $2"
-        ))
-        .bind(room)
-        .bind(to_i64(seq))
-        .fetch_optional(&self.reads)
-        .await?;
-        Ok(match row {
-            Some(row) => Some(Quote::of(&message_row(&row)?)),
-            None => None,
+        reading(async {
+            let row = sqlx::query(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room = $1 AND seq = $2"
+            ))
+            .bind(room)
+            .bind(to_i64(seq))
+            .fetch_optional(&self.reads)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(Quote::of(&message_row(&row)?)),
+                None => None,
+            })
         })
+        .await
     }
 
     async fn history(&self, room: &str, query: HistoryQuery) -> Result<HistorySlice, StoreError> {
@@ -335,62 +363,65 @@ impl Store for PostgresStore {
         room: &str,
         head: u64,
     ) -> Result<Option<ReadState>, StoreError> {
-        let marker: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM read_markers WHERE user_id = $1 AND room = $2")
+        reading(async {
+            let marker: Option<i64> =
+                sqlx::query_scalar("SELECT seq FROM read_markers WHERE user_id = $1 AND room = $2")
+                    .bind(user_id)
+                    .bind(room)
+                    .fetch_optional(&self.reads)
+                    .await?;
+            let Some(marker) = marker else {
+                return Ok(None);
+            };
+            let seq = seq_from_i64(marker)?.min(head);
+            let bound = causerie_protocol::limits::MAX_UNREAD_COUNTED;
+            let (unread, mentions) = if seq < head {
+                // Bounded as SQLite's are: the first `bound` messages after the marker, then the
+                // first `bound` mentions.
+                let (scanned, unread): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COALESCE(SUM((NOT deleted AND author_id <> $5)::int), 0)::bigint \
+                     FROM (SELECT author_id, deleted FROM messages \
+                     WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) AS page",
+                )
+                .bind(room)
+                .bind(to_i64(seq))
+                .bind(to_i64(head))
+                .bind(i64::from(bound))
+                .bind(user_id)
+                .fetch_one(&self.reads)
+                .await?;
+                let mentions: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT m.room, m.seq FROM mentions m \
+                     WHERE m.user_id = $1 AND m.room = $2 AND m.seq > $3 AND m.seq <= $4 \
+                     ORDER BY m.seq LIMIT $5) AS x \
+                     JOIN messages g ON g.room = x.room AND g.seq = x.seq \
+                     WHERE NOT g.deleted AND g.author_id <> $1",
+                )
                 .bind(user_id)
                 .bind(room)
-                .fetch_optional(&self.reads)
+                .bind(to_i64(seq))
+                .bind(to_i64(head))
+                .bind(i64::from(bound))
+                .fetch_one(&self.reads)
                 .await?;
-        let Some(marker) = marker else {
-            return Ok(None);
-        };
-        let seq = seq_from_i64(marker)?.min(head);
-        let bound = causerie_protocol::limits::MAX_UNREAD_COUNTED;
-        let (unread, mentions) = if seq < head {
-            // Bounded as SQLite's are: the first `bound` messages after the marker, then the
-            // first `bound` mentions.
-            let (scanned, unread): (i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM((NOT deleted AND author_id <> $5)::int), 0)::bigint \
-                 FROM (SELECT author_id, deleted FROM messages \
-                 WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) AS page",
-            )
-            .bind(room)
-            .bind(to_i64(seq))
-            .bind(to_i64(head))
-            .bind(i64::from(bound))
-            .bind(user_id)
-            .fetch_one(&self.reads)
-            .await?;
-            let mentions: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM (SELECT m.room, m.seq FROM mentions m \
-                 WHERE m.user_id = $1 AND m.room = $2 AND m.seq > $3 AND m.seq <= $4 \
-                 ORDER BY m.seq LIMIT $5) AS x \
-                 JOIN messages g ON g.room = x.room AND g.seq = x.seq \
-                 WHERE NOT g.deleted AND g.author_id <> $1",
-            )
-            .bind(user_id)
-            .bind(room)
-            .bind(to_i64(seq))
-            .bind(to_i64(head))
-            .bind(i64::from(bound))
-            .fetch_one(&self.reads)
-            .await?;
-            let unread = if scanned >= i64::from(bound) {
-                i64::from(bound)
+                let unread = if scanned >= i64::from(bound) {
+                    i64::from(bound)
+                } else {
+                    unread
+                };
+                (unread, mentions)
             } else {
-                unread
+                (0, 0)
             };
-            (unread, mentions)
-        } else {
-            (0, 0)
-        };
-        Ok(Some(ReadState {
-            room: room.to_owned(),
-            seq,
-            unread: u32::try_from(unread).unwrap_or(u32::MAX),
-            mentions: u32::try_from(mentions).unwrap_or(u32::MAX),
-            head,
-        }))
+            Ok(Some(ReadState {
+                room: room.to_owned(),
+                seq,
+                unread: u32::try_from(unread).unwrap_or(u32::MAX),
+                mentions: u32::try_from(mentions).unwrap_or(u32::MAX),
+                head,
+            }))
+        })
+        .await
     }
 
     async fn forget_read(&self, user_id: &str, room: &str) -> Result<(), StoreError> {
@@ -402,14 +433,17 @@ impl Store for PostgresStore {
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.reads)
-            .await?;
-        Ok(name.map(|name| User {
-            id: id.to_owned(),
-            name,
-        }))
+        reading(async {
+            let name: Option<String> = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.reads)
+                .await?;
+            Ok(name.map(|name| User {
+                id: id.to_owned(),
+                name,
+            }))
+        })
+        .await
     }
 
     async fn open_direct(&self, room: &str, one: &User, other: &User) -> Result<(), StoreError> {
@@ -420,36 +454,42 @@ impl Store for PostgresStore {
     }
 
     async fn directs_of(&self, user_id: &str, limit: usize) -> Result<Vec<Direct>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.room, d.peer_id, COALESCE(u.name, '') AS name FROM directs d \
-             LEFT JOIN users u ON u.id = d.peer_id WHERE d.user_id = $1 \
-             ORDER BY d.last_at DESC LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reads)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Direct {
-                    room: row.try_get("room")?,
-                    peer: User {
-                        id: row.try_get("peer_id")?,
-                        name: row.try_get("name")?,
-                    },
+        reading(async {
+            let rows = sqlx::query(
+                "SELECT d.room, d.peer_id, COALESCE(u.name, '') AS name FROM directs d \
+                 LEFT JOIN users u ON u.id = d.peer_id WHERE d.user_id = $1 \
+                 ORDER BY d.last_at DESC LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reads)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Direct {
+                        room: row.try_get("room")?,
+                        peer: User {
+                            id: row.try_get("peer_id")?,
+                            name: row.try_get("name")?,
+                        },
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
+        .await
     }
 
     async fn head(&self, room: &str) -> Result<Option<u64>, StoreError> {
-        let mut connection = self.reads.acquire().await?;
-        let head = head_in(&mut connection, room).await?;
-        if head.is_some() {
-            self.rooms.insert(room.to_owned());
-        }
-        Ok(head)
+        reading(async {
+            let mut connection = self.reads.acquire().await?;
+            let head = head_in(&mut connection, room).await?;
+            if head.is_some() {
+                self.rooms.insert(room.to_owned());
+            }
+            Ok(head)
+        })
+        .await
     }
 
     async fn create_room(&self, room: &str) -> Result<(), StoreError> {
@@ -465,21 +505,25 @@ impl Store for PostgresStore {
     }
 
     async fn room_count(&self) -> Result<u64, StoreError> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE NOT starts_with(name, $1)")
+        reading(async {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE name < $1")
                 .bind(DIRECT_ROOM_PREFIX.to_string())
                 .fetch_one(&self.reads)
                 .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+            Ok(seq_from_i64(count)?)
+        })
+        .await
     }
 
     async fn direct_count(&self) -> Result<u64, StoreError> {
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE starts_with(name, $1)")
+        reading(async {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE name >= $1")
                 .bind(DIRECT_ROOM_PREFIX.to_string())
                 .fetch_one(&self.reads)
                 .await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+            Ok(seq_from_i64(count)?)
+        })
+        .await
     }
 
     async fn rooms_page(
@@ -488,25 +532,28 @@ impl Store for PostgresStore {
         after: &str,
         limit: u32,
     ) -> Result<RoomsSlice, StoreError> {
-        let start = if after > prefix { after } else { prefix };
-        // `starts_with`, not LIKE: a prefix is never a pattern.
-        let mut page: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM rooms WHERE name >= $1 AND name <> $2 AND starts_with(name, $3) \
-             AND NOT starts_with(name, $4) ORDER BY name LIMIT $5",
-        )
-        .bind(start)
-        .bind(after)
-        .bind(prefix)
-        .bind(DIRECT_ROOM_PREFIX.to_string())
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reads)
-        .await?;
-        let has_more = page.len() > limit as usize;
-        page.truncate(limit as usize);
-        Ok(RoomsSlice {
-            rooms: page,
-            has_more,
+        reading(async {
+            let start = if after > prefix { after } else { prefix };
+            // `starts_with`, not LIKE: a prefix is never a pattern.
+            let mut page: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM rooms WHERE name >= $1 AND name < $4 AND name <> $2 \
+                 AND starts_with(name, $3) ORDER BY name LIMIT $5",
+            )
+            .bind(start)
+            .bind(after)
+            .bind(prefix)
+            .bind(DIRECT_ROOM_PREFIX.to_string())
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.reads)
+            .await?;
+            let has_more = page.len() > limit as usize;
+            page.truncate(limit as usize);
+            Ok(RoomsSlice {
+                rooms: page,
+                has_more,
+            })
         })
+        .await
     }
 
     fn health(&self) -> WriteHealth {
@@ -525,6 +572,13 @@ impl Store for PostgresStore {
     }
 }
 
+/// Fails `read` with [`StoreError::Database`] (timed out) past [`READ_TIMEOUT`].
+async fn reading<T>(read: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Database(timed_out("a read", READ_TIMEOUT))))
+}
+
 /// `duration` as PostgreSQL settings take it.
 fn millis(duration: Duration) -> String {
     format!("{}ms", duration.as_millis())
@@ -534,7 +588,7 @@ fn millis(duration: Duration) -> String {
 async fn connect(options: &PgConnectOptions) -> Result<PgConnection, sqlx::Error> {
     tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(options))
         .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)?
+        .map_err(|_| timed_out("connecting", CONNECT_TIMEOUT))?
 }
 
 /// The latest seq of `room`, if it exists.
@@ -587,7 +641,12 @@ impl Batches for Writer {
             let outcome =
                 match tokio::time::timeout(BATCH_TIMEOUT, self.write_all(&operations)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => Err(sqlx::Error::PoolTimedOut),
+                    Err(_) => {
+                        // Cut off mid-statement: the connection's state is unknown. Dropping it
+                        // rolls back whatever it had not committed.
+                        self.connection = None;
+                        Err(timed_out("a batch", BATCH_TIMEOUT))
+                    }
                 };
             match outcome {
                 Err(e) if attempt < ATTEMPTS && is_contention(&e) => {
@@ -611,11 +670,14 @@ impl Batches for Writer {
             }
             Err(error) => {
                 let reason = error.to_string();
-                writer::set_health(
-                    &self.health,
-                    WriteHealth::Failing(classify(&error)),
-                    &reason,
-                );
+                // Other nodes in the way say nothing of whether this one can write.
+                if !is_contention(&error) {
+                    writer::set_health(
+                        &self.health,
+                        WriteHealth::Failing(classify(&error)),
+                        &reason,
+                    );
+                }
                 self.recover().await;
                 for reply in replies {
                     let _ = reply.send(Err(StoreError::NotCommitted(reason.clone())));
@@ -637,9 +699,13 @@ impl Batches for Writer {
             sqlx::query("COMMIT").execute(&mut *connection).await?;
             Ok::<_, sqlx::Error>(())
         };
-        let result = tokio::time::timeout(BATCH_TIMEOUT, result)
-            .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut));
+        let result = match tokio::time::timeout(BATCH_TIMEOUT, result).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.connection = None;
+                Err(timed_out("a probe", BATCH_TIMEOUT))
+            }
+        };
         match result {
             Ok(()) => writer::set_health(&self.health, WriteHealth::Writable, ""),
             Err(e) => {
@@ -667,6 +733,33 @@ impl Writer {
         operations: &[Operation],
     ) -> Result<(Vec<Written>, Vec<String>), sqlx::Error> {
         let connection = begin(&mut self.connection, &self.options).await?;
+        // Rows are locked in one order on every node (users, new rooms, then rooms written to,
+        // each sorted), so that two nodes' batches rarely wait on each other in a cycle; when
+        // they do, PostgreSQL ends one, and it is tried again.
+        let mut users = BTreeMap::new();
+        let mut new_rooms = BTreeSet::new();
+        for operation in operations {
+            match operation {
+                Operation::RememberUser(user) => {
+                    users.insert(&user.id, user);
+                }
+                Operation::OpenDirect { room, one, other } => {
+                    users.insert(&one.id, one);
+                    users.insert(&other.id, other);
+                    new_rooms.insert(room.as_str());
+                }
+                Operation::CreateRoom(room) => {
+                    new_rooms.insert(room.as_str());
+                }
+                _ => {}
+            }
+        }
+        for user in users.values() {
+            remember_user_in(connection, user).await?;
+        }
+        for room in new_rooms {
+            create_room_in(connection, room).await?;
+        }
         let logged: BTreeSet<&str> = operations
             .iter()
             .filter_map(Operation::logged_room)
@@ -803,14 +896,27 @@ async fn begin<'c>(
     Ok(connection)
 }
 
+/// `what` took longer than `limit`: an I/O error, as the database did not answer in time.
+fn timed_out(what: &str, limit: Duration) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what} took longer than {limit:?}: PostgreSQL did not answer"),
+    ))
+}
+
 /// Whether a batch failed only because another node's was in the way: worth trying again.
 fn is_contention(error: &sqlx::Error) -> bool {
+    const UNIQUE_VIOLATION: &str = "23505";
     const SERIALIZATION_FAILURE: &str = "40001";
     const DEADLOCK_DETECTED: &str = "40P01";
+    const LOCK_NOT_AVAILABLE: &str = "55P03";
     matches!(
         error,
         sqlx::Error::Database(database)
-            if matches!(database.code().as_deref(), Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED))
+            if matches!(
+                database.code().as_deref(),
+                Some(UNIQUE_VIOLATION | SERIALIZATION_FAILURE | DEADLOCK_DETECTED | LOCK_NOT_AVAILABLE)
+            )
     )
 }
 
@@ -819,7 +925,7 @@ fn classify(error: &sqlx::Error) -> WriteFailure {
     match error {
         sqlx::Error::Database(database) => match database.code().as_deref() {
             Some("53100") => WriteFailure::DiskFull,
-            Some("55P03" | "40P01" | "40001") => WriteFailure::Locked,
+            Some("55P03" | "40P01" | "40001" | "23505") => WriteFailure::Locked,
             // Connection exceptions, and the server shutting down or not yet accepting.
             Some(code) if code.starts_with("08") || code.starts_with("57P") => {
                 WriteFailure::Unreachable
@@ -1099,6 +1205,7 @@ async fn change_in(
     heads: &mut Heads,
     new: NewChange,
 ) -> Result<Changed, sqlx::Error> {
+    let asked = new.clone();
     let earlier = sqlx::query(&format!(
         "SELECT {CHANGE_COLUMNS} FROM changes WHERE author_id = $1 AND client_id = $2"
     ))
@@ -1159,8 +1266,11 @@ async fn change_in(
         emoji,
         at: now(),
     };
-    sqlx::query(&format!(
-        "INSERT INTO changes ({CHANGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    // Another node may have stored a change under the same key since the check above (for
+    // another room, whose lock did not hold it back): then this is a retry, or a reused id.
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO changes ({CHANGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (author_id, client_id) DO NOTHING"
     ))
     .bind(&change.id)
     .bind(&change.client_id)
@@ -1173,7 +1283,26 @@ async fn change_in(
     .bind(change.text.as_ref().or(change.emoji.as_ref()))
     .bind(&change.at)
     .execute(&mut *connection)
-    .await?;
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        let row = sqlx::query(&format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE author_id = $1 AND client_id = $2"
+        ))
+        .bind(&change.author.id)
+        .bind(&change.client_id)
+        .fetch_one(&mut *connection)
+        .await?;
+        let stored = change_row(&row)?;
+        return Ok(if rows::is_retry(&stored, &asked) {
+            Changed::Stored {
+                change: Box::new(stored),
+                duplicate: true,
+            }
+        } else {
+            Changed::Refused(ChangeRefusal::IdReused)
+        });
+    }
     let target = to_i64(change.target);
     match (change.kind, &change.text, &change.emoji) {
         (ChangeKind::React, _, Some(emoji)) => {

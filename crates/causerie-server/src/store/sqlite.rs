@@ -47,6 +47,8 @@ use super::{
 };
 
 const READERS: u32 = 4;
+/// Most writes committed together: one fsync for them all.
+const MAX_BATCH: usize = 1024;
 /// How long a write waits for another process's lock on the database by default.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -206,7 +208,7 @@ impl SqliteStore {
             purge.clone(),
         ));
 
-        let writer = WriterTask::spawn(|health, commits| Writer {
+        let writer = WriterTask::spawn(MAX_BATCH, |health, commits| Writer {
             connection: Some(connection),
             options: writer_options,
             next_seq: HashMap::new(),

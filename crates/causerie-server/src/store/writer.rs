@@ -1,5 +1,5 @@
 //! The writer task both stores share: one task owns the writing connection, takes all the writes
-//! waiting in its queue (up to [`MAX_BATCH`]) and commits them in one transaction (group commit:
+//! waiting in its queue (up to the store's most per batch) and commits them in one transaction (group commit:
 //! concurrent senders share one commit instead of queueing for one each), then answers each. While
 //! writes fail it probes every [`PROBE_EVERY`] when idle, so that it notices recovery by itself.
 //! What a batch does inside its transaction is each database's own ([`Batches`]).
@@ -15,8 +15,6 @@ use tokio::task::JoinHandle;
 
 use super::{Appended, Changed, MarkedRead, NewChange, NewMessage, StoreError, WriteHealth};
 
-/// Most writes committed together; bounds the latency one commit adds to the first of them.
-pub(super) const MAX_BATCH: usize = 1024;
 /// Writes waiting for the writer; senders wait (back-pressure) beyond this.
 const QUEUE_DEPTH: usize = 8192;
 /// How often an idle writer retries while writes fail.
@@ -88,7 +86,10 @@ pub(super) struct WriterTask {
 impl WriterTask {
     /// Starts the writer over the [`Batches`] that `batches` makes, given where to report its
     /// health and to count its commits.
+    /// Each transaction holds up to `max_batch` writes: it bounds the latency one commit adds to
+    /// the first of them.
     pub(super) fn spawn<B: Batches>(
+        max_batch: usize,
         batches: impl FnOnce(watch::Sender<WriteHealth>, Arc<AtomicU64>) -> B,
     ) -> Self {
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -96,7 +97,7 @@ impl WriterTask {
         let (health_sender, health) = watch::channel(WriteHealth::Writable);
         let batches = batches(health_sender, commits.clone());
         let (close, closing) = oneshot::channel();
-        let task = tokio::spawn(run(batches, health.clone(), queue, closing));
+        let task = tokio::spawn(run(batches, max_batch, health.clone(), queue, closing));
         Self {
             writes,
             task: Mutex::new(Some((task, close))),
@@ -216,16 +217,17 @@ pub(super) trait Batches: Send + 'static {
 /// Told to close, it takes no more writes, commits those already queued, and ends.
 async fn run(
     mut database: impl Batches,
+    max_batch: usize,
     health: watch::Receiver<WriteHealth>,
     mut queue: mpsc::Receiver<Write>,
     mut closing: oneshot::Receiver<()>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::with_capacity(max_batch);
     let mut closed = false;
     loop {
         let failing = *health.borrow() != WriteHealth::Writable;
         tokio::select! {
-            received = queue.recv_many(&mut batch, MAX_BATCH) => if received == 0 { break },
+            received = queue.recv_many(&mut batch, max_batch) => if received == 0 { break },
             _ = &mut closing, if !closed => {
                 // Senders are refused from now on; what is queued still comes out above.
                 queue.close();

@@ -1,5 +1,7 @@
 //! Test support: a real server in this process on a free loopback port with a temporary data dir,
-//! for this crate's tests and for the tests of crates that talk to it (the client, the app).
+//! for this crate's tests and for the tests of crates that talk to it (the client, the app); and
+//! a PostgreSQL server of the tests' own ([`TestPostgres`]). `CAUSERIE_TEST_STORE=postgres` puts
+//! every [`TestServer`] on PostgreSQL.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

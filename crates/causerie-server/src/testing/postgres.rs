@@ -90,13 +90,12 @@ impl TestPostgres {
     /// Stops it at once, as a crash would (SIGQUIT: no checkpoint; it recovers from its WAL
     /// when started again).
     pub fn kill(&mut self) {
-        let Some(mut server) = self.server.take() else {
-            return;
-        };
-        if let Some(pid) = self.postmaster_pid() {
-            let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        if let Some(mut server) = self.server.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &server.id().to_string()])
+                .status();
+            let _ = server.wait();
         }
-        let _ = server.wait();
     }
 
     /// Starts it again on the same port and data, and waits until it accepts connections.
@@ -104,11 +103,13 @@ impl TestPostgres {
         assert!(self.server.is_none(), "resume() needs a stopped server");
         let data = self.dir.path().join("data");
         let postgres = self.bin.join("postgres");
-        // The shell stops the server (fast shutdown) once the test process is gone: a test
-        // binary's shared server is never dropped.
+        // The shell stops the server at once when told to (SIGTERM: `kill`), and once the test
+        // process is gone (a test binary's shared server is never dropped), then removes its
+        // directory, which a dropped `TempDir` would have.
         let watchdog = format!(
-            "{} & pid=$!; while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do \
-             sleep 0.5; done; kill -INT $pid 2>/dev/null; wait $pid",
+            "{} & pid=$!; trap 'kill -QUIT $pid; wait $pid; exit' TERM; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done; \
+             kill -INT $pid 2>/dev/null; wait $pid; kill -0 {parent} 2>/dev/null || rm -rf {dir}",
             shell_words(as_postgres(&postgres).arg("-D").arg(&data).args([
                 "-p",
                 &self.port.to_string(),
@@ -120,6 +121,7 @@ impl TestPostgres {
                 "fsync=off",
             ])),
             parent = std::process::id(),
+            dir = shell_words(&Command::new(self.dir.path())),
         );
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         self.server = Some(
@@ -146,11 +148,6 @@ impl TestPostgres {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn postmaster_pid(&self) -> Option<String> {
-        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
-        pid.lines().next().map(str::to_owned)
     }
 }
 
