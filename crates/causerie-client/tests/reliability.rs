@@ -370,7 +370,34 @@ fn kernel_send_buffer_max() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_reading_for_5_s_is_closed_and_then_misses_nothing() {
     let server = TestServer::start().await;
-    let proxy = Proxy::start(server.address).await;
+    reader_stops_for_5_s(&server, &server).await;
+}
+
+/// The same on two nodes of a cluster: the reader on one, the chatters on the other. What
+/// reaches a node from another must count towards its readers' backlog as its own broadcasts
+/// do, or the one that stops would lose messages in silence rather than be closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_nothing() {
+    use causerie_server::testing::{TestPostgres, TestRedis};
+    let database = TestPostgres::shared().create_database().await;
+    let redis = TestRedis::shared().url();
+    let node = || {
+        let (database, redis) = (database.clone(), redis.clone());
+        TestServer::start_with(move |config| causerie_server::ServerConfig {
+            database_url: Some(database),
+            redis_url: Some(redis),
+            ..config
+        })
+    };
+    let (chatting, reading) = (node().await, node().await);
+    reader_stops_for_5_s(&chatting, &reading).await;
+}
+
+/// A client connected to `reading` stops reading for 5 s while clients of `chatting` send more
+/// than it may have waiting: it is closed, comes back, and has every message once, in order.
+async fn reader_stops_for_5_s(chatting: &TestServer, reading: &TestServer) {
+    let server = chatting;
+    let proxy = Proxy::start(reading.address).await;
     // Its own liveness check would notice the pause and reconnect: here the server must act.
     let mut slow = Recorded::start(ClientConfig {
         request_timeout: Duration::from_secs(60),

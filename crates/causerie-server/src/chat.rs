@@ -48,11 +48,19 @@ pub struct Chat {
     /// Bytes broadcast to each room, and each socket's account, to tell how far behind each
     /// socket is.
     pub traffic: Traffic,
+    /// Whether other nodes share this server's rooms (through Redis): broadcasts then go to
+    /// them too, and fall back to this node's sockets alone while Redis cannot be reached.
+    pub clustered: bool,
 }
 
 impl Chat {
     /// The state for `config`, over an opened store.
-    pub fn new(config: &ServerConfig, store: Arc<dyn Store>, tokens: TokenSigner) -> Self {
+    pub fn new(
+        config: &ServerConfig,
+        store: Arc<dyn Store>,
+        tokens: TokenSigner,
+        clustered: bool,
+    ) -> Self {
         Self {
             store,
             tokens,
@@ -72,6 +80,7 @@ impl Chat {
             },
             transports: Transports::default(),
             traffic: Traffic::default(),
+            clustered,
         }
     }
 }

@@ -134,6 +134,9 @@ pub struct ServerConfig {
     /// A PostgreSQL database (`postgres://user:password@host/database`) to keep history in,
     /// shared by every node of a cluster. Defaults to `None`: a SQLite file in `data_dir`.
     pub database_url: Option<String>,
+    /// A Redis server (`redis://host:port`) through which this node's broadcasts reach the
+    /// other nodes of a cluster, and theirs reach it. Defaults to `None`: a server on its own.
+    pub redis_url: Option<String>,
     /// Code every client must present in `auth.code`. Defaults to `None`: anyone may connect.
     pub join_code: Option<String>,
     /// Allowed browser origins, for CORS and for every Socket.IO request (a websocket is not
@@ -197,6 +200,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             secret_key: None,
             database_url: None,
+            redis_url: None,
             join_code: None,
             cors_origins: CorsOrigins::Any,
             rate_limit: Some(RateLimit::default()),

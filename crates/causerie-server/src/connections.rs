@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::cluster::SocketRef;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use futures_util::task::AtomicWaker;
 use socketioxide::TransportType;
-use socketioxide::extract::SocketRef;
 use socketioxide::socket::Sid;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};

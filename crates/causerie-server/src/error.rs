@@ -20,6 +20,9 @@ pub enum ServerError {
     /// The database could not be opened or migrated.
     #[error("cannot open the message store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// Redis (`--redis-url`) could not be reached, or the adapter not subscribed through it.
+    #[error("cannot reach the other nodes through Redis: {0}")]
+    Redis(String),
     /// The HTTP server failed while serving.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),

@@ -14,12 +14,13 @@ use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use socketioxide::SocketIo;
 use socketioxide::socket::Sid;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use crate::ServerError;
 use crate::chat::Chat;
+use crate::cluster::{Adapter, Nodes, SocketIo};
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::connections::{ConnectionInfo, TrackedListener};
 use crate::handlers;
@@ -27,11 +28,20 @@ use crate::outgoing::{self, Outgoing};
 use crate::store::WriteHealth;
 
 /// Builds the router and the Socket.IO handle that can close every socket.
-pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
+pub async fn router(
+    config: &ServerConfig,
+    chat: Arc<Chat>,
+    nodes: Nodes,
+) -> Result<(Router, SocketIo), ServerError> {
     let max_payload = config.max_payload_bytes as usize;
     // socketioxide's `max_payload` bounds polling bodies only; websocket messages and frames have
     // their own limits, 64 MiB and 16 MiB by default: bound all three alike.
-    let (socket_layer, io) = SocketIo::builder()
+    let adapter = socketioxide_redis::RedisAdapterCtr::new_with_driver(
+        nodes,
+        socketioxide_redis::RedisAdapterConfig::default(),
+    );
+    let (socket_layer, io) = socketioxide::SocketIo::builder()
+        .with_adapter::<Adapter>(adapter)
         .with_state(chat.clone())
         // Causerie's protocol has no binary attachments: a packet announcing one closes its
         // connection, instead of letting it hold up to 10 MB (socketioxide's default) waiting
@@ -51,7 +61,7 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         // Packets queued per socket; a socket whose queue is full is closed (`outgoing`).
         .max_buffer_size(outgoing::MAX_QUEUED_PACKETS)
         .build_layer();
-    handlers::register(&io);
+    handlers::register(&io).await?;
     let router = Router::new()
         .route("/", get(about))
         .route("/healthz", get(healthz))
@@ -64,7 +74,7 @@ pub fn router(config: &ServerConfig, chat: Arc<Chat>) -> (Router, SocketIo) {
         ))
         .layer(axum::middleware::map_request(detach_request_head))
         .layer(cors(&config.cors_origins));
-    (router, io)
+    Ok((router, io))
 }
 
 /// Copies the request's URI and header values out of hyper's read buffer. hyper parses them as

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod chat;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod error;
@@ -41,8 +42,8 @@ pub mod testing;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::cluster::SocketIo;
 use axum::Router;
-use socketioxide::SocketIo;
 use tokio::net::TcpListener;
 
 pub use config::{CorsOrigins, EventLimits, Limit, RateLimit, ServerConfig};
@@ -88,10 +89,26 @@ impl App {
                 .await?,
             ),
         };
-        let chat = Arc::new(Chat::new(config, store, tokens));
+        let nodes = match &config.redis_url {
+            Some(url) => cluster::Nodes::Redis(
+                cluster::RedisNodes::connect(url)
+                    .await
+                    .map_err(|e| ServerError::Redis(e.to_string()))?,
+            ),
+            None => cluster::Nodes::Alone,
+        };
+        let chat = Arc::new(Chat::new(config, store, tokens, nodes.clustered()));
+        let counted = Arc::downgrade(&chat);
+        nodes.count_arrivals(move |room, size| {
+            if let Some(chat) = counted.upgrade() {
+                chat.traffic
+                    .counter(room)
+                    .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
         let (stopped, stop) = tokio::sync::watch::channel(false);
         chat::spawn_housekeeping(&chat, stop.clone());
-        let (router, io) = http::router(config, chat.clone());
+        let (router, io) = http::router(config, chat.clone(), nodes).await?;
         outgoing::spawn_sweep(io.clone(), chat.clone(), stop.clone());
         presence::spawn_flush(io.clone(), chat.clone(), stop);
         Ok(Self {

@@ -61,6 +61,7 @@ pub struct Metrics {
     store_writable: Gauge,
     closed_behind: Family<CauseLabel, Counter>,
     dropped: Counter,
+    cluster_unreachable: Counter,
     refusals: Family<RefusalLabels, Counter>,
     /// All refusals, for the log's summary (a family cannot be summed).
     refusals_total: Counter,
@@ -120,6 +121,13 @@ impl Default for Metrics {
             "Broadcast deliveries dropped by a full queue: never, by design (see /metrics docs)",
             dropped.clone(),
         );
+        let cluster_unreachable = Counter::default();
+        registry.register(
+            "broadcasts_local_only",
+            "Broadcasts delivered on this node only, Redis being unreachable (the other nodes' \
+             clients catch up)",
+            cluster_unreachable.clone(),
+        );
         let store_writable = Gauge::default();
         registry.register(
             "store_writable",
@@ -142,6 +150,7 @@ impl Default for Metrics {
             store_writable,
             closed_behind,
             dropped,
+            cluster_unreachable,
             refusals,
             refusals_total: Counter::default(),
             closed_behind_total: Counter::default(),
@@ -188,6 +197,11 @@ impl Metrics {
     /// A broadcast found `count` full queues and dropped its packet for them.
     pub fn dropped(&self, count: usize) {
         self.dropped.inc_by(count as u64);
+    }
+
+    /// A broadcast reached this node's sockets only: Redis could not be reached.
+    pub fn cluster_unreachable(&self) {
+        self.cluster_unreachable.inc();
     }
 
     /// Reports `dropped` as the count of log lines dropped (set by the binary, which owns the

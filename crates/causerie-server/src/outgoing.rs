@@ -33,14 +33,17 @@ use std::time::Duration;
 
 use std::convert::Infallible;
 
+use crate::cluster::Adapter;
+use crate::cluster::SocketIo;
+use crate::cluster::SocketRef;
 use causerie_protocol::{ErrorBody, Reply};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::extract::AckSender;
 use socketioxide::handler::{FromMessageParts, Value};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::{Sid, Socket};
-use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, TransportType};
+use socketioxide::{BroadcastError, SendError, SocketError, TransportType};
 
 use crate::chat::Chat;
 use crate::connections::ConnectionHandle;
@@ -106,7 +109,7 @@ impl Traffic {
             .collect()
     }
 
-    fn counter(&self, key: &str) -> Arc<AtomicU64> {
+    pub(crate) fn counter(&self, key: &str) -> Arc<AtomicU64> {
         let mut rooms = self
             .rooms
             .lock()
@@ -392,24 +395,81 @@ pub async fn to_room(
     };
     let size = packet_bytes(event, &payload);
     chat.traffic.counter(key).fetch_add(size, Ordering::Relaxed);
+    if let Some(except) = except
+        && let Some(outgoing) = outgoing_of(except)
+        && outgoing.is_subscribed(key)
+    {
+        outgoing.excluded.fetch_add(size, Ordering::Relaxed);
+    }
     // `socket.to(room)` leaves the socket out (`except(sid)` would look for a room of that name).
-    let to = match except {
-        Some(except) => {
-            if let Some(outgoing) = outgoing_of(except)
-                && outgoing.is_subscribed(key)
-            {
-                outgoing.excluded.fetch_add(size, Ordering::Relaxed);
-            }
-            except.to(key.to_owned())
-        }
-        // `io.within` panics once the server closed its namespace: a store write finishing
-        // during shutdown has no one left to tell (its sender resends and is told then).
-        None => match io.of("/") {
-            Some(namespace) => namespace.within(key.to_owned()),
-            None => return,
-        },
+    // `io.within` panics once the server closed its namespace: a store write finishing during
+    // shutdown has no one left to tell (its sender resends and is told then).
+    let to = || match except {
+        Some(except) => Some(except.to(key.to_owned())),
+        None => io.of("/").map(|namespace| namespace.within(key.to_owned())),
     };
-    match to.emit(event, &*payload).await {
+    broadcast(chat, to, key, event, &payload).await;
+}
+
+/// Sends `event` to the connections of a user in the socketioxide room `key` (theirs:
+/// `handlers::user_key`, `handlers::member_key`) on every node, but `except` and those in the
+/// room `outside` (when given), encoded once. Not counted as sent (see the module's docs):
+/// these are a few small packets, which a reader's backlog may miss.
+pub async fn to_user(
+    io: &SocketIo,
+    chat: &Chat,
+    key: &str,
+    except: Option<&SocketRef>,
+    outside: Option<&str>,
+    event: &str,
+    payload: &impl Serialize,
+) {
+    let Some(payload) = encode(payload) else {
+        return;
+    };
+    let to = || {
+        let to = match except {
+            Some(except) => except.to(key.to_owned()),
+            None => io.of("/")?.within(key.to_owned()),
+        };
+        Some(match outside {
+            Some(room) => to.except(room.to_owned()),
+            None => to,
+        })
+    };
+    broadcast(chat, to, key, event, &payload).await;
+}
+
+/// Emits `payload` to the sockets `to` selects: on every node when clustered, else on this one.
+/// While Redis cannot be reached, this node's sockets still get it; the other nodes' clients
+/// catch up (see `cluster`).
+async fn broadcast(
+    chat: &Chat,
+    to: impl Fn() -> Option<BroadcastOperators<Adapter>>,
+    key: &str,
+    event: &str,
+    payload: &RawValue,
+) {
+    let Some(everywhere) = to() else {
+        return;
+    };
+    let sent = if chat.clustered {
+        everywhere.emit(event, payload).await
+    } else {
+        everywhere.local().emit(event, payload).await
+    };
+    let sent = match sent {
+        Err(BroadcastError::Adapter(e)) => {
+            chat.metrics.cluster_unreachable();
+            tracing::warn!(error = %e, %key, "a broadcast reached this node only");
+            match to() {
+                Some(here) => here.local().emit(event, payload).await,
+                None => return,
+            }
+        }
+        sent => sent,
+    };
+    match sent {
         Ok(()) => {}
         Err(BroadcastError::Socket(errors)) => {
             let full = errors
@@ -456,15 +516,15 @@ pub fn to_socket(socket: &SocketRef, chat: &Chat, event: &str, payload: &impl Se
 /// A request's ack callback, and whether the client asked for one: socketioxide's `AckSender`
 /// sends nothing, and says nothing, when it did not, which must not count as sent.
 pub struct Ack {
-    sender: AckSender,
+    sender: AckSender<Adapter>,
     requested: bool,
 }
 
-impl FromMessageParts<LocalAdapter> for Ack {
+impl FromMessageParts<Adapter> for Ack {
     type Error = Infallible;
 
     fn from_message_parts(
-        socket: &Arc<Socket>,
+        socket: &Arc<Socket<Adapter>>,
         value: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {

@@ -16,9 +16,9 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cluster::SocketIo;
 use causerie_protocol::limits::{DEFAULT_ONLINE_PAGE, is_direct_room as is_direct};
 use causerie_protocol::{Presence, User, event};
-use socketioxide::SocketIo;
 
 use crate::chat::Chat;
 use crate::outgoing;

@@ -24,6 +24,10 @@ struct Cli {
     /// (postgres://user:password@host/database) [default: SQLite, in DATA_DIR].
     #[arg(long, env = "CAUSERIE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Redis through which the nodes of a cluster reach each other's clients
+    /// (redis://[user:password@]host[:port]) [default: none, a server on its own].
+    #[arg(long, env = "CAUSERIE_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
     /// Key that signs session tokens [default: generated once into DATA_DIR/secret.key].
     #[arg(long, env = "CAUSERIE_SECRET_KEY", hide_env_values = true)]
     secret_key: Option<String>,
@@ -96,6 +100,7 @@ impl Cli {
         ServerConfig {
             secret_key: self.secret_key,
             database_url: self.database_url,
+            redis_url: self.redis_url,
             join_code: self.join_code,
             cors_origins: if self.cors_origin.is_empty() {
                 CorsOrigins::Any

@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::cluster::SocketIo;
+use crate::cluster::SocketRef;
 use causerie_protocol::{
     Change, ChangeAccepted, DEFAULT_ROOM, DeleteMessage, EditMessage, ErrorBody, ErrorCode,
     ReactRequest, event,
 };
-use socketioxide::SocketIo;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{
     Session, check_client_id, has_joined, internal, not_joined, parse, room_key, within_quota,

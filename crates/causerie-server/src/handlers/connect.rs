@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::SocketRef;
 use axum::extract::ConnectInfo;
 use causerie_protocol::limits::{
     DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, MAX_DIRECTS_LISTED,
@@ -12,7 +13,7 @@ use causerie_protocol::limits::{
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, HandshakeAuth, Pong, User, Welcome, event,
 };
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{
     SEED_ROOM_KEY, Session, change, direct, history, message, read, room_key, rooms, search,
@@ -227,6 +228,9 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
     };
     outgoing::join(&socket, &chat, &key, || {
         chat.presence.arrive(DEFAULT_ROOM, &user);
+        if !seed {
+            socket.join(super::member_key(&user.id, DEFAULT_ROOM));
+        }
     });
     if !socket.connected() {
         // Closed before its disconnect handler was set, which then never runs: depart here
@@ -245,6 +249,7 @@ pub(super) async fn on_connect(socket: SocketRef, State(chat): State<Arc<Chat>>)
             tracing::error!(error = %e, sid = %socket.id, "cannot greet a socket; closing it");
             outgoing::leave(&socket, &key, || {
                 chat.presence.depart(DEFAULT_ROOM, &user.id);
+                socket.leave(super::member_key(&user.id, DEFAULT_ROOM));
             });
             let _ = socket.disconnect();
         }

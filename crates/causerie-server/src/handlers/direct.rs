@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use crate::cluster::SocketIo;
+use crate::cluster::SocketRef;
 use causerie_protocol::limits::{direct_members, direct_room, is_valid_user_id};
 use causerie_protocol::{Direct, DirectRequest, ErrorBody, ErrorCode, Message, User, event};
-use socketioxide::SocketIo;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{Session, internal, parse, room_key, user_key, within_quota};
 use crate::chat::Chat;
@@ -21,6 +22,7 @@ const DIRECTS_PER_ROOM: u64 = 100;
 
 pub(super) async fn on_direct(
     _admitted: super::Admitted,
+    io: SocketIo,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
@@ -35,14 +37,9 @@ pub(super) async fn on_direct(
                 room: mine.room.clone(),
                 peer: session.user.clone(),
             };
-            tell(
-                &socket.within(user_key(&mine.peer.id)).sockets(),
-                &chat,
-                &theirs,
-                None,
-            );
-            let own = socket.within(user_key(&session.user.id)).sockets();
-            tell(&own, &chat, &mine, Some(&socket));
+            let (peer, own) = (user_key(&mine.peer.id), user_key(&session.user.id));
+            outgoing::to_user(&io, &chat, &peer, None, None, event::DIRECT, &theirs).await;
+            outgoing::to_user(&io, &chat, &own, Some(&socket), None, event::DIRECT, &mine).await;
         }
         Err(error) => outgoing::reply::<Direct>(&socket, &chat, event::DIRECT, ack, Err(error)),
     }
@@ -103,15 +100,6 @@ async fn find_user(socket: &SocketRef, chat: &Chat, id: &str) -> Result<Option<U
     }
 }
 
-/// Sends `direct` to each of `sockets` but `except`.
-fn tell(sockets: &[SocketRef], chat: &Chat, direct: &Direct, except: Option<&SocketRef>) {
-    for other in sockets {
-        if except.is_none_or(|except| except.id != other.id) {
-            outgoing::to_socket(other, chat, event::DIRECT, direct);
-        }
-    }
-}
-
 /// After a message in a direct conversation: the members' connections that are not in it (a
 /// conversation left, or beyond those listed at their welcome) are told of it, so that they
 /// join it and nothing said there goes unseen.
@@ -120,31 +108,22 @@ pub(super) async fn message_sent(io: &SocketIo, chat: &Chat, message: &Message) 
         return;
     };
     let key = room_key(&message.room);
-    let outside = |user_id: &str| -> Vec<SocketRef> {
-        io.within(user_key(user_id))
-            .sockets()
-            .into_iter()
-            .filter(|socket| !outgoing::is_in(socket, &key))
-            .collect()
-    };
     let author = &message.author;
     let recipient = if author.id == one { other } else { one };
-    let theirs = outside(recipient);
-    if !theirs.is_empty() {
-        let direct = Direct {
-            room: message.room.clone(),
-            peer: author.clone(),
-        };
-        tell(&theirs, chat, &direct, None);
-    }
-    let own = outside(&author.id);
-    if !own.is_empty()
-        && let Ok(Some(peer)) = chat.store.user(recipient).await
-    {
-        let direct = Direct {
+    let theirs = Direct {
+        room: message.room.clone(),
+        peer: author.clone(),
+    };
+    let to = user_key(recipient);
+    outgoing::to_user(io, chat, &to, None, Some(&key), event::DIRECT, &theirs).await;
+    // On whichever node they are, the author's own connections outside it (a rare case: it
+    // was left) are told too, under the peer's latest name.
+    if let Ok(Some(peer)) = chat.store.user(recipient).await {
+        let own = Direct {
             room: message.room.clone(),
             peer,
         };
-        tell(&own, chat, &direct, None);
+        let to = user_key(&author.id);
+        outgoing::to_user(io, chat, &to, None, Some(&key), event::DIRECT, &own).await;
     }
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::cluster::SocketRef;
 use causerie_protocol::limits::{DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT};
 use causerie_protocol::{DEFAULT_ROOM, ErrorBody, ErrorCode, HistoryPage, HistoryRequest, event};
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{Session, has_joined, internal, not_joined, parse, within_quota};
 use crate::chat::Chat;

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::cluster::SocketIo;
+use crate::cluster::SocketRef;
 use causerie_protocol::{
     DEFAULT_ROOM, ErrorBody, ErrorCode, Message, MessageAccepted, SendMessage, event,
 };
-use socketioxide::SocketIo;
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{
     SEED_ROOM_KEY, Session, check_client_id, has_joined, internal, not_joined, parse, room_key,

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::cluster::Adapter;
+use crate::cluster::SocketIo;
+use crate::cluster::SocketRef;
 use causerie_protocol::{ErrorBody, ErrorCode, User};
-use socketioxide::SocketIo;
-use socketioxide::adapter::LocalAdapter;
-use socketioxide::extract::{SocketRef, State};
+use socketioxide::extract::State;
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value};
 use socketioxide::socket::Socket;
 
@@ -92,11 +93,11 @@ impl std::fmt::Display for Busy {
 
 impl std::error::Error for Busy {}
 
-impl FromMessageParts<LocalAdapter> for Admitted {
+impl FromMessageParts<Adapter> for Admitted {
     type Error = Busy;
 
     fn from_message_parts(
-        socket: &Arc<Socket>,
+        socket: &Arc<Socket<Adapter>>,
         value: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Busy> {
@@ -128,8 +129,10 @@ impl FromMessageParts<LocalAdapter> for Admitted {
 const ANY_EVENT: &str = "*";
 
 /// Installs the chat's handlers on the default namespace.
-pub fn register(io: &SocketIo) {
-    io.ns("/", connect::on_connect.with(connect::authenticate));
+pub async fn register(io: &SocketIo) -> Result<(), crate::ServerError> {
+    io.ns("/", connect::on_connect.with(connect::authenticate))
+        .await
+        .map_err(|e| crate::ServerError::Redis(e.to_string()))
 }
 
 /// The socketioxide room of chat room `room`, for Causerie clients.
@@ -140,12 +143,18 @@ pub(crate) fn room_key(room: &str) -> String {
 /// The socketioxide room of seed clients (they only know `general`).
 const SEED_ROOM_KEY: &str = "seed:general";
 
-/// The socketioxide room holding every Causerie connection of user `user_id`: outside the
-/// accounted chat rooms ([`crate::outgoing::join`]), nothing is broadcast to it; it finds the
-/// user's connections, each then sent what concerns them through its own account (their read
-/// markers, their direct conversations).
+/// The socketioxide room holding every Causerie connection of user `user_id`, on every node:
+/// outside the accounted chat rooms ([`crate::outgoing::join`]), only what concerns the user's
+/// devices goes to it ([`crate::outgoing::to_user`]: their read markers, their direct
+/// conversations), and it finds the user's connections on this node.
 pub(crate) fn user_key(user_id: &str) -> String {
     format!("user:{user_id}")
+}
+
+/// The socketioxide room holding user `user_id`'s connections in chat room `room`, on every
+/// node: where their read marker of it goes. Joined and left with the room itself.
+pub(crate) fn member_key(user_id: &str, room: &str) -> String {
+    format!("member:{user_id}:{room}")
 }
 
 /// The sessions of user `user_id`'s connections on this server, but `socket`'s.

@@ -1,16 +1,17 @@
 //! `read`: move the user's read marker of a room, ack the unread count, and tell the user's other
 //! connections in that room, so that every device shows the same.
 //!
-//! Each Causerie socket is in the socketioxide room [`user_key`] of its user, outside the
-//! accounted chat rooms ([`crate::outgoing::join`]): nothing is broadcast to it, it only finds the
-//! user's sockets, each sent the marker through its own account.
+//! Each Causerie socket in a room is in the socketioxide room [`member_key`] of its user and that
+//! room, on whichever node it is: the marker goes there, but to the socket it came from
+//! ([`outgoing::to_user`]).
 
 use std::sync::Arc;
 
+use crate::cluster::{SocketIo, SocketRef};
 use causerie_protocol::{ErrorBody, ErrorCode, ReadRequest, ReadState, event};
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
-use super::{Session, has_joined, internal, not_joined, parse, room_key, user_key, within_quota};
+use super::{Session, has_joined, internal, member_key, not_joined, parse, within_quota};
 use crate::chat::Chat;
 use crate::limiter::Action;
 use crate::outgoing::{self, Ack};
@@ -18,6 +19,7 @@ use crate::store::StoreError;
 
 pub(super) async fn on_read(
     _admitted: super::Admitted,
+    io: SocketIo,
     socket: SocketRef,
     State(chat): State<Arc<Chat>>,
     Extension(session): Extension<Session>,
@@ -38,12 +40,8 @@ pub(super) async fn on_read(
     };
     outgoing::reply(&socket, &chat, event::READ, ack, Ok(state.clone()));
     if moved {
-        let key = room_key(&state.room);
-        for other in socket.within(user_key(&session.user.id)).sockets() {
-            if other.id != socket.id && outgoing::is_in(&other, &key) {
-                outgoing::to_socket(&other, &chat, event::READ, &state);
-            }
-        }
+        let key = member_key(&session.user.id, &state.room);
+        outgoing::to_user(&io, &chat, &key, Some(&socket), None, event::READ, &state).await;
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::cluster::SocketRef;
 use causerie_protocol::limits::{
     DEFAULT_HISTORY_LIMIT, DEFAULT_ONLINE_PAGE, DEFAULT_ROOMS_PAGE, MAX_ONLINE_PAGE,
     MAX_ROOM_CHARS, MAX_ROOMS_PAGE, direct_members, is_direct_room, is_room_or_direct,
@@ -14,7 +15,7 @@ use causerie_protocol::{
     ErrorBody, ErrorCode, Joined, Left, RoomRequest, RoomsPage, RoomsRequest, WhoPage, WhoRequest,
     event,
 };
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 use socketioxide::socket::DisconnectReason;
 
 use super::history::HistoryTurn;
@@ -65,6 +66,7 @@ async fn join(
         // harmless.
         if outgoing::join(socket, chat, &room_key(&room), || {
             chat.presence.arrive(&room, &session.user);
+            socket.join(super::member_key(&session.user.id, &room));
         }) {
             tracing::debug!(sid = %socket.id, user = %session.user.id, %room, "joined");
         }
@@ -222,6 +224,7 @@ fn leave(
     }
     if !outgoing::leave(socket, &room_key(&room), || {
         chat.presence.depart(&room, &session.user.id);
+        socket.leave(super::member_key(&session.user.id, &room));
     }) {
         return Err(not_joined(&room));
     }

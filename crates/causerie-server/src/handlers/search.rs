@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::cluster::SocketRef;
 use causerie_protocol::limits::{DEFAULT_SEARCH_PAGE, MAX_SEARCH_CHARS, MAX_SEARCH_PAGE};
 use causerie_protocol::{ErrorBody, ErrorCode, SearchPage, SearchRequest, event};
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{Session, has_joined, internal, not_joined, parse, room_of_key, within_quota};
 use crate::chat::Chat;

@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cluster::SocketRef;
 use causerie_protocol::{Typing, TypingRequest, event};
-use socketioxide::extract::{Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Extension, State, TryData};
 
 use super::{Session, has_joined, parse, room_key, within_quota};
 use crate::chat::Chat;

@@ -14,8 +14,10 @@ use tokio::task::JoinHandle;
 use crate::ServerConfig;
 
 mod postgres;
+mod redis;
 
 pub use postgres::TestPostgres;
+pub use redis::TestRedis;
 
 /// How long a test waits for something that should happen.
 pub const PATIENCE: Duration = Duration::from_secs(10);

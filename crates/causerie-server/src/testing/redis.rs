@@ -1,0 +1,88 @@
+//! A Redis server of the tests' own, on a free loopback port, without persistence, started from
+//! the Debian package's `redis-server` (`./x test` installs it).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use super::PATIENCE;
+
+/// A Redis server for tests.
+pub struct TestRedis {
+    port: u16,
+    server: Option<Child>,
+}
+
+impl TestRedis {
+    /// The server shared by the tests of this test binary (they never stop it).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<TestRedis> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Starts a new server (a test that stops and starts it wants one of its own). Fails the
+    /// test, saying why, when Redis is not installed.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut redis = Self { port, server: None };
+        redis.resume();
+        redis
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops it at once (SIGKILL): every connection to it breaks.
+    pub fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &server.id().to_string()])
+                .status();
+            let _ = server.wait();
+        }
+    }
+
+    /// Starts it again on the same port, and waits until it answers.
+    pub fn resume(&mut self) {
+        assert!(self.server.is_none(), "resume() needs a stopped server");
+        // The shell stops the server once the test process is gone (a test binary's shared
+        // server is never dropped), or at once when told to (SIGTERM: `kill`).
+        let script = format!(
+            "redis-server --bind 127.0.0.1 --port {port} --save '' --appendonly no \
+             --protected-mode no >/dev/null & pid=$!; trap 'kill -9 $pid; wait $pid; exit' TERM; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done; \
+             kill -9 $pid 2>/dev/null; wait $pid",
+            port = self.port,
+            parent = std::process::id(),
+        );
+        assert!(
+            Command::new("redis-server")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success()),
+            "redis-server is not installed: `./x test` installs it (apt-get install redis-server)"
+        );
+        let server = Command::new("sh")
+            .args(["-c", &script])
+            .spawn()
+            .expect("starts redis-server");
+        self.server = Some(server);
+        let ready = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(ready.elapsed() < PATIENCE, "Redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
