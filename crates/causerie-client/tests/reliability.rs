@@ -380,9 +380,10 @@ async fn a_reader_that_stops_reading_for_5_s_is_closed_and_then_misses_nothing()
 async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_nothing() {
     use causerie_server::testing::{TestPostgres, TestRedis};
     let database = TestPostgres::shared().create_database().await;
-    let redis = TestRedis::shared().url();
+    let redis = TestRedis::start();
+    let redis_url = redis.url();
     let node = || {
-        let (database, redis) = (database.clone(), redis.clone());
+        let (database, redis) = (database.clone(), redis_url.clone());
         TestServer::start_with(move |config| causerie_server::ServerConfig {
             database_url: Some(database),
             redis_url: Some(redis),

@@ -8,6 +8,7 @@
 //! `ConnectionManager`, which reconnects and subscribes again by itself.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -27,8 +28,13 @@ pub type SocketRef = socketioxide::extract::SocketRef<Adapter>;
 pub type SocketIo = socketioxide::SocketIo<Adapter>;
 
 /// How long connecting to Redis, or a command to it, may take before it counts as unreachable:
-/// a broadcast waits that long at most before it is delivered on this node alone.
+/// a broadcast waits that long at most before it is delivered on this node alone, and none
+/// waits while the heartbeat finds Redis unreachable.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long data sent to Redis may go unacknowledged before the kernel drops the connection (a
+/// Redis that vanished without closing it, a failover that moved its address): the connection
+/// manager then reconnects.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(3);
 /// What the names of the adapter's request channels hold (`{prefix}-request#{ns}#[{node}#]`).
 const REQUEST_CHANNEL: &str = "-request#";
 /// How often a node checks that Redis answers (see [`heartbeat`]).
@@ -70,9 +76,11 @@ pub struct RedisNodes {
 /// Told the room and size of a broadcast that reached this node from another.
 type CountArrival = Box<dyn Fn(&str, u64) + Send + Sync>;
 
-/// What the connection's push handler shares with the driver.
+/// What the connection's push handler and the heartbeat share with the driver.
 #[derive(Default)]
 struct Shared {
+    /// Whether the last heartbeat found Redis answering.
+    unreachable: std::sync::atomic::AtomicBool,
     /// Where the messages of each subscribed channel go.
     channels: RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
     /// This node's id in the adapter's channel names, once it subscribed to its own channel.
@@ -91,7 +99,8 @@ impl RedisNodes {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(TCP_USER_TIMEOUT);
+        let client = redis::Client::open(info.set_redis_settings(settings).set_tcp_settings(tcp))?;
         let shared = Arc::new(Shared::default());
         let pushed_to = shared.clone();
         let config = ConnectionManagerConfig::new()
@@ -104,7 +113,11 @@ impl RedisNodes {
             .set_response_timeout(Some(REDIS_TIMEOUT));
         let connection = ConnectionManager::new_with_config(client, config).await?;
         let alive = Arc::new(());
-        tokio::spawn(heartbeat(connection.clone(), Arc::downgrade(&alive)));
+        tokio::spawn(heartbeat(
+            connection.clone(),
+            shared.clone(),
+            Arc::downgrade(&alive),
+        ));
         Ok(Self {
             connection,
             shared,
@@ -116,19 +129,24 @@ impl RedisNodes {
 /// Pings Redis every [`HEARTBEAT`] while the node runs. The connection manager reconnects (and
 /// subscribes again) only when a command fails: a node that only listens would otherwise never
 /// hear from the others again after Redis restarted.
-async fn heartbeat(mut connection: ConnectionManager, alive: std::sync::Weak<()>) {
-    let mut reachable = true;
+async fn heartbeat(
+    mut connection: ConnectionManager,
+    shared: Arc<Shared>,
+    alive: std::sync::Weak<()>,
+) {
     while alive.strong_count() > 0 {
-        let ping: Result<(), _> = redis::cmd("PING").query_async(&mut connection).await;
-        match (ping, reachable) {
-            (Err(e), true) => {
-                reachable = false;
-                tracing::warn!(error = %e, "Redis is unreachable: broadcasts reach this node only");
+        let ping = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("PING").query_async::<()>(&mut connection),
+        )
+        .await;
+        let answered = matches!(ping, Ok(Ok(())));
+        let was_unreachable = shared.unreachable.swap(!answered, Ordering::Relaxed);
+        match (answered, was_unreachable) {
+            (false, false) => {
+                tracing::warn!("Redis is unreachable: broadcasts reach this node only");
             }
-            (Ok(()), false) => {
-                reachable = true;
-                tracing::info!("Redis is reachable again");
-            }
+            (true, true) => tracing::info!("Redis is reachable again"),
             _ => {}
         }
         tokio::time::sleep(HEARTBEAT).await;
@@ -153,57 +171,90 @@ impl Shared {
             tracing::warn!("a Redis message that is not (channel, bytes)");
             return;
         };
-        if channel.contains(REQUEST_CHANNEL) {
-            self.count_arrival(&payload);
-        }
+        // A broadcast from another node: checked before the adapter sees it (a packet it cannot
+        // encode would panic its task, and the node would hear no more), then counted once
+        // handed over.
+        let arrival = if channel.contains(REQUEST_CHANNEL) {
+            match self.arrival(&payload) {
+                Arrival::Refused => {
+                    tracing::warn!("a Redis request that is not Causerie's, dropped");
+                    return;
+                }
+                arrival => arrival,
+            }
+        } else {
+            Arrival::Uncounted
+        };
         let channels = self
             .channels
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(subscriber) = channels.get(&channel)
-            && subscriber.try_send((channel, payload)).is_err()
-        {
+        let Some(subscriber) = channels.get(&channel) else {
+            return;
+        };
+        if subscriber.try_send((channel, payload)).is_err() {
             tracing::warn!("a Redis message dropped: its subscriber is behind");
+            return;
+        }
+        if let (Arrival::Counted { rooms, bytes }, Some(count)) = (arrival, self.arrivals.get()) {
+            for room in &rooms {
+                count(room, bytes);
+            }
         }
     }
 
-    /// Counts a broadcast another node sent, for its rooms on this node, before the adapter
-    /// delivers it: what this node's sockets are sent must be counted here too, or a slow
-    /// reader would never seem behind (see `outgoing`). Counted as the sending node counts it
-    /// (the payload and the event's name); volatile packets (typing) are not counted anywhere.
-    fn count_arrival(&self, payload: &[u8]) {
-        let Some(arrivals) = self.arrivals.get() else {
-            return;
-        };
+    /// What an incoming request is, for the accounting of this node's readers: a broadcast
+    /// another node sent counts toward its rooms here as the sending node counted it there (the
+    /// payload and the event's name); volatile packets (typing) are counted nowhere.
+    fn arrival(&self, payload: &[u8]) -> Arrival {
         let Ok(request) = rmp_serde::from_slice::<RequestIn>(payload) else {
-            return;
+            return Arrival::Refused;
         };
-        if self
-            .own_id
-            .get()
-            .is_some_and(|own| *own == request.node_id.to_string())
-        {
-            return;
-        }
-        let (RequestTypeIn::Broadcast(packet), Some(options)) = (request.r#type, request.opts)
-        else {
-            return;
+        let packet = match request.r#type {
+            RequestTypeIn::Broadcast(packet) | RequestTypeIn::BroadcastWithAck(packet) => packet,
+            _ => return Arrival::Uncounted,
         };
-        if options.has_flag(BroadcastFlags::Volatile) {
-            return;
-        }
-        let (PacketData::Event(value, _) | PacketData::BinaryEvent(value, _)) = packet.inner else {
-            return;
+        // Causerie's broadcasts are text events; anything else would not encode.
+        let PacketData::Event(value, _) = packet.inner else {
+            return Arrival::Refused;
         };
         let Some(text) = value.as_str() else {
-            return;
+            return Arrival::Refused;
         };
-        // `["event",payload]`: five characters more than what the sender counted.
-        let size = text.len().saturating_sub(5) as u64;
-        for room in &options.rooms {
-            arrivals(room, size);
+        let Some(options) = request.opts else {
+            return Arrival::Uncounted;
+        };
+        let own = self
+            .own_id
+            .get()
+            .is_some_and(|own| *own == request.node_id.to_string());
+        if own || options.has_flag(BroadcastFlags::Volatile) {
+            return Arrival::Uncounted;
+        }
+        Arrival::Counted {
+            rooms: options.rooms.iter().map(ToString::to_string).collect(),
+            // `["event",payload]`: five characters more than the sender counted.
+            bytes: text.len().saturating_sub(5) as u64,
         }
     }
+}
+
+/// What a request from Redis is to this node's accounting.
+enum Arrival {
+    /// A broadcast from another node: `bytes` for each of `rooms`.
+    Counted { rooms: Vec<String>, bytes: u64 },
+    /// Anything else the adapter handles.
+    Uncounted,
+    /// Not a request Causerie's nodes send: dropped.
+    Refused,
+}
+
+/// The error of a command Redis did not answer in time, or at all.
+fn unreachable() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "Redis did not answer",
+    ))
 }
 
 impl Driver for Nodes {
@@ -212,9 +263,18 @@ impl Driver for Nodes {
     async fn publish(&self, channel: String, value: Vec<u8>) -> Result<(), Self::Error> {
         match self {
             Self::Alone => Ok(()),
+            // While the heartbeat finds Redis unreachable a broadcast does not wait for it: it
+            // fails at once, and reaches this node's sockets (`outgoing::broadcast`).
+            Self::Redis(nodes) if nodes.shared.unreachable.load(Ordering::Relaxed) => {
+                Err(unreachable())
+            }
             Self::Redis(nodes) => {
-                let _: redis::Value = nodes.connection.clone().publish(channel, value).await?;
-                Ok(())
+                let mut connection = nodes.connection.clone();
+                let publish = connection.publish::<_, _, redis::Value>(channel, value);
+                match tokio::time::timeout(REDIS_TIMEOUT, publish).await {
+                    Ok(published) => published.map(|_| ()),
+                    Err(_) => Err(unreachable()),
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //!   PostgreSQL shared by several nodes.
 //! - [`identity`]: the secret key, signed session tokens, guest names.
 //! - [`chat`]: the state the handlers share.
+//! - [`cluster`]: the other nodes, reached through Redis (or none).
 //! - [`http`]: the router: Socket.IO, `/healthz`, `/metrics`, CORS.
 //! - [`outgoing`]: every packet sent to a socket; sockets that fall behind are closed.
 //! - [`connections`]: the TCP connections, tracked so that the server can end one.
@@ -101,9 +102,7 @@ impl App {
         let counted = Arc::downgrade(&chat);
         nodes.count_arrivals(move |room, size| {
             if let Some(chat) = counted.upgrade() {
-                chat.traffic
-                    .counter(room)
-                    .fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+                chat.traffic.arrived(room, size);
             }
         });
         let (stopped, stop) = tokio::sync::watch::channel(false);

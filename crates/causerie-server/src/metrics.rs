@@ -61,7 +61,7 @@ pub struct Metrics {
     store_writable: Gauge,
     closed_behind: Family<CauseLabel, Counter>,
     dropped: Counter,
-    cluster_unreachable: Counter,
+    broadcasts_local_only: Counter,
     refusals: Family<RefusalLabels, Counter>,
     /// All refusals, for the log's summary (a family cannot be summed).
     refusals_total: Counter,
@@ -121,12 +121,12 @@ impl Default for Metrics {
             "Broadcast deliveries dropped by a full queue: never, by design (see /metrics docs)",
             dropped.clone(),
         );
-        let cluster_unreachable = Counter::default();
+        let broadcasts_local_only = Counter::default();
         registry.register(
             "broadcasts_local_only",
             "Broadcasts delivered on this node only, Redis being unreachable (the other nodes' \
              clients catch up)",
-            cluster_unreachable.clone(),
+            broadcasts_local_only.clone(),
         );
         let store_writable = Gauge::default();
         registry.register(
@@ -150,7 +150,7 @@ impl Default for Metrics {
             store_writable,
             closed_behind,
             dropped,
-            cluster_unreachable,
+            broadcasts_local_only,
             refusals,
             refusals_total: Counter::default(),
             closed_behind_total: Counter::default(),
@@ -200,8 +200,8 @@ impl Metrics {
     }
 
     /// A broadcast reached this node's sockets only: Redis could not be reached.
-    pub fn cluster_unreachable(&self) {
-        self.cluster_unreachable.inc();
+    pub fn broadcasts_local_only(&self) {
+        self.broadcasts_local_only.inc();
     }
 
     /// Reports `dropped` as the count of log lines dropped (set by the binary, which owns the

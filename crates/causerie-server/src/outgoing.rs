@@ -109,7 +109,19 @@ impl Traffic {
             .collect()
     }
 
-    pub(crate) fn counter(&self, key: &str) -> Arc<AtomicU64> {
+    /// Counts `bytes` that another node broadcast to room `key`, if a socket here ever joined it
+    /// (a room no one here is in has no account to keep).
+    pub(crate) fn arrived(&self, key: &str, bytes: u64) {
+        let rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(counter) = rooms.get(key) {
+            counter.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    fn counter(&self, key: &str) -> Arc<AtomicU64> {
         let mut rooms = self
             .rooms
             .lock()
@@ -381,10 +393,20 @@ fn packet_bytes(event: &str, payload: &RawValue) -> u64 {
     (payload.get().len() + event.len()) as u64
 }
 
+/// How far a broadcast goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every node's sockets (this node's only, for a server on its own).
+    Everywhere,
+    /// This node's sockets: what each node says for itself (presence, for now).
+    ThisNode,
+}
+
 /// Sends `event` to every socket in the socketioxide room `key` except `except`, encoded once.
 pub async fn to_room(
     io: &SocketIo,
     chat: &Chat,
+    reach: Reach,
     key: &str,
     except: Option<&SocketRef>,
     event: &str,
@@ -408,7 +430,7 @@ pub async fn to_room(
         Some(except) => Some(except.to(key.to_owned())),
         None => io.of("/").map(|namespace| namespace.within(key.to_owned())),
     };
-    broadcast(chat, to, key, event, &payload).await;
+    broadcast(chat, reach, to, key, event, &payload).await;
 }
 
 /// Sends `event` to the connections of a user in the socketioxide room `key` (theirs:
@@ -437,14 +459,16 @@ pub async fn to_user(
             None => to,
         })
     };
-    broadcast(chat, to, key, event, &payload).await;
+    broadcast(chat, Reach::Everywhere, to, key, event, &payload).await;
 }
 
-/// Emits `payload` to the sockets `to` selects: on every node when clustered, else on this one.
+/// Emits `payload` to the sockets `to` selects: on every node when clustered and `reach` says
+/// so, else on this one.
 /// While Redis cannot be reached, this node's sockets still get it; the other nodes' clients
 /// catch up (see `cluster`).
 async fn broadcast(
     chat: &Chat,
+    reach: Reach,
     to: impl Fn() -> Option<BroadcastOperators<Adapter>>,
     key: &str,
     event: &str,
@@ -453,14 +477,14 @@ async fn broadcast(
     let Some(everywhere) = to() else {
         return;
     };
-    let sent = if chat.clustered {
+    let sent = if chat.clustered && reach == Reach::Everywhere {
         everywhere.emit(event, payload).await
     } else {
         everywhere.local().emit(event, payload).await
     };
     let sent = match sent {
         Err(BroadcastError::Adapter(e)) => {
-            chat.metrics.cluster_unreachable();
+            chat.metrics.broadcasts_local_only();
             tracing::warn!(error = %e, %key, "a broadcast reached this node only");
             match to() {
                 Some(here) => here.local().emit(event, payload).await,
@@ -489,6 +513,7 @@ async fn broadcast(
 /// Sends a volatile `event` (typing) to every socket in the socketioxide room `key` except
 /// `except`: each socket keeps only the latest one it has not written, outside its queue.
 pub async fn to_room_volatile(
+    chat: &Chat,
     key: &str,
     except: &SocketRef,
     event: &str,
@@ -497,12 +522,9 @@ pub async fn to_room_volatile(
     let Some(payload) = encode(payload) else {
         return;
     };
-    // Volatile sends replace rather than queue: nothing can overflow, nothing to check.
-    let _ = except
-        .to(key.to_owned())
-        .volatile()
-        .emit(event, &*payload)
-        .await;
+    // Volatile sends replace rather than queue: nothing can overflow, nothing to count.
+    let to = || Some(except.to(key.to_owned()).volatile());
+    broadcast(chat, Reach::Everywhere, to, key, event, &payload).await;
 }
 
 /// Sends `event` to one socket.

@@ -349,7 +349,9 @@ pub fn spawn_flush(io: SocketIo, chat: Arc<Chat>, mut stop: tokio::sync::watch::
             }
             for presence in chat.presence.take_changes(Instant::now()) {
                 let key = crate::handlers::room_key(&presence.room);
-                outgoing::to_room(&io, &chat, &key, None, event::PRESENCE, &presence).await;
+                // Each node says who is online here: presence is per node (for now).
+                let reach = outgoing::Reach::ThisNode;
+                outgoing::to_room(&io, &chat, reach, &key, None, event::PRESENCE, &presence).await;
             }
         }
     });

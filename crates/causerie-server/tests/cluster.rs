@@ -26,7 +26,8 @@ async fn node(database_url: &str, redis_url: &str) -> TestServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_two_nodes_chat_and_a_token_works_on_either() {
     let database = TestPostgres::shared().create_database().await;
-    let redis = TestRedis::shared();
+    // A Redis of its own: nodes on one Redis share their broadcasts, whatever their database.
+    let redis = TestRedis::start();
     let (a, b) = (
         node(&database, &redis.url()).await,
         node(&database, &redis.url()).await,
@@ -123,4 +124,46 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
         .await;
     assert_eq!(page["ok"], true, "{page}");
     assert_eq!(page["messages"][0]["id"], alone.id.as_str(), "{page}");
+}
+
+/// Whoever can publish on Redis can send a node requests no node sends: a broadcast of binary
+/// data (which the adapter cannot encode, and would panic on), or bytes that are no request. The
+/// node drops them and goes on hearing the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_no_node_sends_is_dropped_and_the_node_goes_on_hearing() {
+    use socketioxide_core::adapter::BroadcastOptions;
+    use socketioxide_core::adapter::remote_packet::{RequestOut, RequestTypeOut};
+    use socketioxide_core::packet::Packet;
+    use socketioxide_core::{Uid, Value};
+
+    let database = TestPostgres::shared().create_database().await;
+    // A Redis of its own: nodes on one Redis share their broadcasts, whatever their database.
+    let redis = TestRedis::start();
+    let (a, b) = (
+        node(&database, &redis.url()).await,
+        node(&database, &redis.url()).await,
+    );
+    let (ada, _) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (mut bob, _) = TestClient::join(&b.url(), auth("Bob")).await;
+
+    let packet = Packet::event("/", Value::Bytes(vec![1, 2, 3].into()));
+    let mut options = BroadcastOptions::default();
+    options.rooms.push("room:general".into());
+    let binary = RequestOut::new(Uid::new(), RequestTypeOut::Broadcast(&packet), &options);
+    let binary = rmp_serde::to_vec(&binary).expect("encodes");
+    let client = redis::Client::open(redis.url()).expect("a Redis URL");
+    let mut publisher = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects to Redis");
+    for hostile in [binary, b"not a request".to_vec()] {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("socket.io-request#/#")
+            .arg(hostile)
+            .query_async(&mut publisher)
+            .await
+            .expect("publishes");
+    }
+    let sent = ada.send_ok("after", "general", "still there?").await;
+    assert_eq!(bob.next_message().await.id, sent.id);
 }

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::chat::Chat;
 use crate::limiter::Action;
-use crate::outgoing::{self, Ack};
+use crate::outgoing::{self, Ack, Reach};
 use crate::store::{ChangeAction, ChangeRefusal, Changed, NewChange};
 
 /// A request to change a message, whichever its event.
@@ -145,7 +145,16 @@ async fn handle(
     // A retried client id was broadcast the first time: only the ack repeats.
     if fresh {
         let key = room_key(&change.room);
-        outgoing::to_room(io, chat, &key, None, event::CHANGE, &change).await;
+        outgoing::to_room(
+            io,
+            chat,
+            Reach::Everywhere,
+            &key,
+            None,
+            event::CHANGE,
+            &change,
+        )
+        .await;
         chat.metrics.changed(change.kind);
         tracing::debug!(
             sid = %socket.id, user = %change.author.id, room = %change.room,

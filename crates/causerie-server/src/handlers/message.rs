@@ -16,7 +16,7 @@ use super::{
 };
 use crate::chat::Chat;
 use crate::limiter::Action;
-use crate::outgoing::{self, Ack};
+use crate::outgoing::{self, Ack, Reach};
 use crate::store::NewMessage;
 
 pub(super) async fn on_message(
@@ -178,10 +178,28 @@ fn seed_request(
 /// `"<name>: <text>"` to seed clients when the room is `general`.
 async fn broadcast(io: &SocketIo, chat: &Chat, message: &Message) {
     let key = room_key(&message.room);
-    outgoing::to_room(io, chat, &key, None, event::MESSAGE, message).await;
+    outgoing::to_room(
+        io,
+        chat,
+        Reach::Everywhere,
+        &key,
+        None,
+        event::MESSAGE,
+        message,
+    )
+    .await;
     if message.room == DEFAULT_ROOM {
         let line = seed_line(message);
-        outgoing::to_room(io, chat, SEED_ROOM_KEY, None, event::MESSAGE, &line).await;
+        outgoing::to_room(
+            io,
+            chat,
+            Reach::Everywhere,
+            SEED_ROOM_KEY,
+            None,
+            event::MESSAGE,
+            &line,
+        )
+        .await;
     }
     super::direct::message_sent(io, chat, message).await;
 }

@@ -80,7 +80,7 @@ pub(super) async fn on_typing(
         typing: request.typing,
     };
     let key = room_key(&notice.room);
-    outgoing::to_room_volatile(&key, &socket, event::TYPING, &notice).await;
+    outgoing::to_room_volatile(&chat, &key, &socket, event::TYPING, &notice).await;
 }
 
 #[cfg(test)]

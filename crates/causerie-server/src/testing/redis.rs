@@ -2,7 +2,6 @@
 //! the Debian package's `redis-server` (`./x test` installs it).
 
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::PATIENCE;
@@ -14,14 +13,9 @@ pub struct TestRedis {
 }
 
 impl TestRedis {
-    /// The server shared by the tests of this test binary (they never stop it).
-    pub fn shared() -> &'static Self {
-        static SHARED: OnceLock<TestRedis> = OnceLock::new();
-        SHARED.get_or_init(Self::start)
-    }
-
-    /// Starts a new server (a test that stops and starts it wants one of its own). Fails the
-    /// test, saying why, when Redis is not installed.
+    /// Starts a new server: one per cluster a test runs (nodes on one Redis hear each other's
+    /// broadcasts, whatever database they name). Fails the test, saying why, when Redis is not
+    /// installed.
     pub fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
