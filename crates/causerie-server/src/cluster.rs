@@ -99,7 +99,11 @@ impl RedisNodes {
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
-        let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(TCP_USER_TIMEOUT);
+        let tcp = redis::io::tcp::TcpSettings::default();
+        // Where the system has it; elsewhere the heartbeat's 1 s timeouts still keep broadcasts
+        // from waiting, and the connection is dropped when the system gives up on it.
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "fuchsia"))]
+        let tcp = tcp.set_user_timeout(TCP_USER_TIMEOUT);
         let client = redis::Client::open(info.set_redis_settings(settings).set_tcp_settings(tcp))?;
         let shared = Arc::new(Shared::default());
         let pushed_to = shared.clone();
@@ -126,9 +130,10 @@ impl RedisNodes {
     }
 }
 
-/// Pings Redis every [`HEARTBEAT`] while the node runs. The connection manager reconnects (and
-/// subscribes again) only when a command fails: a node that only listens would otherwise never
-/// hear from the others again after Redis restarted.
+/// Pings Redis every [`HEARTBEAT`] while the node runs, and keeps whether it answered: while it
+/// does not, broadcasts do not wait for it. The pings also keep data in flight, so that a
+/// connection the network stopped acknowledging is dropped by the TCP user timeout, and the
+/// connection manager reconnects (and subscribes again).
 async fn heartbeat(
     mut connection: ConnectionManager,
     shared: Arc<Shared>,
@@ -210,9 +215,10 @@ impl Shared {
         let Ok(request) = rmp_serde::from_slice::<RequestIn>(payload) else {
             return Arrival::Refused;
         };
-        let packet = match request.r#type {
-            RequestTypeIn::Broadcast(packet) | RequestTypeIn::BroadcastWithAck(packet) => packet,
-            _ => return Arrival::Uncounted,
+        // Causerie's nodes send broadcasts and nothing else (no remote disconnects, joins or
+        // fetches): anything else is someone else's.
+        let RequestTypeIn::Broadcast(packet) = request.r#type else {
+            return Arrival::Refused;
         };
         // Causerie's broadcasts are text events; anything else would not encode.
         let PacketData::Event(value, _) = packet.inner else {

@@ -124,8 +124,8 @@ impl Default for Metrics {
         let broadcasts_local_only = Counter::default();
         registry.register(
             "broadcasts_local_only",
-            "Broadcasts delivered on this node only, Redis being unreachable (the other nodes' \
-             clients catch up)",
+            "Broadcasts (typing included) delivered on this node only, Redis being unreachable \
+             (the other nodes' clients catch up)",
             broadcasts_local_only.clone(),
         );
         let store_writable = Gauge::default();

@@ -484,8 +484,9 @@ async fn broadcast(
     };
     let sent = match sent {
         Err(BroadcastError::Adapter(e)) => {
+            // Counted, not logged each: the heartbeat logs the outage once.
             chat.metrics.broadcasts_local_only();
-            tracing::warn!(error = %e, %key, "a broadcast reached this node only");
+            tracing::debug!(error = %e, %key, "a broadcast reached this node only");
             match to() {
                 Some(here) => here.local().emit(event, payload).await,
                 None => return,

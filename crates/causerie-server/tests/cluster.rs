@@ -127,8 +127,9 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
 }
 
 /// Whoever can publish on Redis can send a node requests no node sends: a broadcast of binary
-/// data (which the adapter cannot encode, and would panic on), or bytes that are no request. The
-/// node drops them and goes on hearing the others.
+/// data (which the adapter cannot encode, and would panic on), a remote disconnect of a room's
+/// sockets, or bytes that are no request. The node drops them, keeps its clients, and goes on
+/// hearing the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_no_node_sends_is_dropped_and_the_node_goes_on_hearing() {
     use socketioxide_core::adapter::BroadcastOptions;
@@ -151,12 +152,14 @@ async fn a_request_no_node_sends_is_dropped_and_the_node_goes_on_hearing() {
     options.rooms.push("room:general".into());
     let binary = RequestOut::new(Uid::new(), RequestTypeOut::Broadcast(&packet), &options);
     let binary = rmp_serde::to_vec(&binary).expect("encodes");
+    let disconnect = RequestOut::new(Uid::new(), RequestTypeOut::DisconnectSockets, &options);
+    let disconnect = rmp_serde::to_vec(&disconnect).expect("encodes");
     let client = redis::Client::open(redis.url()).expect("a Redis URL");
     let mut publisher = client
         .get_multiplexed_async_connection()
         .await
         .expect("connects to Redis");
-    for hostile in [binary, b"not a request".to_vec()] {
+    for hostile in [binary, disconnect, b"not a request".to_vec()] {
         let _: i64 = redis::cmd("PUBLISH")
             .arg("socket.io-request#/#")
             .arg(hostile)
