@@ -448,7 +448,10 @@ test('a direct conversation with the app: opened from who is online or a message
   const directs = "[...document.querySelectorAll('nav.rooms .directs .room')]";
   try {
     // From who is online.
+    await app.until('who is online, shown', "document.querySelector('.app-bar .online')");
     await app.click('.app-bar .online');
+    // The list is asked for when the panel opens: Js is in it once it answered.
+    await app.until('Js listed', `document.querySelector('.who button[aria-label="Message Js"]')`);
     await app.click('.who button[aria-label="Message Js"]');
     await app.until('the conversation with Js open', `${title} === 'Js'`);
     await app.until('its empty state', "document.querySelector('.empty-title')?.textContent.includes('conversation with Js')");
