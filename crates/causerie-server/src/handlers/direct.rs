@@ -117,8 +117,15 @@ pub(super) async fn message_sent(io: &SocketIo, chat: &Chat, message: &Message) 
     let to = user_key(recipient);
     outgoing::to_user(io, chat, &to, None, Some(&key), event::DIRECT, &theirs).await;
     // On whichever node they are, the author's own connections outside it (a rare case: it
-    // was left) are told too, under the peer's latest name.
-    if let Ok(Some(peer)) = chat.store.user(recipient).await {
+    // was left) are told too, under the peer's latest name. Alone, the server sees them all,
+    // and reads the name only when there is one to tell.
+    let author_outside = chat.clustered
+        || io
+            .within(user_key(&author.id))
+            .sockets()
+            .iter()
+            .any(|socket| !outgoing::is_in(socket, &key));
+    if author_outside && let Ok(Some(peer)) = chat.store.user(recipient).await {
         let own = Direct {
             room: message.room.clone(),
             peer,
