@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use causerie_protocol::{Limits, ServerInfo};
 
+use crate::cluster::Nodes;
+use crate::cluster::presence::SharedPresence;
 use crate::config::{CorsOrigins, ServerConfig};
 use crate::connections::Transports;
 use crate::identity::TokenSigner;
 use crate::limiter::Limiter;
 use crate::metrics::{Metrics, Tally};
 use crate::outgoing::Traffic;
-use crate::presence::Registry;
+use crate::presence::{OnlinePage, Registry};
 use crate::store::Store;
 
 /// One chat server's shared state, cheap to clone behind an [`Arc`].
@@ -29,8 +31,10 @@ pub struct Chat {
     pub join_code: Option<String>,
     /// The quotas of every kind of request.
     pub limiter: Limiter,
-    /// Who is online in each room.
-    pub presence: Registry,
+    /// Who is online in each room, on this node.
+    pub presence: Arc<Registry>,
+    /// Who is online across nodes, in a cluster.
+    pub shared_presence: Option<SharedPresence>,
     /// Rooms the server holds at most.
     pub max_rooms: u32,
     /// Requests a connection may have in flight at once.
@@ -59,8 +63,10 @@ impl Chat {
         config: &ServerConfig,
         store: Arc<dyn Store>,
         tokens: TokenSigner,
-        clustered: bool,
+        nodes: &Nodes,
     ) -> Self {
+        let presence = Arc::new(Registry::default());
+        let shared_presence = nodes.share_presence(&presence);
         Self {
             store,
             tokens,
@@ -68,7 +74,8 @@ impl Chat {
             edit_window: config.edit_window,
             join_code: config.join_code.clone().filter(|code| !code.is_empty()),
             limiter: Limiter::new(config.event_limits.as_ref(), config.rate_limit),
-            presence: Registry::default(),
+            presence,
+            shared_presence,
             max_rooms: config.max_rooms,
             max_requests_in_flight: config.max_requests_in_flight,
             origins: config.cors_origins.clone(),
@@ -80,8 +87,24 @@ impl Chat {
             },
             transports: Transports::default(),
             traffic: Traffic::default(),
-            clustered,
+            clustered: nodes.clustered(),
         }
+    }
+
+    /// Up to `limit` people online in `room` by name, after the cursor `after`: across nodes in
+    /// a cluster (this node's own while Redis cannot tell).
+    pub async fn online(
+        &self,
+        room: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> OnlinePage {
+        if let Some(shared) = &self.shared_presence
+            && let Some(page) = shared.page(room, after, limit).await
+        {
+            return page;
+        }
+        self.presence.page(room, after, limit)
     }
 }
 

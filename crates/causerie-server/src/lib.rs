@@ -98,7 +98,7 @@ impl App {
             ),
             None => cluster::Nodes::Alone,
         };
-        let chat = Arc::new(Chat::new(config, store, tokens, nodes.clustered()));
+        let chat = Arc::new(Chat::new(config, store, tokens, &nodes));
         let counted = Arc::downgrade(&chat);
         nodes.count_arrivals(move |room, size| {
             if let Some(chat) = counted.upgrade() {

@@ -10,10 +10,14 @@
 //! 200 ms up to 2,000 members, every second at 10,000). Someone who leaves and comes back before
 //! the room is told is no change at all. More than [`MAX_LISTED`] changes at once are not listed:
 //! the event says `truncated` and carries the room's first page of who is online instead.
+//!
+//! In a cluster each node still keeps its own connections here, and tells each arrival and
+//! departure (a [`Transition`]) to the presence the nodes share in Redis
+//! (`cluster::presence`): the rooms are then told what changed across nodes ([`Untold`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::cluster::SocketIo;
@@ -40,9 +44,23 @@ fn flush_interval(members: usize) -> Duration {
 pub const MAX_LISTED: usize = 32;
 
 /// The online people of every room.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Told each arrival and departure, in order, when the nodes of a cluster share presence.
+    listener: OnceLock<Listener>,
+}
+
+/// What a [`Registry`] tells its listener.
+type Listener = Box<dyn Fn(Transition) + Send + Sync>;
+
+/// A user arrived in a room on this node (or is listed there under a new name), or left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Their first connection in the room, or a new name.
+    Arrived { room: String, user: User },
+    /// Their last connection in the room is gone.
+    Left { room: String, user: User },
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +113,7 @@ impl RoomPresence {
 
 /// Changes since the last flush, by user id: the latest of each, or only a count when too many.
 #[derive(Debug, Default)]
-struct Changes {
+pub(crate) struct Changes {
     joined: HashMap<String, User>,
     left: HashMap<String, User>,
     /// The name the room was last told, for the `joined` entries that are renames of someone
@@ -105,7 +123,7 @@ struct Changes {
 }
 
 impl Changes {
-    fn joined(&mut self, user: &User) {
+    pub(crate) fn joined(&mut self, user: &User) {
         match self.left.remove(&user.id) {
             // Back within the same flush: no change, unless under a new name.
             Some(told) if told.name != user.name => self.renamed(&told, user),
@@ -117,7 +135,7 @@ impl Changes {
     }
 
     /// Told as an arrival under the new name: clients replace the entry with the same id.
-    fn renamed(&mut self, before: &User, user: &User) {
+    pub(crate) fn renamed(&mut self, before: &User, user: &User) {
         let arrived_untold =
             self.joined.contains_key(&user.id) && !self.told_names.contains_key(&user.id);
         if arrived_untold {
@@ -142,7 +160,7 @@ impl Changes {
         });
     }
 
-    fn left(&mut self, user: &User) {
+    pub(crate) fn left(&mut self, user: &User) {
         let was_told = self.told_names.remove(&user.id).is_some();
         if self.joined.remove(&user.id).is_none() || was_told {
             self.record(|changes| {
@@ -167,6 +185,32 @@ impl Changes {
     fn is_empty(&self) -> bool {
         self.joined.is_empty() && self.left.is_empty() && !self.truncated
     }
+
+    /// The `presence` event that tells `room` these changes: `count` online, and `first` (the
+    /// first page of who is online) when there were too many to list.
+    fn told(self, room: &str, count: u32, first: impl FnOnce() -> OnlinePage) -> Presence {
+        let mut joined: Vec<User> = self.joined.into_values().collect();
+        let mut left: Vec<User> = self.left.into_values().collect();
+        joined.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        left.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        // Too many changes to list: the first page instead, so that no member has to ask `who`
+        // (every member of a big room at once).
+        let (online, online_next) = if self.truncated {
+            let page = first();
+            (page.users, page.next)
+        } else {
+            (Vec::new(), None)
+        };
+        Presence {
+            room: room.to_owned(),
+            count,
+            joined,
+            left,
+            truncated: self.truncated,
+            online,
+            online_next,
+        }
+    }
 }
 
 /// A page of the people online in a room.
@@ -182,7 +226,7 @@ pub struct OnlinePage {
 
 /// The cursor after `user` in name order: name and id, which never hold a NUL (names hold no
 /// control characters, ids are UUIDs). Opaque to clients.
-fn cursor(name: &str, id: &str) -> String {
+pub(crate) fn cursor(name: &str, id: &str) -> String {
     format!("{name}\u{0}{id}")
 }
 
@@ -200,10 +244,42 @@ fn lock(registry: &Registry) -> std::sync::MutexGuard<'_, Inner> {
 }
 
 impl Registry {
+    /// Has `listener` told each later arrival and departure, in order (once: later calls are
+    /// ignored). It is called under the registry's lock, so it must not block.
+    pub(crate) fn tell(&self, listener: impl Fn(Transition) + Send + Sync + 'static) {
+        let _ = self.listener.set(Box::new(listener));
+    }
+
+    fn told(&self, transition: impl FnOnce() -> Transition) {
+        if let Some(listener) = self.listener.get() {
+            listener(transition());
+        }
+    }
+
+    /// Every room and user online on this node, for a cluster's shared presence to start over
+    /// from.
+    pub fn snapshot(&self) -> Vec<(String, User)> {
+        let inner = lock(self);
+        inner
+            .rooms
+            .iter()
+            .flat_map(|(room, presence)| {
+                presence
+                    .by_id
+                    .values()
+                    .map(|(user, _)| (room.clone(), user.clone()))
+            })
+            .collect()
+    }
+
     /// A connection of `user` entered `room`; `true` if it is their first there (they arrived).
     /// Under a new name, the user is listed under it and the room told, as if they arrived.
     pub fn arrive(&self, room: &str, user: &User) -> bool {
         let mut inner = lock(self);
+        let arrived = || Transition::Arrived {
+            room: room.to_owned(),
+            user: user.clone(),
+        };
         let presence = inner.rooms.entry(room.to_owned()).or_default();
         if let Some((known, connections)) = presence.by_id.get_mut(&user.id) {
             *connections += 1;
@@ -216,6 +292,7 @@ impl Registry {
                     .insert((user.name.clone(), user.id.clone()));
                 let before = std::mem::replace(known, user.clone());
                 presence.changes.renamed(&before, user);
+                self.told(arrived);
             }
             return false;
         }
@@ -224,6 +301,7 @@ impl Registry {
             .by_name
             .insert((user.name.clone(), user.id.clone()));
         presence.changes.joined(user);
+        self.told(arrived);
         if !is_direct(room) {
             *inner.rooms_of_user.entry(user.id.clone()).or_default() += 1;
         }
@@ -249,6 +327,10 @@ impl Registry {
             .by_name
             .remove(&(user.name.clone(), user.id.clone()));
         presence.changes.left(&user);
+        self.told(|| Transition::Left {
+            room: room.to_owned(),
+            user: user.clone(),
+        });
         if is_direct(room) {
             return true;
         }
@@ -307,32 +389,86 @@ impl Registry {
             if due && !presence.changes.is_empty() {
                 presence.told_at = Some(now);
                 let changes = std::mem::take(&mut presence.changes);
-                let mut joined: Vec<User> = changes.joined.into_values().collect();
-                let mut left: Vec<User> = changes.left.into_values().collect();
-                joined.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-                left.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-                // Too many changes to list: the first page instead, so that no member has to
-                // ask `who` (every member of a big room at once).
-                let (online, online_next) = if changes.truncated {
-                    let page = presence.page(None, DEFAULT_ONLINE_PAGE as usize);
-                    (page.users, page.next)
-                } else {
-                    (Vec::new(), None)
-                };
-                events.push(Presence {
-                    room: room.clone(),
-                    count: u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX),
-                    joined,
-                    left,
-                    truncated: changes.truncated,
-                    online,
-                    online_next,
-                });
+                let count = u32::try_from(presence.by_id.len()).unwrap_or(u32::MAX);
+                events.push(changes.told(room, count, || {
+                    presence.page(None, DEFAULT_ONLINE_PAGE as usize)
+                }));
             }
             // Nobody left to tell: forgotten.
             !presence.by_id.is_empty()
         });
         events
+    }
+}
+
+/// The changes this node made to rooms whose presence the nodes of a cluster share, until it
+/// tells them: each node tells the rooms what changed there across nodes through it (the first
+/// connection of a user anywhere, the last one gone), at the pace of [`flush_interval`] for the
+/// room's size across nodes.
+#[derive(Debug, Default)]
+pub(crate) struct Untold {
+    rooms: Mutex<HashMap<String, UntoldRoom>>,
+}
+
+#[derive(Debug, Default)]
+struct UntoldRoom {
+    changes: Changes,
+    /// When this node last told the room.
+    told_at: Option<Instant>,
+    /// How many were online across nodes then: how often it may be told.
+    count: u32,
+}
+
+impl Untold {
+    /// Records a change to `room`.
+    pub(crate) fn record(&self, room: &str, change: impl FnOnce(&mut Changes)) {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut rooms.entry(room.to_owned()).or_default().changes);
+    }
+
+    /// The rooms due to be told at `now`, each with whether it must be sent its first page of
+    /// who is online (too many changes to list); rooms with nothing left to tell are forgotten
+    /// once their pace allows another event.
+    pub fn due(&self, now: Instant) -> Vec<(String, bool)> {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut due = Vec::new();
+        rooms.retain(|room, untold| {
+            let paced = untold.told_at.is_none_or(|at| {
+                now.saturating_duration_since(at) >= flush_interval(untold.count as usize)
+            });
+            if !paced {
+                return true;
+            }
+            if untold.changes.is_empty() {
+                return false;
+            }
+            due.push((room.clone(), untold.changes.truncated));
+            true
+        });
+        due
+    }
+
+    /// The event that tells `room` its changes, now that `online` is how many are online in it
+    /// across nodes (with its first page, when [`Untold::due`] asked for it).
+    pub fn take(&self, room: &str, now: Instant, online: OnlinePage) -> Option<Presence> {
+        let mut rooms = self
+            .rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let untold = rooms.get_mut(room)?;
+        if untold.changes.is_empty() {
+            return None;
+        }
+        untold.told_at = Some(now);
+        untold.count = online.count;
+        let changes = std::mem::take(&mut untold.changes);
+        Some(changes.told(room, online.count, || online))
     }
 }
 
@@ -345,12 +481,23 @@ pub fn spawn_flush(io: SocketIo, chat: Arc<Chat>, mut stop: tokio::sync::watch::
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
-                _ = stop.changed() => break,
+                _ = stop.changed() => {
+                    if let Some(shared) = &chat.shared_presence {
+                        shared.leave().await;
+                    }
+                    break;
+                }
             }
-            for presence in chat.presence.take_changes(Instant::now()) {
+            let now = Instant::now();
+            // Taken in a cluster too: it forgets the rooms this node has left.
+            let local = chat.presence.take_changes(now);
+            let told = match &chat.shared_presence {
+                Some(shared) => shared.take_changes(now).await,
+                None => local,
+            };
+            for presence in told {
                 let key = crate::handlers::room_key(&presence.room);
-                // Each node says who is online here: presence is per node (for now).
-                let reach = outgoing::Reach::ThisNode;
+                let reach = outgoing::Reach::Everywhere;
                 outgoing::to_room(&io, &chat, reach, &key, None, event::PRESENCE, &presence).await;
             }
         }

@@ -7,8 +7,10 @@ mod support;
 
 use causerie_server::ServerConfig;
 use causerie_server::testing::{TestPostgres, TestRedis};
-use serde_json::json;
-use support::{TestClient, TestServer, auth, http};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+use support::{ServerProcess, TestClient, TestServer, auth, http};
 
 /// A node of a cluster on `database_url` and `redis_url`.
 async fn node(database_url: &str, redis_url: &str) -> TestServer {
@@ -69,6 +71,104 @@ async fn clients_of_two_nodes_chat_and_a_token_works_on_either() {
     }
 }
 
+/// The next `presence` for `room` that tells `name` arrived (`joined`) or left (`left`), skipping
+/// others, within `within`.
+async fn told(client: &mut TestClient, change: &str, name: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let presence = client
+            .next_within("presence", left)
+            .await
+            .unwrap_or_else(|| panic!("never told that {name} {change}"));
+        let mut listed = presence[change].as_array().into_iter().flatten();
+        if listed.any(|user| user["name"] == name) {
+            return presence;
+        }
+    }
+}
+
+/// The names in a page of who is online.
+fn names(users: &Value) -> Vec<&str> {
+    let users = users.as_array().into_iter().flatten();
+    users.filter_map(|user| user["name"].as_str()).collect()
+}
+
+/// Who is online is the cluster's: every node lists the users of all, someone on two nodes counts
+/// once, each arrival and departure reaches the members on every node, and the users of a node
+/// that stops, or is killed, leave with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_online_is_the_same_on_every_node() {
+    let database = TestPostgres::shared().create_database().await;
+    let redis = TestRedis::start();
+    let (a, b) = (
+        node(&database, &redis.url()).await,
+        node(&database, &redis.url()).await,
+    );
+    let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (bob, welcome) = TestClient::join(&b.url(), auth("Bob")).await;
+    assert_eq!(welcome.online_count, 2, "{:?}", welcome.online);
+    let online: Vec<&str> = welcome.online.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(online, ["Ada", "Bob"]);
+    let arrived = told(&mut ada, "joined", "Bob", support::PATIENCE).await;
+    assert_eq!(arrived["count"], 2, "{arrived}");
+
+    // Ada on node B too, with her token: still one of two.
+    let mut again = auth("Ada");
+    again["token"] = json!(ada_welcome.token);
+    let (ada_on_b, _) = TestClient::join(&b.url(), again).await;
+    let who = bob.request("who", json!({"room": "general"})).await;
+    assert_eq!(
+        (who["count"].as_u64(), names(&who["users"])),
+        (Some(2), vec!["Ada", "Bob"])
+    );
+    // Pages across nodes go on where the last ended.
+    let first = ada
+        .request("who", json!({"room": "general", "limit": 1}))
+        .await;
+    assert_eq!(names(&first["users"]), ["Ada"], "{first}");
+    let rest = ada
+        .request("who", json!({"room": "general", "after": first["next"]}))
+        .await;
+    assert_eq!(names(&rest["users"]), ["Bob"], "{rest}");
+    // Her connection on node B goes: she is still online on node A, so nobody hears she left.
+    ada_on_b.disconnect().await;
+
+    // Bob leaves node B: Ada hears it on node A.
+    bob.disconnect().await;
+    let left = told(&mut ada, "left", "Bob", support::PATIENCE).await;
+    assert_eq!(left["count"], 1, "{left}");
+    assert!(names(&left["left"]) == ["Bob"], "Ada left nowhere: {left}");
+
+    // Cy on node B, which stops: its users leave with it, at once.
+    let (_cy, _) = TestClient::join(&b.url(), auth("Cy")).await;
+    told(&mut ada, "joined", "Cy", support::PATIENCE).await;
+    drop(b);
+    told(&mut ada, "left", "Cy", support::PATIENCE).await;
+
+    // Dan on a node that is killed: his user leaves once the node is found silent.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let secret = "0123456789abcdef".repeat(4);
+    let mut c = ServerProcess::start(
+        dir.path(),
+        "127.0.0.1:0",
+        &[
+            "--database-url",
+            &database,
+            "--redis-url",
+            &redis.url(),
+            "--secret-key",
+            &secret,
+        ],
+    );
+    let (_dan, _) = TestClient::join(&c.url(), auth("Dan")).await;
+    told(&mut ada, "joined", "Dan", support::PATIENCE).await;
+    c.kill();
+    let expiry = causerie_server::cluster::presence::EXPIRY;
+    let left = told(&mut ada, "left", "Dan", expiry + support::PATIENCE).await;
+    assert_eq!(left["count"], 1, "{left}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_after() {
     let database = TestPostgres::shared().create_database().await;
@@ -84,6 +184,9 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
     assert_eq!(bob.next_message().await.id, first.id);
 
     redis.kill();
+    // Who is online is, meanwhile, each node's own.
+    let who = bob.request("who", json!({"room": "general"})).await;
+    assert_eq!(names(&who["users"]), ["Bob"], "{who}");
     // Committed and acked, and delivered on node A, though node B cannot be told.
     let alone = ada.send_ok("alone", "general", "node A only").await;
     assert_eq!(ann.next_message().await.id, first.id);
@@ -124,6 +227,17 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
         .await;
     assert_eq!(page["ok"], true, "{page}");
     assert_eq!(page["messages"][0]["id"], alone.id.as_str(), "{page}");
+
+    // The restarted Redis lost who was online: each node tells it again, and it is whole.
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let who = bob.request("who", json!({"room": "general"})).await;
+        if names(&who["users"]) == ["Ada", "Ann", "Bob"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{who}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Whoever can publish on Redis can send a node requests no node sends: a broadcast of binary

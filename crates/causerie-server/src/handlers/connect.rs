@@ -310,8 +310,8 @@ async fn welcome(chat: &Chat, user: &User) -> Result<Welcome, StoreError> {
         .await?;
     let rooms = chat.store.rooms_page("", "", DEFAULT_ROOMS_PAGE).await?;
     let online = chat
-        .presence
-        .page(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize);
+        .online(DEFAULT_ROOM, None, DEFAULT_ONLINE_PAGE as usize)
+        .await;
     let head = head_of(&history);
     Ok(Welcome {
         user: user.clone(),

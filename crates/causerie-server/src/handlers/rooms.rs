@@ -99,9 +99,7 @@ async fn join(
         )
         .await
         .map_err(|e| internal(&e))?;
-    let online = chat
-        .presence
-        .page(&room, None, DEFAULT_ONLINE_PAGE as usize);
+    let online = chat.online(&room, None, DEFAULT_ONLINE_PAGE as usize).await;
     let head = super::connect::head_of(&history);
     Ok(Joined {
         room,
@@ -251,11 +249,11 @@ pub(super) async fn on_who(
     TryData(data): TryData<serde_json::Value>,
     ack: Ack,
 ) {
-    let page = who(&socket, &chat, &session, data);
+    let page = who(&socket, &chat, &session, data).await;
     outgoing::reply(&socket, &chat, event::WHO, ack, page);
 }
 
-fn who(
+async fn who(
     socket: &SocketRef,
     chat: &Chat,
     session: &Session,
@@ -279,7 +277,7 @@ fn who(
         })?),
         None => None,
     };
-    let page = chat.presence.page(&request.room, after, limit as usize);
+    let page = chat.online(&request.room, after, limit as usize).await;
     Ok(WhoPage {
         room: request.room,
         users: page.users,

@@ -95,14 +95,21 @@ impl TestClient {
 
     /// The next event named `event`, skipping others; panics after [`PATIENCE`].
     pub async fn next(&mut self, event: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
+        self.next_within(event, PATIENCE)
+            .await
+            .unwrap_or_else(|| panic!("no {event:?} event within {PATIENCE:?}"))
+    }
+
+    /// The next event named `event` within `within`, skipping others.
+    pub async fn next_within(&mut self, event: &str, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let received = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
-                .unwrap_or_else(|_| panic!("no {event:?} event within {PATIENCE:?}"))
+                .ok()?
                 .expect("the client is alive");
             if received.event == event {
-                return received.data;
+                return Some(received.data);
             }
         }
     }

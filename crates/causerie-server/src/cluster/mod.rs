@@ -20,6 +20,10 @@ use socketioxide_core::packet::PacketData;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
+use crate::presence::Registry;
+
+pub mod presence;
+
 /// The adapter every socket of the server has: socketioxide-redis's, over [`Nodes`].
 pub type Adapter = socketioxide_redis::CustomRedisAdapter<socketioxide::adapter::Emitter, Nodes>;
 /// A socket, as handlers get it.
@@ -53,6 +57,20 @@ impl Nodes {
     /// Whether there are other nodes to reach.
     pub fn clustered(&self) -> bool {
         matches!(self, Self::Redis(_))
+    }
+
+    /// Shares the presence `registry` keeps with the other nodes, through Redis; `None` alone.
+    pub fn share_presence(&self, registry: &Arc<Registry>) -> Option<presence::SharedPresence> {
+        let Self::Redis(nodes) = self else {
+            return None;
+        };
+        let node = uuid::Uuid::new_v4().to_string();
+        Some(presence::SharedPresence::start(
+            nodes.connection.clone(),
+            nodes.shared.clone(),
+            node,
+            registry,
+        ))
     }
 
     /// Tells `count` the room and size of each broadcast another node sends here, before it is
