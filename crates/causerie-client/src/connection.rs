@@ -205,10 +205,11 @@ pub(crate) struct Tagged {
 }
 
 /// The server-to-client events the client listens to.
-const EVENTS: [&str; 7] = [
+const EVENTS: [&str; 8] = [
     event::WELCOME,
     event::MESSAGE,
     event::CHANGE,
+    event::HEAD,
     event::PRESENCE,
     event::TYPING,
     event::READ,

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use causerie_protocol::{
-    Change, DEFAULT_ROOM, ErrorBody, HistoryPage, HistoryRequest, Joined, Message, Presence,
+    Change, DEFAULT_ROOM, ErrorBody, Head, HistoryPage, HistoryRequest, Joined, Message, Presence,
     RoomRequest, User, Welcome, WhoPage, WhoRequest,
 };
 use tokio::time::Instant;
@@ -194,6 +194,19 @@ impl Delivery {
         let room = entry.room().to_owned();
         self.deliver(entry);
         self.catch_up_if_needed(&room);
+    }
+
+    /// A room's latest seq, told after an outage between the server's nodes: a timeline behind
+    /// it catches up, as a message with that seq would have made it.
+    pub(crate) fn on_head(&mut self, head: &Head) {
+        let joined = self.joined.as_ref().is_some_and(|j| j.contains(&head.room));
+        let behind = self
+            .timelines
+            .get(&head.room)
+            .is_some_and(|timeline| timeline.is_behind(head.seq));
+        if joined && behind {
+            self.pages.push(PageRequest::CatchUp(head.room.clone()));
+        }
     }
 
     /// The server stored one of the user's messages or changes. `pending` says whether it still

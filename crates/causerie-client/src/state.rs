@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use causerie_protocol::{
-    Change, ChangeAccepted, ChangeKind, Direct, DirectRequest, ErrorBody, HandshakeAuth,
+    Change, ChangeAccepted, ChangeKind, Direct, DirectRequest, ErrorBody, HandshakeAuth, Head,
     HistoryPage, HistoryRequest, Joined, Limits, Message, MessageAccepted, Pong, Presence,
     ReadState, Reply, RoomsPage, RoomsRequest, SearchPage, SearchRequest, Typing, Welcome, WhoPage,
     event,
@@ -346,6 +346,11 @@ impl ChatState {
             event::CHANGE => {
                 if let Ok(change) = serde_json::from_value::<Change>(data) {
                     self.delivery.on_entry(change);
+                }
+            }
+            event::HEAD => {
+                if let Ok(head) = serde_json::from_value::<Head>(data) {
+                    self.delivery.on_head(&head);
                 }
             }
             event::PRESENCE => {

@@ -394,6 +394,41 @@ async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_n
     reader_stops_for_5_s(&chatting, &reading).await;
 }
 
+/// In a cluster, a message sent on one node while Redis is down reaches the client of another
+/// node once Redis is back, though nothing is sent after it to show a skipped seq: the nodes tell
+/// their rooms their latest seqs (`head`) once Redis answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_on_another_node_while_redis_was_down_arrives_once_it_is_back() {
+    use causerie_server::testing::{TestPostgres, TestRedis};
+    let database = TestPostgres::shared().create_database().await;
+    let mut redis = TestRedis::start();
+    let redis_url = redis.url();
+    let node = || {
+        let (database, redis) = (database.clone(), redis_url.clone());
+        TestServer::start_with(move |config| causerie_server::ServerConfig {
+            database_url: Some(database),
+            redis_url: Some(redis),
+            ..config
+        })
+    };
+    let (a, b) = (node().await, node().await);
+    let mut ada = Recorded::connect(&a.url(), "Ada").await;
+    let mut bob = Recorded::connect(&b.url(), "Bob").await;
+    let first = ada.client.send("general", "before");
+    ada.until_confirmed(std::slice::from_ref(&first)).await;
+    bob.until_messages("general", 1).await;
+
+    redis.kill();
+    // Until both nodes' heartbeats have found Redis gone: a message then waits for no Redis.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let missed = ada.client.send("general", "while Redis is down");
+    ada.until_confirmed(std::slice::from_ref(&missed)).await;
+    redis.resume();
+    bob.until_messages("general", 2).await;
+    let texts: Vec<&str> = bob.messages().iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before", "while Redis is down"]);
+}
+
 /// A client connected to `reading` stops reading for 5 s while clients of `chatting` send more
 /// than it may have waiting: it is closed, comes back, and has every message once, in order.
 async fn reader_stops_for_5_s(chatting: &TestServer, reading: &TestServer) {

@@ -11,6 +11,7 @@ export const EVENTS = {
   join: "join",
   leave: "leave",
   presence: "presence",
+  head: "head",
   typing: "typing",
   ping: "ping",
   who: "who",
@@ -556,6 +557,16 @@ online?: Array<User>,
  * With `truncated`: where `who {after}` continues, when there are more.
  */
 onlineNext?: string, };
+
+export type Head = { 
+/**
+ * The room.
+ */
+room: string, 
+/**
+ * Its latest seq (message or change).
+ */
+seq: bigint, };
 
 export type WhoRequest = { 
 /**

@@ -8,7 +8,7 @@ use ts_rs::TS;
 
 use crate::{
     Change, ChangeAccepted, ChangeKind, DeleteMessage, Direct, DirectRequest, EditMessage,
-    ErrorBody, ErrorCode, HandshakeAuth, HistoryPage, HistoryRequest, Joined, Left, Limits,
+    ErrorBody, ErrorCode, HandshakeAuth, Head, HistoryPage, HistoryRequest, Joined, Left, Limits,
     Message, MessageAccepted, PingRequest, Pong, Presence, Quote, ReactRequest, Reaction,
     ReadRequest, ReadState, RoomRequest, RoomsPage, RoomsRequest, SearchPage, SearchRequest,
     SendMessage, ServerInfo, Typing, TypingRequest, User, Welcome, WhoPage, WhoRequest, event,
@@ -62,6 +62,7 @@ pub fn typescript() -> String {
         ("join", event::JOIN),
         ("leave", event::LEAVE),
         ("presence", event::PRESENCE),
+        ("head", event::HEAD),
         ("typing", event::TYPING),
         ("ping", event::PING),
         ("who", event::WHO),
@@ -130,6 +131,7 @@ pub fn typescript() -> String {
         Direct::decl(),
         Left::decl(),
         Presence::decl(),
+        Head::decl(),
         WhoRequest::decl(),
         WhoPage::decl(),
         RoomsRequest::decl(),

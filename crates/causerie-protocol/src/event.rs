@@ -23,6 +23,9 @@ pub const JOIN: &str = "join";
 pub const LEAVE: &str = "leave";
 /// Server to client: [`crate::Presence`], when the people in a room change.
 pub const PRESENCE: &str = "presence";
+/// Server to client: [`crate::Head`], a room's latest seq, after an outage between the nodes of
+/// a cluster may have kept messages from a client.
+pub const HEAD: &str = "head";
 /// Client to server: [`crate::TypingRequest`]. Server to client: [`crate::Typing`].
 pub const TYPING: &str = "typing";
 /// Client to server, any payload, acked with [`crate::Reply`]`<`[`crate::Pong`]`>`: a liveness check

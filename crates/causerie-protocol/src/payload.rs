@@ -616,6 +616,19 @@ pub struct Left {
     pub room: String,
 }
 
+/// Server `head`: the latest seq of a room, sent by a node of a cluster once Redis answers again
+/// after an outage, during which messages sent on one node may not have reached the clients of
+/// another. A client whose last seq of the room is lower catches up (`history` `after`) as if a
+/// message with that seq had arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct Head {
+    /// The room.
+    pub room: String,
+    /// Its latest seq (message or change).
+    pub seq: u64,
+}
+
 /// Server `presence`: the people online in a room changed. Changes close together (within about
 /// 200 ms) arrive as one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

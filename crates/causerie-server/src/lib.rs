@@ -107,7 +107,11 @@ impl App {
         });
         let (stopped, stop) = tokio::sync::watch::channel(false);
         chat::spawn_housekeeping(&chat, stop.clone());
+        let reconnections = nodes.reconnections();
         let (router, io) = http::router(config, chat.clone(), nodes).await?;
+        if let Some(reconnections) = reconnections {
+            cluster::spawn_heads(io.clone(), chat.clone(), reconnections, stop.clone());
+        }
         outgoing::spawn_sweep(io.clone(), chat.clone(), stop.clone());
         presence::spawn_flush(io.clone(), chat.clone(), stop);
         Ok(Self {

@@ -343,6 +343,11 @@ impl Registry {
         true
     }
 
+    /// The rooms with someone online on this node.
+    pub fn rooms(&self) -> Vec<String> {
+        lock(self).rooms.keys().cloned().collect()
+    }
+
     /// How many people are online in `room`.
     pub fn count(&self, room: &str) -> u32 {
         lock(self).rooms.get(room).map_or(0, |presence| {

@@ -201,6 +201,13 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
     assert!(local_only >= 1, "{metrics}");
 
     redis.resume();
+    // Once Redis answers again, the nodes tell their rooms their latest seqs: Bob learns he is
+    // behind though nothing more is sent.
+    let head = bob.next("head").await;
+    assert_eq!(
+        (&head["room"], &head["seq"]),
+        (&json!("general"), &json!(alone.seq))
+    );
     // Once Redis is back, the next message reaches node B again; its seq skips the one Bob
     // missed, which tells his client to catch up, and the catch-up has it.
     let deadline = tokio::time::Instant::now() + support::PATIENCE;

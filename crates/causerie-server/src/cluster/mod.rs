@@ -20,6 +20,7 @@ use socketioxide_core::packet::PacketData;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::mpsc;
 
+use crate::chat::Chat;
 use crate::presence::Registry;
 
 pub mod presence;
@@ -73,6 +74,15 @@ impl Nodes {
         ))
     }
 
+    /// Changes each time Redis answers again after the heartbeat found it unreachable; `None`
+    /// alone.
+    pub fn reconnections(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Self::Alone => None,
+            Self::Redis(nodes) => Some(nodes.shared.reconnections.subscribe()),
+        }
+    }
+
     /// Tells `count` the room and size of each broadcast another node sends here, before it is
     /// delivered to this node's sockets.
     pub fn count_arrivals(&self, count: impl Fn(&str, u64) + Send + Sync + 'static) {
@@ -106,6 +116,8 @@ struct Shared {
     /// Told the room and size of each broadcast that another node sends here (see
     /// [`Nodes::count_arrivals`]).
     arrivals: OnceLock<CountArrival>,
+    /// How many times Redis answered again after an outage (see [`Nodes::reconnections`]).
+    reconnections: tokio::sync::watch::Sender<u64>,
 }
 
 impl RedisNodes {
@@ -169,7 +181,10 @@ async fn heartbeat(
             (false, false) => {
                 tracing::warn!("Redis is unreachable: broadcasts reach this node only");
             }
-            (true, true) => tracing::info!("Redis is reachable again"),
+            (true, true) => {
+                tracing::info!("Redis is reachable again");
+                shared.reconnections.send_modify(|count| *count += 1);
+            }
             _ => {}
         }
         tokio::time::sleep(HEARTBEAT).await;
@@ -271,6 +286,48 @@ enum Arrival {
     Uncounted,
     /// Not a request Causerie's nodes send: dropped.
     Refused,
+}
+
+/// How long after Redis answers again the rooms are told their heads: time for every node to
+/// subscribe again, so that what is sent after the heads reaches all.
+const HEADS_AFTER: Duration = Duration::from_secs(1);
+
+/// Each time Redis answers again after an outage, tells every room with members on this node its
+/// latest seq (`head`), on every node, until `stop` says the server stopped. During the outage
+/// this node's messages reached its own clients only, and its clients heard nothing from the
+/// others: a client that gets no later message would not know it is behind. The rooms this node
+/// wrote to have members here (their authors), so between them the nodes tell every room that
+/// may have missed something.
+pub fn spawn_heads(
+    io: SocketIo,
+    chat: std::sync::Arc<Chat>,
+    mut reconnections: tokio::sync::watch::Receiver<u64>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = reconnections.changed() => if changed.is_err() { break },
+                _ = stop.changed() => break,
+            }
+            tokio::time::sleep(HEADS_AFTER).await;
+            for room in chat.presence.rooms() {
+                let seq = match chat.store.head(&room).await {
+                    Ok(Some(seq)) => seq,
+                    Ok(None) => continue,
+                    Err(error) => {
+                        tracing::warn!(%error, %room, "a room's head could not be told");
+                        continue;
+                    }
+                };
+                let key = crate::handlers::room_key(&room);
+                let head = causerie_protocol::Head { room, seq };
+                let reach = crate::outgoing::Reach::Everywhere;
+                let event = causerie_protocol::event::HEAD;
+                crate::outgoing::to_room(&io, &chat, reach, &key, None, event, &head).await;
+            }
+        }
+    });
 }
 
 /// The error of a command Redis did not answer in time, or at all.

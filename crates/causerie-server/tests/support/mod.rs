@@ -32,8 +32,9 @@ pub struct TestClient {
     events: mpsc::UnboundedReceiver<Received>,
 }
 
-const EVENTS: [&str; 9] = [
-    "welcome", "message", "change", "presence", "typing", "read", "direct", "error", "close",
+const EVENTS: [&str; 10] = [
+    "welcome", "message", "change", "head", "presence", "typing", "read", "direct", "error",
+    "close",
 ];
 
 /// The `auth` of a Causerie client named `name`.
