@@ -17,6 +17,7 @@ use causerie_protocol::{
 };
 use futures_util::FutureExt;
 use rust_socketio::Payload;
+use rust_socketio::TransportType;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use serde::Serialize;
 use serde_json::Value;
@@ -241,31 +242,44 @@ impl Connection {
                 async {}.boxed()
             }
         };
-        let mut builder = ClientBuilder::new(url)
-            .auth(auth)
-            .reconnect(false)
-            .on("error", forward(&signals, |p| Signal::Error(text_of(p))))
-            .on("close", forward(&signals, |_| Signal::Closed));
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls);
-        }
-        for name in EVENTS {
-            let signals = signals.clone();
-            builder = builder.on(name, move |payload, _| {
-                let _ = signals.send(Tagged {
-                    generation,
-                    signal: Signal::Event {
-                        name: name.to_owned(),
-                        data: first_value(payload),
-                    },
+        let builder = || {
+            let mut builder = ClientBuilder::new(url)
+                .auth(auth.clone())
+                .reconnect(false)
+                .on("error", forward(&signals, |p| Signal::Error(text_of(p))))
+                .on("close", forward(&signals, |_| Signal::Closed));
+            if let Some(tls) = &tls {
+                builder = builder.tls_config(tls.clone());
+            }
+            for name in EVENTS {
+                let signals = signals.clone();
+                builder = builder.on(name, move |payload, _| {
+                    let _ = signals.send(Tagged {
+                        generation,
+                        signal: Signal::Event {
+                            name: name.to_owned(),
+                            data: first_value(payload),
+                        },
+                    });
+                    async {}.boxed()
                 });
-                async {}.boxed()
-            });
-        }
-        let client = builder
+            }
+            builder
+        };
+        // A WebSocket first: one connection from the handshake on, which a load balancer in front
+        // of several nodes keeps on one node without the sticky cookie that polling needs (and
+        // that this client does not keep). Polling (then upgrading) where WebSockets are blocked.
+        let websocket = builder()
+            .transport_type(TransportType::Websocket)
             .connect()
-            .await
-            .map_err(|e| TransportError(with_causes(&e)))?;
+            .await;
+        let client = match websocket {
+            Ok(client) => client,
+            Err(_) => builder()
+                .connect()
+                .await
+                .map_err(|e| TransportError(with_causes(&e)))?,
+        };
         Ok(Self {
             client,
             generation,
