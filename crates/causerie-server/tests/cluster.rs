@@ -291,3 +291,90 @@ async fn a_request_no_node_sends_is_dropped_and_the_node_goes_on_hearing() {
     let sent = ada.send_ok("after", "general", "still there?").await;
     assert_eq!(bob.next_message().await.id, sent.id);
 }
+
+/// How many Socket.IO connections the node at `address` holds, from its `/metrics`.
+async fn connections_of(address: std::net::SocketAddr) -> u64 {
+    let (_, metrics) = http(address, "GET", "/metrics", b"").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("causerie_connections "))
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no count of connections: {metrics}"))
+}
+
+/// Two node processes behind HAProxy, as deployed (`testing::haproxy`): clients land on both
+/// nodes and chat; a node killed with SIGKILL loses nothing it acked, and its client comes back
+/// through HAProxy to the other node, where a resend of an acked message is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
+    use causerie_server::testing::TestHaproxy;
+    use rust_socketio::TransportType::Websocket;
+
+    let database = TestPostgres::shared().create_database().await;
+    let redis = TestRedis::start();
+    let secret = "0123456789abcdef".repeat(4);
+    let flags = [
+        "--database-url",
+        &database,
+        "--redis-url",
+        &redis.url(),
+        "--secret-key",
+        &secret,
+    ];
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let mut nodes = [
+        ServerProcess::start(dirs[0].path(), "127.0.0.1:0", &flags),
+        ServerProcess::start(dirs[1].path(), "127.0.0.1:0", &flags),
+    ];
+    let addresses = [nodes[0].address, nodes[1].address];
+    let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+
+    let mut ada = TestClient::connect_over(&haproxy.url(), auth("Ada"), Websocket).await;
+    let welcome = ada.expect_welcome().await;
+    let ada_node = usize::from(connections_of(addresses[0]).await == 0);
+    let mut bob = TestClient::connect_over(&haproxy.url(), auth("Bob"), Websocket).await;
+    bob.expect_welcome().await;
+    // HAProxy spreads them: one on each node.
+    let counts = [
+        connections_of(addresses[0]).await,
+        connections_of(addresses[1]).await,
+    ];
+    assert_eq!(counts, [1, 1]);
+
+    let acked = ada.send_ok("before-the-kill", "general", "one").await;
+    assert_eq!(bob.next_message().await.id, acked.id);
+
+    nodes[ada_node].kill();
+    // Back through HAProxy, which sends her to the node still alive, as herself.
+    let mut back = auth("Ada");
+    back["token"] = json!(welcome.token);
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    let (again, ada) = loop {
+        let mut client = TestClient::connect_over(&haproxy.url(), back.clone(), Websocket).await;
+        if let Some(welcome) = client.next_within("welcome", support::QUIET).await {
+            break (welcome, client);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Ada never came back"
+        );
+    };
+    assert_eq!(connections_of(addresses[1 - ada_node]).await, 2);
+    assert_eq!(again["user"]["id"], json!(welcome.user.id));
+    // A resend of what was acked is the same message, stored once; the conversation goes on.
+    let resent = ada.send_ok("before-the-kill", "general", "one").await;
+    assert_eq!((resent.id, resent.seq), (acked.id.clone(), acked.seq));
+    let after = ada.send_ok("after-the-kill", "general", "two").await;
+    assert_eq!(bob.next_message().await.id, after.id);
+    let page = bob.request("history", json!({"room": "general"})).await;
+    let ids: Vec<&str> = page["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, [acked.id.as_str(), after.id.as_str()], "{page}");
+}

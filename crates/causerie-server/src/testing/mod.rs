@@ -13,9 +13,11 @@ use tokio::task::JoinHandle;
 
 use crate::ServerConfig;
 
+mod haproxy;
 mod postgres;
 mod redis;
 
+pub use haproxy::TestHaproxy;
 pub use postgres::TestPostgres;
 pub use redis::TestRedis;
 
