@@ -8,8 +8,14 @@ import { createInterface } from 'node:readline';
 import { io } from 'socket.io-client';
 
 const here = new URL('.', import.meta.url).pathname;
-export const SERVER_BIN =
-  process.env.CAUSERIE_SERVER_BIN ?? resolve(here, '../../target/debug/causerie-server');
+/**
+ * The server under test: one node, or with CAUSERIE_CLUSTER_BIN a whole local cluster (the
+ * `causerie-cluster` launcher: PostgreSQL, Redis, two nodes and HAProxy), which takes the same
+ * flags and prints the same first line.
+ */
+export const SERVER_BIN = process.env.CAUSERIE_CLUSTER_BIN
+  ?? process.env.CAUSERIE_SERVER_BIN
+  ?? resolve(here, '../../target/debug/causerie-server');
 export const CHAT_EXAMPLE_BIN =
   process.env.CAUSERIE_CHAT_BIN ?? resolve(here, '../../target/debug/examples/chat');
 export const PATIENCE_MS = 10_000;
@@ -74,7 +80,9 @@ export async function join(url, auth, options = {}) {
 
 /** A socket that connects to `url` with `auth` (no reconnection: tests say what happens). */
 export function connect(url, auth, options = {}) {
-  const socket = io(url, { auth, reconnection: false, forceNew: true, ...options });
+  // withCredentials: keep cookies, as a browser does: HAProxy's sticky cookie keeps a polling
+  // session on one node of a cluster.
+  const socket = io(url, { auth, reconnection: false, forceNew: true, withCredentials: true, ...options });
   socket.received = [];
   socket.onAny((event, ...args) => socket.received.push({ event, data: args[0] }));
   return socket;

@@ -2,7 +2,8 @@
 //! directories on loopback ports, `--nodes` server nodes (2 by default) sharing them and one
 //! secret key, and HAProxy in front on `--bind`. The other flags go to every node. It prints
 //! `listening on http://ADDRESS` (HAProxy's) as the server does, and stops everything on Ctrl-C
-//! or SIGTERM; the history goes with the temporary database.
+//! or SIGTERM. The history is kept in `--data-dir` if given (with each node's files), else it goes
+//! with a temporary directory.
 //!
 //! Built from the launchers the tests use (`causerie_server::testing`): not for production (see
 //! the README's "Running several nodes").
@@ -12,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis};
+use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, watched};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -25,9 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let bind: SocketAddr = take_flag(&mut args, "--bind")
         .unwrap_or_else(|| "127.0.0.1:3000".into())
         .parse()?;
-    let data_dir = take_flag(&mut args, "--data-dir").map(PathBuf::from);
-    let keep_data = tempfile::tempdir()?;
-    let data_dir = data_dir.unwrap_or_else(|| keep_data.path().to_owned());
+    let kept_dir = take_flag(&mut args, "--data-dir").map(PathBuf::from);
+    let temp_dir = tempfile::tempdir()?;
+    let data_dir = kept_dir
+        .clone()
+        .unwrap_or_else(|| temp_dir.path().to_owned());
     if !args.iter().any(|arg| arg == "--secret-key") {
         // One key for the cluster, so that a token from one node works on all.
         let key: String = (0..4)
@@ -36,8 +39,12 @@ async fn main() -> anyhow::Result<()> {
         args.extend(["--secret-key".into(), key]);
     }
 
-    let postgres = TestPostgres::start();
-    let database_url = postgres.create_database().await;
+    // With `--data-dir`, the history is kept there for the next run.
+    let postgres = match &kept_dir {
+        Some(dir) => TestPostgres::start_in(&dir.join("postgres")),
+        None => TestPostgres::start(),
+    };
+    let database_url = postgres.database("causerie").await;
     let redis = TestRedis::start();
     eprintln!("PostgreSQL: {database_url}\nRedis: {}", redis.url());
     let server = std::env::current_exe()?.with_file_name("causerie-server");
@@ -87,13 +94,13 @@ fn start_node(
     database_url: &str,
     redis_url: &str,
 ) -> anyhow::Result<(Child, SocketAddr)> {
-    let mut child = Command::new(server)
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+    let mut node = Command::new(server);
+    node.args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(["--database-url", database_url, "--redis-url", redis_url])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()?;
+        .args(args);
+    // Watched: a launcher killed midway leaves no node behind.
+    let mut child = watched(&node).stdout(Stdio::piped()).spawn()?;
     let stdout = child
         .stdout
         .take()

@@ -53,17 +53,20 @@ impl TestHaproxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("haproxy.cfg");
         std::fs::write(&file, config(address, nodes)).expect("writes the config");
-        let mut server = Command::new("haproxy")
-            .arg("-f")
-            .arg(&file)
-            .arg("-db")
+        assert!(
+            Command::new("haproxy")
+                .arg("-v")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success()),
+            "haproxy is not installed: `./x test` installs it (apt-get install haproxy)"
+        );
+        let mut haproxy = Command::new("haproxy");
+        haproxy.arg("-f").arg(&file).arg("-db");
+        let mut server = super::watched(&haproxy)
             .stdout(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start haproxy ({e}): `./x test` installs it (apt-get install haproxy)"
-                )
-            });
+            .expect("starts haproxy");
         let ready = Instant::now();
         while std::net::TcpStream::connect(address).is_err() {
             if let Ok(Some(status)) = server.try_wait() {
@@ -87,7 +90,10 @@ impl TestHaproxy {
 
 impl Drop for TestHaproxy {
     fn drop(&mut self) {
-        let _ = self.server.kill();
+        // SIGTERM: the watching shell stops HAProxy, then itself.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.server.id().to_string()])
+            .status();
         let _ = self.server.wait();
     }
 }

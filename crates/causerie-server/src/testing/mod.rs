@@ -252,6 +252,31 @@ impl Drop for SmallDisk {
     }
 }
 
+/// A command line for `sh`, each word quoted.
+pub(crate) fn shell_words(command: &std::process::Command) -> String {
+    std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `command` run by a shell that ends it once this process is gone, even killed (it looks every
+/// 0.2 s), and passes SIGTERM on to it, exiting with its status: a test or launcher killed
+/// midway leaves no server behind. Its standard streams are the command's.
+pub fn watched(command: &std::process::Command) -> std::process::Command {
+    let script = format!(
+        "{} & pid=$!; trap 'kill -TERM $pid; wait $pid; exit $?' TERM; \
+         while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done; \
+         kill -9 $pid 2>/dev/null; wait $pid",
+        shell_words(command),
+        parent = std::process::id(),
+    );
+    let mut shell = std::process::Command::new("sh");
+    shell.args(["-c", &script]);
+    shell
+}
+
 /// Whether this process runs as root, from the kernel's own account of it.
 pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {

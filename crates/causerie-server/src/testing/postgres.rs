@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{PATIENCE, running_as_root};
+use super::{PATIENCE, running_as_root, shell_words};
 
 /// The PostgreSQL server of a test binary's tests.
 pub struct TestPostgres {
-    dir: tempfile::TempDir,
+    dir: Dir,
     bin: PathBuf,
     port: u16,
     /// The shell that runs the server and stops it when the test process ends.
@@ -29,16 +29,50 @@ impl TestPostgres {
     /// Starts a new server (a test that stops and starts it wants one of its own). Fails the
     /// test, saying why, when PostgreSQL is not installed.
     pub fn start() -> Self {
+        Self::start_at(Dir::Temp(tempfile::tempdir().expect("temp dir")))
+    }
+
+    /// Starts a server whose files are kept in `dir` (created, or reused as a former run left
+    /// it): for a local cluster whose history outlives it.
+    /// As root, PostgreSQL runs as `postgres`, which must pass through `dir`'s parent: that one
+    /// is made traversable by others (not readable).
+    pub fn start_in(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).expect("creates the PostgreSQL directory");
+        if let (true, Some(parent)) = (running_as_root(), dir.parent()) {
+            use std::os::unix::fs::PermissionsExt;
+            let mut permissions = std::fs::metadata(parent).expect("its parent").permissions();
+            permissions.set_mode(permissions.mode() | 0o001);
+            std::fs::set_permissions(parent, permissions).expect("makes its parent traversable");
+        }
+        Self::start_at(Dir::Kept(dir.to_owned()))
+    }
+
+    fn start_at(dir: Dir) -> Self {
         let bin = binaries();
-        let dir = tempfile::tempdir().expect("temp dir");
         if running_as_root() {
             let (uid, gid) = postgres_user();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
         }
         let data = dir.path().join("data");
+        let port = free_port();
+        let mut postgres = Self {
+            dir,
+            bin,
+            port,
+            server: None,
+        };
+        if !data.join("PG_VERSION").exists() {
+            postgres.init(&data);
+        }
+        postgres.resume();
+        postgres
+    }
+
+    fn init(&self, data: &Path) {
+        let bin = &self.bin;
         let initdb = as_postgres(&bin.join("initdb"))
             .arg("-D")
-            .arg(&data)
+            .arg(data)
             .args([
                 "-U",
                 "postgres",
@@ -57,15 +91,27 @@ impl TestPostgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
-        let port = free_port();
-        let mut postgres = Self {
-            dir,
-            bin,
-            port,
-            server: None,
-        };
-        postgres.resume();
-        postgres
+    }
+
+    /// The URL of the database `name`, created if it does not exist.
+    pub async fn database(&self, name: &str) -> String {
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connects to PostgreSQL");
+        let exists: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+                .bind(name)
+                .fetch_optional(&mut admin)
+                .await
+                .expect("lists the databases");
+        if exists.is_none() {
+            sqlx::query(&format!("CREATE DATABASE \"{}\"", name.replace('"', "")))
+                .execute(&mut admin)
+                .await
+                .expect("creates a database");
+        }
+        self.url(name)
     }
 
     /// The URL of a new, empty database on it.
@@ -109,7 +155,7 @@ impl TestPostgres {
         let watchdog = format!(
             "{} & pid=$!; trap 'kill -QUIT $pid; wait $pid; exit' TERM; \
              while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done; \
-             kill -INT $pid 2>/dev/null; wait $pid; kill -0 {parent} 2>/dev/null || rm -rf {dir}",
+             kill -INT $pid 2>/dev/null; wait $pid; {cleanup}",
             shell_words(as_postgres(&postgres).arg("-D").arg(&data).args([
                 "-p",
                 &self.port.to_string(),
@@ -121,7 +167,15 @@ impl TestPostgres {
                 "fsync=off",
             ])),
             parent = std::process::id(),
-            dir = shell_words(&Command::new(self.dir.path())),
+            // A temporary directory goes with the test process, even one killed.
+            cleanup = match &self.dir {
+                Dir::Temp(dir) => format!(
+                    "kill -0 {} 2>/dev/null || rm -rf {}",
+                    std::process::id(),
+                    shell_words(&Command::new(dir.path()))
+                ),
+                Dir::Kept(_) => ":".to_owned(),
+            },
         );
         let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
         self.server = Some(
@@ -147,6 +201,23 @@ impl TestPostgres {
                 std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Where a server's files are.
+enum Dir {
+    /// Removed with the server.
+    Temp(tempfile::TempDir),
+    /// Kept for a later run.
+    Kept(PathBuf),
+}
+
+impl Dir {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Temp(dir) => dir.path(),
+            Self::Kept(dir) => dir,
         }
     }
 }
@@ -213,15 +284,6 @@ fn postgres_user() -> (u32, u32) {
             .expect("the postgres user exists (the Debian package creates it)")
     };
     (id("-u"), id("-g"))
-}
-
-/// A command line for `sh`, each word quoted.
-fn shell_words(command: &Command) -> String {
-    std::iter::once(command.get_program())
-        .chain(command.get_args())
-        .map(|word| format!("'{}'", word.to_string_lossy().replace('\'', r"'\''")))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn free_port() -> u16 {
