@@ -205,6 +205,9 @@ pub(crate) struct Tagged {
     pub(crate) signal: Signal,
 }
 
+/// How long a WebSocket may take to open before the client tries polling instead.
+const WEBSOCKET_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The server-to-client events the client listens to.
 const EVENTS: [&str; 8] = [
     event::WELCOME,
@@ -268,14 +271,13 @@ impl Connection {
         };
         // A WebSocket first: one connection from the handshake on, which a load balancer in front
         // of several nodes keeps on one node without the sticky cookie that polling needs (and
-        // that this client does not keep). Polling (then upgrading) where WebSockets are blocked.
-        let websocket = builder()
-            .transport_type(TransportType::Websocket)
-            .connect()
-            .await;
-        let client = match websocket {
-            Ok(client) => client,
-            Err(_) => builder()
+        // that this client does not keep). Polling where WebSockets fail or hang (a proxy that
+        // swallows the upgrade); polling alone, since upgrading would meet the same proxy.
+        let websocket = builder().transport_type(TransportType::Websocket).connect();
+        let client = match tokio::time::timeout(WEBSOCKET_TIMEOUT, websocket).await {
+            Ok(Ok(client)) => client,
+            _ => builder()
+                .transport_type(TransportType::Polling)
                 .connect()
                 .await
                 .map_err(|e| TransportError(with_causes(&e)))?,

@@ -419,8 +419,26 @@ async fn a_message_sent_on_another_node_while_redis_was_down_arrives_once_it_is_
     bob.until_messages("general", 1).await;
 
     redis.kill();
-    // Until both nodes' heartbeats have found Redis gone: a message then waits for no Redis.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Until both nodes have found Redis gone (their metrics say so): a message then waits for
+    // no Redis, and the outage cannot fall between two heartbeats.
+    for server in [&a, &b] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, metrics) =
+                causerie_server::testing::http(server.address, "GET", "/metrics", b"").await;
+            if metrics
+                .lines()
+                .any(|line| line == "causerie_redis_reachable 0")
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Redis never looked gone"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let missed = ada.client.send("general", "while Redis is down");
     ada.until_confirmed(std::slice::from_ref(&missed)).await;
     redis.resume();

@@ -55,6 +55,11 @@ pub struct Chat {
     /// Whether other nodes share this server's rooms (through Redis): broadcasts then go to
     /// them too, and fall back to this node's sockets alone while Redis cannot be reached.
     pub clustered: bool,
+    /// The other nodes, if any.
+    pub nodes: Nodes,
+    /// Rooms whose broadcasts reached this node only (Redis unreachable), to be told their head
+    /// once it answers again (`cluster::spawn_heads`).
+    pub rooms_missed_elsewhere: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Chat {
@@ -88,6 +93,8 @@ impl Chat {
             transports: Transports::default(),
             traffic: Traffic::default(),
             clustered: nodes.clustered(),
+            nodes: nodes.clone(),
+            rooms_missed_elsewhere: std::sync::Mutex::default(),
         }
     }
 

@@ -249,7 +249,8 @@ async fn metrics(State(chat): State<Arc<Chat>>, headers: axum::http::HeaderMap) 
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        chat.metrics.render(chat.store.health()),
+        chat.metrics
+            .render(chat.store.health(), chat.nodes.reachable()),
     )
         .into_response()
 }

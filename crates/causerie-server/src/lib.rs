@@ -135,7 +135,7 @@ impl App {
     /// Disconnects every socket, then finishes pending writes and closes the store, and stops
     /// the background tasks.
     pub async fn shutdown(&self) {
-        self.io.close().await;
+        close_sockets(&self.io, &self.chat).await;
         self.chat.store.close().await;
         self.stopped.send_replace(true);
     }
@@ -149,16 +149,28 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        let io = self.io.clone();
+        let (io, chat) = (self.io.clone(), self.chat.clone());
         let listener = TrackedListener::new(listener, self.max_connections_per_address);
         let closing = async move {
             tracing::info!("shutting down");
-            io.close().await;
+            close_sockets(&io, &chat).await;
         };
         http::serve(listener, self.router(), shutdown, closing, self.timeouts).await;
         self.shutdown().await;
         Ok(())
     }
+}
+
+/// How long a stopping node waits for Redis to hear that it stops.
+const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes every socket; a node of a cluster first tells the others that it stops, so that they
+/// tell its rooms its users left (its own departures would reach no one: it tells nothing more).
+async fn close_sockets(io: &cluster::SocketIo, chat: &Chat) {
+    if let Some(shared) = &chat.shared_presence {
+        let _ = tokio::time::timeout(LEAVE_TIMEOUT, shared.leave()).await;
+    }
+    io.close().await;
 }
 
 /// Creates the data directory readable by the server's user only: it holds every message and the

@@ -59,6 +59,7 @@ pub struct Metrics {
     rejected: Family<CodeLabel, Counter>,
     broadcast_latency: Histogram,
     store_writable: Gauge,
+    redis_reachable: Gauge,
     closed_behind: Family<CauseLabel, Counter>,
     dropped: Counter,
     broadcasts_local_only: Counter,
@@ -128,6 +129,12 @@ impl Default for Metrics {
              (the other nodes' clients catch up)",
             broadcasts_local_only.clone(),
         );
+        let redis_reachable = Gauge::default();
+        registry.register(
+            "redis_reachable",
+            "1 while Redis answers this node's heartbeat (or there is no Redis), 0 while not",
+            redis_reachable.clone(),
+        );
         let store_writable = Gauge::default();
         registry.register(
             "store_writable",
@@ -148,6 +155,7 @@ impl Default for Metrics {
             rejected,
             broadcast_latency,
             store_writable,
+            redis_reachable,
             closed_behind,
             dropped,
             broadcasts_local_only,
@@ -245,10 +253,13 @@ impl Metrics {
             .inc();
     }
 
-    /// The OpenMetrics text exposition, with the store's `health` as it is now.
-    pub fn render(&self, health: WriteHealth) -> String {
+    /// The OpenMetrics text exposition, with the store's `health` and whether Redis is
+    /// `reachable` (`None`: no Redis) as they are now.
+    pub fn render(&self, health: WriteHealth, reachable: Option<bool>) -> String {
         self.store_writable
             .set(i64::from(health == WriteHealth::Writable));
+        self.redis_reachable
+            .set(i64::from(reachable.unwrap_or(true)));
         if let Some(dropped) = &self.dropped_log_lines {
             self.log_lines_dropped
                 .set(i64::try_from(dropped.get()).unwrap_or(i64::MAX));

@@ -486,6 +486,12 @@ async fn broadcast(
         Err(BroadcastError::Adapter(e)) => {
             // Counted, not logged each: the heartbeat logs the outage once.
             chat.metrics.broadcasts_local_only();
+            if let Some(room) = crate::handlers::room_of_key(key) {
+                chat.rooms_missed_elsewhere
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(room.to_owned());
+            }
             tracing::debug!(error = %e, %key, "a broadcast reached this node only");
             match to() {
                 Some(here) => here.local().emit(event, payload).await,

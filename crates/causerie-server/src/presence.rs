@@ -13,7 +13,7 @@
 //!
 //! In a cluster each node still keeps its own connections here, and tells each arrival and
 //! departure (a [`Transition`]) to the presence the nodes share in Redis
-//! (`cluster::presence`): the rooms are then told what changed across nodes ([`Untold`]).
+//! (`cluster::presence`), which tells the rooms what changed across nodes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -35,7 +35,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const DELIVERIES_PER_SECOND: u32 = 10_000;
 
 /// How long a room of `members` waits between two presence events.
-fn flush_interval(members: usize) -> Duration {
+pub(crate) fn flush_interval(members: usize) -> Duration {
     let members = u32::try_from(members).unwrap_or(u32::MAX);
     FLUSH_EVERY.max(Duration::from_secs(1) * members / DELIVERIES_PER_SECOND)
 }
@@ -182,13 +182,48 @@ impl Changes {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.joined.is_empty() && self.left.is_empty() && !self.truncated
+    }
+
+    /// Whether there were too many to list: the room is then sent its first page instead.
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Everything may have changed (a node started its presence over): the room is sent its
+    /// count and first page, which replace what its members list.
+    pub(crate) fn everything(&mut self) {
+        self.joined.clear();
+        self.left.clear();
+        self.told_names.clear();
+        self.truncated = true;
+    }
+
+    /// The users these changes list, arrivals then departures, to check before telling them.
+    pub(crate) fn listed(&self) -> (Vec<String>, Vec<String>) {
+        (
+            self.joined.keys().cloned().collect(),
+            self.left.keys().cloned().collect(),
+        )
+    }
+
+    /// Keeps only the changes `online` (user id to whether they are online now, where known)
+    /// still bears out: another node may have told the opposite since (someone who left one
+    /// node and arrived on another, told by each).
+    pub(crate) fn still_true(&mut self, online: &HashMap<String, bool>) {
+        self.joined.retain(|id, _| online.get(id) != Some(&false));
+        self.left.retain(|id, _| online.get(id) != Some(&true));
     }
 
     /// The `presence` event that tells `room` these changes: `count` online, and `first` (the
     /// first page of who is online) when there were too many to list.
-    fn told(self, room: &str, count: u32, first: impl FnOnce() -> OnlinePage) -> Presence {
+    pub(crate) fn told(
+        self,
+        room: &str,
+        count: u32,
+        first: impl FnOnce() -> OnlinePage,
+    ) -> Presence {
         let mut joined: Vec<User> = self.joined.into_values().collect();
         let mut left: Vec<User> = self.left.into_values().collect();
         joined.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
@@ -230,8 +265,15 @@ pub(crate) fn cursor(name: &str, id: &str) -> String {
     format!("{name}\u{0}{id}")
 }
 
-/// Reads a cursor from a page's `next`; `None` if it is not one.
+/// The longest a cursor can be: a name of at most `MAX_NAME_CHARS` characters of up to 4 bytes,
+/// a NUL, and an id (a UUID, or a seed client's own).
+const MAX_CURSOR_BYTES: usize = 4 * causerie_protocol::limits::MAX_NAME_CHARS + 1 + 64;
+
+/// Reads a cursor from a page's `next`; `None` if it is not one (nor could be: too long).
 pub fn parse_cursor(cursor: &str) -> Option<(&str, &str)> {
+    if cursor.len() > MAX_CURSOR_BYTES {
+        return None;
+    }
     cursor.split_once('\u{0}')
 }
 
@@ -403,77 +445,6 @@ impl Registry {
             !presence.by_id.is_empty()
         });
         events
-    }
-}
-
-/// The changes this node made to rooms whose presence the nodes of a cluster share, until it
-/// tells them: each node tells the rooms what changed there across nodes through it (the first
-/// connection of a user anywhere, the last one gone), at the pace of [`flush_interval`] for the
-/// room's size across nodes.
-#[derive(Debug, Default)]
-pub(crate) struct Untold {
-    rooms: Mutex<HashMap<String, UntoldRoom>>,
-}
-
-#[derive(Debug, Default)]
-struct UntoldRoom {
-    changes: Changes,
-    /// When this node last told the room.
-    told_at: Option<Instant>,
-    /// How many were online across nodes then: how often it may be told.
-    count: u32,
-}
-
-impl Untold {
-    /// Records a change to `room`.
-    pub(crate) fn record(&self, room: &str, change: impl FnOnce(&mut Changes)) {
-        let mut rooms = self
-            .rooms
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut rooms.entry(room.to_owned()).or_default().changes);
-    }
-
-    /// The rooms due to be told at `now`, each with whether it must be sent its first page of
-    /// who is online (too many changes to list); rooms with nothing left to tell are forgotten
-    /// once their pace allows another event.
-    pub fn due(&self, now: Instant) -> Vec<(String, bool)> {
-        let mut rooms = self
-            .rooms
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut due = Vec::new();
-        rooms.retain(|room, untold| {
-            let paced = untold.told_at.is_none_or(|at| {
-                now.saturating_duration_since(at) >= flush_interval(untold.count as usize)
-            });
-            if !paced {
-                return true;
-            }
-            if untold.changes.is_empty() {
-                return false;
-            }
-            due.push((room.clone(), untold.changes.truncated));
-            true
-        });
-        due
-    }
-
-    /// The event that tells `room` its changes, now that `online` is how many are online in it
-    /// across nodes (with its first page, when [`Untold::due`] asked for it).
-    pub fn take(&self, room: &str, now: Instant, online: OnlinePage) -> Option<Presence> {
-        let mut rooms = self
-            .rooms
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let untold = rooms.get_mut(room)?;
-        if untold.changes.is_empty() {
-            return None;
-        }
-        untold.told_at = Some(now);
-        untold.count = online.count;
-        let changes = std::mem::take(&mut untold.changes);
-        Some(changes.told(room, online.count, || online))
     }
 }
 
@@ -718,6 +689,33 @@ mod tests {
         let resumed = registry.page("general", parse_cursor(&after(&first)), 10);
         assert_eq!(names(&resumed), ["Dan", "Eve"]);
         assert_eq!(parse_cursor("not a cursor"), None);
+    }
+
+    #[test]
+    fn changes_another_node_has_since_undone_are_not_told() {
+        let mut changes = Changes::default();
+        changes.joined(&user("1", "Ada"));
+        changes.left(&user("2", "Bob"));
+        changes.joined(&user("3", "Cy"));
+        // Ada left again on another node, Bob came back on one; Cy's state is not known.
+        let online = HashMap::from([("1".to_owned(), false), ("2".to_owned(), true)]);
+        changes.still_true(&online);
+        let told = changes.told("general", 2, || unreachable!("not truncated"));
+        assert_eq!(told.joined, vec![user("3", "Cy")]);
+        assert!(told.left.is_empty());
+
+        let mut changes = Changes::default();
+        changes.joined(&user("1", "Ada"));
+        changes.everything();
+        assert!(changes.truncated() && changes.listed() == (vec![], vec![]));
+        let page = OnlinePage {
+            users: vec![user("2", "Bob")],
+            count: 1,
+            next: None,
+        };
+        let told = changes.told("general", 1, || page.clone());
+        assert!(told.truncated && told.joined.is_empty());
+        assert_eq!(told.online, page.users);
     }
 
     #[test]

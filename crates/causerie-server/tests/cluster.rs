@@ -88,6 +88,20 @@ async fn told(client: &mut TestClient, change: &str, name: &str, within: Duratio
     }
 }
 
+/// Waits until the node at `address` says, in its metrics, that Redis is `reachable` or not.
+async fn until_redis_reachable(address: std::net::SocketAddr, reachable: bool) {
+    let wanted = format!("causerie_redis_reachable {}", u8::from(reachable));
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let (_, metrics) = http(address, "GET", "/metrics", b"").await;
+        if metrics.lines().any(|line| line == wanted) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never {wanted}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The names in a page of who is online.
 fn names(users: &Value) -> Vec<&str> {
     let users = users.as_array().into_iter().flatten();
@@ -101,7 +115,7 @@ fn names(users: &Value) -> Vec<&str> {
 async fn who_is_online_is_the_same_on_every_node() {
     let database = TestPostgres::shared().create_database().await;
     let redis = TestRedis::start();
-    let (a, b) = (
+    let (a, mut b) = (
         node(&database, &redis.url()).await,
         node(&database, &redis.url()).await,
     );
@@ -140,11 +154,18 @@ async fn who_is_online_is_the_same_on_every_node() {
     assert_eq!(left["count"], 1, "{left}");
     assert!(names(&left["left"]) == ["Bob"], "Ada left nowhere: {left}");
 
-    // Cy on node B, which stops: its users leave with it, at once.
+    // Cy on node B, which stops as a server does on SIGTERM: its users are told gone at once,
+    // well before a silent node's expiry.
     let (_cy, _) = TestClient::join(&b.url(), auth("Cy")).await;
     told(&mut ada, "joined", "Cy", support::PATIENCE).await;
-    drop(b);
+    let stopping = tokio::time::Instant::now();
+    b.stop().await;
     told(&mut ada, "left", "Cy", support::PATIENCE).await;
+    let expiry = causerie_server::cluster::presence::EXPIRY;
+    assert!(
+        stopping.elapsed() < expiry,
+        "told only once the node expired"
+    );
 
     // Dan on a node that is killed: his user leaves once the node is found silent.
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -164,7 +185,6 @@ async fn who_is_online_is_the_same_on_every_node() {
     let (_dan, _) = TestClient::join(&c.url(), auth("Dan")).await;
     told(&mut ada, "joined", "Dan", support::PATIENCE).await;
     c.kill();
-    let expiry = causerie_server::cluster::presence::EXPIRY;
     let left = told(&mut ada, "left", "Dan", expiry + support::PATIENCE).await;
     assert_eq!(left["count"], 1, "{left}");
 }
@@ -200,6 +220,11 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
         .unwrap_or_else(|| panic!("no count of local-only broadcasts: {metrics}"));
     assert!(local_only >= 1, "{metrics}");
 
+    // The outage lasts until both nodes have noticed it, or it could fall between two beats.
+    until_redis_reachable(a.address, false).await;
+    until_redis_reachable(b.address, false).await;
+    // Ann leaves meanwhile: Redis cannot be told, and the restarted one will not know her.
+    ann.disconnect().await;
     redis.resume();
     // Once Redis answers again, the nodes tell their rooms their latest seqs: Bob learns he is
     // behind though nothing more is sent.
@@ -235,11 +260,26 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
     assert_eq!(page["ok"], true, "{page}");
     assert_eq!(page["messages"][0]["id"], alone.id.as_str(), "{page}");
 
-    // The restarted Redis lost who was online: each node tells it again, and it is whole.
+    // The restarted Redis lost who was online: each node tells it again, and it is whole, Ann
+    // gone. Bob, whose welcome listed her, is told: she left, or the room's first page replaces
+    // his list.
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let presence = bob
+            .next_within("presence", deadline - tokio::time::Instant::now())
+            .await
+            .expect("Bob was never told that Ann left");
+        let left = names(&presence["left"]).contains(&"Ann");
+        let replaced =
+            presence["truncated"] == true && !names(&presence["online"]).contains(&"Ann");
+        if left || replaced {
+            break;
+        }
+    }
     let deadline = tokio::time::Instant::now() + support::PATIENCE;
     loop {
         let who = bob.request("who", json!({"room": "general"})).await;
-        if names(&who["users"]) == ["Ada", "Ann", "Bob"] {
+        if names(&who["users"]) == ["Ada", "Bob"] {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{who}");
@@ -377,4 +417,206 @@ async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
         .filter_map(|m| m["id"].as_str())
         .collect();
     assert_eq!(ids, [acked.id.as_str(), after.id.as_str()], "{page}");
+}
+
+/// Messages each sender of the kill test sends, one after the other.
+const MESSAGES_PER_SENDER: usize = 30;
+
+/// One sender behind the load balancer: sends its messages in order, each until acked, and
+/// after a lost connection or a missing ack connects again (as itself) and resends the same
+/// `id`, as a client's outbox does. Returns the acked messages: `(client id, message id)`.
+async fn send_until_acked(url: String, sender: usize) -> Vec<(String, String)> {
+    use rust_socketio::TransportType::Websocket;
+    let mut auth = auth(&format!("Sender{sender}"));
+    let mut client: Option<TestClient> = None;
+    let mut acked = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for n in 0..MESSAGES_PER_SENDER {
+        let id = format!("s{sender}-{n}");
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "{id} never acked");
+            if client.is_none() {
+                let Some(mut connected) =
+                    TestClient::try_connect_over(&url, auth.clone(), Websocket).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                match connected.next_within("welcome", support::PATIENCE).await {
+                    Some(welcome) => auth["token"] = welcome["token"].clone(),
+                    None => continue,
+                }
+                client = Some(connected);
+            }
+            let Some(connected) = &client else { continue };
+            let message = json!({"id": id, "room": "general", "text": format!("message {n}")});
+            let ack = connected
+                .try_request("message", message, Duration::from_secs(2))
+                .await;
+            match ack {
+                Some(ack) if ack["ok"] == true => {
+                    let stored = ack["message"]["id"].as_str().expect("an id").to_owned();
+                    acked.push((id, stored));
+                    break;
+                }
+                // Refused (the node shutting down) or unanswered (the node gone): again, on a
+                // new connection.
+                _ => client = None,
+            }
+        }
+    }
+    acked
+}
+
+/// kill -9 of a node behind HAProxy while 20 clients send with acks and retries: nothing acked
+/// is lost, nothing is stored twice, and the room's seqs stay gap-free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_20_senders_loses_nothing_acked_and_stores_nothing_twice() {
+    use causerie_server::testing::TestHaproxy;
+
+    let database = TestPostgres::shared().create_database().await;
+    let redis = TestRedis::start();
+    let secret = "0123456789abcdef".repeat(4);
+    let flags = [
+        "--database-url",
+        &database,
+        "--redis-url",
+        &redis.url(),
+        "--secret-key",
+        &secret,
+    ];
+    let dirs = [
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    ];
+    let mut nodes = [
+        ServerProcess::start(dirs[0].path(), "127.0.0.1:0", &flags),
+        ServerProcess::start(dirs[1].path(), "127.0.0.1:0", &flags),
+    ];
+    let addresses = [nodes[0].address, nodes[1].address];
+    let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+
+    let senders: Vec<_> = (0..20)
+        .map(|sender| tokio::spawn(send_until_acked(haproxy.url(), sender)))
+        .collect();
+    // Mid-stream: once a third of the messages are acked, as counted by the survivor's store.
+    let (mut watcher, _) = TestClient::join(&nodes[1].url(), auth("Watcher")).await;
+    let mut seen = 0;
+    while seen < 20 * MESSAGES_PER_SENDER / 3 {
+        watcher.next_message().await;
+        seen += 1;
+    }
+    nodes[0].kill();
+    let mut acked = Vec::new();
+    for sender in senders {
+        acked.extend(sender.await.expect("a sender"));
+    }
+    assert_eq!(acked.len(), 20 * MESSAGES_PER_SENDER);
+
+    // The room's whole log, from the surviving node.
+    let mut stored: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = watcher
+            .request(
+                "history",
+                json!({"room": "general", "after": after, "limit": 100}),
+            )
+            .await;
+        assert_eq!(page["ok"], true, "{page}");
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        let Some(last) = messages.last() else { break };
+        after = last["seq"].as_u64().expect("a seq");
+        stored.extend(messages);
+    }
+    let seqs: Vec<u64> = stored.iter().filter_map(|m| m["seq"].as_u64()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    let mut ids: Vec<&str> = stored
+        .iter()
+        .filter_map(|m| m["clientId"].as_str())
+        .collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "a message stored twice");
+    for (client_id, id) in &acked {
+        let found = stored.iter().find(|m| m["clientId"] == client_id.as_str());
+        assert_eq!(
+            found.map(|m| &m["id"]),
+            Some(&json!(id)),
+            "acked {client_id} is not stored as acked"
+        );
+    }
+    assert_eq!(stored.len(), acked.len(), "stored only what was sent");
+}
+
+/// PostgreSQL stopped under two nodes: neither acks what it cannot commit, both say why, and
+/// both take messages again once it is back, without a restart, delivering across nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_two_nodes_refuses_then_both_recover_without_a_restart() {
+    let mut postgres = TestPostgres::start();
+    let database = postgres.create_database().await;
+    let redis = TestRedis::start();
+    let (a, b) = (
+        node(&database, &redis.url()).await,
+        node(&database, &redis.url()).await,
+    );
+    let (ada, _) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (mut bob, _) = TestClient::join(&b.url(), auth("Bob")).await;
+    let first = ada.send_ok("first", "general", "before").await;
+    assert_eq!(bob.next_message().await.id, first.id);
+
+    postgres.kill();
+    for (client, id) in [(&ada, "from-a"), (&bob, "from-b")] {
+        let ack = client.send(id, "general", "while it is down").await;
+        assert_eq!(support::error_code(&ack), "internal", "{ack}");
+    }
+    bob.expect_no("message").await;
+    for server in [&a, &b] {
+        let (status, body) = http(server.address, "GET", "/healthz", b"").await;
+        assert_eq!(
+            (status, body.trim()),
+            (503, "degraded: database unreachable")
+        );
+    }
+
+    postgres.resume();
+    // Each node finds out by itself; the client resends with the same id, as an outbox does.
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    let again = loop {
+        let ack = ada.send("from-a", "general", "while it is down").await;
+        if ack["ok"] == true {
+            break ack;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never took messages again: {ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        bob.next_message().await.id,
+        again["message"]["id"].as_str().expect("an id")
+    );
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let ack = bob.send("from-b", "general", "while it is down").await;
+        if ack["ok"] == true {
+            assert_eq!(
+                ack["message"]["seq"],
+                first.seq + 2,
+                "gap-free after the outage"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never took messages again: {ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

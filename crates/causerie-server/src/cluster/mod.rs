@@ -67,11 +67,19 @@ impl Nodes {
         };
         let node = uuid::Uuid::new_v4().to_string();
         Some(presence::SharedPresence::start(
-            nodes.connection.clone(),
+            nodes.presence_connection.clone(),
             nodes.shared.clone(),
             node,
             registry,
         ))
+    }
+
+    /// Whether Redis answered the last heartbeat; `None` alone.
+    pub fn reachable(&self) -> Option<bool> {
+        match self {
+            Self::Alone => None,
+            Self::Redis(nodes) => Some(!nodes.shared.unreachable.load(Ordering::Relaxed)),
+        }
     }
 
     /// Changes each time Redis answers again after the heartbeat found it unreachable; `None`
@@ -96,6 +104,9 @@ impl Nodes {
 #[derive(Clone)]
 pub struct RedisNodes {
     connection: ConnectionManager,
+    /// Presence's own (see [`presence`]): its rounds may be long, and must not delay the
+    /// heartbeat nor broadcasts.
+    presence_connection: ConnectionManager,
     shared: Arc<Shared>,
     /// Held by every clone: the heartbeat stops once the last one is gone.
     _alive: Arc<()>,
@@ -109,6 +120,9 @@ type CountArrival = Box<dyn Fn(&str, u64) + Send + Sync>;
 struct Shared {
     /// Whether the last heartbeat found Redis answering.
     unreachable: std::sync::atomic::AtomicBool,
+    /// How many times the connection was lost (Redis restarted, the network dropped it), which
+    /// the heartbeat may miss between two pings.
+    disconnections: std::sync::atomic::AtomicU64,
     /// Where the messages of each subscribed channel go.
     channels: RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
     /// This node's id in the adapter's channel names, once it subscribed to its own channel.
@@ -145,7 +159,12 @@ impl RedisNodes {
             .set_automatic_resubscription()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let connection = ConnectionManager::new_with_config(client, config).await?;
+        let connection = ConnectionManager::new_with_config(client.clone(), config).await?;
+        let presence_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(presence::ROUND_TIMEOUT));
+        let presence_connection =
+            ConnectionManager::new_with_config(client, presence_config).await?;
         let alive = Arc::new(());
         tokio::spawn(heartbeat(
             connection.clone(),
@@ -154,6 +173,7 @@ impl RedisNodes {
         ));
         Ok(Self {
             connection,
+            presence_connection,
             shared,
             _alive: alive,
         })
@@ -195,6 +215,14 @@ impl Shared {
     /// Hands a pub/sub message to its channel's subscriber; drops it (logged) when that one is
     /// behind, as socketioxide-redis's driver does: the push must not block the connection.
     fn deliver(&self, push: PushInfo) {
+        if push.kind == PushKind::Disconnection {
+            // Subscriptions are lost until the connection manager subscribes again: what is
+            // published meanwhile is missed. Counted as an outage, so that the rooms are told
+            // their heads once the heartbeat hears Redis again, and presence starts over.
+            self.disconnections.fetch_add(1, Ordering::Relaxed);
+            self.unreachable.store(true, Ordering::Relaxed);
+            return;
+        }
         if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
             return;
         }
@@ -292,12 +320,13 @@ enum Arrival {
 /// subscribe again, so that what is sent after the heads reaches all.
 const HEADS_AFTER: Duration = Duration::from_secs(1);
 
-/// Each time Redis answers again after an outage, tells every room with members on this node its
-/// latest seq (`head`), on every node, until `stop` says the server stopped. During the outage
-/// this node's messages reached its own clients only, and its clients heard nothing from the
-/// others: a client that gets no later message would not know it is behind. The rooms this node
-/// wrote to have members here (their authors), so between them the nodes tell every room that
-/// may have missed something.
+/// Each time Redis answers again after an outage, tells every room with members on this node,
+/// and every room whose broadcasts reached this node only, its latest seq (`head`), on every
+/// node, until `stop` says the server stopped; the rooms with members here are sent their
+/// count and first page of who is online too. During the outage this node's messages reached
+/// its own clients only, and its clients heard nothing from the others: a client that gets no
+/// later message would not know it is behind. Between them, the nodes tell every room that may
+/// have missed something.
 pub fn spawn_heads(
     io: SocketIo,
     chat: std::sync::Arc<Chat>,
@@ -311,7 +340,22 @@ pub fn spawn_heads(
                 _ = stop.changed() => break,
             }
             tokio::time::sleep(HEADS_AFTER).await;
+            let missed: Vec<String> = chat
+                .rooms_missed_elsewhere
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .drain()
+                .collect();
+            let mut rooms: std::collections::BTreeSet<String> = missed.into_iter().collect();
             for room in chat.presence.rooms() {
+                // Presence events were missed too, both ways: the room's first page replaces
+                // what its members list.
+                if let Some(shared) = &chat.shared_presence {
+                    shared.tell_everything(&room);
+                }
+                rooms.insert(room);
+            }
+            for room in rooms {
                 let seq = match chat.store.head(&room).await {
                     Ok(Some(seq)) => seq,
                     Ok(None) => continue,

@@ -4,18 +4,23 @@
 //! connection to a room on the node and their last one gone ([`Transition`]). Redis holds, for
 //! each room, on how many nodes each user is online and the users by name (for pages), and for
 //! each node what it holds there. So `who`, `welcome` and `join` list the whole cluster, a user
-//! on two nodes counts once, and a change is told to the room by the node where it happened.
+//! on two nodes counts once, and a change is told to the room by the node where it happened,
+//! checked against Redis just before (another node may have told the opposite since).
 //!
 //! Each node beats every [`BEAT`]; a node silent for [`EXPIRY`] (killed, or cut off from Redis)
 //! is forgotten by the next node that beats, which tells its rooms that its users left. A node
 //! that finds itself forgotten, or that could not tell Redis a change, starts over from its
-//! registry. While Redis cannot be reached, pages list this node's users, and rooms are told
-//! nothing until it can.
+//! registry, and its rooms are sent their count and first page, which replace what their members
+//! list. While Redis cannot be reached, pages list this node's users, and rooms are told nothing
+//! until it can.
 //!
 //! Every change is one Lua script, so that two nodes never see half of another's: scripts run
-//! one at a time in Redis.
+//! one at a time in Redis, each bounded (at most [`MOST_FORGOTTEN`] entries of a node at once).
+//! Redis Cluster is not supported: the scripts reach keys they are not given.
 
-use std::sync::{Arc, Weak};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use causerie_protocol::limits::DEFAULT_ONLINE_PAGE;
@@ -24,18 +29,22 @@ use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::presence::{OnlinePage, Registry, Transition, Untold};
+use crate::presence::{Changes, OnlinePage, Registry, Transition, flush_interval};
 
 /// How often a node tells Redis it is alive, and forgets nodes that stopped.
 pub const BEAT: Duration = Duration::from_secs(1);
 /// How long a node may stay silent before its users count as gone: long enough for a slow beat
 /// or a short outage, short enough that a killed node's users do not linger.
 pub const EXPIRY: Duration = Duration::from_secs(10);
-/// How long one round of requests to Redis may take before the node counts its presence there
-/// as unknown (and starts over).
-const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one round of requests to Redis may take (the presence connection's own timeout,
+/// apart from the heartbeat's: a long round must not make Redis look unreachable).
+pub(super) const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most requests sent to Redis in one round (one pipeline).
 const MAX_ROUND: usize = 512;
+/// Most entries of a node forgotten by one script: a big node's are forgotten over several.
+const MOST_FORGOTTEN: usize = 2000;
+/// How long a page waits for Redis before the node lists its own users instead.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shared by every script: the keys, and how a node's connection leaves.
 ///
@@ -61,26 +70,34 @@ local function depart(node, room, id)
   return name
 end
 
-local function forget(node, gone)
-  for _, entry in ipairs(redis.call('SMEMBERS', node_key(node))) do
+-- Forgets up to `most` entries of `node`, adding `room id name` to `gone` for each user who
+-- left the cluster with them; returns how many entries are left.
+local function forget(node, gone, most)
+  for _, entry in ipairs(redis.call('SRANDMEMBER', node_key(node), most)) do
     local cut = string.find(entry, '\0', 1, true)
-    local room, id = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
-    local name = depart(node, room, id)
-    if name then
-      table.insert(gone, room)
-      table.insert(gone, id)
-      table.insert(gone, name)
+    if cut then
+      local room, id = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
+      local name = depart(node, room, id)
+      if name then
+        table.insert(gone, room)
+        table.insert(gone, id)
+        table.insert(gone, name)
+      end
+    else
+      redis.call('SREM', node_key(node), entry)
     end
   end
-  redis.call('DEL', node_key(node))
+  return redis.call('SCARD', node_key(node))
 end
 ";
 
 /// `node room id name`: the user is online in the room on the node, under that name. Returns
 /// `{0, ''}` if the cluster knew it already, `{1, ''}` if they arrived, `{2, old name}` if they
-/// are listed under a new name.
+/// are listed under a new name, `{-1, ''}` if Redis does not know the node (forgotten: it must
+/// start over, not add to a node nobody would ever forget).
 const ARRIVE: &str = r"
 local node, room, id, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if not redis.call('ZSCORE', NODES, node) then return {-1, ''} end
 if redis.call('SADD', node_key(node), room .. '\0' .. id) == 1 then
   redis.call('HINCRBY', online_key(room), id, 1)
 end
@@ -96,33 +113,36 @@ return {1, ''}
 ";
 
 /// `node room id`: the user's last connection in the room on the node is gone. Returns
-/// `{1, name}` if it was their last in the cluster, `{0, ''}` otherwise.
+/// `{1, name}` if it was their last in the cluster, `{0, ''}` otherwise, `{-1, ''}` if Redis
+/// does not know the node.
 const DEPART: &str = r"
+if not redis.call('ZSCORE', NODES, ARGV[1]) then return {-1, ''} end
 local name = depart(ARGV[1], ARGV[2], ARGV[3])
 if name then return {1, name} end
 return {0, ''}
 ";
 
-/// `node expiry_ms`: the node is alive; nodes silent for longer are forgotten. Returns whether
-/// Redis knew the node, and `room id name` for each user who left with the nodes forgotten.
+/// `node expiry_ms most`: the node is alive; of the nodes silent for longer, one is forgotten
+/// (`most` of its entries at a time). Returns whether Redis knew the node, and `room id name`
+/// for each user who left with what was forgotten.
 const BEAT_SCRIPT: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local known = redis.call('ZADD', NODES, now, ARGV[1]) == 0
 local gone = {}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', NODES, '-inf', now - tonumber(ARGV[2]))) do
-  forget(node, gone)
-  redis.call('ZREM', NODES, node)
+local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1)
+if dead[1] and dead[1] ~= ARGV[1] then
+  if forget(dead[1], gone, tonumber(ARGV[3])) == 0 then redis.call('ZREM', NODES, dead[1]) end
 end
 return {known and 1 or 0, gone}
 ";
 
-/// `node`: forgets what the node holds. Returns `room id name` for each user who left the
-/// cluster with it.
+/// `node most`: forgets up to `most` of what the node holds. Returns how many entries are left,
+/// and `room id name` for each user who left the cluster with them.
 const FORGET: &str = r"
 local gone = {}
-forget(ARGV[1], gone)
-return gone
+local left = forget(ARGV[1], gone, tonumber(ARGV[2]))
+return {left, gone}
 ";
 
 /// `node`: the node stops; the next node to beat forgets it, and tells its rooms who left.
@@ -130,14 +150,23 @@ const LEAVE: &str = r"
 redis.call('ZADD', NODES, 0, ARGV[1])
 ";
 
-/// `room after limit`: how many are online in the room, and up to `limit + 1` of them by name
-/// after the cursor `after` (`name NUL id`, or empty for the first page).
-const PAGE: &str = r"
+/// `room after limit id...`: how many are online in the room, up to `limit + 1` of them by name
+/// after the cursor `after` (`name NUL id`, or empty for the first), none for a limit of 0, and
+/// whether each user `id` is online there.
+const ROOM: &str = r"
 local key = order_key(ARGV[1])
-local from = '-'
-if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
-local page = redis.call('ZRANGEBYLEX', key, from, '+', 'LIMIT', 0, tonumber(ARGV[3]) + 1)
-return {redis.call('ZCARD', key), page}
+local page = {}
+local limit = tonumber(ARGV[3])
+if limit > 0 then
+  local from = '-'
+  if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
+  page = redis.call('ZRANGEBYLEX', key, from, '+', 'LIMIT', 0, limit + 1)
+end
+local online = {}
+for i = 4, #ARGV do
+  table.insert(online, redis.call('HEXISTS', online_key(ARGV[1]), ARGV[i]))
+end
+return {redis.call('ZCARD', key), page, online}
 ";
 
 /// The scripts, each with the common part before it.
@@ -147,7 +176,10 @@ struct Scripts {
     beat: Script,
     forget: Script,
     leave: Script,
-    page: Script,
+    room: Script,
+    /// Whether Redis has them: after an error (a restarted Redis forgets them), they are loaded
+    /// again before the next round.
+    loaded: bool,
 }
 
 impl Scripts {
@@ -159,36 +191,54 @@ impl Scripts {
             beat: script(BEAT_SCRIPT),
             forget: script(FORGET),
             leave: script(LEAVE),
-            page: script(PAGE),
+            room: script(ROOM),
+            loaded: false,
         }
     }
 
-    /// A pipeline that first loads every script: Redis may have restarted since the last round,
-    /// and forgotten them.
+    /// A pipeline, which first loads every script if Redis may not have them.
     fn pipeline(&self) -> redis::Pipeline {
         let mut pipe = redis::pipe();
-        for script in [
-            &self.arrive,
-            &self.depart,
-            &self.beat,
-            &self.forget,
-            &self.leave,
-            &self.page,
-        ] {
-            pipe.load_script(script).ignore();
+        if !self.loaded {
+            for script in [
+                &self.arrive,
+                &self.depart,
+                &self.beat,
+                &self.forget,
+                &self.leave,
+                &self.room,
+            ] {
+                pipe.load_script(script).ignore();
+            }
         }
         pipe
     }
 }
 
+/// What a room is asked for: a page (`limit` people after `after`), and whether each of `users`
+/// is online.
+struct RoomQuery {
+    room: String,
+    after: Option<String>,
+    limit: usize,
+    users: Vec<String>,
+}
+
+/// What Redis answered of a room.
+struct RoomAnswer {
+    page: OnlinePage,
+    /// Each user asked about, and whether they are online there.
+    online: HashMap<String, bool>,
+}
+
 /// What the node asks of its presence task, in order.
-enum Request {
+enum PresenceRequest {
     /// Tell Redis a change on this node.
     Transition(Transition),
-    /// Pages of rooms: `(room, after, limit)` each.
-    Pages {
-        wanted: Vec<(String, Option<String>, usize)>,
-        reply: oneshot::Sender<Option<Vec<OnlinePage>>>,
+    /// Rooms, as Redis has them.
+    Rooms {
+        queries: Vec<RoomQuery>,
+        reply: oneshot::Sender<Option<Vec<RoomAnswer>>>,
     },
     /// The server stops: tell the other nodes, and stop.
     Leave(oneshot::Sender<()>),
@@ -196,7 +246,7 @@ enum Request {
 
 /// The presence the nodes of a cluster share, as one node sees it.
 pub struct SharedPresence {
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::UnboundedSender<PresenceRequest>,
     untold: Arc<Untold>,
 }
 
@@ -214,10 +264,11 @@ impl SharedPresence {
         // Unbounded, as the registry must not block: each request is a change of a connection,
         // which quotas bound, and the task takes up to `MAX_ROUND` of them per round trip.
         registry.tell(move |transition| {
-            let _ = told.send(Request::Transition(transition));
+            let _ = told.send(PresenceRequest::Transition(transition));
         });
         let untold = Arc::new(Untold::default());
-        let task = Task {
+        let seen_disconnections = shared.disconnections.load(Ordering::Relaxed);
+        let sharing = Sharing {
             connection,
             shared,
             node,
@@ -225,196 +276,339 @@ impl SharedPresence {
             registry: Arc::downgrade(registry),
             untold: untold.clone(),
             stale: true,
+            dropped_rooms: HashSet::new(),
+            seen_disconnections,
         };
-        tokio::spawn(task.run(received));
+        tokio::spawn(sharing.run(received));
         Self { requests, untold }
     }
 
     /// Up to `limit` people online in `room` across nodes, by name, after the cursor `after`;
-    /// `None` while Redis cannot tell (the caller then lists this node's own).
+    /// `None` while Redis cannot tell, within [`PAGE_TIMEOUT`] (the caller then lists this
+    /// node's own).
     pub async fn page(
         &self,
         room: &str,
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Option<OnlinePage> {
-        let after = after.map(|(name, id)| crate::presence::cursor(name, id));
-        let mut pages = self.pages(vec![(room.to_owned(), after, limit)]).await?;
-        pages.pop()
+        let query = RoomQuery {
+            room: room.to_owned(),
+            after: after.map(|(name, id)| crate::presence::cursor(name, id)),
+            limit,
+            users: Vec::new(),
+        };
+        let answers = tokio::time::timeout(PAGE_TIMEOUT, self.rooms(vec![query])).await;
+        answers.ok().flatten()?.pop().map(|answer| answer.page)
     }
 
-    async fn pages(&self, wanted: Vec<(String, Option<String>, usize)>) -> Option<Vec<OnlinePage>> {
+    async fn rooms(&self, queries: Vec<RoomQuery>) -> Option<Vec<RoomAnswer>> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(Request::Pages { wanted, reply }).ok()?;
+        let request = PresenceRequest::Rooms { queries, reply };
+        self.requests.send(request).ok()?;
         answer.await.ok().flatten()
     }
 
-    /// Tells the other nodes that this one stops, and stops sharing.
+    /// Tells the other nodes that this one stops (they tell its rooms that its users left), and
+    /// stops sharing: the changes made after are this node's own.
     pub async fn leave(&self) {
         let (done, left) = oneshot::channel();
-        if self.requests.send(Request::Leave(done)).is_ok() {
+        if self.requests.send(PresenceRequest::Leave(done)).is_ok() {
             let _ = left.await;
         }
     }
 
-    /// The `presence` events due at `now` for the changes this node made: each with the room's
-    /// count across nodes. None while Redis cannot tell the counts: they wait.
+    /// Has `room` sent its count and first page at the next flush, which replace what its
+    /// members list: after an outage, presence events may have been missed both ways.
+    pub fn tell_everything(&self, room: &str) {
+        self.untold.record(room, Changes::everything);
+    }
+
+    /// The `presence` events due at `now` for the changes this node made, each checked against
+    /// Redis and with the room's count across nodes. None while Redis cannot tell: they wait.
     pub async fn take_changes(&self, now: Instant) -> Vec<Presence> {
         let due = self.untold.due(now);
         if due.is_empty() {
             return Vec::new();
         }
-        let wanted = due
+        let queries = due
             .iter()
-            .map(|(room, first)| {
-                let limit = if *first {
+            .map(|due| RoomQuery {
+                room: due.room.clone(),
+                after: None,
+                limit: if due.first_page {
                     DEFAULT_ONLINE_PAGE as usize
                 } else {
                     0
-                };
-                (room.clone(), None, limit)
+                },
+                users: due.users.clone(),
             })
             .collect();
-        let Some(pages) = self.pages(wanted).await else {
+        let Some(answers) = self.rooms(queries).await else {
             return Vec::new();
         };
         due.into_iter()
-            .zip(pages)
-            .filter_map(|((room, _), page)| self.untold.take(&room, now, page))
+            .zip(answers)
+            .filter_map(|(due, answer)| self.untold.take(&due, now, answer))
             .collect()
     }
 }
 
-/// The task that talks to Redis for a node's presence.
-struct Task {
+/// The changes this node made to rooms, until it tells them: each node tells the rooms what
+/// changed there across nodes through it (the first connection of a user anywhere, the last one
+/// gone), at the pace of [`flush_interval`] for the room's size across nodes.
+#[derive(Debug, Default)]
+struct Untold {
+    rooms: Mutex<HashMap<String, UntoldRoom>>,
+}
+
+#[derive(Debug, Default)]
+struct UntoldRoom {
+    changes: Changes,
+    /// When this node last told the room.
+    told_at: Option<Instant>,
+    /// How many were online across nodes then: how often it may be told.
+    count: u32,
+}
+
+/// A room due to be told its changes.
+struct Due {
+    room: String,
+    /// Whether it needs its first page (too many changes to list).
+    first_page: bool,
+    /// The users its changes list, to check.
+    users: Vec<String>,
+}
+
+impl Untold {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UntoldRoom>> {
+        self.rooms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn record(&self, room: &str, change: impl FnOnce(&mut Changes)) {
+        change(&mut self.lock().entry(room.to_owned()).or_default().changes);
+    }
+
+    /// The rooms due to be told at `now`; rooms with nothing left to tell are forgotten once
+    /// their pace allows another event.
+    fn due(&self, now: Instant) -> Vec<Due> {
+        let mut due = Vec::new();
+        self.lock().retain(|room, untold| {
+            let paced = untold.told_at.is_none_or(|at| {
+                now.saturating_duration_since(at) >= flush_interval(untold.count as usize)
+            });
+            if !paced {
+                return true;
+            }
+            if untold.changes.is_empty() {
+                return false;
+            }
+            let (mut users, left) = untold.changes.listed();
+            users.extend(left);
+            due.push(Due {
+                room: room.clone(),
+                first_page: untold.changes.truncated(),
+                users,
+            });
+            true
+        });
+        due
+    }
+
+    /// The event that tells `due.room` its changes that Redis still bears out, now that its
+    /// count (and first page, when asked for) are known. A room that needs its first page and
+    /// was not asked for it (its changes grew meanwhile) waits for the next flush.
+    fn take(&self, due: &Due, now: Instant, answer: RoomAnswer) -> Option<Presence> {
+        let mut rooms = self.lock();
+        let untold = rooms.get_mut(&due.room)?;
+        if untold.changes.truncated() && !due.first_page {
+            return None;
+        }
+        untold.changes.still_true(&answer.online);
+        untold.told_at = Some(now);
+        untold.count = answer.page.count;
+        if untold.changes.is_empty() {
+            return None;
+        }
+        let changes = std::mem::take(&mut untold.changes);
+        let page = answer.page;
+        Some(changes.told(&due.room, page.count, || page))
+    }
+}
+
+/// The task that shares a node's presence through Redis.
+struct Sharing {
+    /// Its own connection, apart from the heartbeat's and the broadcasts'.
     connection: ConnectionManager,
-    /// Whether the heartbeat finds Redis unreachable: nothing then waits for it.
+    /// Whether the heartbeat finds Redis unreachable (nothing then waits for it), and how often
+    /// the broadcasts' connection was lost.
     shared: Arc<super::Shared>,
     node: String,
     scripts: Scripts,
     registry: Weak<Registry>,
     untold: Arc<Untold>,
     /// Whether Redis may not hold this node's presence as it is (at start, after a failed round,
-    /// after Redis forgot the node): the next beat starts it over from the registry.
+    /// after Redis forgot the node or lost its connection): it starts over before the next round.
     stale: bool,
+    /// The rooms of changes not told to Redis while stale: told everything after the start-over.
+    dropped_rooms: HashSet<String>,
+    /// The broadcasts' connection's losses seen so far.
+    seen_disconnections: u64,
 }
 
-impl Task {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+impl Sharing {
+    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<PresenceRequest>) {
         let mut beats = tokio::time::interval(BEAT);
         beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 request = requests.recv() => {
-                    let Some(mut next) = request else { break };
+                    let Some(first) = request else { break };
+                    // One round per turn, so that beats keep their turn under load.
                     let mut round = Vec::new();
-                    let leaving = loop {
-                        match next {
-                            Request::Leave(done) => break Some(done),
-                            request => round.push(request),
+                    let mut next = Some(first);
+                    while let Some(request) = next.take() {
+                        if let PresenceRequest::Leave(done) = request {
+                            self.serve(round).await;
+                            self.leave().await;
+                            let _ = done.send(());
+                            return;
                         }
-                        match requests.try_recv() {
-                            Ok(request) if round.len() < MAX_ROUND => next = request,
-                            Ok(request) => {
-                                // For the next round.
-                                self.serve(std::mem::take(&mut round)).await;
-                                next = request;
-                            }
-                            Err(_) => break None,
+                        round.push(request);
+                        if round.len() < MAX_ROUND {
+                            next = requests.try_recv().ok();
                         }
-                    };
-                    self.serve(round).await;
-                    if let Some(done) = leaving {
-                        self.leave().await;
-                        let _ = done.send(());
-                        break;
                     }
+                    self.serve(round).await;
                 }
                 _ = beats.tick() => self.beat().await,
             }
         }
     }
 
-    /// Tells Redis a round of changes and answers its page requests. While this node's presence
-    /// there is stale, changes wait for the next beat to start over, and pages are this node's.
-    async fn serve(&mut self, round: Vec<Request>) {
+    fn unreachable(&self) -> bool {
+        self.shared.unreachable.load(Ordering::Relaxed)
+    }
+
+    /// Marks this node's presence stale if Redis was lost since last looked.
+    fn notice_disconnections(&mut self) {
+        let disconnections = self.shared.disconnections.load(Ordering::Relaxed);
+        if disconnections != self.seen_disconnections {
+            self.seen_disconnections = disconnections;
+            self.stale = true;
+        }
+    }
+
+    /// Tells Redis a round of changes and answers its page requests. A stale presence is started
+    /// over first; while it cannot be, changes are dropped (the start-over will tell them) and
+    /// pages are this node's.
+    async fn serve(&mut self, round: Vec<PresenceRequest>) {
         if round.is_empty() {
             return;
         }
-        if self
-            .shared
-            .unreachable
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            self.stale = true;
+        self.notice_disconnections();
+        if self.stale && !self.unreachable() {
+            // A beat first: a node Redis does not know yet (just started, or forgotten) may
+            // add nothing to it.
+            self.beat().await;
         }
-        if self.stale {
-            return; // Dropping each reply answers `None`.
+        if self.stale || self.unreachable() {
+            self.stale = true;
+            for request in round {
+                if let PresenceRequest::Transition(transition) = request {
+                    self.dropped_rooms
+                        .insert(transition_room(&transition).to_owned());
+                }
+                // Dropping a reply answers `None`.
+            }
+            return;
         }
         let mut pipe = self.scripts.pipeline();
         for request in &round {
             match request {
-                Request::Transition(Transition::Arrived { room, user }) => {
-                    pipe.invoke_script(
-                        self.scripts
-                            .arrive
-                            .arg(&self.node)
-                            .arg(room)
-                            .arg(&user.id)
-                            .arg(&user.name),
-                    );
+                PresenceRequest::Transition(transition) => {
+                    self.add_transition(&mut pipe, transition)
                 }
-                Request::Transition(Transition::Left { room, user }) => {
-                    pipe.invoke_script(self.scripts.depart.arg(&self.node).arg(room).arg(&user.id));
-                }
-                Request::Leave(_) => {}
-                Request::Pages { wanted, .. } => {
-                    for (room, after, limit) in wanted {
-                        pipe.invoke_script(
-                            self.scripts
-                                .page
-                                .arg(room)
-                                .arg(after.as_deref().unwrap_or(""))
-                                .arg(*limit),
-                        );
+                PresenceRequest::Rooms { queries, .. } => {
+                    for query in queries {
+                        let mut invocation = self.scripts.room.prepare_invoke();
+                        invocation
+                            .arg(&query.room)
+                            .arg(query.after.as_deref().unwrap_or(""))
+                            .arg(query.limit);
+                        for user in &query.users {
+                            invocation.arg(user);
+                        }
+                        pipe.invoke_script(&invocation);
                     }
                 }
+                PresenceRequest::Leave(_) => {}
             }
         }
-        let answers = match self.query(&pipe).await {
-            Ok(answers) => answers,
+        let mut answers = match self.query(&pipe).await {
+            Ok(answers) => answers.into_iter(),
             Err(error) => {
                 tracing::warn!(%error, "presence could not be shared through Redis");
                 self.stale = true;
+                for request in round {
+                    if let PresenceRequest::Transition(transition) = request {
+                        self.dropped_rooms
+                            .insert(transition_room(&transition).to_owned());
+                    }
+                }
                 return;
             }
         };
-        let mut answers = answers.into_iter();
         for request in round {
             match request {
-                Request::Transition(transition) => {
-                    let Some(answer) = answers.next() else { break };
-                    if let Err(error) = self.record(transition, answer) {
-                        tracing::warn!(%error, "a presence change Redis answered oddly");
+                PresenceRequest::Transition(transition) => {
+                    let answer = answers.next().unwrap_or(Value::Nil);
+                    let room = transition_room(&transition).to_owned();
+                    if !self.record(transition, answer) {
                         self.stale = true;
+                        self.dropped_rooms.insert(room);
                     }
                 }
-                Request::Leave(_) => {}
-                Request::Pages { wanted, reply } => {
-                    let pages: Result<Vec<_>, _> = wanted
-                        .iter()
-                        .map(|(_, _, limit)| page_of(answers.next(), *limit))
+                PresenceRequest::Rooms { queries, reply } => {
+                    let rooms: Option<Vec<RoomAnswer>> = queries
+                        .into_iter()
+                        .map(|query| room_answer(answers.next(), query))
                         .collect();
-                    let _ = reply.send(pages.ok());
+                    let _ = reply.send(rooms);
                 }
+                PresenceRequest::Leave(_) => {}
             }
         }
     }
 
-    /// Records a change Redis accepted, if the cluster sees one.
-    fn record(&self, transition: Transition, answer: Value) -> redis::RedisResult<()> {
-        let (outcome, name): (u8, String) = redis::from_redis_value(answer)?;
+    fn add_transition(&self, pipe: &mut redis::Pipeline, transition: &Transition) {
+        match transition {
+            Transition::Arrived { room, user } => {
+                pipe.invoke_script(
+                    self.scripts
+                        .arrive
+                        .arg(&self.node)
+                        .arg(room)
+                        .arg(&user.id)
+                        .arg(&user.name),
+                );
+            }
+            Transition::Left { room, user } => {
+                pipe.invoke_script(self.scripts.depart.arg(&self.node).arg(room).arg(&user.id));
+            }
+        }
+    }
+
+    /// Records a change Redis accepted, if the cluster sees one; `false` if Redis refused it
+    /// (it does not know this node) or answered oddly: the presence is then stale.
+    fn record(&self, transition: Transition, answer: Value) -> bool {
+        let Ok((outcome, name)) = redis::from_redis_value::<(i8, String)>(answer) else {
+            return false;
+        };
         match (transition, outcome) {
+            (_, -1) => return false,
             (Transition::Arrived { room, user }, 1) => {
                 self.untold.record(&room, |changes| changes.joined(&user));
             }
@@ -432,18 +626,20 @@ impl Task {
             }
             _ => {}
         }
-        Ok(())
+        true
     }
 
-    /// Tells Redis this node is alive, records who left with the nodes it forgot, and starts this
-    /// node's presence over if it is stale.
+    /// Tells Redis this node is alive, records who left with what it forgot of dead nodes, and
+    /// starts this node's presence over if it is stale.
     async fn beat(&mut self) {
+        self.notice_disconnections();
         let mut pipe = self.scripts.pipeline();
         pipe.invoke_script(
             self.scripts
                 .beat
                 .arg(&self.node)
-                .arg(EXPIRY.as_millis() as u64),
+                .arg(EXPIRY.as_millis() as u64)
+                .arg(MOST_FORGOTTEN),
         );
         let beat = self.query(&pipe).await.and_then(|mut answers| {
             let answer = answers.pop().unwrap_or(Value::Nil);
@@ -466,37 +662,65 @@ impl Task {
             }
         }
         if self.stale {
-            match self.start_over().await {
-                Ok(()) => self.stale = false,
-                Err(error) => tracing::warn!(%error, "presence could not be shared through Redis"),
-            }
+            self.start_over().await;
         }
     }
 
-    /// Replaces what Redis holds of this node with what its registry holds now. Changes that
-    /// were queued meanwhile are told after, and each script is idempotent, so they agree.
-    async fn start_over(&mut self) -> redis::RedisResult<()> {
+    /// Replaces what Redis holds of this node with what its registry holds now, a round at a
+    /// time. The rooms hear the difference: who was forgotten leaves and who is told arrives
+    /// (the same user both ways is no change). Changes queued meanwhile are told after, and each
+    /// script is idempotent, so they agree. Rooms whose changes were dropped while stale may
+    /// have missed a departure no one can tell anymore (Redis lost it): they are sent their count
+    /// and first page, which replace what their members list.
+    async fn start_over(&mut self) {
+        match self.replace_in_redis().await {
+            Ok(()) => {
+                self.stale = false;
+                for room in self.dropped_rooms.drain() {
+                    self.untold.record(&room, Changes::everything);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "presence could not be started over yet"),
+        }
+    }
+
+    /// The start-over's rounds.
+    async fn replace_in_redis(&mut self) -> redis::RedisResult<()> {
+        loop {
+            let mut pipe = self.scripts.pipeline();
+            pipe.invoke_script(self.scripts.forget.arg(&self.node).arg(MOST_FORGOTTEN));
+            let answer = self.query(&pipe).await?.pop().unwrap_or(Value::Nil);
+            let (left, gone): (u64, Vec<String>) = redis::from_redis_value(answer)?;
+            self.gone(&gone);
+            if left == 0 {
+                break;
+            }
+        }
         let Some(registry) = self.registry.upgrade() else {
             return Ok(());
         };
         let online = registry.snapshot();
-        let mut pipe = self.scripts.pipeline();
-        pipe.invoke_script(&self.scripts.forget.arg(&self.node));
-        for (room, user) in &online {
-            pipe.invoke_script(
-                self.scripts
-                    .arrive
-                    .arg(&self.node)
-                    .arg(room)
-                    .arg(&user.id)
-                    .arg(&user.name),
-            );
-        }
-        let mut answers = self.query(&pipe).await?.into_iter();
-        let gone: Vec<String> = redis::from_redis_value(answers.next().unwrap_or(Value::Nil))?;
-        self.gone(&gone);
-        for ((room, user), answer) in online.into_iter().zip(answers) {
-            self.record(Transition::Arrived { room, user }, answer)?;
+        drop(registry);
+        for chunk in online.chunks(MAX_ROUND) {
+            let mut pipe = self.scripts.pipeline();
+            let arrivals: Vec<Transition> = chunk
+                .iter()
+                .map(|(room, user)| Transition::Arrived {
+                    room: room.clone(),
+                    user: user.clone(),
+                })
+                .collect();
+            for arrived in &arrivals {
+                self.add_transition(&mut pipe, arrived);
+            }
+            let answers = self.query(&pipe).await?;
+            for (arrived, answer) in arrivals.into_iter().zip(answers) {
+                if !self.record(arrived, answer) {
+                    // Forgotten again meanwhile (a beat late by the expiry): the next beat
+                    // starts over again.
+                    return Err(super::unreachable());
+                }
+            }
         }
         Ok(())
     }
@@ -522,21 +746,27 @@ impl Task {
         }
     }
 
-    /// Sends a round, and waits for its answers at most [`ROUND_TIMEOUT`].
+    /// Sends a round on the presence connection (whose response timeout is [`ROUND_TIMEOUT`]).
     async fn query(&mut self, pipe: &redis::Pipeline) -> redis::RedisResult<Vec<Value>> {
-        match tokio::time::timeout(ROUND_TIMEOUT, pipe.query_async(&mut self.connection)).await {
-            Ok(answers) => answers,
-            Err(_) => Err(super::unreachable()),
-        }
+        let answers = pipe.query_async(&mut self.connection).await;
+        self.scripts.loaded = answers.is_ok();
+        answers
     }
 }
 
-/// A page from Redis's answer to [`PAGE`]: the count, and up to `limit + 1` of `name NUL id`.
-fn page_of(answer: Option<Value>, limit: usize) -> redis::RedisResult<OnlinePage> {
-    let (count, mut members): (u32, Vec<String>) =
-        redis::from_redis_value(answer.unwrap_or(Value::Nil))?;
-    let more = members.len() > limit;
-    members.truncate(limit);
+fn transition_room(transition: &Transition) -> &str {
+    match transition {
+        Transition::Arrived { room, .. } | Transition::Left { room, .. } => room,
+    }
+}
+
+/// A room from Redis's answer to [`ROOM`]: the count, up to `limit + 1` of `name NUL id`, and
+/// whether each user asked about is online.
+fn room_answer(answer: Option<Value>, query: RoomQuery) -> Option<RoomAnswer> {
+    let (count, mut members, online): (u32, Vec<String>, Vec<u8>) =
+        redis::from_redis_value(answer.unwrap_or(Value::Nil)).ok()?;
+    let more = members.len() > query.limit;
+    members.truncate(query.limit);
     let users: Vec<User> = members
         .iter()
         .filter_map(|member| crate::presence::parse_cursor(member))
@@ -546,5 +776,13 @@ fn page_of(answer: Option<Value>, limit: usize) -> redis::RedisResult<OnlinePage
         })
         .collect();
     let next = more.then(|| members.last().cloned()).flatten();
-    Ok(OnlinePage { users, count, next })
+    let online = query
+        .users
+        .into_iter()
+        .zip(online.into_iter().map(|flag| flag == 1))
+        .collect();
+    Some(RoomAnswer {
+        page: OnlinePage { users, count, next },
+        online,
+    })
 }

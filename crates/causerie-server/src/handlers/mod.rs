@@ -137,8 +137,10 @@ pub async fn register(io: &SocketIo) -> Result<(), crate::ServerError> {
 
 /// The socketioxide room of chat room `room`, for Causerie clients.
 pub(crate) fn room_key(room: &str) -> String {
-    format!("room:{room}")
+    format!("{ROOM_KEY_PREFIX}{room}")
 }
+
+const ROOM_KEY_PREFIX: &str = "room:";
 
 /// The socketioxide room of seed clients (they only know `general`).
 const SEED_ROOM_KEY: &str = "seed:general";
@@ -174,11 +176,11 @@ fn has_joined(socket: &SocketRef, room: &str) -> bool {
 }
 
 /// The chat room of a socketioxide room key (`general` for the seed clients' room).
-fn room_of_key(key: &str) -> Option<&str> {
+pub(crate) fn room_of_key(key: &str) -> Option<&str> {
     if key == SEED_ROOM_KEY {
         Some(causerie_protocol::DEFAULT_ROOM)
     } else {
-        key.strip_prefix("room:")
+        key.strip_prefix(ROOM_KEY_PREFIX)
     }
 }
 

@@ -16,6 +16,9 @@ pub struct TestPostgres {
     port: u16,
     /// The shell that runs the server and stops it when the test process ends.
     server: Option<Child>,
+    /// Whether it syncs its writes to disk, as in production (not for tests: they need not
+    /// survive the machine, and run faster without).
+    durable: bool,
 }
 
 impl TestPostgres {
@@ -29,7 +32,13 @@ impl TestPostgres {
     /// Starts a new server (a test that stops and starts it wants one of its own). Fails the
     /// test, saying why, when PostgreSQL is not installed.
     pub fn start() -> Self {
-        Self::start_at(Dir::Temp(tempfile::tempdir().expect("temp dir")))
+        Self::start_at(Dir::Temp(tempfile::tempdir().expect("temp dir")), false)
+    }
+
+    /// Like [`TestPostgres::start`], but syncing its writes to disk as a production server does:
+    /// for measurements (the benchmark), where durability must cost what it costs.
+    pub fn start_durable() -> Self {
+        Self::start_at(Dir::Temp(tempfile::tempdir().expect("temp dir")), true)
     }
 
     /// Starts a server whose files are kept in `dir` (created, or reused as a former run left
@@ -44,10 +53,10 @@ impl TestPostgres {
             permissions.set_mode(permissions.mode() | 0o001);
             std::fs::set_permissions(parent, permissions).expect("makes its parent traversable");
         }
-        Self::start_at(Dir::Kept(dir.to_owned()))
+        Self::start_at(Dir::Kept(dir.to_owned()), false)
     }
 
-    fn start_at(dir: Dir) -> Self {
+    fn start_at(dir: Dir, durable: bool) -> Self {
         let bin = binaries();
         if running_as_root() {
             let (uid, gid) = postgres_user();
@@ -60,6 +69,7 @@ impl TestPostgres {
             bin,
             port,
             server: None,
+            durable,
         };
         if !data.join("PG_VERSION").exists() {
             postgres.init(&data);
@@ -164,7 +174,11 @@ impl TestPostgres {
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-c",
-                "fsync=off",
+                if self.durable {
+                    "fsync=on"
+                } else {
+                    "fsync=off"
+                },
             ])),
             parent = std::process::id(),
             // A temporary directory goes with the test process, even one killed.

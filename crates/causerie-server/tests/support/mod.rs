@@ -58,6 +58,25 @@ impl TestClient {
     }
 
     async fn connect_with(url: &str, auth: Option<Value>, transport: TransportType) -> Self {
+        Self::try_connect_with(url, auth, transport)
+            .await
+            .expect("connects")
+    }
+
+    /// Like [`TestClient::connect_over`], but `None` when it cannot connect (a node going down).
+    pub async fn try_connect_over(
+        url: &str,
+        auth: Value,
+        transport: TransportType,
+    ) -> Option<Self> {
+        Self::try_connect_with(url, Some(auth), transport).await
+    }
+
+    async fn try_connect_with(
+        url: &str,
+        auth: Option<Value>,
+        transport: TransportType,
+    ) -> Option<Self> {
         let (sender, events) = mpsc::unbounded_channel();
         let mut builder = ClientBuilder::new(url)
             .transport_type(transport)
@@ -78,8 +97,8 @@ impl TestClient {
                 .boxed()
             });
         }
-        let client = builder.connect().await.expect("connects");
-        Self { client, events }
+        let client = builder.connect().await.ok()?;
+        Some(Self { client, events })
     }
 
     /// Connects and returns the client with its `welcome`.
