@@ -9,6 +9,7 @@
 //! - [`usage`]: a process's CPU time and memory, from `/proc`.
 //! - [`peer`]: the servers under test, installed and started as people run them.
 //! - [`scenario`]: hold, fan-out and storm ladders, durable ingest.
+//! - [`nodes`]: the same on one node on SQLite, one on PostgreSQL, and two on PostgreSQL + Redis.
 //! - [`report`]: JSON, Markdown, the SVG chart, and the standing against the targets.
 //!
 //! Why not a full Socket.IO client library: at 10,000 connections in one process, each client must
@@ -20,6 +21,7 @@
 pub mod abuse;
 pub mod client;
 pub mod frame;
+pub mod nodes;
 pub mod peer;
 pub mod probe;
 pub mod report;

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use causerie_bench::abuse;
-use causerie_bench::client::BenchClient;
+use causerie_bench::nodes::{self, Topology};
 use causerie_bench::peer::{self, Paths, Peer, RunningPeer};
 use causerie_bench::report::{self, Ingest, LoadCheck, Machine, Report, Run};
-use causerie_bench::scenario::{self, INGEST_LADDER, Load, LoadKind, Protocol, Settings};
+use causerie_bench::scenario::{self, Load, Protocol, Settings};
 use causerie_bench::stats::Steps;
 use clap::Parser;
-use futures_util::StreamExt;
 use procfs::Current;
 
 /// Benchmarks Causerie's server, with its own clients and with the seed protocol's, against Node
@@ -84,15 +83,19 @@ enum Scenario {
     Ingest,
     /// Each attack on Causerie while 100 normal clients chat.
     Abuse,
+    /// Causerie clients' fan-out and durable ingest on one node on SQLite, one on PostgreSQL,
+    /// and two on PostgreSQL + Redis.
+    Nodes,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 5] = [
+    const ALL: [Scenario; 6] = [
         Self::Hold,
         Self::FanOut,
         Self::Storm,
         Self::Ingest,
         Self::Abuse,
+        Self::Nodes,
     ];
 }
 
@@ -226,6 +229,7 @@ async fn run(
         runs: Vec::new(),
         ingest: Vec::new(),
         abuse: Vec::new(),
+        nodes: Vec::new(),
         load_check: None,
     };
     for repeat in 0..settings.repeats {
@@ -272,6 +276,29 @@ async fn run(
                 )
                 .await?,
             );
+        }
+        if causerie && cli.scenarios.contains(&Scenario::Nodes) {
+            // At 1,000 clients, or the largest size asked for below that.
+            let clients = sizes
+                .iter()
+                .copied()
+                .filter(|&n| n <= 1000)
+                .max()
+                .unwrap_or(1000);
+            for topology in Topology::ALL {
+                eprintln!("Causerie on {}, {clients} clients", topology.label());
+                let mut run = nodes::run(
+                    topology,
+                    clients,
+                    cli.ingest_senders,
+                    &paths,
+                    server_cpus.as_deref(),
+                    &settings,
+                )
+                .await?;
+                run.repeat = repeat;
+                report.nodes.push(run);
+            }
         }
         if causerie && cli.scenarios.contains(&Scenario::Abuse) {
             eprintln!("Causerie under abuse");
@@ -370,8 +397,15 @@ async fn run_one(
     let server = RunningPeer::start(peer, paths, cpus).await?;
     // Room for two ladders of three tries a rate and their confirming runs.
     let steps = Arc::new(Steps::new(256, 4));
-    let (hold, group) =
-        scenario::hold(&server.url, server.pid, clients, protocol, &steps, settings).await;
+    let (hold, group) = scenario::hold(
+        std::slice::from_ref(&server.url),
+        server.pid,
+        clients,
+        protocol,
+        &steps,
+        settings,
+    )
+    .await;
     eprintln!(
         "  hold: {}/{} welcomed, {:.0}/s, welcome p99 {:.1} ms, {:.1} KB per connection, welcome {:.0} B, presence {:.1} B per arrival per member{}, CPU: server {:.2} load {:.2}{}",
         hold.connected,
@@ -443,38 +477,8 @@ async fn ingest(
     settings: &Settings,
 ) -> anyhow::Result<Ingest> {
     let server = RunningPeer::start(Peer::Causerie, paths, cpus).await?;
-    // Each sender leaves `general` as soon as it is welcomed, so the senders do not spend the
-    // run announcing themselves to each other.
-    let connected: Vec<_> = futures_util::stream::iter(0..senders)
-        .map(|who| {
-            let url = &server.url;
-            async move {
-                let handshake = Protocol::Causerie.handshake(who);
-                let mut client = BenchClient::connect(url, &handshake).await?;
-                scenario::prepare_ingest_sender(&mut client, who).await?;
-                anyhow::Ok(client)
-            }
-        })
-        .buffered(settings.connect_concurrency)
-        .collect()
-        .await;
-    let prepared = connected
-        .into_iter()
-        .collect::<anyhow::Result<Vec<_>>>()
-        .context("connecting the ingest senders")?;
-    let steps = Arc::new(Steps::new(2 * 3 * INGEST_LADDER.len(), 4));
-    let group = scenario::listen_for_acks(prepared, &steps);
-    let load = Load {
-        pid: server.pid,
-        senders: &group.senders,
-        recipients: 1,
-        steps,
-        kind: LoadKind::Acked,
-    };
-    let ladder =
-        scenario::ladder(&load, &INGEST_LADDER, scenario::INGEST_P99_LIMIT, settings).await;
-    let senders = group.senders.len();
-    drop(group);
+    let urls = std::slice::from_ref(&server.url);
+    let (senders, ladder) = scenario::ingest(urls, server.pid, senders, settings).await?;
     server.stop().await;
     Ok(Ingest { senders, ladder })
 }

@@ -9,6 +9,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::abuse::{self, Abuse};
+use crate::nodes::{NodesRun, Topology};
 use crate::peer::Peer;
 use crate::scenario::{self, Hold, Ladder, Protocol, SATURATED_CORES, Settings, Step};
 
@@ -29,6 +30,9 @@ pub struct Report {
     /// The abuse scenario, once per repeat.
     #[serde(default)]
     pub abuse: Vec<Abuse>,
+    /// Several nodes: each topology once per repeat.
+    #[serde(default)]
+    pub nodes: Vec<NodesRun>,
     /// The same fan-out with the load generator given more cores, when checked.
     #[serde(default)]
     pub load_check: Option<LoadCheck>,
@@ -182,6 +186,7 @@ impl Report {
             .unwrap_or(0)
             .max(self.ingest.len())
             .max(self.abuse.len())
+            .max(self.nodes.iter().map(|r| r.repeat + 1).max().unwrap_or(0))
     }
 
     fn hold(&self, config: Config, clients: usize, f: impl Fn(&Hold) -> f64) -> Option<Spread> {
@@ -464,6 +469,7 @@ pub fn markdown(report: &Report) -> String {
     }
     shared_rate_table(report, &mut md);
     ingest_table(report, &mut md);
+    nodes_table(report, &mut md);
     abuse_table(report, &mut md);
     load_generator_notes(report, &mut md);
     md
@@ -728,6 +734,78 @@ fn ingest_table(report: &Report, md: &mut String) {
             s.max_ms,
             s.server_cpu_us_per_delivery,
             if s.held { "yes" } else { "no" }
+        );
+    }
+}
+
+/// Several nodes, each figure also as a ratio to the single SQLite node of the same run.
+fn nodes_table(report: &Report, md: &mut String) {
+    let Some(first) = report.nodes.first() else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "\n### Several nodes (Causerie clients: fan-out to {}, durable ingest from {} senders)\n",
+        first.clients, first.ingest_senders
+    );
+    let _ = writeln!(
+        md,
+        "Every server process (nodes, PostgreSQL with fsync on, Redis) shares the server's core: this measures what each hop costs, not what a cluster of machines holds. Two nodes: the clients alternate between them, the fan-out's sender on the first. Ratios are to one node on SQLite, in the same run.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| deployment | fan-out held | ratio | fan-out p99 at that rate | durable ingest held | ratio | ack p99 at that rate |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    let of = |topology: Topology| -> Vec<&NodesRun> {
+        report
+            .nodes
+            .iter()
+            .filter(|r| r.topology == topology)
+            .collect()
+    };
+    let held = |runs: &[&NodesRun], pick: fn(&NodesRun) -> Option<&Ladder>| {
+        Spread::of(
+            runs.iter()
+                .filter_map(|r| pick(r))
+                .map(|l| l.highest_held.unwrap_or(0.0)),
+        )
+    };
+    let p99 = |runs: &[&NodesRun], pick: fn(&NodesRun) -> Option<&Ladder>| {
+        Spread::of(
+            runs.iter()
+                .filter_map(|r| pick(r))
+                .filter_map(|l| l.best())
+                .map(|s| s.p99_ms),
+        )
+    };
+    let fan_out: fn(&NodesRun) -> Option<&Ladder> = |r| r.fan_out.as_ref();
+    let ingest: fn(&NodesRun) -> Option<&Ladder> = |r| r.ingest.as_ref();
+    let base = of(Topology::Sqlite);
+    let ratio = |ours: Option<Spread>, theirs: Option<Spread>| match (ours, theirs) {
+        (Some(ours), Some(base)) if base.median > 0.0 => {
+            format!("{:.2}", ours.median / base.median)
+        }
+        _ => "–".to_owned(),
+    };
+    let show = |spread: Option<Spread>, unit: &str, f: fn(f64) -> String| {
+        spread.map_or_else(|| "–".to_owned(), |s| format!("{}{unit}", s.show(f)))
+    };
+    for topology in Topology::ALL {
+        let runs = of(topology);
+        if runs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            topology.label(),
+            show(held(&runs, fan_out), " msg/s", whole),
+            ratio(held(&runs, fan_out), held(&base, fan_out)),
+            show(p99(&runs, fan_out), " ms", one),
+            show(held(&runs, ingest), " msg/s", whole),
+            ratio(held(&runs, ingest), held(&base, ingest)),
+            show(p99(&runs, ingest), " ms", two),
         );
     }
 }

@@ -260,11 +260,12 @@ impl Drop for Group {
     }
 }
 
-/// Connects `clients` clients speaking `protocol` to `url`, in two halves, and measures the
-/// server `pid`: connection rate, welcome latency, the memory slope between the halves, and the
+/// Connects `clients` clients speaking `protocol` to `urls` (client `n` to the `n`th, round
+/// robin: the nodes of a cluster), in two halves, and measures the server `pid` (the first
+/// node's): connection rate, welcome latency, the memory slope between the halves, and the
 /// presence traffic. The clients listen from their welcome on, counting probes into `steps`.
 pub async fn hold(
-    url: &str,
+    urls: &[String],
     pid: u32,
     clients: usize,
     protocol: Protocol,
@@ -273,7 +274,7 @@ pub async fn hold(
 ) -> (Hold, Group) {
     let traffic = Arc::new(Traffic::default());
     let long_room = match protocol {
-        Protocol::Causerie => write_long_room(url).await.map_err(|e| e.to_string()),
+        Protocol::Causerie => write_long_room(&urls[0]).await.map_err(|e| e.to_string()),
         Protocol::Seed => Err("seed clients read no history".to_owned()),
     };
     let idle = usage::of(pid).ok();
@@ -288,7 +289,7 @@ pub async fn hold(
     for range in [0..half, half..clients] {
         let (server_before, load_before) = (usage::of(pid).ok(), usage::of_self().ok());
         let started = Instant::now();
-        let results = connect_many(url, range.clone(), protocol, settings).await;
+        let results = connect_many(urls, range.clone(), protocol, settings).await;
         connecting += started.elapsed();
         server_cpu += cpu_between(server_before, usage::of(pid).ok());
         load_cpu += cpu_between(load_before, usage::of_self().ok());
@@ -376,7 +377,7 @@ pub async fn hold(
 /// one client in a hundred does not hold N: the rest are not attempted, rather than each
 /// waiting out a timeout.
 async fn connect_many(
-    url: &str,
+    urls: &[String],
     range: std::ops::Range<usize>,
     protocol: Protocol,
     settings: &Settings,
@@ -392,6 +393,7 @@ async fn connect_many(
                     return Err("not attempted: too many failures before".to_owned());
                 }
                 let handshake = protocol.handshake(n);
+                let url = &urls[n % urls.len()];
                 let result = tokio::time::timeout(timeout, BenchClient::connect(url, &handshake))
                     .await
                     .map_err(|_| format!("no welcome within {timeout:?}"))
@@ -756,6 +758,48 @@ async fn quiesce(steps: &Steps) {
         }
         last = now;
     }
+}
+
+/// Causerie's durable ingest on `urls` (sender `n` on the `n`th, round robin), measuring the
+/// server `pid`: `senders` each in a room of their own, acked messages at rising rates. Returns
+/// how many senders connected, and the ladder.
+pub async fn ingest(
+    urls: &[String],
+    pid: u32,
+    senders: usize,
+    settings: &Settings,
+) -> anyhow::Result<(usize, Ladder)> {
+    use anyhow::Context;
+    // Each sender leaves `general` as soon as it is welcomed, so the senders do not spend the
+    // run announcing themselves to each other.
+    let connected: Vec<_> = futures_util::stream::iter(0..senders)
+        .map(|who| {
+            let url = &urls[who % urls.len()];
+            async move {
+                let handshake = Protocol::Causerie.handshake(who);
+                let mut client = BenchClient::connect(url, &handshake).await?;
+                prepare_ingest_sender(&mut client, who).await?;
+                anyhow::Ok(client)
+            }
+        })
+        .buffered(settings.connect_concurrency)
+        .collect()
+        .await;
+    let prepared = connected
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("connecting the ingest senders")?;
+    let steps = Arc::new(Steps::new(2 * 3 * INGEST_LADDER.len(), 4));
+    let group = listen_for_acks(prepared, &steps);
+    let load = Load {
+        pid,
+        senders: &group.senders,
+        recipients: 1,
+        steps,
+        kind: LoadKind::Acked,
+    };
+    let ladder = ladder(&load, &INGEST_LADDER, INGEST_P99_LIMIT, settings).await;
+    Ok((group.senders.len(), ladder))
 }
 
 /// The room ingest sender `who` writes to alone, so each acked message is delivered once.

@@ -18,21 +18,43 @@ async fn a_short_run_against_causerie_counts_every_delivery_and_reports_it() {
     // As people run it: durable history on; flood control off for the sender.
     let server = TestServer::start().await;
     // The server runs in this process: its CPU and memory are this process's.
+    let urls = [server.url()];
     let own = smoke(
         Peer::Causerie,
         Protocol::Causerie,
-        &server.url(),
+        &urls,
         std::process::id(),
     )
     .await;
-    let seed = smoke(
-        Peer::Causerie,
-        Protocol::Seed,
-        &server.url(),
-        std::process::id(),
-    )
-    .await;
+    let seed = smoke(Peer::Causerie, Protocol::Seed, &urls, std::process::id()).await;
     write_report(vec![own, seed]).await;
+}
+
+/// The several-nodes scenario's way: the clients alternate between two nodes of a cluster, the
+/// sender on the first, and every client gets every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_against_two_nodes_counts_every_delivery() {
+    use causerie_server::testing::{TestPostgres, TestRedis};
+    let postgres = TestPostgres::start();
+    let database = postgres.create_database().await;
+    let redis = TestRedis::start();
+    let node = || {
+        let (database, redis) = (database.clone(), redis.url());
+        TestServer::start_with(move |config| causerie_server::ServerConfig {
+            database_url: Some(database),
+            redis_url: Some(redis),
+            ..config
+        })
+    };
+    let (a, b) = (node().await, node().await);
+    let urls = [a.url(), b.url()];
+    smoke(
+        Peer::Causerie,
+        Protocol::Causerie,
+        &urls,
+        std::process::id(),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -42,7 +64,13 @@ async fn a_short_run_against_node_socket_io_counts_every_delivery() {
     let peer = RunningPeer::start(Peer::Node, &paths, None)
         .await
         .expect("starts Node's socket.io");
-    smoke(Peer::Node, Protocol::Seed, &peer.url, peer.pid).await;
+    smoke(
+        Peer::Node,
+        Protocol::Seed,
+        std::slice::from_ref(&peer.url),
+        peer.pid,
+    )
+    .await;
     peer.stop().await;
 }
 
@@ -62,10 +90,10 @@ fn settings() -> Settings {
 
 /// 20 clients; one sends at 20 then 40 messages a second; every client must get every message,
 /// each try counted once per recipient.
-async fn smoke(peer: Peer, protocol: Protocol, url: &str, pid: u32) -> Run {
+async fn smoke(peer: Peer, protocol: Protocol, urls: &[String], pid: u32) -> Run {
     let settings = settings();
     let steps = Arc::new(Steps::new(16, 2));
-    let (hold, group) = scenario::hold(url, pid, CLIENTS, protocol, &steps, &settings).await;
+    let (hold, group) = scenario::hold(urls, pid, CLIENTS, protocol, &steps, &settings).await;
     assert_eq!(hold.connected, CLIENTS, "{hold:?}");
     assert!(
         hold.connects_per_s > 0.0 && hold.welcome_p99_ms > 0.0 && hold.welcome_bytes > 10.0,
@@ -137,6 +165,7 @@ async fn write_report(runs: Vec<Run>) {
         runs,
         ingest: Vec::new(),
         abuse: Vec::new(),
+        nodes: Vec::new(),
         load_check: None,
     };
     let markdown = report::markdown(&report);
