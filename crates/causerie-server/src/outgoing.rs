@@ -486,6 +486,7 @@ async fn broadcast(
         Err(BroadcastError::Adapter(e)) => {
             // Counted, not logged each: the heartbeat logs the outage once.
             chat.metrics.broadcasts_local_only();
+            chat.nodes.mark_unreachable();
             if let Some(room) = crate::handlers::room_of_key(key) {
                 chat.rooms_missed_elsewhere
                     .lock()

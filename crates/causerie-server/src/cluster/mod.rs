@@ -74,6 +74,14 @@ impl Nodes {
         ))
     }
 
+    /// Counts Redis as unreachable until the heartbeat hears it again: a broadcast could not be
+    /// published, so the rooms will be told their heads then.
+    pub fn mark_unreachable(&self) {
+        if let Self::Redis(nodes) = self {
+            nodes.shared.unreachable.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Whether Redis answered the last heartbeat; `None` alone.
     pub fn reachable(&self) -> Option<bool> {
         match self {

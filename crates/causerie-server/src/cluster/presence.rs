@@ -43,6 +43,9 @@ pub(super) const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ROUND: usize = 512;
 /// Most entries of a node forgotten by one script: a big node's are forgotten over several.
 const MOST_FORGOTTEN: usize = 2000;
+/// Most rooms told their changes in one flush: the others wait for the next (a node that came
+/// back from an outage has every room to tell).
+const MOST_ROOMS_TOLD: usize = 256;
 /// How long a page waits for Redis before the node lists its own users instead.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -60,6 +63,18 @@ local function order_key(room) return 'causerie:order:' .. room end
 local function node_key(node) return 'causerie:node:' .. node end
 local NODES = 'causerie:nodes'
 
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- Whether `node` beat within `expiry` ms: one silent longer is being forgotten, even if no
+-- node has swept it yet, and may add nothing.
+local function alive(node, expiry)
+  local beat = redis.call('ZSCORE', NODES, node)
+  return beat and now_ms() - tonumber(beat) < expiry
+end
+
 local function depart(node, room, id)
   if redis.call('SREM', node_key(node), room .. '\0' .. id) == 0 then return false end
   if redis.call('HINCRBY', online_key(room), id, -1) > 0 then return false end
@@ -75,15 +90,16 @@ end
 local function forget(node, gone, most)
   for _, entry in ipairs(redis.call('SRANDMEMBER', node_key(node), most)) do
     local cut = string.find(entry, '\0', 1, true)
+    local ok, name = false, false
     if cut then
-      local room, id = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
-      local name = depart(node, room, id)
-      if name then
-        table.insert(gone, room)
-        table.insert(gone, id)
-        table.insert(gone, name)
-      end
-    else
+      -- Caught: an entry whose keys someone else changed must not stop every node's beat.
+      ok, name = pcall(depart, node, string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1))
+    end
+    if ok and name then
+      table.insert(gone, string.sub(entry, 1, cut - 1))
+      table.insert(gone, string.sub(entry, cut + 1))
+      table.insert(gone, name)
+    elseif not ok then
       redis.call('SREM', node_key(node), entry)
     end
   end
@@ -91,13 +107,13 @@ local function forget(node, gone, most)
 end
 ";
 
-/// `node room id name`: the user is online in the room on the node, under that name. Returns
-/// `{0, ''}` if the cluster knew it already, `{1, ''}` if they arrived, `{2, old name}` if they
-/// are listed under a new name, `{-1, ''}` if Redis does not know the node (forgotten: it must
-/// start over, not add to a node nobody would ever forget).
+/// `node room id name expiry_ms`: the user is online in the room on the node, under that name.
+/// Returns `{0, ''}` if the cluster knew it already, `{1, ''}` if they arrived, `{2, old name}`
+/// if they are listed under a new name, `{-1, ''}` if the node is not alive in Redis (forgotten,
+/// or being forgotten: it must start over, not add to what another node is emptying).
 const ARRIVE: &str = r"
 local node, room, id, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if not redis.call('ZSCORE', NODES, node) then return {-1, ''} end
+if not alive(node, tonumber(ARGV[5])) then return {-1, ''} end
 if redis.call('SADD', node_key(node), room .. '\0' .. id) == 1 then
   redis.call('HINCRBY', online_key(room), id, 1)
 end
@@ -112,23 +128,24 @@ end
 return {1, ''}
 ";
 
-/// `node room id`: the user's last connection in the room on the node is gone. Returns
-/// `{1, name}` if it was their last in the cluster, `{0, ''}` otherwise, `{-1, ''}` if Redis
-/// does not know the node.
+/// `node room id expiry_ms`: the user's last connection in the room on the node is gone.
+/// Returns `{1, name}` if it was their last in the cluster, `{0, ''}` otherwise, `{-1, ''}` if
+/// the node is not alive in Redis.
 const DEPART: &str = r"
-if not redis.call('ZSCORE', NODES, ARGV[1]) then return {-1, ''} end
+if not alive(ARGV[1], tonumber(ARGV[4])) then return {-1, ''} end
 local name = depart(ARGV[1], ARGV[2], ARGV[3])
 if name then return {1, name} end
 return {0, ''}
 ";
 
 /// `node expiry_ms most`: the node is alive; of the nodes silent for longer, one is forgotten
-/// (`most` of its entries at a time). Returns whether Redis knew the node, and `room id name`
-/// for each user who left with what was forgotten.
+/// (`most` of its entries at a time). Returns whether Redis knew the node alive (not silent for
+/// the expiry: others may have started forgetting it), and `room id name` for each user who
+/// left with what was forgotten.
 const BEAT_SCRIPT: &str = r"
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local known = redis.call('ZADD', NODES, now, ARGV[1]) == 0
+local known = alive(ARGV[1], tonumber(ARGV[2]))
+local now = now_ms()
+redis.call('ZADD', NODES, now, ARGV[1])
 local gone = {}
 local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1)
 if dead[1] and dead[1] ~= ARGV[1] then
@@ -240,13 +257,13 @@ enum PresenceRequest {
         queries: Vec<RoomQuery>,
         reply: oneshot::Sender<Option<Vec<RoomAnswer>>>,
     },
-    /// The server stops: tell the other nodes, and stop.
-    Leave(oneshot::Sender<()>),
 }
 
 /// The presence the nodes of a cluster share, as one node sees it.
 pub struct SharedPresence {
     requests: mpsc::UnboundedSender<PresenceRequest>,
+    /// Apart from the requests, so that leaving waits for none of them.
+    leave: mpsc::Sender<oneshot::Sender<()>>,
     untold: Arc<Untold>,
 }
 
@@ -260,6 +277,7 @@ impl SharedPresence {
         registry: &Arc<Registry>,
     ) -> Self {
         let (requests, received) = mpsc::unbounded_channel();
+        let (leave, leaving) = mpsc::channel(1);
         let told = requests.clone();
         // Unbounded, as the registry must not block: each request is a change of a connection,
         // which quotas bound, and the task takes up to `MAX_ROUND` of them per round trip.
@@ -279,8 +297,12 @@ impl SharedPresence {
             dropped_rooms: HashSet::new(),
             seen_disconnections,
         };
-        tokio::spawn(sharing.run(received));
-        Self { requests, untold }
+        tokio::spawn(sharing.run(received, leaving));
+        Self {
+            requests,
+            leave,
+            untold,
+        }
     }
 
     /// Up to `limit` people online in `room` across nodes, by name, after the cursor `after`;
@@ -313,7 +335,7 @@ impl SharedPresence {
     /// stops sharing: the changes made after are this node's own.
     pub async fn leave(&self) {
         let (done, left) = oneshot::channel();
-        if self.requests.send(PresenceRequest::Leave(done)).is_ok() {
+        if self.leave.send(done).await.is_ok() {
             let _ = left.await;
         }
     }
@@ -405,6 +427,9 @@ impl Untold {
             if untold.changes.is_empty() {
                 return false;
             }
+            if due.len() == MOST_ROOMS_TOLD {
+                return true;
+            }
             let (mut users, left) = untold.changes.listed();
             users.extend(left);
             due.push(Due {
@@ -459,31 +484,38 @@ struct Sharing {
 }
 
 impl Sharing {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<PresenceRequest>) {
+    async fn run(
+        mut self,
+        mut requests: mpsc::UnboundedReceiver<PresenceRequest>,
+        mut leave: mpsc::Receiver<oneshot::Sender<()>>,
+    ) {
         let mut beats = tokio::time::interval(BEAT);
         beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // In this order: leaving waits for nothing queued, and beats keep their turn (the
+            // first one, at once, before any request).
             tokio::select! {
+                biased;
+                done = leave.recv() => {
+                    self.leave().await;
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+                _ = beats.tick() => self.beat().await,
                 request = requests.recv() => {
                     let Some(first) = request else { break };
-                    // One round per turn, so that beats keep their turn under load.
-                    let mut round = Vec::new();
-                    let mut next = Some(first);
-                    while let Some(request) = next.take() {
-                        if let PresenceRequest::Leave(done) = request {
-                            self.serve(round).await;
-                            self.leave().await;
-                            let _ = done.send(());
-                            return;
-                        }
-                        round.push(request);
-                        if round.len() < MAX_ROUND {
-                            next = requests.try_recv().ok();
+                    // One round per turn.
+                    let mut round = vec![first];
+                    while round.len() < MAX_ROUND {
+                        match requests.try_recv() {
+                            Ok(request) => round.push(request),
+                            Err(_) => break,
                         }
                     }
                     self.serve(round).await;
                 }
-                _ = beats.tick() => self.beat().await,
             }
         }
     }
@@ -509,11 +541,8 @@ impl Sharing {
             return;
         }
         self.notice_disconnections();
-        if self.stale && !self.unreachable() {
-            // A beat first: a node Redis does not know yet (just started, or forgotten) may
-            // add nothing to it.
-            self.beat().await;
-        }
+        // A stale presence is started over by the next beat (at most one a second, never while
+        // Redis is unreachable): meanwhile changes are dropped and pages are this node's.
         if self.stale || self.unreachable() {
             self.stale = true;
             for request in round {
@@ -531,6 +560,8 @@ impl Sharing {
                 PresenceRequest::Transition(transition) => {
                     self.add_transition(&mut pipe, transition)
                 }
+                // No one waits for it anymore (a page that timed out): not asked.
+                PresenceRequest::Rooms { reply, .. } if reply.is_closed() => {}
                 PresenceRequest::Rooms { queries, .. } => {
                     for query in queries {
                         let mut invocation = self.scripts.room.prepare_invoke();
@@ -544,16 +575,16 @@ impl Sharing {
                         pipe.invoke_script(&invocation);
                     }
                 }
-                PresenceRequest::Leave(_) => {}
             }
         }
         let mut answers = match self.query(&pipe).await {
             Ok(answers) => answers.into_iter(),
             Err(error) => {
                 tracing::warn!(%error, "presence could not be shared through Redis");
-                self.stale = true;
+                // Only changes make it stale: Redis may or may not have them. Reads just fail.
                 for request in round {
                     if let PresenceRequest::Transition(transition) = request {
+                        self.stale = true;
                         self.dropped_rooms
                             .insert(transition_room(&transition).to_owned());
                     }
@@ -571,6 +602,7 @@ impl Sharing {
                         self.dropped_rooms.insert(room);
                     }
                 }
+                PresenceRequest::Rooms { reply, .. } if reply.is_closed() => {}
                 PresenceRequest::Rooms { queries, reply } => {
                     let rooms: Option<Vec<RoomAnswer>> = queries
                         .into_iter()
@@ -578,7 +610,6 @@ impl Sharing {
                         .collect();
                     let _ = reply.send(rooms);
                 }
-                PresenceRequest::Leave(_) => {}
             }
         }
     }
@@ -592,11 +623,19 @@ impl Sharing {
                         .arg(&self.node)
                         .arg(room)
                         .arg(&user.id)
-                        .arg(&user.name),
+                        .arg(&user.name)
+                        .arg(EXPIRY.as_millis() as u64),
                 );
             }
             Transition::Left { room, user } => {
-                pipe.invoke_script(self.scripts.depart.arg(&self.node).arg(room).arg(&user.id));
+                pipe.invoke_script(
+                    self.scripts
+                        .depart
+                        .arg(&self.node)
+                        .arg(room)
+                        .arg(&user.id)
+                        .arg(EXPIRY.as_millis() as u64),
+                );
             }
         }
     }
@@ -661,7 +700,7 @@ impl Sharing {
                 return;
             }
         }
-        if self.stale {
+        if self.stale && !self.unreachable() {
             self.start_over().await;
         }
     }
@@ -703,6 +742,14 @@ impl Sharing {
         drop(registry);
         for chunk in online.chunks(MAX_ROUND) {
             let mut pipe = self.scripts.pipeline();
+            // Each round beats too: a long start-over must not let this node expire.
+            pipe.invoke_script(
+                self.scripts
+                    .beat
+                    .arg(&self.node)
+                    .arg(EXPIRY.as_millis() as u64)
+                    .arg(0),
+            );
             let arrivals: Vec<Transition> = chunk
                 .iter()
                 .map(|(room, user)| Transition::Arrived {
@@ -713,12 +760,16 @@ impl Sharing {
             for arrived in &arrivals {
                 self.add_transition(&mut pipe, arrived);
             }
-            let answers = self.query(&pipe).await?;
+            let mut answers = self.query(&pipe).await?.into_iter();
+            let beat = answers.next().unwrap_or(Value::Nil);
+            let (known, _gone): (u8, Vec<String>) = redis::from_redis_value(beat)?;
+            if known == 0 {
+                return Err(forgotten());
+            }
             for (arrived, answer) in arrivals.into_iter().zip(answers) {
                 if !self.record(arrived, answer) {
-                    // Forgotten again meanwhile (a beat late by the expiry): the next beat
-                    // starts over again.
-                    return Err(super::unreachable());
+                    // Forgotten again meanwhile: the next beat starts over again.
+                    return Err(forgotten());
                 }
             }
         }
@@ -752,6 +803,13 @@ impl Sharing {
         self.scripts.loaded = answers.is_ok();
         answers
     }
+}
+
+/// The error of a start-over during which Redis forgot this node (it was silent too long).
+fn forgotten() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other(
+        "Redis forgot this node during its start-over",
+    ))
 }
 
 fn transition_room(transition: &Transition) -> &str {
