@@ -394,6 +394,68 @@ async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_n
     reader_stops_for_5_s(&chatting, &reading).await;
 }
 
+/// Behind HAProxy, a client whose node stops comes back through HAProxy on the other node and
+/// has every message once, in order: those before, and those sent while it was switching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_switched_to_another_node_catches_up_without_a_gap_or_a_repeat() {
+    use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, http};
+    let database = TestPostgres::shared().create_database().await;
+    let redis = TestRedis::start();
+    let redis_url = redis.url();
+    let node = || {
+        let (database, redis) = (database.clone(), redis_url.clone());
+        TestServer::start_with(move |config| causerie_server::ServerConfig {
+            database_url: Some(database),
+            redis_url: Some(redis),
+            secret_key: Some("0123456789abcdef".repeat(4)),
+            ..config
+        })
+    };
+    let mut nodes = [node().await, node().await];
+    let addresses = [nodes[0].address, nodes[1].address];
+    let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+    let mut reader = Recorded::connect(&haproxy.url(), "Reader").await;
+    let connections = |address| async move {
+        let (_, metrics) = http(address, "GET", "/metrics", b"").await;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("causerie_connections "))
+            .and_then(|count| count.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let on = usize::from(connections(addresses[0]).await == 0);
+    // The writer on the other node, directly: it stays up.
+    let mut writer = Recorded::connect(&nodes[1 - on].url(), "Writer").await;
+    let before: Vec<_> = (0..5)
+        .map(|i| writer.client.send("general", &format!("before {i}")))
+        .collect();
+    writer.until_confirmed(&before).await;
+    reader.until_messages("general", 5).await;
+
+    nodes[on].stop().await;
+    let during: Vec<_> = (0..10)
+        .map(|i| writer.client.send("general", &format!("during {i}")))
+        .collect();
+    writer.until_confirmed(&during).await;
+    reader.until_messages("general", 15).await;
+    assert_eq!(
+        connections(addresses[1 - on]).await,
+        2,
+        "the reader is on the other node"
+    );
+    let seqs: Vec<u64> = reader
+        .messages()
+        .iter()
+        .filter(|m| m.room == "general")
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=15).collect::<Vec<_>>(),
+        "every message once, in order"
+    );
+}
+
 /// In a cluster, a message sent on one node while Redis is down reaches the client of another
 /// node once Redis is back, though nothing is sent after it to show a skipped seq: the nodes tell
 /// their rooms their latest seqs (`head`) once Redis answers again.
