@@ -87,7 +87,8 @@ impl Deployment {
         if let Some(redis) = &redis {
             // One secret key, so that a token is good on either node.
             flags.extend(["--redis-url".into(), redis.url()]);
-            flags.extend(["--secret-key".into(), "0123456789abcdef".repeat(4)]);
+            let key = causerie_server::testing::CLUSTER_SECRET_KEY;
+            flags.extend(["--secret-key".into(), key.into()]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let count = if topology == Topology::TwoNodes { 2 } else { 1 };

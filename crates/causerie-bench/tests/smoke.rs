@@ -38,15 +38,8 @@ async fn a_short_run_against_two_nodes_counts_every_delivery() {
     let postgres = TestPostgres::start();
     let database = postgres.create_database().await;
     let redis = TestRedis::start();
-    let node = || {
-        let (database, redis) = (database.clone(), redis.url());
-        TestServer::start_with(move |config| causerie_server::ServerConfig {
-            database_url: Some(database),
-            redis_url: Some(redis),
-            ..config
-        })
-    };
-    let (a, b) = (node().await, node().await);
+    let a = TestServer::start_node(&database, &redis.url()).await;
+    let b = TestServer::start_node(&database, &redis.url()).await;
     let urls = [a.url(), b.url()];
     smoke(
         Peer::Causerie,

@@ -381,16 +381,10 @@ async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_n
     use causerie_server::testing::{TestPostgres, TestRedis};
     let database = TestPostgres::shared().create_database().await;
     let redis = TestRedis::start();
-    let redis_url = redis.url();
-    let node = || {
-        let (database, redis) = (database.clone(), redis_url.clone());
-        TestServer::start_with(move |config| causerie_server::ServerConfig {
-            database_url: Some(database),
-            redis_url: Some(redis),
-            ..config
-        })
-    };
-    let (chatting, reading) = (node().await, node().await);
+    let (chatting, reading) = (
+        TestServer::start_node(&database, &redis.url()).await,
+        TestServer::start_node(&database, &redis.url()).await,
+    );
     reader_stops_for_5_s(&chatting, &reading).await;
 }
 
@@ -401,17 +395,10 @@ async fn a_client_switched_to_another_node_catches_up_without_a_gap_or_a_repeat(
     use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, http};
     let database = TestPostgres::shared().create_database().await;
     let redis = TestRedis::start();
-    let redis_url = redis.url();
-    let node = || {
-        let (database, redis) = (database.clone(), redis_url.clone());
-        TestServer::start_with(move |config| causerie_server::ServerConfig {
-            database_url: Some(database),
-            redis_url: Some(redis),
-            secret_key: Some("0123456789abcdef".repeat(4)),
-            ..config
-        })
-    };
-    let mut nodes = [node().await, node().await];
+    let mut nodes = [
+        TestServer::start_node(&database, &redis.url()).await,
+        TestServer::start_node(&database, &redis.url()).await,
+    ];
     let addresses = [nodes[0].address, nodes[1].address];
     let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
     let mut reader = Recorded::connect(&haproxy.url(), "Reader").await;
@@ -464,16 +451,10 @@ async fn a_message_sent_on_another_node_while_redis_was_down_arrives_once_it_is_
     use causerie_server::testing::{TestPostgres, TestRedis};
     let database = TestPostgres::shared().create_database().await;
     let mut redis = TestRedis::start();
-    let redis_url = redis.url();
-    let node = || {
-        let (database, redis) = (database.clone(), redis_url.clone());
-        TestServer::start_with(move |config| causerie_server::ServerConfig {
-            database_url: Some(database),
-            redis_url: Some(redis),
-            ..config
-        })
-    };
-    let (a, b) = (node().await, node().await);
+    let (a, b) = (
+        TestServer::start_node(&database, &redis.url()).await,
+        TestServer::start_node(&database, &redis.url()).await,
+    );
     let mut ada = Recorded::connect(&a.url(), "Ada").await;
     let mut bob = Recorded::connect(&b.url(), "Bob").await;
     let first = ada.client.send("general", "before");

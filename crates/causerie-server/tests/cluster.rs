@@ -5,8 +5,7 @@
 
 mod support;
 
-use causerie_server::ServerConfig;
-use causerie_server::testing::{TestPostgres, TestRedis};
+use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -14,15 +13,7 @@ use support::{ServerProcess, TestClient, TestServer, auth, http};
 
 /// A node of a cluster on `database_url` and `redis_url`.
 async fn node(database_url: &str, redis_url: &str) -> TestServer {
-    let (database_url, redis_url) = (database_url.to_owned(), redis_url.to_owned());
-    TestServer::start_with(move |config| ServerConfig {
-        database_url: Some(database_url),
-        redis_url: Some(redis_url),
-        // One secret key for the cluster: a token from one node works on the other.
-        secret_key: Some("0123456789abcdef".repeat(4)),
-        ..config
-    })
-    .await
+    TestServer::start_node(database_url, redis_url).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,19 +179,7 @@ async fn who_is_online_is_the_same_on_every_node() {
 
     // Dan on a node that is killed: his user leaves once the node is found silent.
     let dir = tempfile::tempdir().expect("a temp dir");
-    let secret = "0123456789abcdef".repeat(4);
-    let mut c = ServerProcess::start(
-        dir.path(),
-        "127.0.0.1:0",
-        &[
-            "--database-url",
-            &database,
-            "--redis-url",
-            &redis.url(),
-            "--secret-key",
-            &secret,
-        ],
-    );
+    let mut c = node_process(dir.path(), &database, &redis.url());
     let (_dan, _) = TestClient::join(&c.url(), auth("Dan")).await;
     told(&mut ada, "joined", "Dan", support::PATIENCE).await;
     c.kill();
@@ -347,6 +326,57 @@ async fn a_request_no_node_sends_is_dropped_and_the_node_goes_on_hearing() {
     assert_eq!(bob.next_message().await.id, sent.id);
 }
 
+/// A node of a cluster on `database_url` and `redis_url`, in a process of its own (to be killed),
+/// its files in `dir`.
+fn node_process(dir: &std::path::Path, database_url: &str, redis_url: &str) -> ServerProcess {
+    let secret = causerie_server::testing::CLUSTER_SECRET_KEY;
+    let flags = [
+        "--database-url",
+        database_url,
+        "--redis-url",
+        redis_url,
+        "--secret-key",
+        secret,
+    ];
+    ServerProcess::start(dir, "127.0.0.1:0", &flags)
+}
+
+/// Two node processes on one database and one Redis, behind HAProxy, as deployed
+/// (`testing::haproxy`). Stopped in this order when dropped.
+struct Deployed {
+    nodes: [ServerProcess; 2],
+    haproxy: TestHaproxy,
+    _redis: TestRedis,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Deployed {
+    async fn start() -> Self {
+        let database = TestPostgres::shared().create_database().await;
+        let redis = TestRedis::start();
+        let dirs = [
+            tempfile::tempdir().expect("a dir"),
+            tempfile::tempdir().expect("a dir"),
+        ];
+        let nodes = [
+            node_process(dirs[0].path(), &database, &redis.url()),
+            node_process(dirs[1].path(), &database, &redis.url()),
+        ];
+        let addresses = [nodes[0].address, nodes[1].address];
+        let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+        Self {
+            nodes,
+            haproxy,
+            _redis: redis,
+            _dirs: dirs,
+        }
+    }
+
+    fn addresses(&self) -> [std::net::SocketAddr; 2] {
+        [self.nodes[0].address, self.nodes[1].address]
+    }
+}
+
 /// How many Socket.IO connections the node at `address` holds, from its `/metrics`.
 async fn connections_of(address: std::net::SocketAddr) -> u64 {
     let (_, metrics) = http(address, "GET", "/metrics", b"").await;
@@ -362,30 +392,10 @@ async fn connections_of(address: std::net::SocketAddr) -> u64 {
 /// through HAProxy to the other node, where a resend of an acked message is stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
-    use causerie_server::testing::TestHaproxy;
     use rust_socketio::TransportType::Websocket;
 
-    let database = TestPostgres::shared().create_database().await;
-    let redis = TestRedis::start();
-    let secret = "0123456789abcdef".repeat(4);
-    let flags = [
-        "--database-url",
-        &database,
-        "--redis-url",
-        &redis.url(),
-        "--secret-key",
-        &secret,
-    ];
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let mut nodes = [
-        ServerProcess::start(dirs[0].path(), "127.0.0.1:0", &flags),
-        ServerProcess::start(dirs[1].path(), "127.0.0.1:0", &flags),
-    ];
-    let addresses = [nodes[0].address, nodes[1].address];
-    let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+    let mut cluster = Deployed::start().await;
+    let (addresses, haproxy) = (cluster.addresses(), &cluster.haproxy);
 
     let mut ada = TestClient::connect_over(&haproxy.url(), auth("Ada"), Websocket).await;
     let welcome = ada.expect_welcome().await;
@@ -402,7 +412,7 @@ async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
     let acked = ada.send_ok("before-the-kill", "general", "one").await;
     assert_eq!(bob.next_message().await.id, acked.id);
 
-    nodes[ada_node].kill();
+    cluster.nodes[ada_node].kill();
     // Back through HAProxy, which sends her to the node still alive, as herself.
     let mut back = auth("Ada");
     back["token"] = json!(welcome.token);
@@ -487,41 +497,20 @@ async fn send_until_acked(url: String, sender: usize) -> Vec<(String, String)> {
 /// is lost, nothing is stored twice, and the room's seqs stay gap-free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_under_20_senders_loses_nothing_acked_and_stores_nothing_twice() {
-    use causerie_server::testing::TestHaproxy;
-
-    let database = TestPostgres::shared().create_database().await;
-    let redis = TestRedis::start();
-    let secret = "0123456789abcdef".repeat(4);
-    let flags = [
-        "--database-url",
-        &database,
-        "--redis-url",
-        &redis.url(),
-        "--secret-key",
-        &secret,
-    ];
-    let dirs = [
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    ];
-    let mut nodes = [
-        ServerProcess::start(dirs[0].path(), "127.0.0.1:0", &flags),
-        ServerProcess::start(dirs[1].path(), "127.0.0.1:0", &flags),
-    ];
-    let addresses = [nodes[0].address, nodes[1].address];
-    let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
+    let mut cluster = Deployed::start().await;
+    let haproxy = &cluster.haproxy;
 
     let senders: Vec<_> = (0..20)
         .map(|sender| tokio::spawn(send_until_acked(haproxy.url(), sender)))
         .collect();
     // Mid-stream: once a third of the messages are acked, as counted by the survivor's store.
-    let (mut watcher, _) = TestClient::join(&nodes[1].url(), auth("Watcher")).await;
+    let (mut watcher, _) = TestClient::join(&cluster.nodes[1].url(), auth("Watcher")).await;
     let mut seen = 0;
     while seen < 20 * MESSAGES_PER_SENDER / 3 {
         watcher.next_message().await;
         seen += 1;
     }
-    nodes[0].kill();
+    cluster.nodes[0].kill();
     let mut acked = Vec::new();
     for sender in senders {
         acked.extend(sender.await.expect("a sender"));

@@ -37,6 +37,11 @@ pub struct TestServer {
     task: Option<JoinHandle<()>>,
 }
 
+/// The secret key of the tests' clusters: one for all their nodes, so that a token from one
+/// works on the others.
+pub const CLUSTER_SECRET_KEY: &str =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 impl TestServer {
     /// Starts a server with the defaults but no message rate limit, and no limits per client
     /// address (every test client comes from 127.0.0.1).
@@ -48,6 +53,19 @@ impl TestServer {
     /// SQLite file itself (its locks, its disk, its bytes).
     pub async fn start_on_sqlite() -> Self {
         Self::start_with(on_sqlite).await
+    }
+
+    /// A node of a cluster: its history in the PostgreSQL database at `database_url`, delivery
+    /// and presence through the Redis at `redis_url`, and the cluster's [`CLUSTER_SECRET_KEY`].
+    pub async fn start_node(database_url: &str, redis_url: &str) -> Self {
+        let (database_url, redis_url) = (database_url.to_owned(), redis_url.to_owned());
+        Self::start_with(move |config| ServerConfig {
+            database_url: Some(database_url),
+            redis_url: Some(redis_url),
+            secret_key: Some(CLUSTER_SECRET_KEY.to_owned()),
+            ..config
+        })
+        .await
     }
 
     /// Starts a server with a config adjusted by `adjust`.
