@@ -392,7 +392,7 @@ async fn a_reader_on_another_node_that_stops_reading_is_closed_and_then_misses_n
 /// has every message once, in order: those before, and those sent while it was switching.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_switched_to_another_node_catches_up_without_a_gap_or_a_repeat() {
-    use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, http};
+    use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, metric};
     let database = TestPostgres::shared().create_database().await;
     let redis = TestRedis::start();
     let mut nodes = [
@@ -402,14 +402,7 @@ async fn a_client_switched_to_another_node_catches_up_without_a_gap_or_a_repeat(
     let addresses = [nodes[0].address, nodes[1].address];
     let haproxy = TestHaproxy::start("127.0.0.1:0".parse().expect("an address"), &addresses);
     let mut reader = Recorded::connect(&haproxy.url(), "Reader").await;
-    let connections = |address| async move {
-        let (_, metrics) = http(address, "GET", "/metrics", b"").await;
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("causerie_connections "))
-            .and_then(|count| count.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let connections = |address| metric(address, "causerie_connections");
     let on = usize::from(connections(addresses[0]).await == 0);
     // The writer on the other node, directly: it stays up.
     let mut writer = Recorded::connect(&nodes[1 - on].url(), "Writer").await;
@@ -448,7 +441,7 @@ async fn a_client_switched_to_another_node_catches_up_without_a_gap_or_a_repeat(
 /// their rooms their latest seqs (`head`) once Redis answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_on_another_node_while_redis_was_down_arrives_once_it_is_back() {
-    use causerie_server::testing::{TestPostgres, TestRedis};
+    use causerie_server::testing::{TestPostgres, TestRedis, until_metric};
     let database = TestPostgres::shared().create_database().await;
     let mut redis = TestRedis::start();
     let (a, b) = (
@@ -465,22 +458,7 @@ async fn a_message_sent_on_another_node_while_redis_was_down_arrives_once_it_is_
     // Until both nodes have found Redis gone (their metrics say so): a message then waits for
     // no Redis, and the outage cannot fall between two heartbeats.
     for server in [&a, &b] {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let (_, metrics) =
-                causerie_server::testing::http(server.address, "GET", "/metrics", b"").await;
-            if metrics
-                .lines()
-                .any(|line| line == "causerie_redis_reachable 0")
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "Redis never looked gone"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_metric(server.address, "causerie_redis_reachable", 0).await;
     }
     let missed = ada.client.send("general", "while Redis is down");
     ada.until_confirmed(std::slice::from_ref(&missed)).await;

@@ -52,10 +52,8 @@ pub struct Chat {
     /// Bytes broadcast to each room, and each socket's account, to tell how far behind each
     /// socket is.
     pub traffic: Traffic,
-    /// Whether other nodes share this server's rooms (through Redis): broadcasts then go to
-    /// them too, and fall back to this node's sockets alone while Redis cannot be reached.
-    pub clustered: bool,
-    /// The other nodes, if any.
+    /// The other nodes, if any (through Redis): broadcasts then go to them too, and fall back
+    /// to this node's sockets alone while Redis cannot be reached.
     pub nodes: Nodes,
     /// Rooms whose broadcasts reached this node only (Redis unreachable), to be told their head
     /// once it answers again (`cluster::spawn_heads`).
@@ -92,7 +90,6 @@ impl Chat {
             },
             transports: Transports::default(),
             traffic: Traffic::default(),
-            clustered: nodes.clustered(),
             nodes: nodes.clone(),
             rooms_missed_elsewhere: std::sync::Mutex::default(),
         }

@@ -477,7 +477,7 @@ async fn broadcast(
     let Some(everywhere) = to() else {
         return;
     };
-    let sent = if chat.clustered && reach == Reach::Everywhere {
+    let sent = if chat.nodes.clustered() && reach == Reach::Everywhere {
         everywhere.emit(event, payload).await
     } else {
         everywhere.local().emit(event, payload).await

@@ -63,6 +63,15 @@ pub(crate) enum Transition {
     Left { room: String, user: User },
 }
 
+impl Transition {
+    /// The room it happened in.
+    pub(crate) fn room(&self) -> &str {
+        match self {
+            Self::Arrived { room, .. } | Self::Left { room, .. } => room,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     rooms: HashMap<String, RoomPresence>,

@@ -5,7 +5,7 @@
 
 mod support;
 
-use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis};
+use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, metric, until_metric};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -76,20 +76,6 @@ async fn told(client: &mut TestClient, change: &str, name: &str, within: Duratio
         if listed.any(|user| user["name"] == name) {
             return presence;
         }
-    }
-}
-
-/// Waits until the node at `address` says, in its metrics, that Redis is `reachable` or not.
-async fn until_redis_reachable(address: std::net::SocketAddr, reachable: bool) {
-    let wanted = format!("causerie_redis_reachable {}", u8::from(reachable));
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    loop {
-        let (_, metrics) = http(address, "GET", "/metrics", b"").await;
-        if metrics.lines().any(|line| line == wanted) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never {wanted}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -210,17 +196,12 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
     assert_eq!(ann.next_message().await.id, first.id);
     assert_eq!(ann.next_message().await.id, alone.id);
     bob.expect_no("message").await;
-    let (_, metrics) = http(a.address, "GET", "/metrics", b"").await;
-    let local_only: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("causerie_broadcasts_local_only_total "))
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no count of local-only broadcasts: {metrics}"));
-    assert!(local_only >= 1, "{metrics}");
+    let local_only = metric(a.address, "causerie_broadcasts_local_only_total").await;
+    assert!(local_only >= 1, "{local_only}");
 
     // The outage lasts until both nodes have noticed it, or it could fall between two beats.
-    until_redis_reachable(a.address, false).await;
-    until_redis_reachable(b.address, false).await;
+    until_metric(a.address, "causerie_redis_reachable", 0).await;
+    until_metric(b.address, "causerie_redis_reachable", 0).await;
     // Ann leaves meanwhile: Redis cannot be told, and the restarted one will not know her.
     ann.disconnect().await;
     redis.resume();
@@ -377,16 +358,6 @@ impl Deployed {
     }
 }
 
-/// How many Socket.IO connections the node at `address` holds, from its `/metrics`.
-async fn connections_of(address: std::net::SocketAddr) -> u64 {
-    let (_, metrics) = http(address, "GET", "/metrics", b"").await;
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("causerie_connections "))
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("no count of connections: {metrics}"))
-}
-
 /// Two node processes behind HAProxy, as deployed (`testing::haproxy`): clients land on both
 /// nodes and chat; a node killed with SIGKILL loses nothing it acked, and its client comes back
 /// through HAProxy to the other node, where a resend of an acked message is stored once.
@@ -399,13 +370,13 @@ async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
 
     let mut ada = TestClient::connect_over(&haproxy.url(), auth("Ada"), Websocket).await;
     let welcome = ada.expect_welcome().await;
-    let ada_node = usize::from(connections_of(addresses[0]).await == 0);
+    let ada_node = usize::from(metric(addresses[0], "causerie_connections").await == 0);
     let mut bob = TestClient::connect_over(&haproxy.url(), auth("Bob"), Websocket).await;
     bob.expect_welcome().await;
     // HAProxy spreads them: one on each node.
     let counts = [
-        connections_of(addresses[0]).await,
-        connections_of(addresses[1]).await,
+        metric(addresses[0], "causerie_connections").await,
+        metric(addresses[1], "causerie_connections").await,
     ];
     assert_eq!(counts, [1, 1]);
 
@@ -427,7 +398,10 @@ async fn behind_haproxy_the_clients_of_a_killed_node_carry_on_on_the_other() {
             "Ada never came back"
         );
     };
-    assert_eq!(connections_of(addresses[1 - ada_node]).await, 2);
+    assert_eq!(
+        metric(addresses[1 - ada_node], "causerie_connections").await,
+        2
+    );
     assert_eq!(again["user"]["id"], json!(welcome.user.id));
     // A resend of what was acked is the same message, stored once; the conversation goes on.
     let resent = ada.send_ok("before-the-kill", "general", "one").await;

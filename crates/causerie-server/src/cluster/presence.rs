@@ -36,6 +36,8 @@ pub const BEAT: Duration = Duration::from_secs(1);
 /// How long a node may stay silent before its users count as gone: long enough for a slow beat
 /// or a short outage, short enough that a killed node's users do not linger.
 pub const EXPIRY: Duration = Duration::from_secs(10);
+/// [`EXPIRY`] as the scripts take it.
+const EXPIRY_MS: u64 = EXPIRY.as_millis() as u64;
 /// How long one round of requests to Redis may take (the presence connection's own timeout,
 /// apart from the heartbeat's: a long round must not make Redis look unreachable).
 pub(super) const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -547,8 +549,7 @@ impl Sharing {
             self.stale = true;
             for request in round {
                 if let PresenceRequest::Transition(transition) = request {
-                    self.dropped_rooms
-                        .insert(transition_room(&transition).to_owned());
+                    self.dropped_rooms.insert(transition.room().to_owned());
                 }
                 // Dropping a reply answers `None`.
             }
@@ -585,8 +586,7 @@ impl Sharing {
                 for request in round {
                     if let PresenceRequest::Transition(transition) = request {
                         self.stale = true;
-                        self.dropped_rooms
-                            .insert(transition_room(&transition).to_owned());
+                        self.dropped_rooms.insert(transition.room().to_owned());
                     }
                 }
                 return;
@@ -596,7 +596,7 @@ impl Sharing {
             match request {
                 PresenceRequest::Transition(transition) => {
                     let answer = answers.next().unwrap_or(Value::Nil);
-                    let room = transition_room(&transition).to_owned();
+                    let room = transition.room().to_owned();
                     if !self.record(transition, answer) {
                         self.stale = true;
                         self.dropped_rooms.insert(room);
@@ -624,7 +624,7 @@ impl Sharing {
                         .arg(room)
                         .arg(&user.id)
                         .arg(&user.name)
-                        .arg(EXPIRY.as_millis() as u64),
+                        .arg(EXPIRY_MS),
                 );
             }
             Transition::Left { room, user } => {
@@ -634,7 +634,7 @@ impl Sharing {
                         .arg(&self.node)
                         .arg(room)
                         .arg(&user.id)
-                        .arg(EXPIRY.as_millis() as u64),
+                        .arg(EXPIRY_MS),
                 );
             }
         }
@@ -677,7 +677,7 @@ impl Sharing {
             self.scripts
                 .beat
                 .arg(&self.node)
-                .arg(EXPIRY.as_millis() as u64)
+                .arg(EXPIRY_MS)
                 .arg(MOST_FORGOTTEN),
         );
         let beat = self.query(&pipe).await.and_then(|mut answers| {
@@ -743,13 +743,7 @@ impl Sharing {
         for chunk in online.chunks(MAX_ROUND) {
             let mut pipe = self.scripts.pipeline();
             // Each round beats too: a long start-over must not let this node expire.
-            pipe.invoke_script(
-                self.scripts
-                    .beat
-                    .arg(&self.node)
-                    .arg(EXPIRY.as_millis() as u64)
-                    .arg(0),
-            );
+            pipe.invoke_script(self.scripts.beat.arg(&self.node).arg(EXPIRY_MS).arg(0));
             let arrivals: Vec<Transition> = chunk
                 .iter()
                 .map(|(room, user)| Transition::Arrived {
@@ -810,12 +804,6 @@ fn forgotten() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::other(
         "Redis forgot this node during its start-over",
     ))
-}
-
-fn transition_room(transition: &Transition) -> &str {
-    match transition {
-        Transition::Arrived { room, .. } | Transition::Left { room, .. } => room,
-    }
 }
 
 /// A room from Redis's answer to [`ROOM`]: the count, up to `limit + 1` of `name NUL id`, and

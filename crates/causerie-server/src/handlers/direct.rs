@@ -119,7 +119,7 @@ pub(super) async fn message_sent(io: &SocketIo, chat: &Chat, message: &Message) 
     // On whichever node they are, the author's own connections outside it (a rare case: it
     // was left) are told too, under the peer's latest name. Alone, the server sees them all,
     // and reads the name only when there is one to tell.
-    let author_outside = chat.clustered
+    let author_outside = chat.nodes.clustered()
         || io
             .within(user_key(&author.id))
             .sockets()

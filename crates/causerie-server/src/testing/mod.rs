@@ -185,6 +185,30 @@ pub fn on_sqlite(config: ServerConfig) -> ServerConfig {
     }
 }
 
+/// The value of the metric `name` that the server at `address` gives now (its `/metrics` line
+/// `name value`); panics if it gives none.
+pub async fn metric(address: std::net::SocketAddr, name: &str) -> u64 {
+    let (_, metrics) = http(address, "GET", "/metrics", b"").await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Waits until the metric `name` of the server at `address` is `value`; panics after
+/// [`PATIENCE`].
+pub async fn until_metric(address: std::net::SocketAddr, name: &str, value: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(address, name).await != value {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} never {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A raw HTTP/1.1 request over a real socket; returns the status code and the body.
 pub async fn http(
     address: std::net::SocketAddr,

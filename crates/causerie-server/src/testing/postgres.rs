@@ -126,16 +126,8 @@ impl TestPostgres {
 
     /// The URL of a new, empty database on it.
     pub async fn create_database(&self) -> String {
-        use sqlx::Connection;
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&self.url("postgres"))
-            .await
-            .expect("connects to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .expect("creates a database");
-        self.url(&name)
+        self.database(&name).await
     }
 
     /// The URL of database `name` on it.
