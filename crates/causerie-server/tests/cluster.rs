@@ -262,6 +262,102 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
     }
 }
 
+/// A Redis that stops answering without closing its connections (a stalled machine, a long
+/// fork): nothing waits for it longer than a timeout. Messages are acked and delivered on their
+/// node, who is online is each node's own, and once it answers again the cluster is whole: the
+/// other node's clients have what was sent meanwhile, and who is online agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_holds_up_no_ack_and_the_cluster_is_whole_once_it_answers() {
+    let database = TestPostgres::shared().create_database().await;
+    let mut redis = TestRedis::start();
+    let (a, b) = (
+        node(&database, &redis.url()).await,
+        node(&database, &redis.url()).await,
+    );
+    let (mut ada, _) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (mut ann, _) = TestClient::join(&a.url(), auth("Ann")).await;
+    let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
+    let first = ada.send_ok("first", "general", "all of us").await;
+    assert_eq!(bob.next_message().await.id, first.id);
+
+    redis.freeze();
+    let frozen = ada
+        .send_ok("frozen", "general", "while Redis is frozen")
+        .await;
+    assert_eq!(ann.next_message().await.id, first.id);
+    assert_eq!(ann.next_message().await.id, frozen.id);
+    until_metric(a.address, "causerie_redis_reachable", 0).await;
+    until_metric(b.address, "causerie_redis_reachable", 0).await;
+    // Both sides go on without it: acks, the welcome of a newcomer, who is online.
+    let alone = ada.send_ok("alone", "general", "still no Redis").await;
+    let (cy, cy_welcome) = TestClient::join(&b.url(), auth("Cy")).await;
+    assert_eq!(
+        cy_welcome.head, alone.seq,
+        "the newcomer has all that is committed"
+    );
+    let who = bob.request("who", json!({"room": "general"})).await;
+    assert_eq!(names(&who["users"]), ["Bob", "Cy"], "{who}");
+    // Ann leaves meanwhile, which Redis is told only once it answers again.
+    ann.disconnect().await;
+    redis.thaw();
+
+    // Bob has what was sent meanwhile: the broadcasts Redis held, or his room's head once the
+    // nodes tell it, from which his client catches up.
+    let mut heard = vec![];
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while !heard.contains(&alone.seq) {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(received) = bob.next_of(&["message", "head"], left).await else {
+            panic!("Bob never learned of seq {}: heard {heard:?}", alone.seq);
+        };
+        heard.push(received.data["seq"].as_u64().expect("a seq"));
+    }
+    let page = bob
+        .request("history", json!({"room": "general", "after": first.seq}))
+        .await;
+    let ids: Vec<&str> = page["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|message| message["id"].as_str())
+        .collect();
+    assert_eq!(ids, [frozen.id.as_str(), alone.id.as_str()], "{page}");
+
+    // Who is online agrees again on both nodes: Ann gone, Cy there.
+    for client in [&ada, &cy] {
+        let deadline = tokio::time::Instant::now() + support::PATIENCE;
+        loop {
+            let who = client.request("who", json!({"room": "general"})).await;
+            if names(&who["users"]) == ["Ada", "Bob", "Cy"] {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{who}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // And Bob's list, kept by the events as a client keeps it, ends the same.
+    let mut listed: Vec<String> = bob_welcome.online.iter().map(|u| u.name.clone()).collect();
+    assert_eq!(listed, ["Ada", "Ann", "Bob"]);
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    while listed != ["Ada", "Bob", "Cy"] {
+        let presence = bob
+            .next_within("presence", deadline - tokio::time::Instant::now())
+            .await
+            .unwrap_or_else(|| panic!("Bob's list stayed {listed:?}"));
+        apply(&mut listed, &presence);
+    }
+    // Broadcasts cross again, both ways.
+    let after = cy.send_ok("after", "general", "back to normal").await;
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let got = ada.next_message().await;
+        if got.id == after.id {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "Ada never heard Cy");
+    }
+}
+
 /// Whoever can publish on Redis can send a node requests no node sends: a broadcast of binary
 /// data (which the adapter cannot encode, and would panic on), a remote disconnect of a room's
 /// sockets, or bytes that are no request. The node drops them, keeps its clients, and goes on

@@ -10,6 +10,8 @@ use super::PATIENCE;
 pub struct TestRedis {
     port: u16,
     server: Option<Child>,
+    /// The process `freeze` stopped, for `thaw`.
+    frozen: Option<u32>,
 }
 
 impl TestRedis {
@@ -21,7 +23,11 @@ impl TestRedis {
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let mut redis = Self { port, server: None };
+        let mut redis = Self {
+            port,
+            server: None,
+            frozen: None,
+        };
         redis.resume();
         redis
     }
@@ -39,6 +45,35 @@ impl TestRedis {
                 .status();
             let _ = server.wait();
         }
+    }
+
+    /// Freezes it (SIGSTOP), as a stalled machine would: its connections stay open, and the
+    /// system still takes what is sent on them, but nothing is answered until [`Self::thaw`].
+    pub fn freeze(&mut self) {
+        assert!(self.frozen.is_none(), "freeze() needs a running server");
+        let pid = self.pid();
+        signal("-STOP", pid);
+        self.frozen = Some(pid);
+    }
+
+    /// Lets a frozen server go on (SIGCONT) with what it was sent meanwhile.
+    pub fn thaw(&mut self) {
+        let pid = self.frozen.take().expect("thaw() needs a frozen server");
+        signal("-CONT", pid);
+    }
+
+    /// The server's process id, as it tells it.
+    fn pid(&self) -> u32 {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut connection = client.get_connection().expect("connects to Redis");
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut connection)
+            .expect("INFO answers");
+        info.lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
+            .expect("INFO tells the process id")
     }
 
     /// Starts it again on the same port, and waits until it answers.
@@ -73,6 +108,17 @@ impl TestRedis {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`) to the process `pid`.
+fn signal(signal: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+    assert!(
+        sent.is_ok_and(|status| status.success()),
+        "kill {signal} {pid}"
+    );
 }
 
 impl Drop for TestRedis {

@@ -122,14 +122,20 @@ impl TestClient {
 
     /// The next event named `event` within `within`, skipping others.
     pub async fn next_within(&mut self, event: &str, within: Duration) -> Option<Value> {
+        let received = self.next_of(&[event], within).await?;
+        Some(received.data)
+    }
+
+    /// The next event named one of `events` within `within`, skipping others.
+    pub async fn next_of(&mut self, events: &[&str], within: Duration) -> Option<Received> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let received = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .ok()?
                 .expect("the client is alive");
-            if received.event == event {
-                return Some(received.data);
+            if events.contains(&received.event.as_str()) {
+                return Some(received);
             }
         }
     }
