@@ -1,6 +1,7 @@
 //! What only the PostgreSQL store has to prove: the database itself going away and coming back
-//! while clients send. Every message acked `ok` must be in the database exactly once afterwards,
-//! reads must fail with `internal` meanwhile, and the server must recover without a restart.
+//! while clients send, and another session holding a room locked. Every message acked `ok` must
+//! be in the database exactly once afterwards, reads must fail with `internal` meanwhile (not
+//! wait for a lock), and the server must recover without a restart.
 
 mod support;
 
@@ -143,4 +144,90 @@ async fn postgres_killed_mid_stream_loses_nothing_acked_and_recovers_without_a_r
     // The history reads again, as it was stored.
     let history = ada.request("history", json!({"room": "general"})).await;
     assert_eq!(history["ok"], true, "{history}");
+}
+
+/// A room's row held locked by another session: a node frozen mid-batch holds it until the
+/// database ends its idle transaction (10 s), an operator's open transaction as long as it
+/// lasts. The node's writes wait for it, reads and health do not; a message is acked once the
+/// lock is released, or refused with `internal` once the batch's attempts are spent (3 × 5 s);
+/// nothing is stored twice or in part, and the resend of a refused one is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_once() {
+    let url = TestPostgres::shared().create_database().await;
+    let server = TestServer::start_with(|config| ServerConfig {
+        database_url: Some(url.clone()),
+        ..config
+    })
+    .await;
+    let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    let first = ada.send_ok("first", "general", "before the lock").await;
+    let mut holder = sqlx::PgConnection::connect(&url).await.expect("connects");
+    let lock = async |holder: &mut sqlx::PgConnection| {
+        sqlx::query("BEGIN")
+            .execute(&mut *holder)
+            .await
+            .expect("begins");
+        sqlx::query("SELECT head FROM rooms WHERE name = 'general' FOR UPDATE")
+            .execute(&mut *holder)
+            .await
+            .expect("locks the room");
+    };
+    let release = async |holder: &mut sqlx::PgConnection| {
+        sqlx::query("ROLLBACK")
+            .execute(&mut *holder)
+            .await
+            .expect("releases the room");
+    };
+
+    // Held for a while: the message waits, and is acked once the room is released.
+    lock(&mut holder).await;
+    let client = ada.client.clone();
+    let held = json!({"id": "held", "text": "waits for the lock"});
+    let sending =
+        tokio::spawn(async move { request_on(&client, "message", held, 3 * PATIENCE).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!sending.is_finished(), "acked while the room was locked");
+    let history = ada.request("history", json!({"room": "general"})).await;
+    assert_eq!(history["ok"], true, "reads wait for no lock: {history}");
+    assert_eq!(health(&server).await.0, 200, "another's lock is no failure");
+    release(&mut holder).await;
+    let ack = sending.await.expect("sends").expect("an ack");
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ack["message"]["seq"], first.seq + 1, "{ack}");
+
+    // Held past the batch's attempts: refused, and nothing of it stored.
+    lock(&mut holder).await;
+    let ack = request_on(
+        &ada.client,
+        "message",
+        json!({"id": "refused", "text": "gives up"}),
+        3 * PATIENCE,
+    )
+    .await
+    .expect("an ack");
+    assert_eq!(support::error_code(&ack), "internal", "{ack}");
+    let stored_meanwhile = stored(&url).await;
+    assert!(
+        !stored_meanwhile.keys().any(|(_, id)| id == "refused"),
+        "refused but stored"
+    );
+    release(&mut holder).await;
+    let resent = ada.send_ok("refused", "general", "gives up").await;
+    assert_eq!(resent.seq, first.seq + 2);
+
+    let stored = stored(&url).await;
+    let ids: Vec<(&str, &[(String, u64)])> = stored
+        .iter()
+        .map(|((_, id), rows)| (id.as_str(), rows.as_slice()))
+        .collect();
+    let general = |seq| vec![("general".to_owned(), seq)];
+    assert_eq!(
+        ids,
+        [
+            ("first", general(first.seq).as_slice()),
+            ("held", general(first.seq + 1).as_slice()),
+            ("refused", general(first.seq + 2).as_slice()),
+        ],
+        "each stored once, gap-free"
+    );
 }
