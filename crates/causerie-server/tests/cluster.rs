@@ -9,7 +9,7 @@ use causerie_server::testing::{TestHaproxy, TestPostgres, TestRedis, metric, unt
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use support::{ServerProcess, TestClient, TestServer, auth, http};
+use support::{ServerProcess, TestClient, TestServer, auth, eventually, http};
 
 /// A node of a cluster on `database_url` and `redis_url`.
 async fn node(database_url: &str, redis_url: &str) -> TestServer {
@@ -251,66 +251,73 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
             .unwrap_or_else(|| panic!("Bob's list stayed {listed:?}"));
         apply(&mut listed, &presence);
     }
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    loop {
+    eventually("who lists Ada and Bob", async || {
         let who = bob.request("who", json!({"room": "general"})).await;
-        if names(&who["users"]) == ["Ada", "Bob"] {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{who}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        names(&who["users"]) == ["Ada", "Bob"]
+    })
+    .await;
 }
 
 /// A Redis that stops answering without closing its connections (a stalled machine, a long
-/// fork): nothing waits for it longer than a timeout. Messages are acked and delivered on their
-/// node, who is online is each node's own, and once it answers again the cluster is whole: the
-/// other node's clients have what was sent meanwhile, and who is online agrees.
+/// fork), for longer than a node's expiry: each node goes on alone once it finds Redis silent,
+/// and once it answers again the cluster is whole. The other node's clients have what was sent
+/// meanwhile, who is online agrees, and nobody who stayed online is told gone or back (every
+/// node was as silent as Redis, so none is taken for dead).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frozen_redis_holds_up_no_ack_and_the_cluster_is_whole_once_it_answers() {
+async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers() {
     let database = TestPostgres::shared().create_database().await;
     let mut redis = TestRedis::start();
     let (a, b) = (
         node(&database, &redis.url()).await,
         node(&database, &redis.url()).await,
     );
-    let (mut ada, _) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
     let (mut ann, _) = TestClient::join(&a.url(), auth("Ann")).await;
     let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
+    let mut ada_roster = Roster::new(&ada_welcome);
+    let mut bob_roster = Roster::new(&bob_welcome);
+    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
+        roster.until(client, &["Ada", "Ann", "Bob"]).await;
+        roster.forget_changes();
+    }
     let first = ada.send_ok("first", "general", "all of us").await;
     assert_eq!(bob.next_message().await.id, first.id);
 
     redis.freeze();
-    let frozen = ada
-        .send_ok("frozen", "general", "while Redis is frozen")
-        .await;
+    let frozen_at = tokio::time::Instant::now();
+    // Sent before the nodes find Redis silent: delivered on node A once the publish gives up.
+    let frozen = ada.send_ok("frozen", "general", "as Redis froze").await;
     assert_eq!(ann.next_message().await.id, first.id);
     assert_eq!(ann.next_message().await.id, frozen.id);
     until_metric(a.address, "causerie_redis_reachable", 0).await;
     until_metric(b.address, "causerie_redis_reachable", 0).await;
-    // Both sides go on without it: acks, the welcome of a newcomer, who is online.
+    // Known down: node A delivers at once, a newcomer on node B is welcomed with all that is
+    // committed, and who is online is each node's own.
     let alone = ada.send_ok("alone", "general", "still no Redis").await;
-    let (cy, cy_welcome) = TestClient::join(&b.url(), auth("Cy")).await;
-    assert_eq!(
-        cy_welcome.head, alone.seq,
-        "the newcomer has all that is committed"
-    );
+    assert_eq!(ann.next_message().await.id, alone.id);
+    let (mut cy, cy_welcome) = TestClient::join(&b.url(), auth("Cy")).await;
+    assert_eq!(cy_welcome.head, alone.seq, "{cy_welcome:?}");
     let who = bob.request("who", json!({"room": "general"})).await;
     assert_eq!(names(&who["users"]), ["Bob", "Cy"], "{who}");
     // Ann leaves meanwhile, which Redis is told only once it answers again.
     ann.disconnect().await;
+    let expiry = causerie_server::cluster::presence::EXPIRY;
+    tokio::time::sleep_until(frozen_at + expiry + Duration::from_secs(2)).await;
     redis.thaw();
 
-    // Bob has what was sent meanwhile: the broadcasts Redis held, or his room's head once the
-    // nodes tell it, from which his client catches up.
+    // Bob has what was sent meanwhile (the broadcast Redis held, or his room's head, from which
+    // his client catches up), and his list ends as the cluster's: Ann gone, Cy there.
     let mut heard = vec![];
     let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    while !heard.contains(&alone.seq) {
+    while !heard.contains(&alone.seq) || bob_roster.listed != ["Ada", "Bob", "Cy"] {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let Some(received) = bob.next_of(&["message", "head"], left).await else {
-            panic!("Bob never learned of seq {}: heard {heard:?}", alone.seq);
+        let Some(received) = bob.next_of(&["message", "head", "presence"], left).await else {
+            panic!("Bob heard seqs {heard:?} and lists {:?}", bob_roster.listed);
         };
-        heard.push(received.data["seq"].as_u64().expect("a seq"));
+        match received.event.as_str() {
+            "presence" => bob_roster.apply(&received.data),
+            _ => heard.push(received.data["seq"].as_u64().expect("a seq")),
+        }
     }
     let page = bob
         .request("history", json!({"room": "general", "after": first.seq}))
@@ -322,39 +329,91 @@ async fn a_frozen_redis_holds_up_no_ack_and_the_cluster_is_whole_once_it_answers
         .filter_map(|message| message["id"].as_str())
         .collect();
     assert_eq!(ids, [frozen.id.as_str(), alone.id.as_str()], "{page}");
-
-    // Who is online agrees again on both nodes: Ann gone, Cy there.
+    ada_roster.until(&mut ada, &["Ada", "Bob", "Cy"]).await;
     for client in [&ada, &cy] {
+        eventually("who lists Ada, Bob and Cy", async || {
+            let who = client.request("who", json!({"room": "general"})).await;
+            names(&who["users"]) == ["Ada", "Bob", "Cy"]
+        })
+        .await;
+    }
+
+    // Broadcasts cross again, both ways; meanwhile nobody was told that someone who stayed
+    // online left or came back.
+    let from_a = ada.send_ok("from-a", "general", "back to normal").await;
+    bob_roster.until_message(&mut bob, &from_a.id).await;
+    let from_b = cy.send_ok("from-b", "general", "and here").await;
+    ada_roster.until_message(&mut ada, &from_b.id).await;
+    // Cy's own node tells him too (after what Redis held of the outage).
+    while cy.next_message().await.id != from_a.id {}
+    for (client, roster) in [("Ada", &ada_roster), ("Bob", &bob_roster)] {
+        let (left, joined) = (&roster.left, &roster.joined);
+        assert!(
+            left.iter().all(|name| name == "Ann"),
+            "{client} told {left:?} left"
+        );
+        assert!(
+            joined.iter().all(|name| name == "Cy"),
+            "{client} told {joined:?} joined"
+        );
+    }
+}
+
+/// Who is online in a room as a client keeps it from its `welcome` and `presence` events, with
+/// who the events said joined and left.
+struct Roster {
+    listed: Vec<String>,
+    joined: Vec<String>,
+    left: Vec<String>,
+}
+
+impl Roster {
+    fn new(welcome: &causerie_protocol::Welcome) -> Self {
+        Self {
+            listed: welcome.online.iter().map(|u| u.name.clone()).collect(),
+            joined: Vec::new(),
+            left: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, presence: &Value) {
+        let told = |change: &str| names(&presence[change]).into_iter().map(str::to_owned);
+        self.joined.extend(told("joined"));
+        self.left.extend(told("left"));
+        apply(&mut self.listed, presence);
+    }
+
+    fn forget_changes(&mut self) {
+        self.joined.clear();
+        self.left.clear();
+    }
+
+    /// Applies `client`'s `presence` events until it lists `expected`.
+    async fn until(&mut self, client: &mut TestClient, expected: &[&str]) {
+        let deadline = tokio::time::Instant::now() + support::PATIENCE;
+        while self.listed != expected {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let presence = client.next_within("presence", left).await;
+            let presence = presence
+                .unwrap_or_else(|| panic!("the list stayed {:?}, not {expected:?}", self.listed));
+            self.apply(&presence);
+        }
+    }
+
+    /// Applies `client`'s `presence` events until the message `id` arrives, skipping others.
+    async fn until_message(&mut self, client: &mut TestClient, id: &str) {
         let deadline = tokio::time::Instant::now() + support::PATIENCE;
         loop {
-            let who = client.request("who", json!({"room": "general"})).await;
-            if names(&who["users"]) == ["Ada", "Bob", "Cy"] {
-                break;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(received) = client.next_of(&["message", "presence"], left).await else {
+                panic!("message {id} never arrived");
+            };
+            if received.event == "presence" {
+                self.apply(&received.data);
+            } else if received.data["id"] == id {
+                return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{who}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-    // And Bob's list, kept by the events as a client keeps it, ends the same.
-    let mut listed: Vec<String> = bob_welcome.online.iter().map(|u| u.name.clone()).collect();
-    assert_eq!(listed, ["Ada", "Ann", "Bob"]);
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    while listed != ["Ada", "Bob", "Cy"] {
-        let presence = bob
-            .next_within("presence", deadline - tokio::time::Instant::now())
-            .await
-            .unwrap_or_else(|| panic!("Bob's list stayed {listed:?}"));
-        apply(&mut listed, &presence);
-    }
-    // Broadcasts cross again, both ways.
-    let after = cy.send_ok("after", "general", "back to normal").await;
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    loop {
-        let got = ada.next_message().await;
-        if got.id == after.id {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "Ada never heard Cy");
     }
 }
 

@@ -1,7 +1,8 @@
-//! What only the PostgreSQL store has to prove: the database itself going away and coming back
-//! while clients send, and another session holding a room locked. Every message acked `ok` must
-//! be in the database exactly once afterwards, reads must fail with `internal` meanwhile (not
-//! wait for a lock), and the server must recover without a restart.
+//! What only the PostgreSQL store has to prove: the database going away and coming back while
+//! clients send, and another session holding a room locked. Every message acked `ok` must be in
+//! the database exactly once afterwards, a refused one must not be there at all, and the server
+//! must recover without a restart. Reads fail with `internal` while the database is away, and
+//! go on while a room is locked.
 
 mod support;
 
@@ -148,9 +149,10 @@ async fn postgres_killed_mid_stream_loses_nothing_acked_and_recovers_without_a_r
 
 /// A room's row held locked by another session: a node frozen mid-batch holds it until the
 /// database ends its idle transaction (10 s), an operator's open transaction as long as it
-/// lasts. The node's writes wait for it, reads and health do not; a message is acked once the
-/// lock is released, or refused with `internal` once the batch's attempts are spent (3 × 5 s);
-/// nothing is stored twice or in part, and the resend of a refused one is stored once.
+/// lasts. The node's writes wait for it, to every room, while reads and health do not; a
+/// message is acked once the lock is released, or refused with `internal` once the batch's
+/// attempts are spent (3 × 5 s), and so may one for another room that waited with it. Nothing
+/// is stored twice or in part, and the resend of a refused one is stored once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_once() {
     let url = TestPostgres::shared().create_database().await;
@@ -160,74 +162,129 @@ async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_
     })
     .await;
     let (ada, _) = TestClient::join(&server.url(), auth("Ada")).await;
+    // Another connection for what runs beside Ada's pending requests: rust_socketio draws ack
+    // ids from 0..999, and two pending requests that share one get each other's answers.
+    let (bea, _) = TestClient::join(&server.url(), auth("Bea")).await;
+    let joined = bea.request("join", json!({"room": "other"})).await;
+    assert_eq!(joined["ok"], true, "{joined}");
     let first = ada.send_ok("first", "general", "before the lock").await;
-    let mut holder = sqlx::PgConnection::connect(&url).await.expect("connects");
-    let lock = async |holder: &mut sqlx::PgConnection| {
-        sqlx::query("BEGIN")
-            .execute(&mut *holder)
-            .await
-            .expect("begins");
-        sqlx::query("SELECT head FROM rooms WHERE name = 'general' FOR UPDATE")
-            .execute(&mut *holder)
-            .await
-            .expect("locks the room");
-    };
-    let release = async |holder: &mut sqlx::PgConnection| {
-        sqlx::query("ROLLBACK")
-            .execute(&mut *holder)
-            .await
-            .expect("releases the room");
-    };
 
     // Held for a while: the message waits, and is acked once the room is released.
-    lock(&mut holder).await;
+    let mut lock = RoomLock::hold(&url, "general").await;
     let client = ada.client.clone();
     let held = json!({"id": "held", "text": "waits for the lock"});
     let sending =
         tokio::spawn(async move { request_on(&client, "message", held, 3 * PATIENCE).await });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    lock.until_waited_on().await;
     assert!(!sending.is_finished(), "acked while the room was locked");
-    let history = ada.request("history", json!({"room": "general"})).await;
+    let history = bea.request("history", json!({"room": "general"})).await;
     assert_eq!(history["ok"], true, "reads wait for no lock: {history}");
     assert_eq!(health(&server).await.0, 200, "another's lock is no failure");
-    release(&mut holder).await;
+    lock.release().await;
     let ack = sending.await.expect("sends").expect("an ack");
     assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(ack["message"]["seq"], first.seq + 1, "{ack}");
 
-    // Held past the batch's attempts: refused, and nothing of it stored.
-    lock(&mut holder).await;
-    let ack = request_on(
-        &ada.client,
-        "message",
-        json!({"id": "refused", "text": "gives up"}),
-        3 * PATIENCE,
-    )
-    .await
-    .expect("an ack");
+    // Held past the batch's attempts: refused, nothing of it stored, and the node not counted
+    // unhealthy. A message to another room waits with it, and may be refused with it.
+    let mut lock = RoomLock::hold(&url, "general").await;
+    let client = ada.client.clone();
+    let refused = json!({"id": "refused", "text": "gives up"});
+    let refusing =
+        tokio::spawn(async move { request_on(&client, "message", refused, 3 * PATIENCE).await });
+    lock.until_waited_on().await;
+    let client = bea.client.clone();
+    let elsewhere = json!({"id": "elsewhere", "room": "other", "text": "not locked"});
+    let elsewhere_sent =
+        tokio::spawn(async move { request_on(&client, "message", elsewhere, 3 * PATIENCE).await });
+    let ack = refusing.await.expect("sends").expect("an ack");
     assert_eq!(support::error_code(&ack), "internal", "{ack}");
+    assert_eq!(health(&server).await.0, 200, "another's lock is no failure");
     let stored_meanwhile = stored(&url).await;
     assert!(
         !stored_meanwhile.keys().any(|(_, id)| id == "refused"),
         "refused but stored"
     );
-    release(&mut holder).await;
+    lock.release().await;
     let resent = ada.send_ok("refused", "general", "gives up").await;
     assert_eq!(resent.seq, first.seq + 2);
+    let ack = elsewhere_sent.await.expect("sends").expect("an ack");
+    if ack["ok"] != true {
+        assert_eq!(support::error_code(&ack), "internal", "{ack}");
+        bea.send_ok("elsewhere", "other", "not locked").await;
+    }
 
-    let stored = stored(&url).await;
-    let ids: Vec<(&str, &[(String, u64)])> = stored
-        .iter()
-        .map(|((_, id), rows)| (id.as_str(), rows.as_slice()))
+    let mut rows: Vec<(String, u64, String)> = stored(&url)
+        .await
+        .into_iter()
+        .flat_map(|((_, id), rows)| {
+            rows.into_iter()
+                .map(move |(room, seq)| (room, seq, id.clone()))
+        })
         .collect();
-    let general = |seq| vec![("general".to_owned(), seq)];
+    rows.sort();
+    let row = |room: &str, seq: u64, id: &str| (room.to_owned(), seq, id.to_owned());
     assert_eq!(
-        ids,
+        rows,
         [
-            ("first", general(first.seq).as_slice()),
-            ("held", general(first.seq + 1).as_slice()),
-            ("refused", general(first.seq + 2).as_slice()),
+            row("general", first.seq, "first"),
+            row("general", first.seq + 1, "held"),
+            row("general", first.seq + 2, "refused"),
+            row("other", 1, "elsewhere"),
         ],
         "each stored once, gap-free"
     );
+}
+
+/// Another session holding a room's row locked (`SELECT ... FOR UPDATE` in an open
+/// transaction), as a node frozen mid-batch does, until released or dropped.
+struct RoomLock {
+    connection: sqlx::PgConnection,
+}
+
+impl RoomLock {
+    async fn hold(url: &str, room: &str) -> Self {
+        let mut connection = sqlx::PgConnection::connect(url).await.expect("connects");
+        sqlx::query("BEGIN")
+            .execute(&mut connection)
+            .await
+            .expect("begins");
+        sqlx::query("SELECT head FROM rooms WHERE name = $1 FOR UPDATE")
+            .bind(room)
+            .execute(&mut connection)
+            .await
+            .expect("locks the room");
+        Self { connection }
+    }
+
+    /// Waits until another session of the database waits for a lock (the server's batch, on
+    /// this one).
+    async fn until_waited_on(&mut self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut self.connection)
+            .await
+            .expect("reads pg_stat_activity");
+            if waiting > 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nobody waits for the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.connection)
+            .await
+            .expect("releases the room");
+    }
 }

@@ -267,6 +267,8 @@ pub struct SharedPresence {
     /// Apart from the requests, so that leaving waits for none of them.
     leave: mpsc::Sender<oneshot::Sender<()>>,
     untold: Arc<Untold>,
+    /// Whether the heartbeat finds Redis unreachable: then nothing asks it anything.
+    shared: Arc<super::Shared>,
 }
 
 impl SharedPresence {
@@ -290,7 +292,7 @@ impl SharedPresence {
         let seen_disconnections = shared.disconnections.load(Ordering::Relaxed);
         let sharing = Sharing {
             connection,
-            shared,
+            shared: shared.clone(),
             node,
             scripts: Scripts::new(),
             registry: Arc::downgrade(registry),
@@ -304,6 +306,7 @@ impl SharedPresence {
             requests,
             leave,
             untold,
+            shared,
         }
     }
 
@@ -326,7 +329,12 @@ impl SharedPresence {
         answers.ok().flatten()?.pop().map(|answer| answer.page)
     }
 
+    /// What Redis holds of these rooms; `None` at once while it is known unreachable (a Redis
+    /// that stalls would hold every asker up to the round's timeout).
     async fn rooms(&self, queries: Vec<RoomQuery>) -> Option<Vec<RoomAnswer>> {
+        if self.shared.unreachable.load(Ordering::Relaxed) {
+            return None;
+        }
         let (reply, answer) = oneshot::channel();
         let request = PresenceRequest::Rooms { queries, reply };
         self.requests.send(request).ok()?;
@@ -669,9 +677,13 @@ impl Sharing {
     }
 
     /// Tells Redis this node is alive, records who left with what it forgot of dead nodes, and
-    /// starts this node's presence over if it is stale.
+    /// starts this node's presence over if it is stale. Not while Redis is known unreachable:
+    /// a Redis that stalls would hold each beat, and the requests behind it, for a whole round.
     async fn beat(&mut self) {
         self.notice_disconnections();
+        if self.unreachable() {
+            return;
+        }
         let mut pipe = self.scripts.pipeline();
         pipe.invoke_script(
             self.scripts

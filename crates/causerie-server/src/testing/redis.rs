@@ -39,6 +39,12 @@ impl TestRedis {
 
     /// Stops it at once (SIGKILL): every connection to it breaks.
     pub fn kill(&mut self) {
+        // A frozen one would take SIGKILL too, but nothing else; and this may run in a panic.
+        if let Some(pid) = self.frozen.take() {
+            let _ = Command::new("kill")
+                .args(["-CONT", &pid.to_string()])
+                .status();
+        }
         if let Some(mut server) = self.server.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &server.id().to_string()])
@@ -65,7 +71,12 @@ impl TestRedis {
     /// The server's process id, as it tells it.
     fn pid(&self) -> u32 {
         let client = redis::Client::open(self.url()).expect("a Redis URL");
-        let mut connection = client.get_connection().expect("connects to Redis");
+        let mut connection = client
+            .get_connection_with_timeout(PATIENCE)
+            .expect("connects to Redis");
+        connection
+            .set_read_timeout(Some(PATIENCE))
+            .expect("sets a timeout");
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query(&mut connection)
@@ -110,6 +121,12 @@ impl TestRedis {
     }
 }
 
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Sends `signal` (`-STOP`, `-CONT`) to the process `pid`.
 fn signal(signal: &str, pid: u32) {
     let sent = Command::new("kill")
@@ -119,10 +136,4 @@ fn signal(signal: &str, pid: u32) {
         sent.is_ok_and(|status| status.success()),
         "kill {signal} {pid}"
     );
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

@@ -190,6 +190,15 @@ impl TestClient {
     }
 }
 
+/// Checks `check` every 100 ms until it holds; panics after [`PATIENCE`], saying what never did.
+pub async fn eventually(what: &str, check: impl AsyncFn() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Emits `event` with `data` on `client` and returns the ack's first argument, or `None` when no
 /// ack comes within `wait`. For tasks that share one connection.
 pub async fn request_on(
