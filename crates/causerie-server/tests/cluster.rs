@@ -261,8 +261,10 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
 /// A Redis that stops answering without closing its connections (a stalled machine, a long
 /// fork), for longer than a node's expiry: each node goes on alone once it finds Redis silent,
 /// and once it answers again the cluster is whole. The other node's clients have what was sent
-/// meanwhile, who is online agrees, and nobody who stayed online is told gone or back (every
-/// node was as silent as Redis, so none is taken for dead).
+/// meanwhile, who is online agrees, and nobody who stayed online is told gone or back: every
+/// node was as silent as Redis, so none is taken for dead. A quiet room, where nothing changed
+/// meanwhile, shows it best (in a room that changed, the page sent after the outage replaces
+/// the changes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers() {
     let database = TestPostgres::shared().create_database().await;
@@ -274,10 +276,19 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
     let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
     let (mut ann, _) = TestClient::join(&a.url(), auth("Ann")).await;
     let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
-    let mut ada_roster = Roster::new(&ada_welcome);
-    let mut bob_roster = Roster::new(&bob_welcome);
+    let mut ada_roster = Roster::following("general", &ada_welcome.online);
+    let mut bob_roster = Roster::following("general", &bob_welcome.online);
     for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
-        roster.until(client, &["Ada", "Ann", "Bob"]).await;
+        let joined = client.request("join", json!({"room": "quiet"})).await;
+        let online: Vec<causerie_protocol::User> =
+            serde_json::from_value(joined["online"].clone()).expect("a page");
+        roster.follow("quiet", &online);
+    }
+    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
+        roster
+            .until(client, "general", &["Ada", "Ann", "Bob"])
+            .await;
+        roster.until(client, "quiet", &["Ada", "Bob"]).await;
         roster.forget_changes();
     }
     let first = ada.send_ok("first", "general", "all of us").await;
@@ -309,10 +320,10 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
     // his client catches up), and his list ends as the cluster's: Ann gone, Cy there.
     let mut heard = vec![];
     let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    while !heard.contains(&alone.seq) || bob_roster.listed != ["Ada", "Bob", "Cy"] {
+    while !heard.contains(&alone.seq) || bob_roster.listed("general") != ["Ada", "Bob", "Cy"] {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Some(received) = bob.next_of(&["message", "head", "presence"], left).await else {
-            panic!("Bob heard seqs {heard:?} and lists {:?}", bob_roster.listed);
+            panic!("Bob heard seqs {heard:?}, and lists {bob_roster:?}");
         };
         match received.event.as_str() {
             "presence" => bob_roster.apply(&received.data),
@@ -329,7 +340,9 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
         .filter_map(|message| message["id"].as_str())
         .collect();
     assert_eq!(ids, [frozen.id.as_str(), alone.id.as_str()], "{page}");
-    ada_roster.until(&mut ada, &["Ada", "Bob", "Cy"]).await;
+    ada_roster
+        .until(&mut ada, "general", &["Ada", "Bob", "Cy"])
+        .await;
     for client in [&ada, &cy] {
         eventually("who lists Ada, Bob and Cy", async || {
             let who = client.request("who", json!({"room": "general"})).await;
@@ -347,7 +360,8 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
     // Cy's own node tells him too (after what Redis held of the outage).
     while cy.next_message().await.id != from_a.id {}
     for (client, roster) in [("Ada", &ada_roster), ("Bob", &bob_roster)] {
-        let (left, joined) = (&roster.left, &roster.joined);
+        let general = &roster.rooms["general"];
+        let (left, joined) = (&general.left, &general.joined);
         assert!(
             left.iter().all(|name| name == "Ann"),
             "{client} told {left:?} left"
@@ -356,46 +370,157 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
             joined.iter().all(|name| name == "Cy"),
             "{client} told {joined:?} joined"
         );
+        let quiet = &roster.rooms["quiet"];
+        assert_eq!(
+            quiet.listed,
+            ["Ada", "Bob"],
+            "{client}'s list of the quiet room"
+        );
+        assert!(quiet.left.is_empty(), "{client} told {:?} left", quiet.left);
+        assert!(
+            quiet.joined.is_empty(),
+            "{client} told {:?} joined",
+            quiet.joined
+        );
     }
 }
 
-/// Who is online in a room as a client keeps it from its `welcome` and `presence` events, with
-/// who the events said joined and left.
+/// A Redis that keeps its data, back from a restart longer than a node's expiry (a crash and a
+/// slow start, a failover): it holds each node's last beat from before, long past. Every node
+/// was as cut off as Redis, so none is taken for dead: nobody who stayed online is told gone,
+/// in any room, and the cluster chats on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_back_from_its_snapshot_past_the_expiry_takes_no_node_for_dead() {
+    let database = TestPostgres::shared().create_database().await;
+    let mut redis = TestRedis::start();
+    let a = node(&database, &redis.url()).await;
+    // Nodes started apart beat apart, as they do in production.
+    let beat = causerie_server::cluster::presence::BEAT;
+    tokio::time::sleep(beat / 2).await;
+    let b = node(&database, &redis.url()).await;
+    let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
+    let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
+    let mut ada_roster = Roster::following("general", &ada_welcome.online);
+    let mut bob_roster = Roster::following("general", &bob_welcome.online);
+    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
+        let joined = client.request("join", json!({"room": "quiet"})).await;
+        let online: Vec<causerie_protocol::User> =
+            serde_json::from_value(joined["online"].clone()).expect("a page");
+        roster.follow("quiet", &online);
+    }
+    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
+        roster.until(client, "general", &["Ada", "Bob"]).await;
+        roster.until(client, "quiet", &["Ada", "Bob"]).await;
+    }
+
+    redis.save();
+    redis.kill();
+    let stopped = tokio::time::Instant::now();
+    until_metric(a.address, "causerie_redis_reachable", 0).await;
+    until_metric(b.address, "causerie_redis_reachable", 0).await;
+    let expiry = causerie_server::cluster::presence::EXPIRY;
+    tokio::time::sleep_until(stopped + expiry + Duration::from_secs(1)).await;
+    redis.resume();
+    until_metric(a.address, "causerie_redis_reachable", 1).await;
+    until_metric(b.address, "causerie_redis_reachable", 1).await;
+
+    // Whatever the nodes tell their rooms as they take up again, over a few beats.
+    let beats = 3 * beat;
+    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
+        roster.during(client, beats).await;
+    }
+    for (client, roster) in [("Ada", &ada_roster), ("Bob", &bob_roster)] {
+        for room in ["general", "quiet"] {
+            let listed = &roster.rooms[room];
+            assert_eq!(listed.listed, ["Ada", "Bob"], "{client}'s list of {room}");
+            assert!(
+                listed.left.is_empty(),
+                "{client} lost {:?} in {room}",
+                listed.left
+            );
+        }
+    }
+    let from_a = ada.send_ok("from-a", "quiet", "still here").await;
+    bob_roster.until_message(&mut bob, &from_a.id).await;
+    let from_b = bob.send_ok("from-b", "quiet", "me too").await;
+    ada_roster.until_message(&mut ada, &from_b.id).await;
+}
+
+/// Who is online in the rooms a client follows, as it keeps it from its `welcome`, its `join`
+/// acks and the `presence` events, with who its lists gained and lost.
+#[derive(Debug, Default)]
 struct Roster {
+    rooms: std::collections::HashMap<String, Listed>,
+}
+
+#[derive(Debug, Default)]
+struct Listed {
     listed: Vec<String>,
     joined: Vec<String>,
     left: Vec<String>,
 }
 
 impl Roster {
-    fn new(welcome: &causerie_protocol::Welcome) -> Self {
-        Self {
-            listed: welcome.online.iter().map(|u| u.name.clone()).collect(),
-            joined: Vec::new(),
-            left: Vec::new(),
-        }
+    fn following(room: &str, online: &[causerie_protocol::User]) -> Self {
+        let mut roster = Self::default();
+        roster.follow(room, online);
+        roster
+    }
+
+    fn follow(&mut self, room: &str, online: &[causerie_protocol::User]) {
+        let listed = online.iter().map(|user| user.name.clone()).collect();
+        let listed = Listed {
+            listed,
+            ..Listed::default()
+        };
+        self.rooms.insert(room.to_owned(), listed);
+    }
+
+    fn listed(&self, room: &str) -> &[String] {
+        self.rooms.get(room).map_or(&[], |room| &room.listed)
     }
 
     fn apply(&mut self, presence: &Value) {
-        let told = |change: &str| names(&presence[change]).into_iter().map(str::to_owned);
-        self.joined.extend(told("joined"));
-        self.left.extend(told("left"));
-        apply(&mut self.listed, presence);
+        let Some(room) = presence["room"]
+            .as_str()
+            .and_then(|room| self.rooms.get_mut(room))
+        else {
+            return;
+        };
+        // What the list shows: a user told arrived who is listed already, or told gone who is
+        // not, changes nothing.
+        let before = room.listed.clone();
+        apply(&mut room.listed, presence);
+        let arrived = room.listed.iter().filter(|name| !before.contains(name));
+        room.joined.extend(arrived.cloned());
+        let gone = before.iter().filter(|name| !room.listed.contains(name));
+        room.left.extend(gone.cloned());
     }
 
     fn forget_changes(&mut self) {
-        self.joined.clear();
-        self.left.clear();
+        for room in self.rooms.values_mut() {
+            room.joined.clear();
+            room.left.clear();
+        }
     }
 
-    /// Applies `client`'s `presence` events until it lists `expected`.
-    async fn until(&mut self, client: &mut TestClient, expected: &[&str]) {
+    /// Applies `client`'s `presence` events until it lists `expected` in `room`.
+    async fn until(&mut self, client: &mut TestClient, room: &str, expected: &[&str]) {
         let deadline = tokio::time::Instant::now() + support::PATIENCE;
-        while self.listed != expected {
+        while self.listed(room) != expected {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let presence = client.next_within("presence", left).await;
-            let presence = presence
-                .unwrap_or_else(|| panic!("the list stayed {:?}, not {expected:?}", self.listed));
+            let Some(presence) = client.next_within("presence", left).await else {
+                panic!("{room} stayed {:?}, not {expected:?}", self.listed(room));
+            };
+            self.apply(&presence);
+        }
+    }
+
+    /// Applies `client`'s `presence` events for `how_long`.
+    async fn during(&mut self, client: &mut TestClient, how_long: Duration) {
+        let end = tokio::time::Instant::now() + how_long;
+        let left = || end.saturating_duration_since(tokio::time::Instant::now());
+        while let Some(presence) = client.next_within("presence", left()).await {
             self.apply(&presence);
         }
     }

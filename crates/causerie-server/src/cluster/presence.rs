@@ -38,6 +38,9 @@ pub const BEAT: Duration = Duration::from_secs(1);
 pub const EXPIRY: Duration = Duration::from_secs(10);
 /// [`EXPIRY`] as the scripts take it.
 const EXPIRY_MS: u64 = EXPIRY.as_millis() as u64;
+/// How long no node at all may beat before Redis counts as having been away (see
+/// [`BEAT_SCRIPT`]), in ms: a few beats.
+const CLUSTER_SILENT_MS: u64 = 3 * BEAT.as_millis() as u64;
 /// How long one round of requests to Redis may take (the presence connection's own timeout,
 /// apart from the heartbeat's: a long round must not make Redis look unreachable).
 pub(super) const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,11 +48,16 @@ pub(super) const ROUND_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ROUND: usize = 512;
 /// Most entries of a node forgotten by one script: a big node's are forgotten over several.
 const MOST_FORGOTTEN: usize = 2000;
+/// How long what a start-over kept aside outlives it, should the node stop mid-way.
+const KEEP_SECONDS: i64 = 60;
 /// Most rooms told their changes in one flush: the others wait for the next (a node that came
 /// back from an outage has every room to tell).
 const MOST_ROOMS_TOLD: usize = 256;
 /// How long a page waits for Redis before the node lists its own users instead.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stopping node waits to tell Redis it leaves: a stop must not wait for a Redis
+/// that stalls (the others then find out after [`EXPIRY`]).
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shared by every script: the keys, and how a node's connection leaves.
 ///
@@ -57,13 +65,19 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
 /// - `causerie:names:<room>`: hash, user id to their name;
 /// - `causerie:order:<room>`: sorted set of `name NUL id`, all of score 0, in name order;
 /// - `causerie:node:<node>`: set of `room NUL id`, what a node holds;
-/// - `causerie:nodes`: sorted set of nodes by their last beat, in ms of Redis's clock.
+/// - `causerie:keep:<node>`: the same, of what its start-over told so far (see
+///   `Sharing::replace_in_redis`);
+/// - `causerie:nodes`: sorted set of nodes by their last beat, in ms of Redis's clock;
+/// - `causerie:last-beat`: when any node last beat;
+/// - `causerie:sweep-after`: until then, no node is forgotten (see [`BEAT_SCRIPT`]).
 const COMMON: &str = r"
 local function online_key(room) return 'causerie:online:' .. room end
 local function names_key(room) return 'causerie:names:' .. room end
 local function order_key(room) return 'causerie:order:' .. room end
 local function node_key(node) return 'causerie:node:' .. node end
 local NODES = 'causerie:nodes'
+local LAST_BEAT = 'causerie:last-beat'
+local SWEEP_AFTER = 'causerie:sweep-after'
 
 local function now_ms()
   local time = redis.call('TIME')
@@ -87,10 +101,11 @@ local function depart(node, room, id)
   return name
 end
 
--- Forgets up to `most` entries of `node`, adding `room id name` to `gone` for each user who
--- left the cluster with them; returns how many entries are left.
-local function forget(node, gone, most)
-  for _, entry in ipairs(redis.call('SRANDMEMBER', node_key(node), most)) do
+-- Forgets up to `most` of `entries` of `node`, adding `room id name` to `gone` for each user
+-- who left the cluster with them.
+local function forget_entries(node, entries, most, gone)
+  for i = 1, math.min(#entries, most) do
+    local entry = entries[i]
     local cut = string.find(entry, '\0', 1, true)
     local ok, name = false, false
     if cut then
@@ -105,6 +120,12 @@ local function forget(node, gone, most)
       redis.call('SREM', node_key(node), entry)
     end
   end
+end
+
+-- Forgets up to `most` entries of `node`, adding `room id name` to `gone` for each user who
+-- left the cluster with them; returns how many entries are left.
+local function forget(node, gone, most)
+  forget_entries(node, redis.call('SRANDMEMBER', node_key(node), most), most, gone)
   return redis.call('SCARD', node_key(node))
 end
 ";
@@ -144,23 +165,41 @@ return {0, ''}
 /// (`most` of its entries at a time). Returns whether Redis knew the node alive (not silent for
 /// the expiry: others may have started forgetting it), and `room id name` for each user who
 /// left with what was forgotten.
+///
+/// `node expiry_ms most gap_ms`: when no node at all beat for `gap_ms`, Redis was away rather
+/// than the nodes (stalled, or cut off from all of them): every node gets a whole expiry to
+/// beat again before any is forgotten. Otherwise, after a stall longer than the expiry, the
+/// first node to beat would forget the others, and their rooms would be told that everyone
+/// on them left, then came back.
 const BEAT_SCRIPT: &str = r"
-local known = alive(ARGV[1], tonumber(ARGV[2]))
+local expiry = tonumber(ARGV[2])
+local known = alive(ARGV[1], expiry)
 local now = now_ms()
 redis.call('ZADD', NODES, now, ARGV[1])
+local last = tonumber(redis.call('GET', LAST_BEAT) or now)
+redis.call('SET', LAST_BEAT, now)
+if now - last > tonumber(ARGV[4]) then redis.call('SET', SWEEP_AFTER, now + expiry) end
 local gone = {}
-local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 1)
-if dead[1] and dead[1] ~= ARGV[1] then
-  if forget(dead[1], gone, tonumber(ARGV[3])) == 0 then redis.call('ZREM', NODES, dead[1]) end
+if now >= tonumber(redis.call('GET', SWEEP_AFTER) or 0) then
+  local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now - expiry, 'LIMIT', 0, 1)
+  if dead[1] and dead[1] ~= ARGV[1] then
+    if forget(dead[1], gone, tonumber(ARGV[3])) == 0 then redis.call('ZREM', NODES, dead[1]) end
+  end
 end
 return {known and 1 or 0, gone}
 ";
 
-/// `node most`: forgets up to `most` of what the node holds. Returns how many entries are left,
+/// `node most`: forgets up to `most` of what the node holds that its start-over did not keep
+/// (`causerie:keep:<node>`), and drops that set once none is left. Returns how many are left,
 /// and `room id name` for each user who left the cluster with them.
-const FORGET: &str = r"
+const FORGET_UNKEPT: &str = r"
+local keep = 'causerie:keep:' .. ARGV[1]
+local unkept = redis.call('SDIFF', node_key(ARGV[1]), keep)
+local most = tonumber(ARGV[2])
 local gone = {}
-local left = forget(ARGV[1], gone, tonumber(ARGV[2]))
+forget_entries(ARGV[1], unkept, most, gone)
+local left = math.max(#unkept - most, 0)
+if left == 0 then redis.call('DEL', keep) end
 return {left, gone}
 ";
 
@@ -193,7 +232,7 @@ struct Scripts {
     arrive: Script,
     depart: Script,
     beat: Script,
-    forget: Script,
+    forget_unkept: Script,
     leave: Script,
     room: Script,
     /// Whether Redis has them: after an error (a restarted Redis forgets them), they are loaded
@@ -208,7 +247,7 @@ impl Scripts {
             arrive: script(ARRIVE),
             depart: script(DEPART),
             beat: script(BEAT_SCRIPT),
-            forget: script(FORGET),
+            forget_unkept: script(FORGET_UNKEPT),
             leave: script(LEAVE),
             room: script(ROOM),
             loaded: false,
@@ -223,7 +262,7 @@ impl Scripts {
                 &self.arrive,
                 &self.depart,
                 &self.beat,
-                &self.forget,
+                &self.forget_unkept,
                 &self.leave,
                 &self.room,
             ] {
@@ -677,20 +716,19 @@ impl Sharing {
     }
 
     /// Tells Redis this node is alive, records who left with what it forgot of dead nodes, and
-    /// starts this node's presence over if it is stale. Not while Redis is known unreachable:
-    /// a Redis that stalls would hold each beat, and the requests behind it, for a whole round.
+    /// starts this node's presence over if it is stale. Even while the heartbeat finds Redis
+    /// unreachable: that is the broadcasts' connection, and a node that stopped beating would
+    /// be taken for dead.
     async fn beat(&mut self) {
         self.notice_disconnections();
-        if self.unreachable() {
-            return;
-        }
         let mut pipe = self.scripts.pipeline();
         pipe.invoke_script(
             self.scripts
                 .beat
                 .arg(&self.node)
                 .arg(EXPIRY_MS)
-                .arg(MOST_FORGOTTEN),
+                .arg(MOST_FORGOTTEN)
+                .arg(CLUSTER_SILENT_MS),
         );
         let beat = self.query(&pipe).await.and_then(|mut answers| {
             let answer = answers.pop().unwrap_or(Value::Nil);
@@ -718,10 +756,10 @@ impl Sharing {
     }
 
     /// Replaces what Redis holds of this node with what its registry holds now, a round at a
-    /// time. The rooms hear the difference: who was forgotten leaves and who is told arrives
-    /// (the same user both ways is no change). Changes queued meanwhile are told after, and each
-    /// script is idempotent, so they agree. Rooms whose changes were dropped while stale may
-    /// have missed a departure no one can tell anymore (Redis lost it): they are sent their count
+    /// time. The rooms hear the difference: who is told and was not there arrives, who was
+    /// there and is not told leaves. Changes queued meanwhile are told after, and each script
+    /// is idempotent, so they agree. Rooms whose changes were dropped while stale may have
+    /// missed a departure no one can tell anymore (Redis lost it): they are sent their count
     /// and first page, which replace what their members list.
     async fn start_over(&mut self) {
         match self.replace_in_redis().await {
@@ -735,27 +773,45 @@ impl Sharing {
         }
     }
 
-    /// The start-over's rounds.
+    /// The start-over's rounds: first who is online here, told as arrivals (no change for who
+    /// Redis holds already) and kept aside, then what Redis holds of this node and was not
+    /// kept, forgotten. In that order, nobody still online is ever missing from Redis, where
+    /// another node's check or page would find them gone.
     async fn replace_in_redis(&mut self) -> redis::RedisResult<()> {
-        loop {
-            let mut pipe = self.scripts.pipeline();
-            pipe.invoke_script(self.scripts.forget.arg(&self.node).arg(MOST_FORGOTTEN));
-            let answer = self.query(&pipe).await?.pop().unwrap_or(Value::Nil);
-            let (left, gone): (u64, Vec<String>) = redis::from_redis_value(answer)?;
-            self.gone(&gone);
-            if left == 0 {
-                break;
-            }
-        }
         let Some(registry) = self.registry.upgrade() else {
             return Ok(());
         };
         let online = registry.snapshot();
         drop(registry);
-        for chunk in online.chunks(MAX_ROUND) {
+        let keep = format!("causerie:keep:{}", self.node);
+        // At least one round, which beats and empties what an earlier start-over kept.
+        let mut rounds: Vec<&[(String, User)]> = online.chunks(MAX_ROUND).collect();
+        if rounds.is_empty() {
+            rounds.push(&[]);
+        }
+        for (round, chunk) in rounds.into_iter().enumerate() {
             let mut pipe = self.scripts.pipeline();
-            // Each round beats too: a long start-over must not let this node expire.
-            pipe.invoke_script(self.scripts.beat.arg(&self.node).arg(EXPIRY_MS).arg(0));
+            // Each round beats first: an arrival needs this node alive, and a long start-over
+            // must not let it expire.
+            pipe.invoke_script(
+                self.scripts
+                    .beat
+                    .arg(&self.node)
+                    .arg(EXPIRY_MS)
+                    .arg(0)
+                    .arg(CLUSTER_SILENT_MS),
+            );
+            if round == 0 {
+                pipe.del(&keep).ignore();
+            }
+            if !chunk.is_empty() {
+                let entries = chunk
+                    .iter()
+                    .map(|(room, user)| format!("{room}\0{}", user.id));
+                pipe.sadd(&keep, entries.collect::<Vec<_>>()).ignore();
+                // Gone with the node, should it stop mid-way.
+                pipe.expire(&keep, KEEP_SECONDS).ignore();
+            }
             let arrivals: Vec<Transition> = chunk
                 .iter()
                 .map(|(room, user)| Transition::Arrived {
@@ -769,17 +825,33 @@ impl Sharing {
             let mut answers = self.query(&pipe).await?.into_iter();
             let beat = answers.next().unwrap_or(Value::Nil);
             let (known, _gone): (u8, Vec<String>) = redis::from_redis_value(beat)?;
-            if known == 0 {
+            // What Redis did is recorded whatever follows: a retry finds it done.
+            let mut recorded = true;
+            for (arrived, answer) in arrivals.into_iter().zip(answers) {
+                recorded &= self.record(arrived, answer);
+            }
+            // Forgotten meanwhile (the first round finds this node silent, which is why it
+            // starts over): others may be telling its rooms its users left. The next beat
+            // starts over again, and tells them back.
+            if !recorded || (round > 0 && known == 0) {
                 return Err(forgotten());
             }
-            for (arrived, answer) in arrivals.into_iter().zip(answers) {
-                if !self.record(arrived, answer) {
-                    // Forgotten again meanwhile: the next beat starts over again.
-                    return Err(forgotten());
-                }
+        }
+        loop {
+            let mut pipe = self.scripts.pipeline();
+            pipe.invoke_script(
+                self.scripts
+                    .forget_unkept
+                    .arg(&self.node)
+                    .arg(MOST_FORGOTTEN),
+            );
+            let answer = self.query(&pipe).await?.pop().unwrap_or(Value::Nil);
+            let (left, gone): (u64, Vec<String>) = redis::from_redis_value(answer)?;
+            self.gone(&gone);
+            if left == 0 {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Records who left the cluster: `room id name` each.
@@ -798,8 +870,9 @@ impl Sharing {
     async fn leave(&mut self) {
         let mut pipe = self.scripts.pipeline();
         pipe.invoke_script(&self.scripts.leave.arg(&self.node));
-        if let Err(error) = self.query(&pipe).await {
-            tracing::debug!(%error, "this node's presence stays in Redis until it expires");
+        let left = tokio::time::timeout(LEAVE_TIMEOUT, self.query(&pipe)).await;
+        if !matches!(left, Ok(Ok(_))) {
+            tracing::debug!("this node's presence stays in Redis until it expires");
         }
     }
 

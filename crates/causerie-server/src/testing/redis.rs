@@ -1,5 +1,6 @@
-//! A Redis server of the tests' own, on a free loopback port, without persistence, started from
-//! the Debian package's `redis-server` (`./x test` installs it).
+//! A Redis server of the tests' own, on a free loopback port, started from the Debian package's
+//! `redis-server` (`./x test` installs it). It keeps its data only when told (`save`), as a
+//! Redis that persists it does.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +11,8 @@ use super::PATIENCE;
 pub struct TestRedis {
     port: u16,
     server: Option<Child>,
+    /// Its working directory, where `save` writes the snapshot a restart loads.
+    dir: tempfile::TempDir,
     /// The process `freeze` stopped, for `thaw`.
     frozen: Option<u32>,
 }
@@ -26,6 +29,7 @@ impl TestRedis {
         let mut redis = Self {
             port,
             server: None,
+            dir: tempfile::tempdir().expect("a temp dir"),
             frozen: None,
         };
         redis.resume();
@@ -53,6 +57,14 @@ impl TestRedis {
         }
     }
 
+    /// Writes a snapshot of everything it holds (`SAVE`), which it loads when it starts again:
+    /// as a Redis that persists its data comes back from a restart.
+    pub fn save(&self) {
+        let _: () = redis::cmd("SAVE")
+            .query(&mut self.connection())
+            .expect("SAVE answers");
+    }
+
     /// Freezes it (SIGSTOP), as a stalled machine would: its connections stay open, and the
     /// system still takes what is sent on them, but nothing is answered until [`Self::thaw`].
     pub fn freeze(&mut self) {
@@ -70,21 +82,26 @@ impl TestRedis {
 
     /// The server's process id, as it tells it.
     fn pid(&self) -> u32 {
-        let client = redis::Client::open(self.url()).expect("a Redis URL");
-        let mut connection = client
-            .get_connection_with_timeout(PATIENCE)
-            .expect("connects to Redis");
-        connection
-            .set_read_timeout(Some(PATIENCE))
-            .expect("sets a timeout");
         let info: String = redis::cmd("INFO")
             .arg("server")
-            .query(&mut connection)
+            .query(&mut self.connection())
             .expect("INFO answers");
         info.lines()
             .find_map(|line| line.strip_prefix("process_id:"))
             .and_then(|pid| pid.trim().parse().ok())
             .expect("INFO tells the process id")
+    }
+
+    /// A connection of the test's own, which gives up after [`PATIENCE`].
+    fn connection(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let connection = client
+            .get_connection_with_timeout(PATIENCE)
+            .expect("connects to Redis");
+        connection
+            .set_read_timeout(Some(PATIENCE))
+            .expect("sets a timeout");
+        connection
     }
 
     /// Starts it again on the same port, and waits until it answers.
@@ -94,10 +111,11 @@ impl TestRedis {
         // server is never dropped), or at once when told to (SIGTERM: `kill`).
         let script = format!(
             "redis-server --bind 127.0.0.1 --port {port} --save '' --appendonly no \
-             --protected-mode no >/dev/null & pid=$!; trap 'kill -9 $pid; wait $pid; exit' TERM; \
+             --dir '{dir}' --protected-mode no >/dev/null & pid=$!; trap 'kill -9 $pid; wait $pid; exit' TERM; \
              while kill -0 {parent} 2>/dev/null && kill -0 $pid 2>/dev/null; do sleep 0.2; done; \
              kill -9 $pid 2>/dev/null; wait $pid",
             port = self.port,
+            dir = self.dir.path().display(),
             parent = std::process::id(),
         );
         assert!(
