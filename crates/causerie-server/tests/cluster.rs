@@ -424,11 +424,13 @@ async fn a_redis_back_from_its_snapshot_past_the_expiry_takes_no_node_for_dead()
     until_metric(a.address, "causerie_redis_reachable", 1).await;
     until_metric(b.address, "causerie_redis_reachable", 1).await;
 
-    // Whatever the nodes tell their rooms as they take up again, over a few beats.
-    let beats = 3 * beat;
-    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
-        roster.during(client, beats).await;
-    }
+    // Whatever the nodes tell their rooms as they take up again, until the nodes may be
+    // forgotten again (a node wrongly taken for dead then would be told gone too).
+    let watched = expiry + 2 * beat;
+    tokio::join!(
+        ada_roster.during(&mut ada, watched),
+        bob_roster.during(&mut bob, watched)
+    );
     for (client, roster) in [("Ada", &ada_roster), ("Bob", &bob_roster)] {
         for room in ["general", "quiet"] {
             let listed = &roster.rooms[room];

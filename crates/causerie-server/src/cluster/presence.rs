@@ -55,9 +55,6 @@ const KEEP_SECONDS: i64 = 60;
 const MOST_ROOMS_TOLD: usize = 256;
 /// How long a page waits for Redis before the node lists its own users instead.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a stopping node waits to tell Redis it leaves: a stop must not wait for a Redis
-/// that stalls (the others then find out after [`EXPIRY`]).
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shared by every script: the keys, and how a node's connection leaves.
 ///
@@ -161,16 +158,15 @@ if name then return {1, name} end
 return {0, ''}
 ";
 
-/// `node expiry_ms most`: the node is alive; of the nodes silent for longer, one is forgotten
-/// (`most` of its entries at a time). Returns whether Redis knew the node alive (not silent for
-/// the expiry: others may have started forgetting it), and `room id name` for each user who
-/// left with what was forgotten.
+/// `node expiry_ms most gap_ms`: the node is alive; of the nodes silent for longer, one is
+/// forgotten (`most` of its entries at a time). Returns whether Redis knew the node alive (not
+/// silent for the expiry: others may have started forgetting it), and `room id name` for each
+/// user who left with what was forgotten.
 ///
-/// `node expiry_ms most gap_ms`: when no node at all beat for `gap_ms`, Redis was away rather
-/// than the nodes (stalled, or cut off from all of them): every node gets a whole expiry to
-/// beat again before any is forgotten. Otherwise, after a stall longer than the expiry, the
-/// first node to beat would forget the others, and their rooms would be told that everyone
-/// on them left, then came back.
+/// When no node at all beat for `gap_ms`, Redis was away rather than the nodes (stalled, or cut
+/// off from all of them): every node gets a whole expiry to beat again before any is forgotten.
+/// Otherwise, after an outage longer than the expiry, the first node to beat would forget the
+/// others, and their rooms would be told that everyone on them left, then came back.
 const BEAT_SCRIPT: &str = r"
 local expiry = tonumber(ARGV[2])
 local known = alive(ARGV[1], expiry)
@@ -178,9 +174,14 @@ local now = now_ms()
 redis.call('ZADD', NODES, now, ARGV[1])
 local last = tonumber(redis.call('GET', LAST_BEAT) or now)
 redis.call('SET', LAST_BEAT, now)
-if now - last > tonumber(ARGV[4]) then redis.call('SET', SWEEP_AFTER, now + expiry) end
+local sweep_after = tonumber(redis.call('GET', SWEEP_AFTER)) or 0
+-- Never further than an expiry away, whatever Redis's clock did.
+if now - last > tonumber(ARGV[4]) or sweep_after > now + expiry then
+  sweep_after = now + expiry
+  redis.call('SET', SWEEP_AFTER, sweep_after)
+end
 local gone = {}
-if now >= tonumber(redis.call('GET', SWEEP_AFTER) or 0) then
+if now >= sweep_after then
   local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', now - expiry, 'LIMIT', 0, 1)
   if dead[1] and dead[1] ~= ARGV[1] then
     if forget(dead[1], gone, tonumber(ARGV[3])) == 0 then redis.call('ZREM', NODES, dead[1]) end
@@ -189,15 +190,20 @@ end
 return {known and 1 or 0, gone}
 ";
 
-/// `node most`: forgets up to `most` of what the node holds that its start-over did not keep
-/// (`causerie:keep:<node>`), and drops that set once none is left. Returns how many are left,
-/// and `room id name` for each user who left the cluster with them.
+/// `node keep kept most expiry_ms`: forgets up to `most` of what the node holds that its
+/// start-over did not keep (in the set `keep`, of `kept` entries), and drops that set once none
+/// is left. Returns how many are left, and `room id name` for each user who left the cluster
+/// with them; `{-1, {}}` if the node is not alive or `keep` is not whole (it expired, or Redis
+/// lost it): forgetting then would forget who is online.
 const FORGET_UNKEPT: &str = r"
-local keep = 'causerie:keep:' .. ARGV[1]
-local unkept = redis.call('SDIFF', node_key(ARGV[1]), keep)
-local most = tonumber(ARGV[2])
+local node, keep, most = ARGV[1], ARGV[2], tonumber(ARGV[4])
+if not alive(node, tonumber(ARGV[5])) or redis.call('SCARD', keep) ~= tonumber(ARGV[3]) then
+  return {-1, {}}
+end
+redis.call('ZADD', NODES, now_ms(), node)
+local unkept = redis.call('SDIFF', node_key(node), keep)
 local gone = {}
-forget_entries(ARGV[1], unkept, most, gone)
+forget_entries(node, unkept, most, gone)
 local left = math.max(#unkept - most, 0)
 if left == 0 then redis.call('DEL', keep) end
 return {left, gone}
@@ -784,6 +790,8 @@ impl Sharing {
         let online = registry.snapshot();
         drop(registry);
         let keep = format!("causerie:keep:{}", self.node);
+        let entry = |(room, user): &(String, User)| format!("{room}\0{}", user.id);
+        let kept = online.iter().map(entry).collect::<HashSet<_>>().len();
         // At least one round, which beats and empties what an earlier start-over kept.
         let mut rounds: Vec<&[(String, User)]> = online.chunks(MAX_ROUND).collect();
         if rounds.is_empty() {
@@ -805,10 +813,8 @@ impl Sharing {
                 pipe.del(&keep).ignore();
             }
             if !chunk.is_empty() {
-                let entries = chunk
-                    .iter()
-                    .map(|(room, user)| format!("{room}\0{}", user.id));
-                pipe.sadd(&keep, entries.collect::<Vec<_>>()).ignore();
+                let entries: Vec<String> = chunk.iter().map(entry).collect();
+                pipe.sadd(&keep, entries).ignore();
                 // Gone with the node, should it stop mid-way.
                 pipe.expire(&keep, KEEP_SECONDS).ignore();
             }
@@ -843,13 +849,19 @@ impl Sharing {
                 self.scripts
                     .forget_unkept
                     .arg(&self.node)
-                    .arg(MOST_FORGOTTEN),
+                    .arg(&keep)
+                    .arg(kept)
+                    .arg(MOST_FORGOTTEN)
+                    .arg(EXPIRY_MS),
             );
             let answer = self.query(&pipe).await?.pop().unwrap_or(Value::Nil);
-            let (left, gone): (u64, Vec<String>) = redis::from_redis_value(answer)?;
+            let (left, gone): (i64, Vec<String>) = redis::from_redis_value(answer)?;
             self.gone(&gone);
-            if left == 0 {
-                return Ok(());
+            match left {
+                0 => return Ok(()),
+                // Forgotten, or what was kept is lost: the next beat starts over again.
+                ..0 => return Err(forgotten()),
+                _ => {}
             }
         }
     }
@@ -870,9 +882,8 @@ impl Sharing {
     async fn leave(&mut self) {
         let mut pipe = self.scripts.pipeline();
         pipe.invoke_script(&self.scripts.leave.arg(&self.node));
-        let left = tokio::time::timeout(LEAVE_TIMEOUT, self.query(&pipe)).await;
-        if !matches!(left, Ok(Ok(_))) {
-            tracing::debug!("this node's presence stays in Redis until it expires");
+        if let Err(error) = self.query(&pipe).await {
+            tracing::debug!(%error, "this node's presence stays in Redis until it expires");
         }
     }
 
