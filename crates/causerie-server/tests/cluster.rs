@@ -276,14 +276,8 @@ async fn a_redis_frozen_past_the_expiry_leaves_the_cluster_whole_once_it_answers
     let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
     let (mut ann, _) = TestClient::join(&a.url(), auth("Ann")).await;
     let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
-    let mut ada_roster = Roster::following("general", &ada_welcome.online);
-    let mut bob_roster = Roster::following("general", &bob_welcome.online);
-    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
-        let joined = client.request("join", json!({"room": "quiet"})).await;
-        let online: Vec<causerie_protocol::User> =
-            serde_json::from_value(joined["online"].clone()).expect("a page");
-        roster.follow("quiet", &online);
-    }
+    let mut ada_roster = Roster::joining_quiet(&ada, &ada_welcome).await;
+    let mut bob_roster = Roster::joining_quiet(&bob, &bob_welcome).await;
     for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
         roster
             .until(client, "general", &["Ada", "Ann", "Bob"])
@@ -400,14 +394,8 @@ async fn a_redis_back_from_its_snapshot_past_the_expiry_takes_no_node_for_dead()
     let b = node(&database, &redis.url()).await;
     let (mut ada, ada_welcome) = TestClient::join(&a.url(), auth("Ada")).await;
     let (mut bob, bob_welcome) = TestClient::join(&b.url(), auth("Bob")).await;
-    let mut ada_roster = Roster::following("general", &ada_welcome.online);
-    let mut bob_roster = Roster::following("general", &bob_welcome.online);
-    for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
-        let joined = client.request("join", json!({"room": "quiet"})).await;
-        let online: Vec<causerie_protocol::User> =
-            serde_json::from_value(joined["online"].clone()).expect("a page");
-        roster.follow("quiet", &online);
-    }
+    let mut ada_roster = Roster::joining_quiet(&ada, &ada_welcome).await;
+    let mut bob_roster = Roster::joining_quiet(&bob, &bob_welcome).await;
     for (client, roster) in [(&mut ada, &mut ada_roster), (&mut bob, &mut bob_roster)] {
         roster.until(client, "general", &["Ada", "Bob"]).await;
         roster.until(client, "quiet", &["Ada", "Bob"]).await;
@@ -463,9 +451,14 @@ struct Listed {
 }
 
 impl Roster {
-    fn following(room: &str, online: &[causerie_protocol::User]) -> Self {
+    /// Follows `general` from `client`'s `welcome`, and joins it to a room of its own, `quiet`.
+    async fn joining_quiet(client: &TestClient, welcome: &causerie_protocol::Welcome) -> Self {
         let mut roster = Self::default();
-        roster.follow(room, online);
+        roster.follow("general", &welcome.online);
+        let joined = client.request("join", json!({"room": "quiet"})).await;
+        let online: Vec<causerie_protocol::User> =
+            serde_json::from_value(joined["online"].clone()).expect("a page");
+        roster.follow("quiet", &online);
         roster
     }
 
