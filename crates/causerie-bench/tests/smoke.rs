@@ -35,8 +35,7 @@ async fn a_short_run_against_causerie_counts_every_delivery_and_reports_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_run_against_two_nodes_counts_every_delivery() {
     use causerie_server::testing::{TestPostgres, TestRedis};
-    let postgres = TestPostgres::start();
-    let database = postgres.create_database().await;
+    let database = TestPostgres::shared().create_database().await;
     let redis = TestRedis::start();
     let a = TestServer::start_node(&database, &redis.url()).await;
     let b = TestServer::start_node(&database, &redis.url()).await;

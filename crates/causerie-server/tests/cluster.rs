@@ -241,16 +241,10 @@ async fn without_redis_each_node_serves_its_own_clients_and_the_others_catch_up_
 
     // The restarted Redis lost who was online: each node tells it again, and it is whole, Ann
     // gone. Bob's list (his welcome's, kept by the events as a client keeps it) ends the same.
-    let mut listed: Vec<String> = bob_welcome.online.iter().map(|u| u.name.clone()).collect();
-    assert_eq!(listed, ["Ada", "Ann", "Bob"]);
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    while listed != ["Ada", "Bob"] {
-        let presence = bob
-            .next_within("presence", deadline - tokio::time::Instant::now())
-            .await
-            .unwrap_or_else(|| panic!("Bob's list stayed {listed:?}"));
-        apply(&mut listed, &presence);
-    }
+    let mut roster = Roster::default();
+    roster.follow("general", &bob_welcome.online);
+    assert_eq!(roster.listed("general"), ["Ada", "Ann", "Bob"]);
+    roster.until(&mut bob, "general", &["Ada", "Bob"]).await;
     eventually("who lists Ada and Bob", async || {
         let who = bob.request("who", json!({"room": "general"})).await;
         names(&who["users"]) == ["Ada", "Bob"]
@@ -839,32 +833,27 @@ async fn postgres_stopped_under_two_nodes_refuses_then_both_recover_without_a_re
 
     postgres.resume();
     // Each node finds out by itself; the client resends with the same id, as an outbox does.
-    let deadline = tokio::time::Instant::now() + support::PATIENCE;
-    let again = loop {
-        let ack = ada.send("from-a", "general", "while it is down").await;
-        if ack["ok"] == true {
-            break ack;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never took messages again: {ack}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let again = resend_until_ok(&ada, "from-a").await;
     assert_eq!(
         bob.next_message().await.id,
         again["message"]["id"].as_str().expect("an id")
     );
+    let ack = resend_until_ok(&bob, "from-b").await;
+    assert_eq!(
+        ack["message"]["seq"],
+        first.seq + 2,
+        "gap-free after the outage"
+    );
+}
+
+/// Resends the message `id` to `general` every 100 ms until it is acked `ok`, as an outbox
+/// does; panics after [`support::PATIENCE`].
+async fn resend_until_ok(client: &TestClient, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + support::PATIENCE;
     loop {
-        let ack = bob.send("from-b", "general", "while it is down").await;
+        let ack = client.send(id, "general", "while it is down").await;
         if ack["ok"] == true {
-            assert_eq!(
-                ack["message"]["seq"],
-                first.seq + 2,
-                "gap-free after the outage"
-            );
-            break;
+            return ack;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

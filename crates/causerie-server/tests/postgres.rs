@@ -171,10 +171,7 @@ async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_
 
     // Held for a while: the message waits, and is acked once the room is released.
     let mut lock = RoomLock::hold(&url, "general").await;
-    let client = ada.client.clone();
-    let held = json!({"id": "held", "text": "waits for the lock"});
-    let sending =
-        tokio::spawn(async move { request_on(&client, "message", held, 3 * PATIENCE).await });
+    let sending = spawn_message(&ada, json!({"id": "held", "text": "waits for the lock"}));
     lock.until_waited_on().await;
     assert!(!sending.is_finished(), "acked while the room was locked");
     let history = bea.request("history", json!({"room": "general"})).await;
@@ -188,15 +185,10 @@ async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_
     // Held past the batch's attempts: refused, nothing of it stored, and the node not counted
     // unhealthy. A message to another room, sent while the batch waits, waits for the next.
     let mut lock = RoomLock::hold(&url, "general").await;
-    let client = ada.client.clone();
-    let refused = json!({"id": "refused", "text": "gives up"});
-    let refusing =
-        tokio::spawn(async move { request_on(&client, "message", refused, 3 * PATIENCE).await });
+    let refusing = spawn_message(&ada, json!({"id": "refused", "text": "gives up"}));
     lock.until_waited_on().await;
-    let client = bea.client.clone();
     let elsewhere = json!({"id": "elsewhere", "room": "other", "text": "not locked"});
-    let elsewhere_sent =
-        tokio::spawn(async move { request_on(&client, "message", elsewhere, 3 * PATIENCE).await });
+    let elsewhere_sent = spawn_message(&bea, elsewhere);
     let ack = refusing.await.expect("sends").expect("an ack");
     assert_eq!(support::error_code(&ack), "internal", "{ack}");
     assert_eq!(health(&server).await.0, 200, "another's lock is no failure");
@@ -231,6 +223,16 @@ async fn a_room_locked_elsewhere_delays_or_refuses_its_messages_and_stores_each_
         ],
         "each stored once, gap-free"
     );
+}
+
+/// Sends a message from `client` in a task of its own, and gives its ack: it may wait for a
+/// lock the test holds, up to the batch's three attempts.
+fn spawn_message(
+    client: &TestClient,
+    data: serde_json::Value,
+) -> tokio::task::JoinHandle<Option<serde_json::Value>> {
+    let client = client.client.clone();
+    tokio::spawn(async move { request_on(&client, "message", data, 3 * PATIENCE).await })
 }
 
 /// Another session holding a room's row locked (`SELECT ... FOR UPDATE` in an open

@@ -86,7 +86,7 @@ impl Nodes {
     pub fn reachable(&self) -> Option<bool> {
         match self {
             Self::Alone => None,
-            Self::Redis(nodes) => Some(!nodes.shared.unreachable.load(Ordering::Relaxed)),
+            Self::Redis(nodes) => Some(!nodes.shared.unreachable()),
         }
     }
 
@@ -220,6 +220,11 @@ async fn heartbeat(
 }
 
 impl Shared {
+    /// Whether the last heartbeat found Redis unreachable (or a publish failed since).
+    fn unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Relaxed)
+    }
+
     /// Hands a pub/sub message to its channel's subscriber; drops it (logged) when that one is
     /// behind, as socketioxide-redis's driver does: the push must not block the connection.
     fn deliver(&self, push: PushInfo) {
@@ -348,13 +353,12 @@ pub fn spawn_heads(
                 _ = stop.changed() => break,
             }
             tokio::time::sleep(HEADS_AFTER).await;
-            let missed: Vec<String> = chat
+            let mut rooms: std::collections::BTreeSet<String> = chat
                 .rooms_missed_elsewhere
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .drain()
                 .collect();
-            let mut rooms: std::collections::BTreeSet<String> = missed.into_iter().collect();
             for room in chat.presence.rooms() {
                 // Presence events were missed too, both ways: the room's first page replaces
                 // what its members list.
@@ -398,9 +402,7 @@ impl Driver for Nodes {
             Self::Alone => Ok(()),
             // While the heartbeat finds Redis unreachable a broadcast does not wait for it: it
             // fails at once, and reaches this node's sockets (`outgoing::broadcast`).
-            Self::Redis(nodes) if nodes.shared.unreachable.load(Ordering::Relaxed) => {
-                Err(unreachable())
-            }
+            Self::Redis(nodes) if nodes.shared.unreachable() => Err(unreachable()),
             Self::Redis(nodes) => {
                 let mut connection = nodes.connection.clone();
                 let publish = connection.publish::<_, _, redis::Value>(channel, value);

@@ -377,7 +377,7 @@ impl SharedPresence {
     /// What Redis holds of these rooms; `None` at once while it is known unreachable (a Redis
     /// that stalls would hold every asker up to the round's timeout).
     async fn rooms(&self, queries: Vec<RoomQuery>) -> Option<Vec<RoomAnswer>> {
-        if self.shared.unreachable.load(Ordering::Relaxed) {
+        if self.shared.unreachable() {
             return None;
         }
         let (reply, answer) = oneshot::channel();
@@ -576,7 +576,7 @@ impl Sharing {
     }
 
     fn unreachable(&self) -> bool {
-        self.shared.unreachable.load(Ordering::Relaxed)
+        self.shared.unreachable()
     }
 
     /// Marks this node's presence stale if Redis was lost since last looked.
@@ -591,7 +591,7 @@ impl Sharing {
     /// Tells Redis a round of changes and answers its page requests. A stale presence is started
     /// over first; while it cannot be, changes are dropped (the start-over will tell them) and
     /// pages are this node's.
-    async fn serve(&mut self, round: Vec<PresenceRequest>) {
+    async fn serve(&mut self, mut round: Vec<PresenceRequest>) {
         if round.is_empty() {
             return;
         }
@@ -599,23 +599,25 @@ impl Sharing {
         // A stale presence is started over by the next beat (at most one a second, never while
         // Redis is unreachable): meanwhile changes are dropped and pages are this node's.
         if self.stale || self.unreachable() {
-            self.stale = true;
             for request in round {
                 if let PresenceRequest::Transition(transition) = request {
-                    self.dropped_rooms.insert(transition.room().to_owned());
+                    self.drop_change(&transition);
                 }
                 // Dropping a reply answers `None`.
             }
             return;
         }
+        // No one waits for these anymore (pages that timed out): not asked. Decided once, so
+        // that the answers line up with the requests however late they come.
+        round.retain(
+            |request| !matches!(request, PresenceRequest::Rooms { reply, .. } if reply.is_closed()),
+        );
         let mut pipe = self.scripts.pipeline();
         for request in &round {
             match request {
                 PresenceRequest::Transition(transition) => {
                     self.add_transition(&mut pipe, transition)
                 }
-                // No one waits for it anymore (a page that timed out): not asked.
-                PresenceRequest::Rooms { reply, .. } if reply.is_closed() => {}
                 PresenceRequest::Rooms { queries, .. } => {
                     for query in queries {
                         let mut invocation = self.scripts.room.prepare_invoke();
@@ -638,8 +640,7 @@ impl Sharing {
                 // Only changes make it stale: Redis may or may not have them. Reads just fail.
                 for request in round {
                     if let PresenceRequest::Transition(transition) = request {
-                        self.stale = true;
-                        self.dropped_rooms.insert(transition.room().to_owned());
+                        self.drop_change(&transition);
                     }
                 }
                 return;
@@ -655,7 +656,6 @@ impl Sharing {
                         self.dropped_rooms.insert(room);
                     }
                 }
-                PresenceRequest::Rooms { reply, .. } if reply.is_closed() => {}
                 PresenceRequest::Rooms { queries, reply } => {
                     let rooms: Option<Vec<RoomAnswer>> = queries
                         .into_iter()
@@ -665,6 +665,24 @@ impl Sharing {
                 }
             }
         }
+    }
+
+    /// Adds a beat that forgets up to `most` entries of a dead node (see [`BEAT_SCRIPT`]).
+    fn add_beat(&self, pipe: &mut redis::Pipeline, most: usize) {
+        pipe.invoke_script(
+            self.scripts
+                .beat
+                .arg(&self.node)
+                .arg(EXPIRY_MS)
+                .arg(most)
+                .arg(CLUSTER_SILENT_MS),
+        );
+    }
+
+    /// A change Redis may not have: the presence is stale, and the room will be told all.
+    fn drop_change(&mut self, transition: &Transition) {
+        self.stale = true;
+        self.dropped_rooms.insert(transition.room().to_owned());
     }
 
     fn add_transition(&self, pipe: &mut redis::Pipeline, transition: &Transition) {
@@ -728,18 +746,11 @@ impl Sharing {
     async fn beat(&mut self) {
         self.notice_disconnections();
         let mut pipe = self.scripts.pipeline();
-        pipe.invoke_script(
-            self.scripts
-                .beat
-                .arg(&self.node)
-                .arg(EXPIRY_MS)
-                .arg(MOST_FORGOTTEN)
-                .arg(CLUSTER_SILENT_MS),
-        );
-        let beat = self.query(&pipe).await.and_then(|mut answers| {
-            let answer = answers.pop().unwrap_or(Value::Nil);
-            Ok(redis::from_redis_value::<(u8, Vec<String>)>(answer)?)
-        });
+        self.add_beat(&mut pipe, MOST_FORGOTTEN);
+        let beat = self
+            .query(&pipe)
+            .await
+            .and_then(|mut answers| beat_answer(answers.pop().unwrap_or(Value::Nil)));
         match beat {
             Ok((known, gone)) => {
                 self.gone(&gone);
@@ -791,7 +802,8 @@ impl Sharing {
         drop(registry);
         let keep = format!("causerie:keep:{}", self.node);
         let entry = |(room, user): &(String, User)| format!("{room}\0{}", user.id);
-        let kept = online.iter().map(entry).collect::<HashSet<_>>().len();
+        // One entry per user and room (the registry lists each user of a room once).
+        let kept = online.len();
         // At least one round, which beats and empties what an earlier start-over kept.
         let mut rounds: Vec<&[(String, User)]> = online.chunks(MAX_ROUND).collect();
         if rounds.is_empty() {
@@ -801,14 +813,7 @@ impl Sharing {
             let mut pipe = self.scripts.pipeline();
             // Each round beats first: an arrival needs this node alive, and a long start-over
             // must not let it expire.
-            pipe.invoke_script(
-                self.scripts
-                    .beat
-                    .arg(&self.node)
-                    .arg(EXPIRY_MS)
-                    .arg(0)
-                    .arg(CLUSTER_SILENT_MS),
-            );
+            self.add_beat(&mut pipe, 0);
             if round == 0 {
                 pipe.del(&keep).ignore();
             }
@@ -830,7 +835,7 @@ impl Sharing {
             }
             let mut answers = self.query(&pipe).await?.into_iter();
             let beat = answers.next().unwrap_or(Value::Nil);
-            let (known, _gone): (u8, Vec<String>) = redis::from_redis_value(beat)?;
+            let (known, _gone) = beat_answer(beat)?;
             // What Redis did is recorded whatever follows: a retry finds it done.
             let mut recorded = true;
             for (arrived, answer) in arrivals.into_iter().zip(answers) {
@@ -896,6 +901,11 @@ impl Sharing {
 }
 
 /// The error of a start-over during which Redis forgot this node (it was silent too long).
+/// A beat's answer: whether Redis knew the node alive, and `room id name` of who left.
+fn beat_answer(answer: Value) -> redis::RedisResult<(u8, Vec<String>)> {
+    Ok(redis::from_redis_value(answer)?)
+}
+
 fn forgotten() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::other(
         "Redis forgot this node during its start-over",
