@@ -599,6 +599,7 @@ impl Sharing {
         // A stale presence is started over by the next beat (at most one a second, never while
         // Redis is unreachable): meanwhile changes are dropped and pages are this node's.
         if self.stale || self.unreachable() {
+            self.stale = true;
             for request in round {
                 if let PresenceRequest::Transition(transition) = request {
                     self.drop_change(&transition);
@@ -657,10 +658,13 @@ impl Sharing {
                     }
                 }
                 PresenceRequest::Rooms { queries, reply } => {
-                    let rooms: Option<Vec<RoomAnswer>> = queries
+                    // Every answer is read, even after an odd one, so that the next requests
+                    // read theirs.
+                    let rooms: Vec<Option<RoomAnswer>> = queries
                         .into_iter()
                         .map(|query| room_answer(answers.next(), query))
                         .collect();
+                    let rooms: Option<Vec<RoomAnswer>> = rooms.into_iter().collect();
                     let _ = reply.send(rooms);
                 }
             }
@@ -900,12 +904,12 @@ impl Sharing {
     }
 }
 
-/// The error of a start-over during which Redis forgot this node (it was silent too long).
 /// A beat's answer: whether Redis knew the node alive, and `room id name` of who left.
 fn beat_answer(answer: Value) -> redis::RedisResult<(u8, Vec<String>)> {
     Ok(redis::from_redis_value(answer)?)
 }
 
+/// The error of a start-over during which Redis forgot this node (it was silent too long).
 fn forgotten() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::other(
         "Redis forgot this node during its start-over",
